@@ -1,0 +1,79 @@
+"""Client configuration as frozen value objects.
+
+Override one setting with :func:`attrs.evolve`, e.g.
+``attrs.evolve(DEFAULT_TIMEOUTS, read=120)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+import attrs
+
+__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "RetryPolicy", "Timeouts"]
+
+DEFAULT_BASE_URL = "https://api.replicate.com/v1"
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float | None) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+
+
+@attrs.frozen
+class Timeouts:
+    """How long one HTTP attempt may take, in seconds.
+
+    - ``connect``: opening a TCP/TLS connection.
+    - ``read``: the longest silence while waiting for response bytes. Requests sent with
+      ``Prefer: wait=N`` raise it to ``N + 5`` automatically.
+    - ``total``: one whole attempt, from sending to the last body byte (retries get a fresh one).
+    - ``pool``: the longest wait for a free connection slot when ``max_connections`` are busy;
+      ``None`` (the default) lets fan-outs queue, bounded only by the caller's own deadline.
+    """
+
+    connect: float = attrs.field(default=10.0, validator=_positive)
+    read: float = attrs.field(default=60.0, validator=_positive)
+    total: float = attrs.field(default=300.0, validator=_positive)
+    pool: float | None = attrs.field(default=None, validator=_positive)
+
+
+async def _real_sleep(seconds: float) -> None:
+    await asyncio.sleep(seconds)
+
+
+@attrs.frozen
+class RetryPolicy:
+    """When and how long to wait before retrying a failed request.
+
+    What is retried never depends on these numbers, only on safety: 429 on any method;
+    5xx, 408, timeouts and dropped connections only for requests that cannot create
+    anything twice; a create only when it provably never reached the server.
+
+    - ``max_retries``: retries after the first attempt (``0`` disables retrying).
+    - ``backoff_initial`` / ``backoff_max``: exponential backoff bounds, with full jitter.
+    - ``max_retry_after``: the longest ``Retry-After`` we honour; a longer one raises at once.
+    - ``total``: stop retrying once this much time has passed since the first attempt.
+    - ``sleep``: the coroutine used to wait; tests inject a fake one.
+    """
+
+    max_retries: int = attrs.field(default=4, validator=attrs.validators.ge(0))
+    backoff_initial: float = attrs.field(default=0.5, validator=_positive)
+    backoff_max: float = attrs.field(default=8.0, validator=_positive)
+    max_retry_after: float = attrs.field(default=60.0, validator=_positive)
+    total: float = attrs.field(default=120.0, validator=_positive)
+    sleep: Callable[[float], Awaitable[None]] = attrs.field(
+        default=_real_sleep, eq=False, repr=False
+    )
+
+
+@attrs.frozen
+class ClientConfig:
+    """Everything an :class:`~replicate_async.AsyncReplicate` needs besides its token."""
+
+    base_url: str = DEFAULT_BASE_URL
+    timeouts: Timeouts = Timeouts()
+    retry: RetryPolicy = RetryPolicy()
+    max_connections: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    user_agent: str = ""

@@ -1,0 +1,295 @@
+"""The exceptions replicate_async raises, as one tree.
+
+Every error the SDK raises derives from :class:`ReplicateError`; no aiohttp, asyncio or
+OS exception escapes unwrapped (the original is always chained as ``__cause__``)::
+
+    ReplicateError
+    ├── APIError                      something went wrong talking to the API
+    │   ├── APIConnectionError        no usable HTTP response (DNS, refused, reset, truncated)
+    │   │   ├── APITimeoutError       a connect/read/total timeout fired
+    │   │   └── RequestMayHaveSucceededError
+    │   │                             a create was sent but the answer was lost; it may exist
+    │   ├── APIResponseValidationError
+    │   │                             a 2xx body that is not JSON or not the documented shape
+    │   └── APIStatusError            the API answered with a 4xx/5xx status
+    │       ├── BadRequestError               400
+    │       ├── AuthenticationError           401
+    │       ├── PaymentRequiredError          402 (out of credit)
+    │       ├── PermissionDeniedError         403
+    │       ├── NotFoundError                 404
+    │       ├── ConflictError                 409
+    │       ├── PayloadTooLargeError          413
+    │       ├── UnprocessableEntityError      422 (``invalid_fields``)
+    │       ├── RateLimitError                429 (``retry_after``)
+    │       └── InternalServerError           5xx
+    ├── PaginationError               a ``next`` link that loops or leaves the API host
+    ├── StreamError                   an SSE stream ended with an ``error`` event or broke
+    ├── WebhookVerificationError      a webhook delivery failed signature checks
+    ├── ClientClosedError             the client was used after ``aclose()``
+    ├── MissingTokenError             a request needs a token and none was configured
+    └── PredictionError               a prediction/training ended without succeeding
+        ├── ModelError                status ``failed`` (carries the prediction)
+        ├── PredictionCanceledError   status ``canceled``
+        ├── PredictionAbortedError    status ``aborted`` (never started before its deadline)
+        └── PredictionTimeoutError    our own deadline passed (the prediction was canceled)
+
+Argument errors (bad ``owner/name``, ``wait=0``...) are plain :class:`ValueError` /
+:class:`TypeError`, raised before any request is sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Prediction, Training
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientClosedError",
+    "ConflictError",
+    "InternalServerError",
+    "MissingTokenError",
+    "ModelError",
+    "NotFoundError",
+    "PaginationError",
+    "PayloadTooLargeError",
+    "PaymentRequiredError",
+    "PermissionDeniedError",
+    "PredictionAbortedError",
+    "PredictionCanceledError",
+    "PredictionError",
+    "PredictionTimeoutError",
+    "RateLimitError",
+    "ReplicateError",
+    "RequestMayHaveSucceededError",
+    "StreamError",
+    "UnprocessableEntityError",
+    "WebhookVerificationError",
+]
+
+
+class ReplicateError(Exception):
+    """Base class of every exception raised by replicate_async."""
+
+
+class ClientClosedError(ReplicateError, RuntimeError):
+    """The client was used after :meth:`AsyncReplicate.aclose`."""
+
+
+class MissingTokenError(ReplicateError, ValueError):
+    """No API token: pass ``api_token=`` or set ``REPLICATE_API_TOKEN``."""
+
+
+class PaginationError(ReplicateError):
+    """A pagination ``next`` link was unsafe (foreign host) or looped."""
+
+
+class StreamError(ReplicateError):
+    """A server-sent event stream reported an ``error`` event or could not be resumed."""
+
+    def __init__(self, message: str, *, detail: Any = None) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
+class WebhookVerificationError(ReplicateError):
+    """A webhook delivery is missing headers, is stale, or its signature does not match."""
+
+
+class APIError(ReplicateError):
+    """A request to the API failed. ``method`` and ``url`` name the request (never the token)."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.method = method
+        self.url = url
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.url})" if self.method else ""
+        return f"{self.message}{where}"
+
+
+class APIConnectionError(APIError):
+    """No usable HTTP response arrived: the connection failed, was reset, or was cut short.
+
+    ``connect_failed`` is true when the connection could not even be opened, so the request
+    provably never reached the server.
+    """
+
+    def __init__(
+        self, message: str, *, method: str = "", url: str = "", connect_failed: bool = False
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.connect_failed = connect_failed
+
+
+class APITimeoutError(APIConnectionError):
+    """A connect, read or total timeout fired before the response was complete."""
+
+
+class RequestMayHaveSucceededError(APIConnectionError):
+    """A request that creates something was sent, but its response was lost.
+
+    The server may have created the prediction or training anyway, so it is not retried
+    automatically (that could bill twice). List recent predictions to find it.
+    """
+
+
+class APIResponseValidationError(APIError):
+    """A successful response whose body is not valid JSON or not of the documented shape."""
+
+    def __init__(
+        self, message: str, *, method: str = "", url: str = "", status: int = 0, body: Any = None
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status = status
+        self.body = body
+
+
+class APIStatusError(APIError):
+    """The API answered with an error status.
+
+    Attributes mirror the problem-details body (RFC 7807) where present; anything missing
+    falls back to the HTTP response (``status``) or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status: int,
+        headers: Mapping[str, str],
+        body: Any,
+    ) -> None:
+        super().__init__(message, method=method, url=url)
+        self.status = status
+        self.headers = dict(headers)
+        self.body = body
+        problem = body if isinstance(body, Mapping) else {}
+        self.title: str | None = _str_or_none(problem.get("title"))
+        self.detail: str | None = _str_or_none(problem.get("detail"))
+        self.type: str | None = _str_or_none(problem.get("type"))
+        self.instance: str | None = _str_or_none(problem.get("instance"))
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.message} ({self.method} {self.url})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status}, title={self.title!r}, "
+            f"detail={self.detail!r}, method={self.method!r}, url={self.url!r})"
+        )
+
+
+class BadRequestError(APIStatusError):
+    """400 Bad Request."""
+
+
+class AuthenticationError(APIStatusError):
+    """401: the token is missing or invalid."""
+
+
+class PaymentRequiredError(APIStatusError):
+    """402: the account has insufficient credit."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403 Forbidden."""
+
+
+class NotFoundError(APIStatusError):
+    """404 Not Found."""
+
+
+class ConflictError(APIStatusError):
+    """409 Conflict."""
+
+
+class PayloadTooLargeError(APIStatusError):
+    """413: an upload exceeds the size limit."""
+
+
+class UnprocessableEntityError(APIStatusError):
+    """422: the request was understood but its content is invalid.
+
+    ``invalid_fields`` lists ``{"type", "field", "description"}`` entries when the API gives them.
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        problem = self.body if isinstance(self.body, Mapping) else {}
+        fields = problem.get("invalid_fields")
+        self.invalid_fields: list[dict[str, Any]] = (
+            [f for f in fields if isinstance(f, dict)] if isinstance(fields, list) else []
+        )
+
+
+class RateLimitError(APIStatusError):
+    """429: throttled. ``retry_after`` is the wait the API asked for, in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class InternalServerError(APIStatusError):
+    """A 5xx status."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: PaymentRequiredError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status: int) -> type[APIStatusError]:
+    """The exception class for an HTTP error status."""
+    if status >= 500:
+        return InternalServerError
+    return _STATUS_CLASSES.get(status, APIStatusError)
+
+
+class PredictionError(ReplicateError):
+    """A prediction or training ended in a state other than ``succeeded``."""
+
+    def __init__(self, message: str, prediction: Prediction | Training) -> None:
+        super().__init__(message)
+        self.prediction = prediction
+
+
+class ModelError(PredictionError):
+    """The model failed (status ``failed``); ``prediction.error`` and ``.logs`` say why."""
+
+
+class PredictionCanceledError(PredictionError):
+    """The prediction was canceled (by a user, or by its ``Cancel-After`` deadline)."""
+
+
+class PredictionAbortedError(PredictionError):
+    """The prediction was aborted: its deadline passed before it started running."""
+
+
+class PredictionTimeoutError(PredictionError, TimeoutError):
+    """The caller's ``timeout`` passed; the prediction was canceled on the server."""
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

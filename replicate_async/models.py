@@ -1,0 +1,346 @@
+"""Typed objects returned by the API.
+
+Attribute names are the API's JSON field names. Every field but an object's identity is
+optional, because real responses omit fields depending on age and state. Fields the SDK
+does not know yet are kept: ``obj.raw`` is the JSON object exactly as received.
+Statuses are plain strings so that a status added by Replicate tomorrow passes through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Account",
+    "Collection",
+    "Deployment",
+    "DeploymentConfiguration",
+    "DeploymentRelease",
+    "File",
+    "Hardware",
+    "Model",
+    "Page",
+    "Prediction",
+    "PredictionURLs",
+    "SearchCollection",
+    "SearchModel",
+    "SearchModelMetadata",
+    "SearchPage",
+    "SearchResult",
+    "Status",
+    "Training",
+    "Version",
+    "WebhookSecret",
+]
+
+T = TypeVar("T")
+
+
+class Status:
+    """The prediction and training statuses known today (others may appear)."""
+
+    STARTING = "starting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    ABORTED = "aborted"
+
+
+#: Statuses after which a prediction or training never changes again.
+TERMINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED, Status.ABORTED})
+
+_RAW: Any = attrs.field(factory=dict, repr=False, eq=False, kw_only=True)
+
+
+@attrs.frozen(slots=True)
+class Account:
+    """The account that owns the token (``GET /account``), or a creator of a release."""
+
+    type: str | None = None
+    username: str | None = None
+    name: str | None = None
+    github_url: str | None = None
+    avatar_url: str | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class Hardware:
+    """A hardware SKU that models and deployments can run on."""
+
+    sku: str
+    name: str | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class PredictionURLs:
+    """Links of a prediction or training. Follow them; never build them."""
+
+    get: str | None = None
+    cancel: str | None = None
+    stream: str | None = None
+    web: str | None = None
+    raw: dict[str, Any] = _RAW
+
+
+class _Run:
+    """What predictions and trainings share: a status that may be terminal."""
+
+    __slots__ = ()
+    status: str
+    completed_at: datetime | None
+
+    @property
+    def done(self) -> bool:
+        """True once the status is terminal (or an unknown status carries ``completed_at``)."""
+        return self.status in TERMINAL_STATUSES or (
+            self.completed_at is not None
+            and self.status not in (Status.STARTING, Status.PROCESSING)
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        """True when the status is ``succeeded``."""
+        return self.status == Status.SUCCEEDED
+
+
+@attrs.frozen(slots=True)
+class Prediction(_Run):
+    """A prediction: one run of a model version on an input."""
+
+    id: str
+    status: str
+    model: str | None = None
+    version: str | None = None
+    input: dict[str, Any] | None = None
+    output: Any = None
+    logs: str | None = None
+    error: Any = None
+    source: str | None = None
+    data_removed: bool | None = None
+    metrics: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    deadline: datetime | None = None
+    deployment: str | None = None
+    urls: PredictionURLs | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class Training(_Run):
+    """A training: fine-tuning a version into a new version of a destination model.
+
+    On success ``output`` is ``{"version": ..., "weights": ...}``.
+    """
+
+    id: str
+    status: str
+    model: str | None = None
+    version: str | None = None
+    destination: str | None = None
+    input: dict[str, Any] | None = None
+    output: Any = None
+    logs: str | None = None
+    error: Any = None
+    source: str | None = None
+    metrics: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    urls: PredictionURLs | None = None
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class Version:
+    """A model version. Its inputs are at ``openapi_schema["components"]["schemas"]["Input"]``."""
+
+    id: str
+    created_at: datetime | None = None
+    cog_version: str | None = None
+    openapi_schema: dict[str, Any] | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class Model:
+    """A model: ``owner/name`` plus its metadata and latest version."""
+
+    owner: str
+    name: str
+    url: str | None = None
+    description: str | None = None
+    visibility: str | None = None
+    github_url: str | None = None
+    paper_url: str | None = None
+    license_url: str | None = None
+    weights_url: str | None = None
+    run_count: int | None = None
+    cover_image_url: str | None = None
+    default_example: Prediction | None = None
+    latest_version: Version | None = None
+    is_official: bool | None = None
+    created_at: datetime | None = None
+    raw: dict[str, Any] = _RAW
+
+    @property
+    def ref(self) -> str:
+        """``"owner/name"``."""
+        return f"{self.owner}/{self.name}"
+
+
+@attrs.frozen(slots=True)
+class Collection:
+    """A curated collection of models. ``models`` is ``None`` in list results."""
+
+    slug: str
+    name: str | None = None
+    description: str | None = None
+    full_description: str | None = None
+    models: list[Model] | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class DeploymentConfiguration:
+    """Hardware and scaling of a deployment release."""
+
+    hardware: str | None = None
+    min_instances: int | None = None
+    max_instances: int | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class DeploymentRelease:
+    """One numbered configuration of a deployment; any change makes a new one."""
+
+    number: int | None = None
+    model: str | None = None
+    version: str | None = None
+    created_at: datetime | None = None
+    created_by: Account | None = None
+    configuration: DeploymentConfiguration | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class Deployment:
+    """A deployment: a fixed model version on dedicated, autoscaled hardware."""
+
+    owner: str
+    name: str
+    current_release: DeploymentRelease | None = None
+    raw: dict[str, Any] = _RAW
+
+    @property
+    def ref(self) -> str:
+        """``"owner/name"``."""
+        return f"{self.owner}/{self.name}"
+
+
+@attrs.frozen(slots=True)
+class File:
+    """A file uploaded through the Files API. Pass ``urls["get"]`` as a model input."""
+
+    id: str
+    name: str | None = None
+    content_type: str | None = None
+    size: int | None = None
+    etag: str | None = None
+    checksums: dict[str, str] | None = None
+    metadata: Any = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    urls: dict[str, str] | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class WebhookSecret:
+    """The account's webhook signing secret. Its ``repr`` hides the key."""
+
+    key: str = attrs.field(repr=False)
+    raw: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False, kw_only=True)
+
+
+@attrs.frozen(slots=True)
+class SearchModelMetadata:
+    """Why a model matched a search."""
+
+    generated_description: str | None = None
+    tags: list[str] | None = None
+    score: float | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class SearchModel:
+    """A model found by ``GET /search``."""
+
+    model: Model
+    metadata: SearchModelMetadata | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class SearchCollection:
+    """A collection found by ``GET /search``; ``models`` are ``"owner/name"`` strings."""
+
+    slug: str | None = None
+    name: str | None = None
+    description: str | None = None
+    models: list[str] | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class SearchPage:
+    """A documentation page found by ``GET /search``."""
+
+    name: str | None = None
+    href: str | None = None
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class SearchResult:
+    """The answer of ``GET /search``."""
+
+    query: str | None = None
+    models: list[SearchModel] = attrs.field(factory=list)
+    collections: list[SearchCollection] = attrs.field(factory=list)
+    pages: list[SearchPage] = attrs.field(factory=list)
+    raw: dict[str, Any] = _RAW
+
+
+@attrs.frozen(slots=True)
+class Page(Generic[T]):
+    """One page of a list endpoint.
+
+    ``next`` is the absolute URL of the following page (``None`` on the last one); pass it
+    back as ``cursor=`` to resume a walk later.
+    """
+
+    results: list[T]
+    next: str | None = None
+    previous: str | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)

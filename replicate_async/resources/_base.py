@@ -1,0 +1,87 @@
+"""What every resource shares: a reference to the request path, and prediction creation."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from .. import _validate as check
+from .._converter import structure
+from .._http import HTTPCore, Response, decode_model
+from ..models import Prediction
+
+T = TypeVar("T")
+
+#: Extra seconds on the read timeout above a ``Prefer: wait=N`` hold.
+WAIT_MARGIN = 5.0
+
+
+class Resource:
+    """A group of endpoints. Holds the client's :class:`HTTPCore`; nothing else."""
+
+    __slots__ = ("_http",)
+
+    def __init__(self, http: HTTPCore) -> None:
+        self._http = http
+
+    async def _get(self, path: str, cls: type[T], **params: str) -> T:
+        response = await self._http.request("GET", path, params=params or None)
+        return _decode(response, cls)
+
+    async def _send_json(self, method: str, path: str, body: Mapping[str, Any], cls: type[T]) -> T:
+        response = await self._http.request(
+            method,
+            path,
+            content=check.json_body(body),
+            headers={"Content-Type": "application/json"},
+        )
+        return _decode(response, cls)
+
+
+def _decode(response: Response, cls: type[T]) -> T:
+    result: T = decode_model(response, lambda data: structure(data, cls))
+    return result
+
+
+async def create_prediction(
+    http: HTTPCore,
+    path: str,
+    body: dict[str, Any],
+    *,
+    webhook: str | None,
+    webhook_events_filter: Iterable[str] | None,
+    stream: bool | None,
+    wait: bool | int | None,
+    cancel_after: float | timedelta | str | None,
+) -> Prediction:
+    """``POST`` to one of the three prediction-create endpoints.
+
+    Validates everything before sending; sends ``Prefer: wait[=N]`` and raises the read
+    timeout above the hold; never retries unless the server provably did not create it.
+    """
+    if webhook is not None:
+        if not isinstance(webhook, str) or not webhook.startswith(("https://", "http://")):
+            raise ValueError(f"webhook must be an https:// URL, got {webhook!r}")
+        body["webhook"] = webhook
+    events = check.events_filter(webhook_events_filter)
+    if events is not None:
+        body["webhook_events_filter"] = events
+    if stream is not None:
+        if not isinstance(stream, bool):
+            raise TypeError("stream must be a bool")
+        body["stream"] = stream
+    prefer, hold = check.prefer_wait(wait)
+    headers = {"Content-Type": "application/json"}
+    if prefer is not None:
+        headers["Prefer"] = prefer
+    cancel = check.cancel_after_header(cancel_after)
+    if cancel is not None:
+        headers["Cancel-After"] = cancel
+    read_timeout = None
+    if hold is not None:
+        read_timeout = max(http.config.timeouts.read, hold + WAIT_MARGIN)
+    response = await http.request(
+        "POST", path, content=check.json_body(body), headers=headers, read_timeout=read_timeout
+    )
+    return _decode(response, Prediction)

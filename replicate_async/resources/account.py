@@ -1,0 +1,81 @@
+"""Small read-only endpoints: account, hardware, webhook secret, search."""
+
+from __future__ import annotations
+
+from .._converter import structure_list
+from .._http import decode_model
+from ..models import Account, Hardware, SearchResult, WebhookSecret
+from ._base import Resource
+
+
+class AccountResource(Resource):
+    """``GET /account``."""
+
+    __slots__ = ()
+
+    async def get(self) -> Account:
+        """The account (user or organisation) that owns the token."""
+        return await self._get("account", Account)
+
+
+class HardwareResource(Resource):
+    """``GET /hardware``."""
+
+    __slots__ = ()
+
+    async def list(self) -> list[Hardware]:
+        """Every hardware SKU (the API returns a plain array, not a page)."""
+        response = await self._http.request("GET", "hardware")
+        result: list[Hardware] = decode_model(response, lambda data: structure_list(data, Hardware))
+        return result
+
+
+class WebhookSecretResource(Resource):
+    """``GET /webhooks/default/secret``."""
+
+    __slots__ = ()
+
+    async def get(self) -> WebhookSecret:
+        """The secret that signs webhook deliveries (cache it)."""
+        return await self._get("webhooks/default/secret", WebhookSecret)
+
+
+class DefaultWebhooks:
+    """``client.webhooks.default``."""
+
+    __slots__ = ("secret",)
+
+    def __init__(self, secret: WebhookSecretResource) -> None:
+        self.secret = secret
+
+
+class Webhooks:
+    """``client.webhooks``."""
+
+    __slots__ = ("default",)
+
+    def __init__(self, default: DefaultWebhooks) -> None:
+        self.default = default
+
+
+class Search(Resource):
+    """``GET /search`` (beta): models, collections and docs pages. Needs no token."""
+
+    __slots__ = ()
+
+    async def __call__(self, query: str, *, limit: int | None = None) -> SearchResult:
+        """Search models, collections and documentation for ``query``."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if not query.strip():
+            raise ValueError("query must not be empty")
+        params = {"query": query}
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:
+                raise ValueError(f"limit must be an int from 1 to 50, got {limit!r}")
+            params["limit"] = str(limit)
+        response = await self._http.request("GET", "search", params=params, auth=False)
+        from .._converter import structure
+
+        result: SearchResult = decode_model(response, lambda data: structure(data, SearchResult))
+        return result

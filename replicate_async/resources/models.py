@@ -1,0 +1,209 @@
+"""``/models``: the catalogue, your own models, versions, examples, README, official runs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from .. import _validate as check
+from .._http import path
+from ..models import Model, Prediction, Version
+from ..pagination import AsyncPaginator
+from ._base import Resource, create_prediction
+
+_SORT_BY = ("model_created_at", "latest_version_created_at")
+_SORT_DIRECTION = ("asc", "desc")
+_VISIBILITY = ("public", "private")
+_UPDATABLE = ("description", "readme", "github_url", "paper_url", "weights_url", "license_url")
+
+
+class Versions(Resource):
+    """``/models/{owner}/{name}/versions``."""
+
+    __slots__ = ()
+
+    def list(self, model: str, *, cursor: str | None = None) -> AsyncPaginator[Version]:
+        """The model's versions, newest first."""
+        owner, name = check.model_ref(model)
+        return AsyncPaginator(
+            self._http, Version, path("models", owner, name, "versions"), cursor=cursor
+        )
+
+    async def get(self, model: str, version_id: str) -> Version:
+        """One version of a model."""
+        owner, name = check.model_ref(model)
+        vid = check.require_id(version_id, "version_id")
+        return await self._get(path("models", owner, name, "versions", vid), Version)
+
+    async def delete(self, model: str, version_id: str) -> None:
+        """Delete a version of your own private model (asynchronous on the server: 202)."""
+        owner, name = check.model_ref(model)
+        vid = check.require_id(version_id, "version_id")
+        await self._http.request("DELETE", path("models", owner, name, "versions", vid))
+
+
+class Examples(Resource):
+    """``/models/{owner}/{name}/examples``."""
+
+    __slots__ = ()
+
+    def list(self, model: str, *, cursor: str | None = None) -> AsyncPaginator[Prediction]:
+        """Example predictions the model's author picked."""
+        owner, name = check.model_ref(model)
+        return AsyncPaginator(
+            self._http, Prediction, path("models", owner, name, "examples"), cursor=cursor
+        )
+
+
+class Readme(Resource):
+    """``/models/{owner}/{name}/readme``."""
+
+    __slots__ = ()
+
+    async def get(self, model: str) -> str:
+        """The model's README as Markdown text."""
+        owner, name = check.model_ref(model)
+        response = await self._http.request(
+            "GET", path("models", owner, name, "readme"), headers={"Accept": "text/plain"}
+        )
+        return response.text()
+
+
+class ModelPredictions(Resource):
+    """``POST /models/{owner}/{name}/predictions``: run an official model by name."""
+
+    __slots__ = ()
+
+    async def create(
+        self,
+        model: str,
+        *,
+        input: Mapping[str, Any],
+        webhook: str | None = None,
+        webhook_events_filter: Iterable[str] | None = None,
+        stream: bool | None = None,
+        wait: bool | int | None = None,
+        cancel_after: float | timedelta | str | None = None,
+    ) -> Prediction:
+        """Create a prediction on the latest version of an official model."""
+        owner, name = check.model_ref(model)
+        return await create_prediction(
+            self._http,
+            path("models", owner, name, "predictions"),
+            {"input": check.check_input(input)},
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+            stream=stream,
+            wait=wait,
+            cancel_after=cancel_after,
+        )
+
+
+class Models(Resource):
+    """Models: list and search the catalogue, create and manage your own."""
+
+    __slots__ = ("examples", "predictions", "readme", "versions")
+
+    def __init__(self, http: Any) -> None:
+        super().__init__(http)
+        self.versions = Versions(http)
+        self.examples = Examples(http)
+        self.readme = Readme(http)
+        self.predictions = ModelPredictions(http)
+
+    def list(
+        self,
+        *,
+        sort_by: str | None = None,
+        sort_direction: str | None = None,
+        cursor: str | None = None,
+    ) -> AsyncPaginator[Model]:
+        """Public models (``GET /models``)."""
+        params: dict[str, str] = {}
+        if sort_by is not None:
+            if sort_by not in _SORT_BY:
+                raise ValueError(f"sort_by must be one of {_SORT_BY}, got {sort_by!r}")
+            params["sort_by"] = sort_by
+        if sort_direction is not None:
+            if sort_direction not in _SORT_DIRECTION:
+                raise ValueError(
+                    f"sort_direction must be one of {_SORT_DIRECTION}, got {sort_direction!r}"
+                )
+            params["sort_direction"] = sort_direction
+        return AsyncPaginator(self._http, Model, "models", params=params, cursor=cursor)
+
+    def search(self, query: str, *, cursor: str | None = None) -> AsyncPaginator[Model]:
+        """Search public models (``QUERY /models`` with the query text as the body)."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        if not query.strip():
+            raise ValueError("query must not be empty")
+        return AsyncPaginator(
+            self._http,
+            Model,
+            "models",
+            method="QUERY",
+            content=query.encode(),
+            headers={"Content-Type": "text/plain"},
+            cursor=cursor,
+        )
+
+    async def get(self, model: str) -> Model:
+        """One model by ``"owner/name"``."""
+        owner, name = check.model_ref(model)
+        return await self._get(path("models", owner, name), Model)
+
+    async def create(
+        self,
+        owner: str,
+        name: str,
+        *,
+        visibility: str,
+        hardware: str,
+        description: str | None = None,
+        github_url: str | None = None,
+        paper_url: str | None = None,
+        license_url: str | None = None,
+        cover_image_url: str | None = None,
+    ) -> Model:
+        """Create a model owned by ``owner`` (your account or one of your organisations)."""
+        check.model_ref(f"{owner}/{name}")
+        if visibility not in _VISIBILITY:
+            raise ValueError(f"visibility must be 'public' or 'private', got {visibility!r}")
+        if not isinstance(hardware, str) or not hardware:
+            raise ValueError("hardware must be a SKU such as 'cpu' or 'gpu-t4'")
+        body: dict[str, Any] = {
+            "owner": owner,
+            "name": name,
+            "visibility": visibility,
+            "hardware": hardware,
+        }
+        optional = {
+            "description": description,
+            "github_url": github_url,
+            "paper_url": paper_url,
+            "license_url": license_url,
+            "cover_image_url": cover_image_url,
+        }
+        body.update({k: v for k, v in optional.items() if v is not None})
+        return await self._send_json("POST", "models", body, Model)
+
+    async def update(self, model: str, **changes: str) -> Model:
+        """Change metadata of your model: any of description, readme, github_url,
+        paper_url, weights_url, license_url (``PATCH``)."""
+        owner, name = check.model_ref(model)
+        unknown = sorted(set(changes) - set(_UPDATABLE))
+        if unknown:
+            raise TypeError(f"unknown model fields {unknown}; updatable: {list(_UPDATABLE)}")
+        if not changes:
+            raise ValueError("nothing to update: pass at least one field")
+        for key, value in changes.items():
+            if not isinstance(value, str):
+                raise TypeError(f"{key} must be a string, got {type(value).__name__}")
+        return await self._send_json("PATCH", path("models", owner, name), changes, Model)
+
+    async def delete(self, model: str) -> None:
+        """Delete your private model that has no versions."""
+        owner, name = check.model_ref(model)
+        await self._http.request("DELETE", path("models", owner, name))

@@ -1,0 +1,70 @@
+"""``/trainings`` and ``POST /models/{owner}/{name}/versions/{id}/trainings``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .. import _validate as check
+from .._http import path
+from ..models import Training
+from ..pagination import AsyncPaginator
+from ._base import Resource, _decode
+
+
+class Trainings(Resource):
+    """Trainings: fine-tuning a model version into a new version of your own model."""
+
+    __slots__ = ()
+
+    async def create(
+        self,
+        model: str,
+        version: str | None = None,
+        *,
+        destination: str,
+        input: Mapping[str, Any],
+        webhook: str | None = None,
+        webhook_events_filter: Iterable[str] | None = None,
+    ) -> Training:
+        """Start a training of ``model`` at ``version`` into ``destination`` (``owner/name``).
+
+        ``model`` may also be ``"owner/name:version_id"`` with ``version`` omitted. The
+        destination model must already exist and belong to you.
+        """
+        owner, name, ref_version = check.split_version_ref(model)
+        if version is None:
+            version = ref_version
+        elif ref_version is not None and ref_version != version:
+            raise ValueError("the version is given twice, with different values")
+        if version is None:
+            raise ValueError("a version is required: pass version= or 'owner/name:version'")
+        check.require_id(version, "version")
+        check.model_ref(destination, "destination")
+        body: dict[str, Any] = {"destination": destination, "input": check.check_input(input)}
+        if webhook is not None:
+            body["webhook"] = webhook
+        events = check.events_filter(webhook_events_filter)
+        if events is not None:
+            body["webhook_events_filter"] = events
+        return await self._send_json(
+            "POST", path("models", owner, name, "versions", version, "trainings"), body, Training
+        )
+
+    async def get(self, training_id: str) -> Training:
+        """Fetch a training by id."""
+        return await self._get(
+            path("trainings", check.require_id(training_id, "training_id")), Training
+        )
+
+    async def cancel(self, training_id: str) -> Training:
+        """Cancel a training; safe to repeat."""
+        tid = check.require_id(training_id, "training_id")
+        response = await self._http.request(
+            "POST", path("trainings", tid, "cancel"), idempotent=True
+        )
+        return _decode(response, Training)
+
+    def list(self, *, cursor: str | None = None) -> AsyncPaginator[Training]:
+        """All trainings of the account, newest first."""
+        return AsyncPaginator(self._http, Training, "trainings", cursor=cursor)

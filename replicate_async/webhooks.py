@@ -1,0 +1,249 @@
+"""Verify and receive Replicate webhook deliveries (the Standard Webhooks / Svix scheme).
+
+Each delivery carries three headers: ``webhook-id``, ``webhook-timestamp`` (unix seconds)
+and ``webhook-signature`` (space-separated ``v1,<base64>`` entries). The signature is
+``base64(HMAC-SHA256(key, f"{id}.{timestamp}.{raw body}"))`` where ``key`` is the base64
+decoding of the secret without its ``whsec_`` prefix. Always verify the *raw* body bytes,
+never a re-serialised one.
+
+The secret comes from ``GET /webhooks/default/secret``; fetch it once and cache it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+
+from .exceptions import WebhookVerificationError
+
+if TYPE_CHECKING:
+    from .models import Prediction, Training
+
+__all__ = [
+    "DEFAULT_TOLERANCE",
+    "parse_prediction",
+    "parse_training",
+    "sign",
+    "verify",
+    "verify_request",
+    "webhook_handler",
+]
+
+#: Default allowed clock skew between the delivery's timestamp and now, in seconds.
+DEFAULT_TOLERANCE = 300.0
+
+_SECRET_PREFIX = "whsec_"
+_MAX_TIMESTAMP_DIGITS = 20
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+def _secret_key(secret: str) -> bytes:
+    """The HMAC key of a secret: ``whsec_<base64>``, or the bare base64 (as Svix accepts)."""
+    encoded = secret.strip()
+    if encoded.startswith(_SECRET_PREFIX):
+        encoded = encoded[len(_SECRET_PREFIX) :]
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        # Never echo the secret itself.
+        raise WebhookVerificationError(
+            "the webhook secret is not valid base64 (expected 'whsec_<base64>')"
+        ) from None
+    if not key:
+        raise WebhookVerificationError("the webhook secret is empty")
+    return key
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive lookup that works with plain dicts and CIMultiDict alike."""
+    value = headers.get(name)
+    if value is None:
+        for key, candidate in headers.items():
+            if key.lower() == name:
+                return candidate
+    return value
+
+
+def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
+    signed = f"{msg_id}.{timestamp}.".encode() + body
+    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode("ascii")
+
+
+def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
+    return body.encode() if isinstance(body, str) else bytes(body)
+
+
+def sign(body: bytes | str, secret: str, *, msg_id: str, timestamp: int | float) -> str:
+    """The ``webhook-signature`` header value (``"v1,<base64>"``) for a delivery.
+
+    Useful to test your own endpoint: send ``webhook-id: msg_id``, ``webhook-timestamp:
+    str(int(timestamp))`` and this value with ``body``. A ``str`` body is signed as UTF-8.
+    """
+    key = _secret_key(secret)
+    return "v1," + _signature(key, msg_id, str(int(timestamp)), _as_bytes(body))
+
+
+def verify(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str,
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> None:
+    """Check a delivery's signature and timestamp; raise :class:`WebhookVerificationError`.
+
+    ``headers`` is any mapping (a dict, or aiohttp's ``request.headers``); names are matched
+    case-insensitively. ``body`` must be the raw request body (a ``str`` is taken as UTF-8).
+    ``secret`` is ``whsec_<base64>``; the bare base64 part is accepted too, like Svix's own
+    libraries do. ``tolerance`` is the allowed skew in seconds between the
+    ``webhook-timestamp`` and ``now`` (default: the current time) in either direction;
+    ``None`` disables the check (for replaying stored deliveries in tests).
+    """
+    key = _secret_key(secret)
+    msg_id = _header(headers, "webhook-id")
+    timestamp = _header(headers, "webhook-timestamp")
+    signatures = _header(headers, "webhook-signature")
+    if not msg_id or not timestamp or not signatures:
+        missing = [
+            name
+            for name, value in (
+                ("webhook-id", msg_id),
+                ("webhook-timestamp", timestamp),
+                ("webhook-signature", signatures),
+            )
+            if not value
+        ]
+        raise WebhookVerificationError(f"missing webhook header(s): {', '.join(missing)}")
+
+    if not (
+        timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS
+    ):
+        raise WebhookVerificationError(
+            f"webhook-timestamp is not an integer number of seconds: {timestamp[:32]!r}"
+        )
+    if tolerance is not None:
+        current = time.time() if now is None else now
+        sent = int(timestamp)
+        if sent < current - tolerance:
+            raise WebhookVerificationError(
+                f"webhook-timestamp is too old ({current - sent:.0f}s > {tolerance:g}s tolerance)"
+            )
+        if sent > current + tolerance:
+            raise WebhookVerificationError(
+                f"webhook-timestamp is in the future ({sent - current:.0f}s > "
+                f"{tolerance:g}s tolerance)"
+            )
+
+    candidates = [
+        sig
+        for version, _, sig in (entry.partition(",") for entry in signatures.split())
+        if version == "v1" and sig and sig.isascii()
+    ]
+    if not candidates:
+        raise WebhookVerificationError("webhook-signature has no 'v1,<base64>' entry")
+    expected = _signature(key, msg_id, timestamp, _as_bytes(body))
+    # Compare against every entry (no early exit), each in constant time.
+    matched = False
+    for sig in candidates:
+        matched |= hmac.compare_digest(expected, sig)
+    if not matched:
+        raise WebhookVerificationError("no webhook signature matches the body and secret")
+
+
+async def verify_request(
+    request: web.Request, secret: str, *, tolerance: float | None = DEFAULT_TOLERANCE
+) -> bytes:
+    """Read an aiohttp request's raw body, :func:`verify` it, and return the body."""
+    body = await request.read()
+    verify(request.headers, body, secret, tolerance=tolerance)
+    return body
+
+
+def _parse(body: bytes | str, cls: type[_T]) -> _T:
+    from ._converter import loads, structure
+
+    try:
+        data = loads(body)
+    except ValueError as exc:
+        raise WebhookVerificationError("the webhook body is not valid JSON") from exc
+    try:
+        return structure(data, cls)
+    except ValueError as exc:  # StructureError
+        raise WebhookVerificationError(
+            f"the webhook body is not a valid {cls.__name__}: {exc}"
+        ) from exc
+
+
+def parse_prediction(body: bytes | str) -> Prediction:
+    """Turn a *verified* webhook body into a :class:`~replicate_async.models.Prediction`.
+
+    Raises :class:`WebhookVerificationError` if it is not JSON of the expected shape.
+    """
+    from .models import Prediction
+
+    return _parse(body, Prediction)
+
+
+def parse_training(body: bytes | str) -> Training:
+    """Turn a *verified* webhook body into a :class:`~replicate_async.models.Training`."""
+    from .models import Training
+
+    return _parse(body, Training)
+
+
+def webhook_handler(
+    secret: str | Callable[[], Awaitable[str]],
+    on_prediction: Callable[[Prediction], Awaitable[Any]],
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    max_remembered: int = 1024,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """An aiohttp handler for prediction webhooks: ``app.router.add_post(path, handler)``.
+
+    Each delivery is verified (400 with no detail if it fails, or if the body is not a
+    prediction), parsed, and passed to ``on_prediction``; 200 once that returns. Replicate
+    retries terminal deliveries with the same ``webhook-id``: ids of the last
+    ``max_remembered`` accepted deliveries are remembered, and a repeat is answered 200
+    without calling ``on_prediction`` again. If ``on_prediction`` raises, the id is forgotten
+    (so a retry is processed) and aiohttp answers 500. ``secret`` may be an async callable,
+    e.g. one that fetches and caches ``GET /webhooks/default/secret``.
+    """
+    if max_remembered < 1:
+        raise ValueError("max_remembered must be positive")
+    seen: OrderedDict[str, None] = OrderedDict()
+
+    async def handler(request: web.Request) -> web.Response:
+        key = secret if isinstance(secret, str) else await secret()
+        try:
+            body = await verify_request(request, key, tolerance=tolerance)
+            prediction = parse_prediction(body)
+        except WebhookVerificationError as exc:
+            _log.warning("rejected a webhook delivery: %s", exc)
+            return web.Response(status=400, text="invalid webhook delivery")
+        msg_id = _header(request.headers, "webhook-id") or ""
+        if msg_id in seen:
+            seen.move_to_end(msg_id)
+            return web.Response(status=200, text="duplicate delivery")
+        seen[msg_id] = None  # before awaiting, so a concurrent duplicate is not run twice
+        if len(seen) > max_remembered:
+            seen.popitem(last=False)
+        try:
+            await on_prediction(prediction)
+        except BaseException:
+            seen.pop(msg_id, None)
+            raise
+        return web.Response(status=200, text="ok")
+
+    return handler

@@ -1,7 +1,10 @@
 """replicate_async: an asyncio-native client for Replicate's HTTP API."""
 
 from ._client import AsyncReplicate
-from ._config import ClientConfig, RetryPolicy, Timeouts
+from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
+from ._files import FileOutput
+from ._run import Progress, RunResult
+from ._sse import ServerSentEvent
 from .exceptions import (
     APIConnectionError,
     APIError,
@@ -69,6 +72,7 @@ __all__ = [
     "ConflictError",
     "Deployment",
     "File",
+    "FileOutput",
     "Hardware",
     "InternalServerError",
     "MissingTokenError",
@@ -80,16 +84,20 @@ __all__ = [
     "PayloadTooLargeError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PollPolicy",
     "Prediction",
     "PredictionAbortedError",
     "PredictionCanceledError",
     "PredictionError",
     "PredictionTimeoutError",
+    "Progress",
     "RateLimitError",
     "ReplicateError",
     "RequestMayHaveSucceededError",
     "RetryPolicy",
+    "RunResult",
     "SearchResult",
+    "ServerSentEvent",
     "Status",
     "StreamError",
     "Timeouts",

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 import attrs
 
-from ._config import DEFAULT_BASE_URL, ClientConfig, RetryPolicy, Timeouts
+from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
+from ._files import FileOutput
 from ._http import HTTPCore
+from ._run import Progress, RunResult, creator, deadline_options, drive, output_of, run_many
+from ._sse import ServerSentEvent
+from .models import Prediction
 from .resources import (
     AccountResource,
     Collections,
@@ -56,6 +64,7 @@ class AsyncReplicate:
         timeout: Timeouts | float | None = None,
         max_retries: int | None = None,
         retry: RetryPolicy | None = None,
+        poll: PollPolicy | None = None,
         max_connections: int = 100,
         session: aiohttp.ClientSession | None = None,
         user_agent: str | None = None,
@@ -81,6 +90,7 @@ class AsyncReplicate:
             base_url=url.rstrip("/"),
             timeouts=timeouts,
             retry=policy,
+            poll=poll or PollPolicy(),
             max_connections=max_connections,
             user_agent=user_agent or "",
         )
@@ -132,6 +142,174 @@ class AsyncReplicate:
     async def aclose(self) -> None:
         """Close the connection pool (unless the session was borrowed). Idempotent."""
         await self._http.aclose()
+
+    # -- workflows ----------------------------------------------------------------------
+
+    async def run(
+        self,
+        ref: str | None = None,
+        *,
+        input: Mapping[str, Any],
+        deployment: str | None = None,
+        timeout: float | None = None,
+        wait: bool | int | None = True,
+        cancel_after: float | timedelta | str | None = None,
+        use_file_output: bool = False,
+        webhook: str | None = None,
+        webhook_events_filter: Iterable[str] | None = None,
+    ) -> Any:
+        """Run a model and return its output.
+
+        ``ref`` is ``"owner/name"`` (official model), ``"owner/name:version_id"`` or a
+        version id; or pass ``deployment="owner/name"``. Files (paths, bytes, file objects)
+        in ``input`` are inlined or uploaded. The request asks the server to hold it
+        (``Prefer: wait``), then polls with backoff until the prediction is terminal.
+
+        ``timeout`` is ONE deadline for create, wait and polling: when it passes, the
+        prediction is canceled on the server and :class:`PredictionTimeoutError` raised (by
+        default the server is also told via ``Cancel-After``). If the awaiting task is
+        cancelled, the prediction is canceled on the server too.
+
+        Raises :class:`ModelError` (failed), :class:`PredictionCanceledError`,
+        :class:`PredictionAbortedError`. ``use_file_output=True`` returns URL outputs as
+        :class:`FileOutput` objects; by default outputs are returned exactly as the API
+        gave them.
+        """
+        prediction = await self._run_prediction(
+            ref,
+            input=input,
+            deployment=deployment,
+            timeout=timeout,
+            wait=wait,
+            cancel_after=cancel_after,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+        )
+        return output_of(self._http, prediction, use_file_output)
+
+    async def _run_prediction(
+        self,
+        ref: str | None,
+        *,
+        input: Mapping[str, Any],
+        deployment: str | None,
+        timeout: float | None,
+        wait: bool | int | None,
+        cancel_after: float | timedelta | str | None,
+        webhook: str | None = None,
+        webhook_events_filter: Iterable[str] | None = None,
+    ) -> Prediction:
+        wait, cancel_after = deadline_options(timeout, wait, cancel_after)
+        create = creator(
+            self,
+            ref,
+            deployment=deployment,
+            input=input,
+            wait=wait,
+            cancel_after=cancel_after,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+        )
+        return await drive(
+            create=create,
+            fetch=self.predictions.get,
+            cancel=self.predictions.cancel,
+            timeout=timeout,
+            poll=self._config.poll,
+        )
+
+    def run_many(
+        self,
+        ref: str | None,
+        inputs: Iterable[Mapping[str, Any]],
+        *,
+        concurrency: int = 32,
+        deployment: str | None = None,
+        timeout: float | None = None,
+        wait: bool | int | None = True,
+        use_file_output: bool = False,
+        on_progress: Callable[[Progress], Any] | None = None,
+    ) -> AsyncIterator[RunResult]:
+        """Run a model over many inputs, ``concurrency`` at a time, yielding
+        :class:`RunResult` objects as they complete (not in input order: see ``.index``).
+
+        A failure is reported in its result and never stops the others. ``timeout`` applies
+        to each run. ``on_progress`` is called with a :class:`Progress` after each result.
+        Breaking out of the loop cancels the runs still in flight, on the server too.
+        """
+        creator(  # validate the target once, before anything runs
+            self,
+            ref,
+            deployment=deployment,
+            input={},
+            wait=None,
+            cancel_after=None,
+            webhook=None,
+            webhook_events_filter=None,
+        )
+
+        async def run_one(item: Mapping[str, Any]) -> tuple[Prediction | None, Any]:
+            prediction = await self._run_prediction(
+                ref,
+                input=item,
+                deployment=deployment,
+                timeout=timeout,
+                wait=wait,
+                cancel_after=None,
+            )
+            return prediction, output_of(self._http, prediction, use_file_output)
+
+        return run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
+
+    async def stream(
+        self,
+        ref: str | None = None,
+        *,
+        input: Mapping[str, Any],
+        deployment: str | None = None,
+        idle_timeout: float = 60.0,
+        max_reconnects: int = 5,
+        raise_on_error: bool = True,
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Create a prediction and yield its server-sent events until ``done``.
+
+        Events are ``output`` (text; or a file URL when the stream URL is under
+        ``/v1/files/``: see :meth:`file_output`), ``logs``, ``error`` (raised as
+        :class:`StreamError` unless ``raise_on_error=False``) and ``done``; unknown types
+        pass through. Dropped connections resume with ``Last-Event-ID``, losing and
+        repeating nothing. If the consuming task is cancelled, the prediction is canceled
+        on the server.
+        """
+        create = creator(
+            self,
+            ref,
+            deployment=deployment,
+            input=input,
+            wait=None,
+            cancel_after=None,
+            webhook=None,
+            webhook_events_filter=None,
+        )
+        prediction = await create()
+        try:
+            async for event in self.predictions.stream(
+                prediction,
+                idle_timeout=idle_timeout,
+                max_reconnects=max_reconnects,
+                raise_on_error=raise_on_error,
+            ):
+                yield event
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self.predictions.cancel(prediction.id))
+            raise
+
+    def file_output(self, url: str) -> FileOutput:
+        """A :class:`FileOutput` for an output URL (e.g. from a file stream's events)."""
+        if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
+            raise ValueError(f"not a file URL: {url!r:.80}")
+        return FileOutput(url, self._http)
 
     def __repr__(self) -> str:
         token = "set" if self._http._token else "missing"

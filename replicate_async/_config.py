@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "RetryPolicy", "Timeouts"]
+__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "PollPolicy", "RetryPolicy", "Timeouts"]
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 
@@ -69,11 +69,29 @@ class RetryPolicy:
 
 
 @attrs.frozen
+class PollPolicy:
+    """How :meth:`run` and ``wait`` poll a prediction that is not finished yet.
+
+    The first poll comes ``initial`` seconds after the create (or last poll); each later
+    interval grows by ``factor`` up to ``maximum``, with +/-``jitter`` (a fraction) so that
+    thousands of waiters do not poll in lockstep. 429 answers are waited out by the
+    request layer (``Retry-After``), not counted as polls.
+    """
+
+    initial: float = attrs.field(default=0.5, validator=_positive)
+    factor: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
+    maximum: float = attrs.field(default=5.0, validator=_positive)
+    jitter: float = attrs.field(default=0.1, validator=[attrs.validators.ge(0.0),
+                                                         attrs.validators.lt(1.0)])
+
+
+@attrs.frozen
 class ClientConfig:
     """Everything an :class:`~replicate_async.AsyncReplicate` needs besides its token."""
 
     base_url: str = DEFAULT_BASE_URL
     timeouts: Timeouts = Timeouts()
     retry: RetryPolicy = RetryPolicy()
+    poll: PollPolicy = PollPolicy()
     max_connections: int = attrs.field(default=100, validator=attrs.validators.ge(1))
     user_agent: str = ""

@@ -270,8 +270,9 @@ def status_error_class(status: int) -> type[APIStatusError]:
 class PredictionError(ReplicateError):
     """A prediction or training ended in a state other than ``succeeded``."""
 
-    def __init__(self, message: str, prediction: Prediction | Training) -> None:
+    def __init__(self, message: str, prediction: Prediction | Training | None) -> None:
         super().__init__(message)
+        #: The prediction or training as last seen (``None`` if it was never created).
         self.prediction = prediction
 
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from .. import _validate as check
 from .._converter import structure
+from .._files import prepare_input
 from .._http import HTTPCore, Response, decode_model
 from ..models import Prediction
 
@@ -60,6 +61,7 @@ async def create_prediction(
     Validates everything before sending; sends ``Prefer: wait[=N]`` and raises the read
     timeout above the hold; never retries unless the server provably did not create it.
     """
+    body["input"] = await prepare_input(http, body["input"])
     if webhook is not None:
         if not isinstance(webhook, str) or not webhook.startswith(("https://", "http://")):
             raise ValueError(f"webhook must be an https:// URL, got {webhook!r}")

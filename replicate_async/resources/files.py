@@ -46,7 +46,8 @@ class Files(Resource):
         """
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError("metadata must be a mapping")
-        meta = check.json_body(dict(metadata or {}))
+        # A str part (bytes would make aiohttp treat it as a file and warn).
+        meta = check.json_body(dict(metadata or {})).decode()
         factory, name, retry = await _payload_factory(content, filename)
         ctype = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
 

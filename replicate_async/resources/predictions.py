@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _validate as check
+from .._config import PollPolicy
 from .._http import path
+from .._run import drive, stream_events
+from .._sse import ServerSentEvent
+from ..exceptions import StreamError
 from ..models import Prediction
 from ..pagination import AsyncPaginator
 from ._base import Resource, _decode, create_prediction
@@ -84,3 +88,56 @@ class Predictions(Resource):
                 raise ValueError("source can only be 'web'")
             params["source"] = source
         return AsyncPaginator(self._http, Prediction, "predictions", params=params, cursor=cursor)
+
+    async def wait(
+        self,
+        prediction: Prediction | str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy | None = None,
+        cancel_on_abandon: bool = True,
+    ) -> Prediction:
+        """Poll until the prediction reaches a terminal status and return it.
+
+        Terminal means ``succeeded``, ``failed``, ``canceled``, ``aborted`` (or an unknown
+        status with ``completed_at`` set); check ``.status`` or use
+        :meth:`AsyncReplicate.run` to get errors raised. When ``timeout`` passes, or the
+        awaiting task is cancelled, the prediction is canceled on the server first
+        (``cancel_on_abandon=False`` leaves it running) and
+        :class:`~replicate_async.PredictionTimeoutError` / ``CancelledError`` is raised.
+        """
+        current = prediction if isinstance(prediction, Prediction) else None
+        if current is None:
+            check.require_id(prediction, "prediction")
+            current = await self.get(str(prediction))
+        return await drive(
+            current=current,
+            fetch=self.get,
+            cancel=self.cancel,
+            timeout=timeout,
+            poll=poll or self._http.config.poll,
+            cancel_on_abandon=cancel_on_abandon,
+        )
+
+    def stream(
+        self,
+        prediction: Prediction,
+        *,
+        idle_timeout: float = 60.0,
+        max_reconnects: int = 5,
+        raise_on_error: bool = True,
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Server-sent events (``output``, ``logs``, ``error``, ``done``, and any new type)
+        of a prediction whose model streams, resuming dropped connections."""
+        url = prediction.urls.stream if prediction.urls is not None else None
+        if not url:
+            raise StreamError(
+                f"prediction {prediction.id} has no stream URL (its model does not stream)"
+            )
+        return stream_events(
+            self._http,
+            url,
+            idle_timeout=idle_timeout,
+            max_reconnects=max_reconnects,
+            raise_on_error=raise_on_error,
+        )

@@ -6,7 +6,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import _validate as check
+from .._config import PollPolicy
 from .._http import path
+from .._run import drive
 from ..models import Training
 from ..pagination import AsyncPaginator
 from ._base import Resource, _decode
@@ -68,3 +70,25 @@ class Trainings(Resource):
     def list(self, *, cursor: str | None = None) -> AsyncPaginator[Training]:
         """All trainings of the account, newest first."""
         return AsyncPaginator(self._http, Training, "trainings", cursor=cursor)
+
+    async def wait(
+        self,
+        training: Training | str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy | None = None,
+        cancel_on_abandon: bool = True,
+    ) -> Training:
+        """Poll until the training is terminal and return it (see ``predictions.wait``)."""
+        current = training if isinstance(training, Training) else None
+        if current is None:
+            check.require_id(training, "training")
+            current = await self.get(str(training))
+        return await drive(
+            current=current,
+            fetch=self.get,
+            cancel=self.cancel,
+            timeout=timeout,
+            poll=poll or self._http.config.poll,
+            cancel_on_abandon=cancel_on_abandon,
+        )

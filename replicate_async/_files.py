@@ -1,0 +1,200 @@
+"""Files in (paths, bytes, file objects inside inputs) and files out (:class:`FileOutput`).
+
+Inputs: a :class:`pathlib.Path`, bytes, a binary file object or an async iterable of
+bytes anywhere in an input tree is replaced before the prediction is created: small ones
+(up to ``data_url_threshold``, 256 KiB by default, the API's advice) by a ``data:`` URL,
+larger ones by the URL of an upload through the Files API (several at once). Plain
+strings are never treated as paths. Files are read in worker threads, never on the loop.
+
+Outputs: with ``use_file_output=True``, URL strings in an output become
+:class:`FileOutput` objects. Downloads use the client's pool and retries, and carry the
+API token only when the URL is on the API host itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import mimetypes
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from .exceptions import ReplicateError
+
+if TYPE_CHECKING:
+    from ._http import HTTPCore
+
+__all__ = ["DATA_URL_THRESHOLD", "FileOutput", "prepare_input", "wrap_output"]
+
+#: Files up to this size are inlined as ``data:`` URLs; larger ones are uploaded.
+DATA_URL_THRESHOLD = 256 * 1024
+#: Uploads running at once for one input.
+UPLOAD_CONCURRENCY = 4
+_CHUNK = 64 * 1024
+
+
+def _is_file(value: Any) -> bool:
+    if isinstance(value, str):
+        return False
+    if isinstance(value, bytes | bytearray | memoryview | os.PathLike | io.IOBase):
+        return True
+    if isinstance(value, Mapping | list | tuple):
+        return False
+    return hasattr(value, "read") or isinstance(value, AsyncIterable)
+
+
+def _contains_file(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(_contains_file(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_contains_file(v) for v in value)
+    return _is_file(value)
+
+
+async def prepare_input(
+    http: HTTPCore, value: Any, *, data_url_threshold: int = DATA_URL_THRESHOLD
+) -> Any:
+    """Replace every file in an input tree by a ``data:`` URL or an uploaded file's URL."""
+    if not _contains_file(value):
+        return value
+    slots = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+
+    async def convert(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            keys = list(item)
+            values = await asyncio.gather(*(convert(item[k]) for k in keys))
+            return dict(zip(keys, values, strict=True))
+        if isinstance(item, list | tuple):
+            return list(await asyncio.gather(*(convert(v) for v in item)))
+        if not _is_file(item):
+            return item
+        async with slots:
+            return await _encode_file(http, item, data_url_threshold)
+
+    return await convert(value)
+
+
+async def _encode_file(http: HTTPCore, value: Any, threshold: int) -> str:
+    name = "file"
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+        if len(data) <= threshold:
+            return _data_url(data, "application/octet-stream")
+    elif isinstance(value, os.PathLike):
+        path = Path(value)
+        size = await asyncio.to_thread(os.path.getsize, path)
+        if size <= threshold:
+            data = await asyncio.to_thread(path.read_bytes)
+            return _data_url(data, mimetypes.guess_type(path.name)[0])
+        name = path.name
+    elif hasattr(value, "read") and not isinstance(value, AsyncIterable):
+        remaining: int | None = await asyncio.to_thread(_remaining_size, value)
+        if remaining is not None and remaining <= threshold:
+            data = await asyncio.to_thread(value.read)
+            ctype = mimetypes.guess_type(str(getattr(value, "name", "")))[0]
+            return _data_url(data, ctype)
+    return await _upload(http, value, name)
+
+
+def _remaining_size(stream: Any) -> int | None:
+    try:
+        if not stream.seekable():
+            return None
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+        return int(end - here)
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+async def _upload(http: HTTPCore, value: Any, name: str) -> str:
+    from .resources.files import Files
+
+    uploaded = await Files(http).create(value, filename=None if name == "file" else name)
+    url = (uploaded.urls or {}).get("get")
+    if not url:
+        raise ReplicateError(f"the uploaded file {uploaded.id} has no urls.get to pass on")
+    return url
+
+
+def _data_url(data: bytes, content_type: str | None) -> str:
+    ctype = content_type or "application/octet-stream"
+    return f"data:{ctype};base64,{base64.b64encode(data).decode()}"
+
+
+def _decode_data_url(url: str) -> bytes:
+    header, _, payload = url.partition(",")
+    if header.endswith(";base64"):
+        return base64.b64decode(payload)
+    return unquote_to_bytes(payload)
+
+
+class FileOutput:
+    """A file produced by a model: ``await f.read()``, ``async for chunk in f``,
+    ``await f.save(path)``; ``f.url`` (and ``str(f)``) is the URL itself."""
+
+    __slots__ = ("_http", "url")
+
+    def __init__(self, url: str, http: HTTPCore) -> None:
+        self.url = url
+        self._http = http
+
+    async def read(self) -> bytes:
+        """The whole file. ``data:`` URLs are decoded locally."""
+        if self.url.startswith("data:"):
+            return _decode_data_url(self.url)
+        response = await self._http.request("GET", self.url, headers={"Accept": "*/*"})
+        return response.content
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[bytes]:
+        if self.url.startswith("data:"):
+            yield _decode_data_url(self.url)
+            return
+        async with self._http.stream("GET", self.url, headers={"Accept": "*/*"}) as resp:
+            async for chunk in resp.content.iter_chunked(_CHUNK):
+                yield chunk
+
+    async def save(self, path: str | os.PathLike[str]) -> Path:
+        """Stream the file to ``path`` (written in a worker thread) and return the path."""
+        target = Path(path)
+        handle = await asyncio.to_thread(target.open, "wb")
+        try:
+            async for chunk in self:
+                await asyncio.to_thread(handle.write, chunk)
+        finally:
+            await asyncio.to_thread(handle.close)
+        return target
+
+    def __str__(self) -> str:
+        return self.url
+
+    def __repr__(self) -> str:
+        shown = self.url if len(self.url) <= 80 else self.url[:77] + "..."
+        return f"FileOutput({shown!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FileOutput) and other.url == self.url
+
+    def __hash__(self) -> int:
+        return hash(self.url)
+
+
+def wrap_output(output: Any, http: HTTPCore) -> Any:
+    """Replace URL strings (``http(s):`` and ``data:``) in an output by :class:`FileOutput`."""
+    if isinstance(output, str):
+        if output.startswith(("https://", "http://", "data:")):
+            return FileOutput(output, http)
+        return output
+    if isinstance(output, list):
+        return [wrap_output(item, http) for item in output]
+    if isinstance(output, dict):
+        return {key: wrap_output(item, http) for key, item in output.items()}
+    return output

@@ -1,0 +1,50 @@
+"""Automation: ``nox`` runs tests (on the newest aiohttp 3.13 and 3.14), lint and typecheck.
+
+``nox -s bench`` runs the benchmarks (not a default session: it takes minutes).
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+AIOHTTP = {"3.13": "aiohttp>=3.13,<3.14", "3.14": "aiohttp>=3.14,<3.15"}
+
+
+@nox.session
+@nox.parametrize("aiohttp", list(AIOHTTP))
+def tests(session: nox.Session, aiohttp: str) -> None:
+    """The whole test suite, against the newest release of one aiohttp minor version."""
+    session.install("-e", ".[test]", AIOHTTP[aiohttp])
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff: lint rules and formatting."""
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the package."""
+    session.install("-e", ".[test]", "mypy>=1.10")
+    session.run("mypy", "--strict", "replicate_async")
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The README's main command: the demo against the embedded fake server."""
+    session.install(".[cli]")
+    session.run("replicate-async", "demo")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with raw aiohttp and Replicate's official client."""
+    session.install("-e", ".[speedups]", "replicate==1.0.7")
+    session.run("python", "-m", "benchmarks.run", *session.posargs)

@@ -81,8 +81,9 @@ class PollPolicy:
     initial: float = attrs.field(default=0.5, validator=_positive)
     factor: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
     maximum: float = attrs.field(default=5.0, validator=_positive)
-    jitter: float = attrs.field(default=0.1, validator=[attrs.validators.ge(0.0),
-                                                         attrs.validators.lt(1.0)])
+    jitter: float = attrs.field(
+        default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
+    )
 
 
 @attrs.frozen

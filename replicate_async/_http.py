@@ -431,7 +431,7 @@ class HTTPCore:
     def _status_error(self, response: Response, kind: str) -> APIStatusError:
         body: Any
         content = response.content
-        if content[:1] in (b"{", b"["):
+        if content.lstrip()[:1] in (b"{", b"["):
             try:
                 body = loads(content)
             except ValueError:

@@ -19,12 +19,14 @@ __all__ = [
     "prefer_wait",
     "require_id",
     "version_ref",
+    "webhook_url",
 ]
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _MODEL_REF = re.compile(rf"({_NAME})/({_NAME})")
 _VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VERSION_REF = re.compile(rf"({_NAME})/({_NAME}):([A-Za-z0-9][A-Za-z0-9._-]*)")
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?")
 _WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 
 
@@ -91,6 +93,13 @@ def json_body(body: Mapping[str, Any]) -> bytes:
         raise TypeError(f"the request body is not JSON-serialisable: {exc}") from exc
 
 
+def webhook_url(value: Any) -> str:
+    """A webhook URL: an absolute http(s) URL (the API requires HTTPS in production)."""
+    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
+        raise ValueError(f"webhook must be an https:// URL, got {value!r:.80}")
+    return value
+
+
 def events_filter(events: Iterable[str] | None) -> list[str] | None:
     """Check ``webhook_events_filter`` against the events the API knows."""
     if events is None:
@@ -128,8 +137,13 @@ def cancel_after_header(value: float | timedelta | str | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, str):
-        if not re.fullmatch(r"(\d+h)?(\d+m)?(\d+(\.\d+)?s?)?", value) or not value:
+        match = _DURATION.fullmatch(value)
+        if not value or match is None:
             raise ValueError(f"cancel_after must look like '30s', '5m' or '1h30m', got {value!r}")
+        hours, minutes, seconds = match.groups()
+        total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
+        if total < 5:
+            raise ValueError(f"cancel_after must be at least 5 seconds, got {value!r}")
         return value
     seconds = value.total_seconds() if isinstance(value, timedelta) else value
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):

@@ -42,6 +42,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from multidict import CIMultiDict
+
 if TYPE_CHECKING:
     from .models import Prediction, Training
 
@@ -174,7 +176,8 @@ class APIStatusError(APIError):
     ) -> None:
         super().__init__(message, method=method, url=url)
         self.status = status
-        self.headers = dict(headers)
+        #: The response headers, looked up case-insensitively (``err.headers["retry-after"]``).
+        self.headers: CIMultiDict[str] = CIMultiDict(headers)
         self.body = body
         problem = body if isinstance(body, Mapping) else {}
         self.title: str | None = _str_or_none(problem.get("title"))

@@ -60,8 +60,9 @@ class AsyncPaginator(Generic[T]):
     def _resume_url(self, start: str, cursor: str) -> str:
         if not isinstance(cursor, str) or not cursor or cursor == "null":
             raise ValueError("cursor must be a non-empty string: a page's `next` URL or cursor")
-        if "/" in cursor or cursor.startswith("http"):
-            # A saved ``next`` link: the same host checks apply as during a walk.
+        if cursor.startswith(("http://", "https://", "/")) or "?" in cursor:
+            # A saved ``next`` link: the same host checks apply as during a walk. (A raw
+            # cursor is base64 and may itself contain "/", so that alone proves nothing.)
             return self._checked(cursor)
         query = dict(self._params)
         query["cursor"] = cursor
@@ -148,6 +149,6 @@ def _build_page(data: Any, item: type[T]) -> Page[T]:
     prev = data.get("previous")
     return Page(
         results=structure_list(data.get("results"), item),
-        next=nxt if isinstance(nxt, str) and nxt != "null" else None,
-        previous=prev if isinstance(prev, str) and prev != "null" else None,
+        next=nxt if isinstance(nxt, str) and nxt not in ("", "null") else None,
+        previous=prev if isinstance(prev, str) and prev not in ("", "null") else None,
     )

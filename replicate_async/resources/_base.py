@@ -61,11 +61,8 @@ async def create_prediction(
     Validates everything before sending; sends ``Prefer: wait[=N]`` and raises the read
     timeout above the hold; never retries unless the server provably did not create it.
     """
-    body["input"] = await prepare_input(http, body["input"])
     if webhook is not None:
-        if not isinstance(webhook, str) or not webhook.startswith(("https://", "http://")):
-            raise ValueError(f"webhook must be an https:// URL, got {webhook!r}")
-        body["webhook"] = webhook
+        body["webhook"] = check.webhook_url(webhook)
     events = check.events_filter(webhook_events_filter)
     if events is not None:
         body["webhook_events_filter"] = events
@@ -83,6 +80,8 @@ async def create_prediction(
     read_timeout = None
     if hold is not None:
         read_timeout = max(http.config.timeouts.read, hold + WAIT_MARGIN)
+    # Files in the input may be uploaded: only once every argument has been checked.
+    body["input"] = await prepare_input(http, body["input"])
     response = await http.request(
         "POST", path, content=check.json_body(body), headers=headers, read_timeout=read_timeout
     )

@@ -48,7 +48,11 @@ class Files(Resource):
             raise TypeError("metadata must be a mapping")
         # A str part (bytes would make aiohttp treat it as a file and warn).
         meta = check.json_body(dict(metadata or {})).decode()
+        if filename is not None and not isinstance(filename, str):
+            raise TypeError(f"filename must be a string, got {type(filename).__name__}")
         factory, name, retry = await _payload_factory(content, filename)
+        if len(name.encode()) > 255:
+            raise ValueError("filename must be at most 255 bytes (the API's limit)")
         ctype = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
         async def build() -> aiohttp.FormData:

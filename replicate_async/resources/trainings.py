@@ -45,7 +45,7 @@ class Trainings(Resource):
         check.model_ref(destination, "destination")
         body: dict[str, Any] = {"destination": destination, "input": check.check_input(input)}
         if webhook is not None:
-            body["webhook"] = webhook
+            body["webhook"] = check.webhook_url(webhook)
         events = check.events_filter(webhook_events_filter)
         if events is not None:
             body["webhook_events_filter"] = events

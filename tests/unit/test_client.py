@@ -1,0 +1,367 @@
+"""Client lifecycle: configuration sources, token handling, sessions, closing, stats."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import pickle
+import warnings
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from replicate_async import (
+    AsyncReplicate,
+    ClientClosedError,
+    ClientConfig,
+    MissingTokenError,
+    RetryPolicy,
+    Timeouts,
+)
+from replicate_async._config import DEFAULT_BASE_URL
+from tests.conftest import FakeSleep, example
+
+from ._helpers import API, TOKEN, request_count, sent
+
+ACCOUNT = example("account-get")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ambient REPLICATE_* variables leak into these tests."""
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    monkeypatch.delenv("REPLICATE_BASE_URL", raising=False)
+
+
+# -- configuration --------------------------------------------------------------------
+
+
+async def test_token_from_argument(mocked: aioresponses) -> None:
+    """api_token= is sent as a Bearer token."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token="r8_arg") as client:
+        await client.account.get()
+    assert sent(mocked, "GET", f"{API}/account").headers["Authorization"] == "Bearer r8_arg"
+
+
+async def test_token_from_env(mocked: aioresponses, monkeypatch: pytest.MonkeyPatch) -> None:
+    """REPLICATE_API_TOKEN is used when no argument is given."""
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_env")
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate() as client:
+        await client.account.get()
+    assert sent(mocked, "GET", f"{API}/account").headers["Authorization"] == "Bearer r8_env"
+
+
+async def test_argument_token_beats_env(
+    mocked: aioresponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An explicit api_token wins over the environment."""
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_env")
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token="r8_arg") as client:
+        await client.account.get()
+    assert sent(mocked, "GET", f"{API}/account").headers["Authorization"] == "Bearer r8_arg"
+
+
+def test_base_url_default() -> None:
+    """Without argument or env the public API is used."""
+    client = AsyncReplicate(api_token=TOKEN)
+    assert client.base_url == DEFAULT_BASE_URL == "https://api.replicate.com/v1"
+
+
+def test_base_url_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """REPLICATE_BASE_URL is used (trailing slash removed)."""
+    monkeypatch.setenv("REPLICATE_BASE_URL", "http://localhost:9999/v1/")
+    assert AsyncReplicate(api_token=TOKEN).base_url == "http://localhost:9999/v1"
+
+
+def test_base_url_argument_beats_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """base_url= wins over REPLICATE_BASE_URL."""
+    monkeypatch.setenv("REPLICATE_BASE_URL", "http://localhost:9999/v1")
+    client = AsyncReplicate(api_token=TOKEN, base_url="https://proxy.example/v1")
+    assert client.base_url == "https://proxy.example/v1"
+    assert client.config.base_url == "https://proxy.example/v1"
+
+
+async def test_custom_base_url_used_for_requests(mocked: aioresponses) -> None:
+    """Requests go to the configured base URL, with the token (same origin)."""
+    base = "http://localhost:9999/v1"
+    mocked.get(f"{base}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN, base_url=base + "/") as client:
+        await client.account.get()
+    assert sent(mocked, "GET", f"{base}/account").headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"base_url": "ftp://api.replicate.com/v1"}, ValueError),
+        ({"base_url": "api.replicate.com/v1"}, ValueError),
+        ({"api_token": 123}, TypeError),
+        ({"timeout": "slow"}, TypeError),
+        ({"timeout": True}, TypeError),
+        ({"timeout": -1}, ValueError),
+        ({"max_retries": -1}, ValueError),
+        ({"max_connections": 0}, ValueError),
+    ],
+)
+def test_constructor_validation(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    """Bad constructor arguments fail immediately with ValueError/TypeError."""
+    kwargs.setdefault("api_token", TOKEN)
+    with pytest.raises(error):
+        AsyncReplicate(**kwargs)
+
+
+def test_timeout_number_sets_read_timeout() -> None:
+    """timeout=30 sets the read timeout; a Timeouts object is used as is."""
+    assert AsyncReplicate(api_token=TOKEN, timeout=30).config.timeouts.read == 30.0
+    custom = Timeouts(connect=1, read=2, total=3)
+    assert AsyncReplicate(api_token=TOKEN, timeout=custom).config.timeouts is custom
+    assert isinstance(AsyncReplicate(api_token=TOKEN).config, ClientConfig)
+
+
+async def test_timeouts_passed_to_aiohttp(mocked: aioresponses) -> None:
+    """The configured Timeouts become the per-request aiohttp ClientTimeout."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(
+        api_token=TOKEN, timeout=Timeouts(connect=3, read=7, total=11)
+    ) as client:
+        await client.account.get()
+    timeout = sent(mocked, "GET", f"{API}/account").kwargs["timeout"]
+    assert (timeout.sock_connect, timeout.sock_read, timeout.total) == (3, 7, 11)
+
+
+async def test_no_redirects_followed(mocked: aioresponses) -> None:
+    """API requests never follow redirects (the token must not travel elsewhere)."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN) as client:
+        await client.account.get()
+    assert sent(mocked, "GET", f"{API}/account").kwargs["allow_redirects"] is False
+
+
+# -- token handling ---------------------------------------------------------------------
+
+
+async def test_missing_token_not_an_error_at_construction() -> None:
+    """A client without a token can be constructed (and closed)."""
+    client = AsyncReplicate()
+    assert "token=missing" in repr(client)
+    await client.aclose()
+
+
+async def test_missing_token_raises_at_first_request(mocked: aioresponses) -> None:
+    """MissingTokenError is raised at the first request that needs a token; none is sent."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate() as client:
+        with pytest.raises(MissingTokenError) as info:
+            await client.account.get()
+        with pytest.raises(MissingTokenError):
+            await client.predictions.list().collect()
+    assert "REPLICATE_API_TOKEN" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert request_count(mocked) == 0
+
+
+async def test_empty_token_is_missing(mocked: aioresponses) -> None:
+    """An empty string token counts as missing."""
+    async with AsyncReplicate(api_token="") as client:
+        with pytest.raises(MissingTokenError):
+            await client.predictions.get("abc")
+    assert request_count(mocked) == 0
+
+
+async def test_search_works_without_token(mocked: aioresponses) -> None:
+    """GET /search needs no token and sends no Authorization header."""
+    url = f"{API}/search?query=flux"
+    mocked.get(url, payload=example("search-get-spec-example"))
+    async with AsyncReplicate() as client:
+        result = await client.search("flux")
+    assert result.query == "nano banana"
+    assert "Authorization" not in sent(mocked, "GET", url).headers
+
+
+def test_repr_hides_token() -> None:
+    """repr(client) says whether a token is set, never what it is."""
+    client = AsyncReplicate(api_token=TOKEN)
+    text = repr(client)
+    assert TOKEN not in text
+    assert TOKEN not in str(client)
+    assert "token=set" in text
+    assert "https://api.replicate.com/v1" in text
+    assert TOKEN not in repr(client.config)
+
+
+def test_client_cannot_be_pickled() -> None:
+    """Pickling (which would copy the secret) is refused."""
+    with pytest.raises(TypeError):
+        pickle.dumps(AsyncReplicate(api_token=TOKEN))
+
+
+def test_user_agent_default_and_custom() -> None:
+    """The default User-Agent names the SDK, aiohttp and Python; user_agent= replaces it."""
+    default = AsyncReplicate(api_token=TOKEN)._http._base_headers["User-Agent"]
+    assert default.startswith("replicate-async/0.1.0 ")
+    assert "aiohttp/" in default
+    assert "python/" in default
+    custom = AsyncReplicate(api_token=TOKEN, user_agent="my-app/2")
+    assert custom._http._base_headers["User-Agent"] == "my-app/2"
+
+
+async def test_custom_user_agent_sent(mocked: aioresponses) -> None:
+    """user_agent= is what goes on the wire."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN, user_agent="my-app/2") as client:
+        await client.account.get()
+    assert sent(mocked, "GET", f"{API}/account").headers["User-Agent"] == "my-app/2"
+
+
+# -- lifecycle ------------------------------------------------------------------------
+
+
+async def test_async_with_opens_and_closes() -> None:
+    """`async with` creates the session on entry and closes it on exit."""
+    client = AsyncReplicate(api_token=TOKEN)
+    assert client._http._session is None
+    async with client as entered:
+        assert entered is client
+        session = client._http._session
+        assert isinstance(session, aiohttp.ClientSession)
+        assert not session.closed
+        assert not client.closed
+    assert session.closed
+    assert client.closed
+
+
+async def test_use_after_close_raises(mocked: aioresponses) -> None:
+    """Any request after aclose() raises ClientClosedError and sends nothing."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    client = AsyncReplicate(api_token=TOKEN)
+    await client.aclose()
+    with pytest.raises(ClientClosedError):
+        await client.account.get()
+    with pytest.raises(ClientClosedError):
+        await client.models.list().collect()
+    with pytest.raises(ClientClosedError):
+        async with client:
+            pass
+    assert request_count(mocked) == 0
+
+
+async def test_aclose_is_idempotent() -> None:
+    """aclose() may be called any number of times."""
+    client = AsyncReplicate(api_token=TOKEN)
+    async with client:
+        pass
+    await client.aclose()
+    await client.aclose()
+    assert client.closed
+
+
+async def test_lazy_session_without_async_with(mocked: aioresponses) -> None:
+    """Without `async with`, the first request creates the session; aclose closes it."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    client = AsyncReplicate(api_token=TOKEN)
+    account = await client.account.get()
+    assert account.username == "acme"
+    session = client._http._session
+    assert session is not None
+    assert not session.closed
+    await client.aclose()
+    assert session.closed
+
+
+async def test_borrowed_session_not_closed(mocked: aioresponses) -> None:
+    """A session passed in is used for requests and left open by aclose()."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    session = aiohttp.ClientSession()
+    try:
+        async with AsyncReplicate(api_token=TOKEN, session=session) as client:
+            await client.account.get()
+            assert client._http._session is session
+        assert client.closed
+        assert not session.closed
+    finally:
+        await session.close()
+    assert sent(mocked, "GET", f"{API}/account").headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_borrowed_session_without_async_with(mocked: aioresponses) -> None:
+    """A borrowed session also survives aclose() when used lazily."""
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    session = aiohttp.ClientSession()
+    try:
+        client = AsyncReplicate(api_token=TOKEN, session=session)
+        await client.account.get()
+        await client.aclose()
+        assert not session.closed
+    finally:
+        await session.close()
+
+
+def test_two_sequential_asyncio_runs() -> None:
+    """One client works across two asyncio.run() calls and leaves no unclosed session."""
+    sessions: list[aiohttp.ClientSession] = []
+    client = AsyncReplicate(api_token=TOKEN, base_url=API)
+
+    async def use() -> str:
+        account = await client.account.get()
+        session = client._http._session
+        assert session is not None
+        assert not session.closed
+        sessions.append(session)
+        return account.username or ""
+
+    with aioresponses() as mocked, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mocked.get(f"{API}/account", payload=ACCOUNT, repeat=True)
+        assert asyncio.run(use()) == "acme"
+        assert asyncio.run(use()) == "acme"
+        assert len(sessions) == 2
+        assert sessions[0] is not sessions[1]
+        assert all(s.closed for s in sessions)
+        assert request_count(mocked) == 2
+        del sessions[:]
+        gc.collect()
+    unclosed = [w for w in caught if "nclosed" in str(w.message)]
+    assert unclosed == []
+    assert not client.closed
+
+
+async def test_stats_count_requests_and_retries(mocked: aioresponses) -> None:
+    """client.stats counts every HTTP request sent and every retry."""
+    sleeps = FakeSleep()
+    mocked.get(f"{API}/account", status=503, payload={"detail": "x"})
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    mocked.get(f"{API}/hardware", body=b"[]")
+    async with AsyncReplicate(
+        api_token=TOKEN, retry=RetryPolicy(max_retries=2, sleep=sleeps)
+    ) as client:
+        assert client.stats == {"requests": 0, "retries": 0, "throttled": 0}
+        await client.account.get()
+        await client.hardware.list()
+        assert client.stats == {"requests": 3, "retries": 1, "throttled": 0}
+    assert len(sleeps.calls) == 1
+
+
+async def test_max_connections_bounds_concurrency(mocked: aioresponses) -> None:
+    """With max_connections=2, at most two requests are in flight at once."""
+    in_flight = 0
+    peak = 0
+
+    async def slow(url: Any, **kwargs: Any) -> None:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        in_flight -= 1
+
+    mocked.get(f"{API}/account", payload=ACCOUNT, callback=slow, repeat=True)
+    async with AsyncReplicate(api_token=TOKEN, max_connections=2) as client:
+        results = await asyncio.gather(*(client.account.get() for _ in range(6)))
+    assert len(results) == 6
+    assert peak == 2
+    assert request_count(mocked) == 6

@@ -96,6 +96,10 @@ def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy) -> f
     """
     if isinstance(exc, RateLimitError) and exc.retry_after is not None:
         return min(exc.retry_after, policy.max_retry_after)
+    if isinstance(exc, APIStatusError) and exc.status == 503:
+        asked = parse_retry_after(exc.headers)
+        if asked is not None:
+            return min(asked, policy.max_retry_after)
     ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (retry_number - 1))
     return random.uniform(policy.backoff_initial / 2, ceiling)
 

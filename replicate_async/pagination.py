@@ -122,6 +122,10 @@ class AsyncPaginator(Generic[T]):
     def _checked(self, link: str) -> str:
         """Resolve a ``next`` link against the API, refusing other hosts, keeping filters."""
         http = self._http
+        base_path = urlsplit(http.base_url).path
+        if link.startswith("/") and not link.startswith(("//", base_path)):
+            # A relative link without the version prefix (``/collections?cursor=...``).
+            link = base_path + link[1:]
         url = urljoin(http.base_url, link)
         parts = urlsplit(url)
         base = urlsplit(http.base_url)

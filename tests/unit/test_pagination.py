@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aioresponses import aioresponses
+from yarl import URL
 
 from replicate_async import (
     AsyncPaginator,
@@ -382,3 +383,14 @@ async def test_custom_base_url_pagination(mocked: aioresponses, sleeps: Any) -> 
             await _walk(client.models.list(), names)
     assert names == ["m1", "m2"]
     assert request_count(mocked) == 2
+
+
+async def test_relative_next_without_version_prefix_stays_under_base(
+    client: AsyncReplicate, mocked: aioresponses
+) -> None:
+    """A ``/collections?cursor=x`` link (no ``/v1``) is resolved under the base path."""
+    mocked.get(f"{API}/collections", payload={"results": [], "next": "/collections?cursor=x"})
+    mocked.get(f"{API}/collections?cursor=x", payload={"results": [], "next": None})
+    pages = [page async for page in client.collections.list().pages()]
+    assert len(pages) == 2
+    assert ("GET", URL(f"{API}/collections?cursor=x")) in mocked.requests

@@ -721,3 +721,14 @@ def _status(status: int) -> APIStatusError:
 def test_is_retryable(exc: BaseException, idempotent: bool, expected: bool) -> None:
     """is_retryable: 429 always; 5xx/408/timeouts only when idempotent; never-sent always."""
     assert is_retryable(exc, idempotent=idempotent) is expected
+
+
+async def test_503_retry_after_header_is_honoured(
+    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+) -> None:
+    """A 503 with ``Retry-After: 7`` on a GET waits the asked 7 s, not the backoff."""
+    mocked.get(f"{API}/account", status=503, headers={"Retry-After": "7"}, body="")
+    mocked.get(f"{API}/account", payload={"type": "user", "username": "u"})
+    account = await client.account.get()
+    assert account.username == "u"
+    assert sleeps.calls[0] == 7.0

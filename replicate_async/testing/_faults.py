@@ -1,0 +1,251 @@
+"""Explicit, bounded fault injection: error statuses, slow or broken responses, resets."""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import fnmatch
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from aiohttp import web
+
+from ._util import JSON_CT, PROBLEM_CT, dumps
+
+__all__ = ["DropConnection", "Fault", "Faults"]
+
+DropConnection = Literal["before_body", "after_body"]
+
+
+@dataclass(eq=False)
+class Fault:
+    """One injected fault; it fires on the next ``times`` matching requests.
+
+    See :meth:`Faults.add` for what each field does. ``hits`` counts how often it fired.
+    """
+
+    path: str
+    method: str | None = None
+    status: int | None = None
+    times: int = 1
+    retry_after: int | None = None
+    retry_after_date: bool = False
+    delay: float | None = None
+    slow_body: float | None = None
+    drop_connection: DropConnection | None = None
+    truncate_body: bool = False
+    html_error: bool = False
+    invalid_json: bool = False
+    empty_body: bool = False
+    body: Any = None
+    headers: dict[str, str] | None = None
+    hits: int = 0
+    _owner: Faults | None = field(default=None, repr=False)
+
+    @property
+    def remaining(self) -> int:
+        """How many more requests this fault will hit."""
+        return max(0, self.times - self.hits)
+
+    @property
+    def replaces_response(self) -> bool:
+        """Whether the fault answers by itself (the handler never runs)."""
+        return (
+            self.status is not None
+            or self.html_error
+            or self.invalid_json
+            or self.empty_body
+            or self.body is not None
+        )
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether a request is targeted (``path`` exact or glob; ``/v1`` prefix optional)."""
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        candidates = (path, path.removeprefix("/v1")) if path.startswith("/v1/") else (path,)
+        if any(ch in self.path for ch in "*?["):
+            return any(fnmatch.fnmatchcase(c, self.path) for c in candidates)
+        return self.path in candidates
+
+    def remove(self) -> None:
+        """Deactivate this fault."""
+        if self._owner is not None:
+            self._owner.remove(self)
+
+    def make_response(self, now: Callable[[], float]) -> web.Response:
+        """The canned response of a response-replacing fault."""
+        headers: dict[str, str] = {}
+        if self.html_error:
+            status = self.status or 502
+            resp = web.Response(status=status, body=b"<html>bad gateway</html>")
+            resp.content_type = "text/html"
+        elif self.invalid_json:
+            resp = web.Response(status=self.status or 200, body=b'{"id": "oops", "status": ')
+            resp.content_type = JSON_CT
+        elif self.empty_body:
+            resp = web.Response(status=self.status or 200, body=b"")
+            resp.content_type = JSON_CT
+        elif self.body is not None:
+            status = self.status or 200
+            if isinstance(self.body, bytes):
+                resp = web.Response(status=status, body=self.body)
+            elif isinstance(self.body, str):
+                resp = web.Response(status=status, body=self.body.encode())
+                resp.content_type = "text/plain"
+            else:
+                resp = web.Response(status=status, body=dumps(self.body))
+                resp.content_type = PROBLEM_CT if status >= 400 else JSON_CT
+        else:
+            status = self.status or 500
+            problem: dict[str, Any] = {
+                "detail": f"Injected fault (HTTP {status})",
+                "status": status,
+            }
+            if status == 429:
+                wait = self.retry_after or 1
+                unit = "second" if wait == 1 else "seconds"
+                problem["detail"] = f"Request was throttled. Expected available in {wait} {unit}."
+                problem["retry_after"] = wait
+            resp = web.Response(status=status, body=dumps(problem))
+            resp.content_type = PROBLEM_CT
+        if self.retry_after is not None:
+            if self.retry_after_date:
+                headers["Retry-After"] = email.utils.formatdate(
+                    now() + self.retry_after, usegmt=True
+                )
+            else:
+                headers["Retry-After"] = str(self.retry_after)
+        resp.headers.update(headers)
+        return resp
+
+
+class Faults:
+    """The fault registry (``fake.faults``). Faults are checked in the order added."""
+
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+
+    def add(
+        self,
+        path: str = "*",
+        *,
+        method: str | None = None,
+        status: int | None = None,
+        times: int = 1,
+        retry_after: int | None = None,
+        retry_after_date: bool = False,
+        delay: float | None = None,
+        slow_body: float | None = None,
+        drop_connection: DropConnection | None = None,
+        truncate_body: bool = False,
+        html_error: bool = False,
+        invalid_json: bool = False,
+        empty_body: bool = False,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Fault:
+        """Inject a fault for the next ``times`` requests matching ``method`` and ``path``.
+
+        - ``path``: exact (``/v1/predictions`` or ``/predictions``) or a glob
+          (``/v1/predictions/*``); ``method``: ``None`` matches any.
+        - ``status``: answer with this status and a problem+json body instead of the
+          handler (429 gets the real throttling body); ``retry_after`` adds a
+          ``Retry-After`` header in seconds, or an HTTP date with ``retry_after_date``.
+        - ``delay``: seconds to wait before any response headers (slow server).
+        - ``slow_body``: seconds to wait between body chunks.
+        - ``drop_connection``: ``"before_body"`` resets without reading or processing the
+          request; ``"after_body"`` runs the handler (the request *did* take effect, e.g.
+          a prediction was created) and then resets without answering.
+        - ``truncate_body``: declare a longer ``Content-Length`` than sent, then close.
+        - ``html_error``: a ``text/html`` ``<html>bad gateway</html>`` (502 by default).
+        - ``invalid_json`` / ``empty_body``: a broken JSON body (200 by default).
+        - ``body``: a custom body (dict → JSON, str → text, bytes as-is).
+        - ``headers``: extra response headers.
+        """
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if drop_connection not in (None, "before_body", "after_body"):
+            raise ValueError(f"unknown drop_connection {drop_connection!r}")
+        fault = Fault(
+            path=path,
+            method=method,
+            status=status,
+            times=times,
+            retry_after=retry_after,
+            retry_after_date=retry_after_date,
+            delay=delay,
+            slow_body=slow_body,
+            drop_connection=drop_connection,
+            truncate_body=truncate_body,
+            html_error=html_error,
+            invalid_json=invalid_json,
+            empty_body=empty_body,
+            body=body,
+            headers=headers,
+            _owner=self,
+        )
+        self._faults.append(fault)
+        return fault
+
+    def remove(self, fault: Fault) -> None:
+        """Deactivate one fault."""
+        if fault in self._faults:
+            self._faults.remove(fault)
+
+    def clear(self) -> None:
+        """Remove every fault."""
+        self._faults.clear()
+
+    def __iter__(self) -> Iterator[Fault]:
+        return iter(list(self._faults))
+
+    def __len__(self) -> int:
+        return len(self._faults)
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first active fault matching the request (consuming one of its ``times``)."""
+        for fault in self._faults:
+            if fault.matches(method, path):
+                fault.hits += 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+
+def drop(request: web.BaseRequest) -> web.Response:
+    """Abort the connection; the returned response is never sent."""
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=499)
+
+
+async def deliver(
+    fault: Fault, request: web.BaseRequest, resp: web.StreamResponse
+) -> web.StreamResponse:
+    """Apply the post-processing parts of a fault (headers, reset, truncation, slowness)."""
+    if fault.headers:
+        resp.headers.update(fault.headers)
+    if fault.drop_connection == "after_body":
+        return drop(request)
+    if not isinstance(resp, web.Response) or not (fault.truncate_body or fault.slow_body):
+        return resp
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    stream = web.StreamResponse(status=resp.status, reason=resp.reason, headers=resp.headers)
+    if fault.truncate_body:
+        stream.content_length = len(body) + 64
+        await stream.prepare(request)
+        await stream.write(body[: len(body) // 2])
+        if request.transport is not None:
+            request.transport.close()
+        return stream
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    chunk = max(1, len(body) // 4)
+    for start in range(0, len(body), chunk):
+        if start:
+            await asyncio.sleep(fault.slow_body or 0.0)
+        await stream.write(body[start : start + chunk])
+    await stream.write_eof()
+    return stream

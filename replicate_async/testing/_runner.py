@@ -1,0 +1,260 @@
+"""Runs predictions and trainings as asyncio tasks: statuses, logs, output, SSE, webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ._clock import clock_sleep
+from ._models import ModelBehaviour, Plan, make_plan, sse_text
+from ._records import Prediction, Version
+from ._state import Store
+from ._util import NS, dumps
+from ._webhooks import WebhookDispatcher
+
+__all__ = ["Runner"]
+
+
+class Runner:
+    """The fake's scheduler. One task per live prediction, plus one per ``Cancel-After``."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Callable[[], float],
+        webhooks: WebhookDispatcher,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.webhooks = webhooks
+        self.origin = ""
+        self.closing = False
+        self._live: dict[str, Prediction] = {}
+        self._deadlines: dict[str, asyncio.Task[None]] = {}
+
+    def now_ns(self) -> int:
+        """The injected clock, in integer nanoseconds."""
+        return int(self.clock() * NS)
+
+    # ----------------------------------------------------------------------- control
+
+    def start(self, prediction: Prediction) -> None:
+        """Begin running a freshly stored prediction or training."""
+        loop = asyncio.get_running_loop()
+        self._live[prediction.id] = prediction
+        prediction.task = loop.create_task(self._run(prediction))
+        self._webhook(prediction, "start")
+        if prediction.deadline_ns is not None:
+            self._deadlines[prediction.id] = loop.create_task(self._deadline(prediction))
+
+    async def cancel(self, prediction: Prediction, reason: str = "api") -> None:
+        """Cancel a running prediction and wait until it is ``canceled`` (or ``aborted``)."""
+        if prediction.done:
+            return
+        prediction.cancel_reason = reason
+        task = prediction.task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait({task})
+        self._finish_canceled(prediction)
+
+    async def wait(self, prediction: Prediction, seconds: float) -> None:
+        """Hold until the prediction is terminal, ``seconds`` pass on the clock, or shutdown."""
+        if prediction.done or self.closing:
+            return
+        timer = asyncio.ensure_future(clock_sleep(self.clock, seconds))
+        try:
+            while not prediction.done and not timer.done() and not self.closing:
+                changed = asyncio.ensure_future(prediction.wait_changed().wait())
+                await asyncio.wait({timer, changed}, return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+        finally:
+            timer.cancel()
+
+    @property
+    def live(self) -> int:
+        """How many predictions/trainings are still running."""
+        return len(self._live)
+
+    async def wait_idle(self, timeout: float = 5.0) -> None:
+        """Wait until nothing is running (bounded by ``timeout`` real seconds)."""
+        async with asyncio.timeout(timeout):
+            while self._live:
+                tasks = {p.task for p in self._live.values() if p.task is not None}
+                if not tasks:
+                    break
+                await asyncio.wait(tasks)
+
+    async def shutdown(self) -> None:
+        """Stop every task without finishing the predictions, and release waiters."""
+        self.closing = True
+        tasks: set[asyncio.Task[None]] = set(self._deadlines.values())
+        self._deadlines.clear()
+        for prediction in list(self._live.values()):
+            prediction.cancel_reason = "shutdown"
+            if prediction.task is not None:
+                tasks.add(prediction.task)
+            prediction.notify()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        self._live.clear()
+
+    # ------------------------------------------------------------------------ the run
+
+    async def _run(self, p: Prediction) -> None:
+        try:
+            behaviour = p.behaviour or ModelBehaviour(duration=0.0)
+            await clock_sleep(self.clock, behaviour.queue_time)
+            p.status = "processing"
+            p.started_ns = self.now_ns()
+            p.notify()
+            if p.is_training:
+                plan = Plan(
+                    [("log", "Training started"), ("log", "Training complete")], False, "text"
+                )
+                if behaviour.outcome == "fail":
+                    plan.error = behaviour.error
+            else:
+                file_url = f"{self.origin}/delivery/{p.id}/out-{{i}}.png"
+                plan = make_plan(
+                    p.kind, p.input, file_url=file_url, sync=p.sync, behaviour=behaviour
+                )
+            delay = (behaviour.duration or 0.0) / max(1, len(plan.steps))
+            first_output_ns: int | None = None
+            for step, value in plan.steps:
+                await clock_sleep(self.clock, delay)
+                if step == "log":
+                    p.logs += f"{value}\n"
+                    self._event(p, "logs", value)
+                    self._webhook(p, "logs")
+                else:
+                    if first_output_ns is None:
+                        first_output_ns = self.now_ns()
+                    if plan.list_output:
+                        if not isinstance(p.output, list):
+                            p.output = []
+                        p.output.append(value)
+                    else:
+                        p.output = value
+                    self._event(p, "output", sse_text(value))
+                    self._webhook(p, "output")
+                p.notify()
+            if plan.error is not None:
+                self._finish(p, "failed", plan, first_output_ns)
+            else:
+                if p.is_training:
+                    p.output = self._training_output(p)
+                self._finish(p, "succeeded", plan, first_output_ns)
+        except asyncio.CancelledError:
+            if p.cancel_reason in (None, "shutdown"):
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            self._finish_canceled(p)
+
+    async def _deadline(self, p: Prediction) -> None:
+        assert p.deadline_ns is not None
+        await clock_sleep(self.clock, (p.deadline_ns - self.now_ns()) / NS)
+        if not p.done:
+            await self.cancel(p, reason="deadline")
+
+    def _training_output(self, p: Prediction) -> dict[str, str]:
+        destination = self.store.get_model(p.destination or "")
+        version_id = os.urandom(32).hex()
+        if destination is not None:
+            base = self.store.get_version(p.version_id or "")
+            version = Version(
+                id=version_id,
+                model=destination.full_name,
+                created_ns=self.now_ns(),
+                cog_version=base.cog_version if base is not None else "0.9.4",
+                openapi_schema=base.openapi_schema if base is not None else None,
+            )
+            self.store.add_version(destination, version)
+        return {
+            "version": f"{p.destination}:{version_id}",
+            "weights": f"{self.origin}/delivery/{p.id}/weights.tar",
+        }
+
+    # ------------------------------------------------------------------- finishing
+
+    def _metrics(self, p: Prediction) -> None:
+        end = p.completed_ns or self.now_ns()
+        if p.started_ns is not None:
+            p.metrics["predict_time"] = round((end - p.started_ns) / NS, 9)
+        p.metrics["total_time"] = round((end - p.created_ns) / NS, 9)
+
+    def _finish(self, p: Prediction, status: str, plan: Plan, first_output_ns: int | None) -> None:
+        p.completed_ns = self.now_ns()
+        p.status = status
+        p.metrics.update(plan.metrics)
+        self._metrics(p)
+        if first_output_ns is not None and p.started_ns is not None:
+            p.metrics["time_to_first_token"] = round((first_output_ns - p.started_ns) / NS, 9)
+        if "output_token_count" in plan.metrics:
+            predict = p.metrics.get("predict_time") or 0.0
+            count = plan.metrics["output_token_count"]
+            p.metrics["tokens_per_second"] = count / predict if predict else float(count)
+        if status == "failed":
+            p.error = plan.error
+            self._event(p, "error", json.dumps({"detail": plan.error}), with_id=False)
+            self._event(p, "done", json.dumps({"reason": "error"}), with_id=False)
+        else:
+            self._event(p, "done", "{}", with_id=False)
+        self._completed(p)
+
+    def _finish_canceled(self, p: Prediction) -> None:
+        if p.done:
+            return
+        aborted = p.cancel_reason == "deadline" and p.status == "starting"
+        p.status = "aborted" if aborted else "canceled"
+        p.completed_ns = self.now_ns()
+        self._metrics(p)
+        self._event(p, "done", json.dumps({"reason": "canceled"}), with_id=False)
+        self._completed(p)
+
+    def _completed(self, p: Prediction) -> None:
+        self._live.pop(p.id, None)
+        deadline = self._deadlines.pop(p.id, None)
+        if deadline is not None and deadline is not asyncio.current_task():
+            deadline.cancel()
+        self._webhook(p, "completed")
+        p.notify()
+
+    # ------------------------------------------------------------- events & webhooks
+
+    def _event(self, p: Prediction, event: str, data: str, *, with_id: bool = True) -> None:
+        if p.stream_kind is None:
+            return
+        event_id: str | None = None
+        if with_id:
+            second = int(self.clock())
+            counter = 0
+            for prev_id, _, _ in reversed(p.events):
+                if prev_id is not None:
+                    prev_second, _, prev_counter = prev_id.partition(":")
+                    if prev_second == str(second):
+                        counter = int(prev_counter) + 1
+                    break
+            event_id = f"{second}:{counter}"
+            p.event_positions[event_id] = len(p.events)
+        p.events.append((event_id, event, data))
+
+    def _webhook(self, p: Prediction, event: str) -> None:
+        if p.webhook is None:
+            return
+        body: bytes | None = None
+        if self.webhooks.wanted(p, event):
+            body = dumps(p.to_json(self.origin))
+        self.webhooks.emit(p, event, body)
+
+
+def event_payload(value: Any) -> str:
+    """Exposed for tests: how an output value is rendered as SSE data."""
+    return sse_text(value)

@@ -1,0 +1,146 @@
+"""Small shared helpers: timestamps, ids, JSON and problem responses."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import re
+import time
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+__all__ = [
+    "JSON_CT",
+    "ApiError",
+    "NS",
+    "PROBLEM_CT",
+    "dumps",
+    "format_ts",
+    "json_response",
+    "new_id",
+    "not_found",
+    "parse_ts",
+    "problem",
+]
+
+NS = 1_000_000_000
+JSON_CT = "application/json"
+PROBLEM_CT = "application/problem+json"
+
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford-ish base32, lower case
+
+
+def new_id(length: int = 26) -> str:
+    """Return an opaque, lower-case, base32-looking id like Replicate's prediction ids."""
+    raw = int.from_bytes(os.urandom(17), "big")
+    chars = []
+    for _ in range(length):
+        raw, rem = divmod(raw, 32)
+        chars.append(_ID_ALPHABET[rem])
+    return "".join(chars)
+
+
+@functools.lru_cache(maxsize=4096)
+def _date(days: int) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(days * 86400))
+
+
+def format_ts(ns: int, digits: int | None = None) -> str:
+    """Format unix nanoseconds as RFC 3339 UTC with a ``Z`` suffix.
+
+    ``digits=None`` mimics Go's ``RFC3339Nano``: nine fractional digits with trailing zeros
+    trimmed (so 0 to 9 digits appear, as in the real API); an int gives a fixed width.
+    """
+    secs, frac = divmod(ns, NS)
+    days, rest = divmod(secs, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    base = f"{_date(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}"
+    if digits is None:
+        text = f"{frac:09d}".rstrip("0")
+        return f"{base}.{text}Z" if text else f"{base}Z"
+    if digits == 0:
+        return f"{base}Z"
+    return f"{base}.{f'{frac:09d}'[:digits]}Z"
+
+
+_TS_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d+))?)?(Z|z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_ts(text: str) -> int:
+    """Parse an ISO 8601 / RFC 3339 date or date-time into unix nanoseconds.
+
+    Accepts any number of fractional digits and a missing offset (taken as UTC).
+    Raises :class:`ValueError` on anything else.
+    """
+    match = _TS_RE.match(text.strip())
+    if match is None:
+        raise ValueError(f"invalid date-time: {text!r}")
+    date, clock, frac, offset = match.groups()
+    clock = clock or "00:00:00"
+    if len(clock) == 5:
+        clock += ":00"
+    if offset in (None, "Z", "z"):
+        offset = "+00:00"
+    elif ":" not in offset:
+        offset = f"{offset[:3]}:{offset[3:]}"
+    parsed = datetime.fromisoformat(f"{date}T{clock}{offset}")
+    nanos = int((frac or "0")[:9].ljust(9, "0"))
+    return int(parsed.timestamp()) * NS + nanos
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON bytes, as the real API sends."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_response(
+    obj: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    """An ``application/json`` response."""
+    return web.Response(body=dumps(obj), status=status, content_type=JSON_CT, headers=headers)
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    title: str | None = None,
+    include_status: bool = True,
+    content_type: str = PROBLEM_CT,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    """An RFC 7807-style problem response in Replicate's (inconsistent) shapes."""
+    body: dict[str, Any] = {}
+    if title is not None:
+        body["title"] = title
+    body["detail"] = detail
+    if include_status:
+        body["status"] = status
+    body.update(extra)
+    return web.Response(body=dumps(body), status=status, content_type=content_type, headers=headers)
+
+
+def not_found(detail: str = "The requested resource could not be found.") -> web.Response:
+    """The generic 404 problem body."""
+    return problem(404, detail)
+
+
+def b64encode(data: bytes) -> str:
+    """Standard base64 text."""
+    return base64.b64encode(data).decode()
+
+
+class ApiError(Exception):
+    """Raised by handlers to answer with a ready-made (error) response."""
+
+    def __init__(self, response: web.Response) -> None:
+        super().__init__(response.status)
+        self.response = response

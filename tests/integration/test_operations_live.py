@@ -53,7 +53,8 @@ async def test_collections_list_and_get(client: AsyncReplicate) -> None:
     assert len(collections) == 9
     assert all(isinstance(c, Collection) for c in collections)
     full = await client.collections.get(collections[0].slug)
-    assert full.models and all(isinstance(m, Model) for m in full.models)
+    assert full.models
+    assert all(isinstance(m, Model) for m in full.models)
 
 
 async def test_hardware_list(client: AsyncReplicate) -> None:
@@ -66,13 +67,16 @@ async def test_hardware_list(client: AsyncReplicate) -> None:
 async def test_models_list_get_search_readme_examples(client: AsyncReplicate) -> None:
     """models.list, get, search (QUERY), readme.get and examples.list."""
     refs = [m.ref async for m in client.models.list(sort_by="model_created_at")]
-    assert "fake/echo" in refs and "stability-ai/sdxl" in refs
+    assert "fake/echo" in refs
+    assert "stability-ai/sdxl" in refs
     sdxl = await client.models.get("stability-ai/sdxl")
-    assert sdxl.latest_version is not None and isinstance(sdxl.latest_version, Version)
+    assert sdxl.latest_version is not None
+    assert isinstance(sdxl.latest_version, Version)
     found = [m.ref async for m in client.models.search("sdxl")]
     assert "stability-ai/sdxl" in found
     readme = await client.models.readme.get("stability-ai/sdxl")
-    assert isinstance(readme, str) and readme
+    assert isinstance(readme, str)
+    assert readme
     examples = [p async for p in client.models.examples.list("stability-ai/sdxl")]
     assert all(isinstance(p, Prediction) for p in examples)
 
@@ -93,7 +97,8 @@ async def test_versions_list_get_delete(client: AsyncReplicate, fake: FakeReplic
     versions = [v async for v in client.models.versions.list("stability-ai/sdxl")]
     assert len(versions) == 2
     one = await client.models.versions.get("stability-ai/sdxl", versions[0].id)
-    assert one.id == versions[0].id and one.openapi_schema
+    assert one.id == versions[0].id
+    assert one.openapi_schema
     own = fake.latest_version_id("alice/my-model")
     await client.models.versions.delete("alice/my-model", own)
     assert fake.count("DELETE", f"/v1/models/alice/my-model/versions/{own}") == 1
@@ -103,7 +108,8 @@ async def test_predictions_create_get_list_cancel(client: AsyncReplicate) -> Non
     """predictions.create (three version forms), get, list and cancel."""
     version = "fake/echo"
     p1 = await client.predictions.create(version=version, input={"text": "a"}, wait=5)
-    assert p1.status == "succeeded" and p1.output == {"text": "a"}
+    assert p1.status == "succeeded"
+    assert p1.output == {"text": "a"}
     got = await client.predictions.get(p1.id)
     assert got.id == p1.id
     listed = [p.id async for p in client.predictions.list()]
@@ -145,7 +151,8 @@ async def test_deployments_all_operations(client: AsyncReplicate, fake: FakeRepl
     listed = [d.ref async for d in client.deployments.list()]
     assert "alice/echo-deployment" in listed
     got = await client.deployments.get("alice/echo-deployment")
-    assert isinstance(got, Deployment) and got.current_release is not None
+    assert isinstance(got, Deployment)
+    assert got.current_release is not None
     created = await client.deployments.create(
         name="fresh",
         model="fake/echo",
@@ -156,7 +163,8 @@ async def test_deployments_all_operations(client: AsyncReplicate, fake: FakeRepl
     )
     assert created.ref == "alice/fresh"
     updated = await client.deployments.update("alice/fresh", max_instances=3)
-    assert updated.current_release and updated.current_release.configuration
+    assert updated.current_release
+    assert updated.current_release.configuration
     assert updated.current_release.configuration.max_instances == 3
     prediction = await client.deployments.predictions.create(
         "alice/fresh", input={"text": "d"}, wait=5
@@ -186,7 +194,8 @@ async def test_trainings_create_get_list_cancel(
 async def test_files_all_operations(client: AsyncReplicate, fake: FakeReplicate) -> None:
     """files.create (multipart), list, get, download (signed) and delete."""
     created = await client.files.create(b"hello bytes", filename="hello.txt", metadata={"k": 1})
-    assert isinstance(created, File) and created.size == 11
+    assert isinstance(created, File)
+    assert created.size == 11
     assert created.id in [f.id async for f in client.files.list()]
     assert (await client.files.get(created.id)).checksums
     params = fake.signed_download_params(created.id)
@@ -205,9 +214,11 @@ async def test_files_all_operations(client: AsyncReplicate, fake: FakeReplicate)
 async def test_webhook_secret_and_search(client: AsyncReplicate, fake: FakeReplicate) -> None:
     """webhooks.default.secret.get and search (which needs no token)."""
     secret = await client.webhooks.default.secret.get()
-    assert secret.key == fake.webhook_secret and secret.key not in repr(secret)
+    assert secret.key == fake.webhook_secret
+    assert secret.key not in repr(secret)
     result = await client.search("sdxl", limit=5)
     assert isinstance(result, SearchResult)
     assert any(m.model.ref == "stability-ai/sdxl" for m in result.models)
     search_requests = fake.requests_matching("GET", "/v1/search")
-    assert search_requests and "authorization" not in search_requests[-1].headers
+    assert search_requests
+    assert "authorization" not in search_requests[-1].headers

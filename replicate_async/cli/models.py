@@ -1,0 +1,58 @@
+"""``models list|get|search|versions``."""
+
+from __future__ import annotations
+
+import click
+
+from .. import AsyncReplicate
+from ._formats import MODEL_COLUMNS, MODEL_FIELDS, VERSION_COLUMNS
+from ._output import Output
+from ._params import MODEL_REF, json_option, list_options
+from ._runtime import with_client
+
+__all__ = ["models"]
+
+
+@click.group()
+def models() -> None:
+    """Browse and search the model catalogue."""
+
+
+@models.command("list")
+@click.option("--sort-by", type=click.Choice(["model_created_at", "latest_version_created_at"]))
+@click.option("--sort-direction", type=click.Choice(["asc", "desc"]))
+@list_options
+@with_client
+async def list_models(
+    client: AsyncReplicate, out: Output, sort_by: str | None, sort_direction: str | None
+) -> None:
+    """List public models, page by page."""
+    found = client.models.list(sort_by=sort_by, sort_direction=sort_direction)
+    await out.items(found, MODEL_COLUMNS, title="models")
+
+
+@models.command("get")
+@click.argument("model", type=MODEL_REF)
+@json_option
+@with_client
+async def get_model(client: AsyncReplicate, out: Output, model: str) -> None:
+    """Show one model (OWNER/NAME) and the inputs of its latest version."""
+    out.one(await client.models.get(model), MODEL_FIELDS)
+
+
+@models.command("search")
+@click.argument("query")
+@list_options
+@with_client
+async def search_models(client: AsyncReplicate, out: Output, query: str) -> None:
+    """Search public models for QUERY (every page, not just the first)."""
+    await out.items(client.models.search(query), MODEL_COLUMNS, title=f"models matching {query!r}")
+
+
+@models.command("versions")
+@click.argument("model", type=MODEL_REF)
+@list_options
+@with_client
+async def list_versions(client: AsyncReplicate, out: Output, model: str) -> None:
+    """List the versions of a model (OWNER/NAME), newest first."""
+    await out.items(client.models.versions.list(model), VERSION_COLUMNS, title=f"{model} versions")

@@ -1,0 +1,445 @@
+"""``replicate-async demo``: the SDK doing its real job, visibly, in about ten seconds.
+
+By default it starts the fake Replicate API in this process (no network, no token) and
+walks through six steps: lazy pagination of a 500-model catalogue, one run held open with
+``Prefer: wait``, a token stream, a fan-out of 300 predictions through ``run_many`` with
+injected faults (throttling that is waited out, lost answers that are never retried, so
+nothing is billed twice), a deadline that cancels a slow prediction on the server, and a
+summary. With ``base_url`` (and ``REPLICATE_API_TOKEN``) the same steps run against that
+server with ``model``, sized down so it stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import AsyncReplicate, PredictionTimeoutError, RunResult, Status
+from . import Progress as RunProgress
+
+__all__ = ["DemoPlan", "DemoReport", "fake_plan", "main", "remote_plan", "run_demo"]
+
+_PROMPT = (
+    "Once upon a time an asyncio client streamed every token the moment it was generated, "
+    "cancelled what it no longer needed, and never paid twice for the same prediction."
+)
+
+
+@attrs.frozen
+class DemoPlan:
+    """Which models and inputs each step uses (the fake's, or one real model's)."""
+
+    catalogue_pages: int | None
+    wait_model: str
+    wait_input: dict[str, Any]
+    stream_model: str
+    stream_input: dict[str, Any]
+    fanout_model: str
+    fanout_inputs: list[dict[str, Any]]
+    fanout_key: str
+    concurrency: int
+    slow_model: str
+    slow_input: dict[str, Any]
+    slow_timeout: float
+    note: str = ""
+
+
+@attrs.define
+class DemoReport:
+    """What happened, for the summary table (and for tests)."""
+
+    models: int = 0
+    pages: int = 0
+    predictions: int = 0
+    completed: int = 0
+    failed: int = 0
+    canceled: int = 0
+    tokens: int = 0
+    duplicates: int = 0
+    server_predictions: int = 0
+    fanout_requests: int = 0
+    fanout_predictions: int = 0
+    retries: int = 0
+    requests: int = 0
+    failures: dict[str, int] = attrs.field(factory=dict)
+    wall: float = 0.0
+
+
+def fake_plan(count: int = 300, concurrency: int = 50) -> DemoPlan:
+    """The plan against the embedded fake: its ``fake/*`` models."""
+    return DemoPlan(
+        catalogue_pages=None,
+        wait_model="fake/upper",
+        wait_input={"text": "hello from replicate_async"},
+        stream_model="fake/tokens",
+        stream_input={"prompt": _PROMPT},
+        fanout_model="fake/echo",
+        fanout_inputs=[{"text": f"item-{i:04d}"} for i in range(count)],
+        fanout_key="text",
+        concurrency=concurrency,
+        slow_model="fake/slow",
+        slow_input={"text": "this takes a minute"},
+        slow_timeout=1.5,
+        note="faults injected: 1x 503 on a page, 3x 429 on creates, 2x 500 and "
+        "2x dropped answers on creates",
+    )
+
+
+def remote_plan(model: str, count: int = 3, concurrency: int = 50) -> DemoPlan:
+    """The plan against a real server: every step runs ``model`` with a short prompt."""
+    return DemoPlan(
+        catalogue_pages=2,
+        wait_model=model,
+        wait_input={"prompt": "Say hello in five words."},
+        stream_model=model,
+        stream_input={"prompt": "Write one sentence about asynchronous programming."},
+        fanout_model=model,
+        fanout_inputs=[{"prompt": f"Reply with the number {i}."} for i in range(count)],
+        fanout_key="prompt",
+        concurrency=max(1, min(concurrency, count)),
+        slow_model=model,
+        slow_input={"prompt": "Write a very long story about the sea."},
+        slow_timeout=2.0,
+    )
+
+
+def prepare_fake(fake: Any) -> None:
+    """Seed the fake for :func:`fake_plan`: 500 more models, timings, and a few faults."""
+    fake.add_models(500)
+    fake.set_model_behaviour("fake/tokens", duration=2.0)
+    fake.set_model_behaviour("fake/echo", duration=0.25)
+    fake.faults.add("/v1/models", method="GET", status=503, times=1)
+    create = "/v1/models/fake/echo/predictions"
+    fake.faults.add(create, method="POST", status=429, retry_after=1, times=3)
+    fake.faults.add(create, method="POST", status=500, times=2)
+    fake.faults.add(create, method="POST", drop_connection="after_body", times=2)
+
+
+class _UI:
+    """Rich output with a quiet mode (step results and the summary only)."""
+
+    def __init__(self, console: Console, quiet: bool) -> None:
+        self.console = console
+        self.quiet = quiet
+
+    def step(self, number: int, title: str, why: str) -> None:
+        """A step's heading and what it shows (hidden when quiet)."""
+        if self.quiet:
+            return
+        self.console.print()
+        self.console.rule(f"[bold]{number}. {escape(title)}", align="left")
+        self.console.print(f"[dim]{escape(why)}[/dim]")
+
+    def detail(self, text: str) -> None:
+        """A line of detail (hidden when quiet)."""
+        if not self.quiet:
+            self.console.print(text)
+
+    def result(self, number: int, text: str) -> None:
+        """A step's outcome (always shown)."""
+        prefix = f"{number}. " if self.quiet else "[green]✓[/green] "
+        self.console.print(prefix + text)
+
+
+@contextlib.contextmanager
+def _timer() -> Iterator[Callable[[], float]]:
+    start = time.perf_counter()
+    yield lambda: time.perf_counter() - start
+
+
+async def _aclose(iterator: object) -> None:
+    """Finish an async generator left early (so its connection is released now)."""
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+async def _catalogue(client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport) -> None:
+    ui.step(
+        1,
+        "The catalogue, page by page",
+        "models.list() is lazy: a page is fetched only "
+        "when the loop reaches it, and a 503 on the way is retried.",
+    )
+    requests = client.stats["requests"]
+    with _timer() as elapsed:
+        pages = client.models.list().pages()
+        try:
+            async for page in pages:
+                report.pages += 1
+                report.models += len(page)
+                first = escape(page.results[0].ref) if page else ""
+                ui.detail(
+                    f"  page {report.pages:>2}: {len(page):>3} models, {report.models:>4} so far "
+                    f"[dim]({first} …)[/dim]"
+                )
+                if plan.catalogue_pages is not None and report.pages >= plan.catalogue_pages:
+                    break
+        finally:
+            await _aclose(pages)
+    ui.result(
+        1,
+        f"{report.models} models in {report.pages} pages, "
+        f"{client.stats['requests'] - requests} requests, {elapsed():.2f}s",
+    )
+
+
+async def _wait(client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport) -> None:
+    ui.step(
+        2,
+        f"One prediction with Prefer: wait ({plan.wait_model})",
+        "run() asks the server to hold the request until the output is ready: no polling.",
+    )
+    requests = client.stats["requests"]
+    with _timer() as elapsed:
+        output = await client.run(plan.wait_model, input=plan.wait_input)
+    report.predictions += 1
+    report.completed += 1
+    text = output if isinstance(output, str) else "".join(map(str, output or []))
+    ui.detail(f"  input  {escape(repr(plan.wait_input))}\n  output {escape(repr(text[:120]))}")
+    ui.result(
+        2,
+        f"1 prediction, {client.stats['requests'] - requests} request(s), "
+        f"{elapsed() * 1000:.0f} ms",
+    )
+
+
+async def _stream(client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport) -> None:
+    ui.step(
+        3,
+        f"Streaming tokens ({plan.stream_model})",
+        "stream() yields server-sent "
+        "events as the model produces them; a dropped stream resumes where it left off.",
+    )
+    report.predictions += 1
+    with _timer() as elapsed:
+        first: float | None = None
+        if not ui.quiet:
+            ui.console.out("  ", end="")
+        async for event in client.stream(plan.stream_model, input=plan.stream_input):
+            if event.event != "output":
+                continue
+            first = elapsed() if first is None else first
+            report.tokens += 1
+            if not ui.quiet:
+                ui.console.out(event.data, end="", highlight=False)
+                ui.console.file.flush()
+    if not ui.quiet:
+        ui.console.out("")
+    report.completed += 1
+    ttft = f"first after {first * 1000:.0f} ms, " if first is not None else ""
+    ui.result(3, f"{report.tokens} tokens streamed ({ttft}all in {elapsed():.2f}s)")
+
+
+async def _fanout(
+    client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport, console: Console
+) -> None:
+    total = len(plan.fanout_inputs)
+    ui.step(
+        4,
+        f"Fan-out: {total} predictions, {plan.concurrency} at a time",
+        "run_many() "
+        "bounds concurrency, waits out 429s, and never resends a create that may have "
+        "reached the server, so no input is billed twice. " + plan.note,
+    )
+    requests, retries = client.stats["requests"], client.stats["retries"]
+    started = datetime.now(UTC)
+    failures: Counter[str] = Counter()
+    bar = Progress(
+        TextColumn("  "),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[ok]} ok[/green] [red]{task.fields[failed]} failed[/red]"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=ui.quiet,
+    )
+    task = bar.add_task("fan-out", total=total, ok=0, failed=0)
+
+    def on_progress(progress: RunProgress) -> None:
+        bar.update(
+            task, completed=progress.completed, ok=progress.succeeded, failed=progress.failed
+        )
+
+    with _timer() as elapsed, bar:
+        results = client.run_many(
+            plan.fanout_model,
+            plan.fanout_inputs,
+            concurrency=plan.concurrency,
+            on_progress=on_progress,
+        )
+        async for result in results:
+            _count(result, report, failures)
+    report.predictions += total
+    report.fanout_predictions = total
+    report.fanout_requests = client.stats["requests"] - requests
+    report.failures = dict(failures)
+    for name, count in sorted(failures.items()):
+        ui.detail(f"  [red]{count} x {escape(name)}[/red]: {_EXPLAIN.get(name, '')}")
+    await _check_duplicates(client, plan, report, started)
+    ui.result(
+        4,
+        f"{total - sum(failures.values())}/{total} succeeded in {elapsed():.2f}s, "
+        f"{report.fanout_requests} requests, {client.stats['retries'] - retries} retries; "
+        f"server has {report.server_predictions} predictions for {total} inputs, "
+        f"{report.duplicates} duplicated",
+    )
+
+
+_EXPLAIN = {
+    "InternalServerError": "a 500 on a create is not retried (it may have created a prediction)",
+    "RequestMayHaveSucceededError": "the answer was lost after the server created it: not "
+    "resent, so it is not billed twice",
+}
+
+
+def _count(result: RunResult, report: DemoReport, failures: Counter[str]) -> None:
+    if result.ok:
+        report.completed += 1
+    else:
+        report.failed += 1
+        failures[type(result.error).__name__] += 1
+
+
+async def _check_duplicates(
+    client: AsyncReplicate, plan: DemoPlan, report: DemoReport, since: datetime
+) -> None:
+    """Count, on the server, the predictions made for each fan-out input."""
+    wanted = {str(item[plan.fanout_key]) for item in plan.fanout_inputs}
+    seen: Counter[str] = Counter()
+    async for prediction in client.predictions.list(created_after=since):
+        key = str((prediction.input or {}).get(plan.fanout_key))
+        if key in wanted:
+            seen[key] += 1
+    report.server_predictions = sum(seen.values())
+    report.duplicates = sum(n - 1 for n in seen.values() if n > 1)
+
+
+async def _cancel(client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport) -> None:
+    ui.step(
+        5,
+        f"A deadline that cancels ({plan.slow_model})",
+        f"run(timeout="
+        f"{plan.slow_timeout:g}) is one deadline for the whole run; when it passes, the "
+        "prediction is canceled on the server (Ctrl-C does the same), so it stops billing.",
+    )
+    report.predictions += 1
+    with _timer() as elapsed:
+        try:
+            # A hold (Prefer: wait) shorter than the deadline: the id is known in time.
+            await client.run(
+                plan.slow_model, input=plan.slow_input, timeout=plan.slow_timeout, wait=1
+            )
+        except PredictionTimeoutError as exc:
+            prediction = exc.prediction
+            status = "unknown"
+            if prediction is not None:
+                status = (await client.predictions.get(prediction.id)).status
+            report.canceled += status == Status.CANCELED
+            ui.detail(f"  [yellow]PredictionTimeoutError[/yellow]: {escape(str(exc))}")
+            ui.result(
+                5,
+                f"gave up after {elapsed():.2f}s; on the server the prediction is "
+                f"[bold]{escape(status)}[/bold]",
+            )
+            return
+    report.completed += 1
+    ui.result(5, f"it finished within the {plan.slow_timeout:g}s deadline ({elapsed():.2f}s)")
+
+
+def _summary(report: DemoReport, console: Console) -> None:
+    table = Table(title="Summary", title_justify="left", show_header=False)
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    per_prediction = report.fanout_requests / max(1, report.fanout_predictions)
+    rows = [
+        ("predictions", report.predictions),
+        ("completed", report.completed),
+        ("failed", report.failed),
+        ("canceled by deadline", report.canceled),
+        ("duplicated on the server", report.duplicates),
+        ("retries", report.retries),
+        ("HTTP requests", report.requests),
+        ("requests per prediction (fan-out)", f"{per_prediction:.2f}"),
+        ("models listed", report.models),
+        ("tokens streamed", report.tokens),
+        ("wall time", f"{report.wall:.1f}s"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print()
+    console.print(table)
+
+
+async def _steps(
+    client: AsyncReplicate, plan: DemoPlan, console: Console, quiet: bool
+) -> DemoReport:
+    ui = _UI(console, quiet)
+    report = DemoReport()
+    with _timer() as elapsed:
+        await _catalogue(client, plan, ui, report)
+        await _wait(client, plan, ui, report)
+        await _stream(client, plan, ui, report)
+        await _fanout(client, plan, ui, report, console)
+        await _cancel(client, plan, ui, report)
+    report.wall = elapsed()
+    report.retries = client.stats["retries"]
+    report.requests = client.stats["requests"]
+    _summary(report, console)
+    return report
+
+
+async def run_demo(
+    console: Console | None = None,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    count: int | None = None,
+    concurrency: int = 50,
+    quiet: bool = False,
+) -> DemoReport:
+    """Run the demo and return its report.
+
+    Without ``base_url``, against a fake server started in this process; with it, against
+    that server (token from ``REPLICATE_API_TOKEN``) running ``model``.
+    """
+    if console is None:
+        console = Console(highlight=False)
+        console.soft_wrap = not console.is_terminal  # logs and pipes: one line per line
+    if base_url is not None:
+        if model is None:
+            raise ValueError(
+                "a model is needed with a base URL, e.g. meta/meta-llama-3-8b-instruct"
+            )
+        plan = remote_plan(model, count if count is not None else 3, concurrency)
+        console.print(f"Replicate API at [bold]{escape(base_url)}[/bold], model {escape(model)}")
+        async with AsyncReplicate(base_url=base_url) as client:
+            return await _steps(client, plan, console, quiet)
+
+    from .testing import FakeReplicate
+
+    async with FakeReplicate(slow_duration=60.0) as fake:
+        prepare_fake(fake)
+        console.print(
+            f"Fake Replicate API at [bold]{fake.base_url}[/bold] "
+            "[dim](in this process: no network, no token)[/dim]"
+        )
+        async with AsyncReplicate(api_token=fake.token, base_url=fake.base_url) as client:
+            return await _steps(client, fake_plan(count or 300, concurrency), console, quiet)
+
+
+def main(**options: Any) -> int:
+    """Run :func:`run_demo` on a new event loop; return the exit status (0 on success)."""
+    asyncio.run(run_demo(**options))
+    return 0

@@ -32,7 +32,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install("-e", ".[test]", "mypy>=1.10")
+    session.install("-e", ".[test,speedups]", "mypy>=1.10")
     session.run("mypy", "--strict", "replicate_async")
 
 

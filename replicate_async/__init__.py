@@ -5,6 +5,7 @@ from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
 from ._files import FileOutput
 from ._run import Progress, RunResult
 from ._sse import ServerSentEvent
+from ._webhook_wait import WebhookWaiter
 from .exceptions import (
     APIConnectionError,
     APIError,
@@ -106,5 +107,6 @@ __all__ = [
     "Version",
     "WebhookSecret",
     "WebhookVerificationError",
+    "WebhookWaiter",
     "__version__",
 ]

@@ -21,7 +21,7 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urljoin
 
 from .exceptions import ReplicateError
 
@@ -35,6 +35,8 @@ DATA_URL_THRESHOLD = 256 * 1024
 #: Uploads running at once for one input.
 UPLOAD_CONCURRENCY = 4
 _CHUNK = 64 * 1024
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
 
 
 def _is_file(value: Any) -> bool:
@@ -127,6 +129,14 @@ def _data_url(data: bytes, content_type: str | None) -> str:
     return f"data:{ctype};base64,{base64.b64encode(data).decode()}"
 
 
+def _redirect_target(url: str, status: int, headers: Mapping[str, str]) -> str | None:
+    """The absolute URL a 3xx answer points to, or ``None`` if it is not a redirect."""
+    location = headers.get("Location")
+    if status not in _REDIRECTS or not location:
+        return None
+    return urljoin(url, location)
+
+
 def _decode_data_url(url: str) -> bytes:
     header, _, payload = url.partition(",")
     if header.endswith(";base64"):
@@ -148,8 +158,17 @@ class FileOutput:
         """The whole file. ``data:`` URLs are decoded locally."""
         if self.url.startswith("data:"):
             return _decode_data_url(self.url)
-        response = await self._http.request("GET", self.url, headers={"Accept": "*/*"})
-        return response.content
+        url, auth = self.url, True
+        for _ in range(_MAX_REDIRECTS + 1):
+            response = await self._http.request("GET", url, headers={"Accept": "*/*"}, auth=auth)
+            # Redirects are followed here, one hop at a time: the token goes only to the
+            # API host, and never on a hop that another host chose.
+            target = _redirect_target(url, response.status, response.headers)
+            if target is None:
+                return response.content
+            auth = auth and self._http.is_api_url(url)
+            url = target
+        raise ReplicateError(f"too many redirects downloading {self.url:.80}")
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._chunks()
@@ -158,9 +177,17 @@ class FileOutput:
         if self.url.startswith("data:"):
             yield _decode_data_url(self.url)
             return
-        async with self._http.stream("GET", self.url, headers={"Accept": "*/*"}) as resp:
-            async for chunk in resp.content.iter_chunked(_CHUNK):
-                yield chunk
+        url, auth = self.url, True
+        for _ in range(_MAX_REDIRECTS + 1):
+            async with self._http.stream("GET", url, headers={"Accept": "*/*"}, auth=auth) as resp:
+                target = _redirect_target(url, resp.status, resp.headers)
+                if target is None:
+                    async for chunk in resp.content.iter_chunked(_CHUNK):
+                        yield chunk
+                    return
+            auth = auth and self._http.is_api_url(url)
+            url = target
+        raise ReplicateError(f"too many redirects downloading {self.url:.80}")
 
     async def save(self, path: str | os.PathLike[str]) -> Path:
         """Stream the file to ``path`` (written in a worker thread) and return the path."""

@@ -48,6 +48,8 @@ R = TypeVar("R", Prediction, Training)
 
 #: How long a server-side cancel (or a create's answer we need for it) may take.
 CANCEL_GRACE = 10.0
+#: Seconds a ``Prefer: wait`` hold ends before ``run(timeout=...)``'s deadline.
+WAIT_HEADROOM = 0.5
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _orphans: set[asyncio.Task[Any]] = set()
 
@@ -88,37 +90,61 @@ async def drive(
                 interval = min(interval * poll.factor, poll.maximum)
             return latest
     except (asyncio.CancelledError, TimeoutError) as exc:
+        expired = isinstance(exc, TimeoutError) and scope.expired()
+        pending_create = False
         if latest is None and creating is not None:
-            latest = await _settle(creating, cancel if cancel_on_abandon else None)
+            # On the deadline, never wait past it for a create that has not answered:
+            # it is canceled in the background as soon as it does (and Cancel-After
+            # bounds it on the server meanwhile). A cancelled task waits a bounded time.
+            latest = await _settle(
+                creating,
+                cancel if cancel_on_abandon else None,
+                grace=0.0 if expired else CANCEL_GRACE,
+            )
+            pending_create = latest is None and not creating.done()
         if latest is not None and not latest.done and cancel_on_abandon:
             latest = await _cancel_quietly(cancel, latest)
-        if isinstance(exc, TimeoutError) and scope.expired():
+        if expired:
             what = "training" if isinstance(latest, Training) else "prediction"
+            note = ""
+            if cancel_on_abandon and latest is not None:
+                note = "; it was canceled on the server"
+            elif cancel_on_abandon and pending_create:
+                note = "; its create request had not returned: it is canceled when it does"
             raise PredictionTimeoutError(
-                f"the {what} did not finish within {timeout}s"
-                + ("; it was canceled on the server" if latest is not None else ""),
-                latest,
+                f"the {what} did not finish within {timeout}s{note}", latest
             ) from None
         raise
 
 
 async def _settle(
-    creating: asyncio.Task[R], cancel: Callable[[str], Awaitable[Any]] | None
+    creating: asyncio.Task[R],
+    cancel: Callable[[str], Awaitable[Any]] | None,
+    *,
+    grace: float = CANCEL_GRACE,
 ) -> R | None:
-    """Wait (bounded) for an interrupted create's answer; cancel late arrivals."""
-    await asyncio.wait({creating}, timeout=CANCEL_GRACE)
-    if creating.done():
-        if creating.cancelled() or creating.exception() is not None:
-            return None
-        return creating.result()
+    """Wait up to ``grace`` seconds for an interrupted create's answer; past that (or if
+    cancelled again meanwhile), a late answer is canceled on the server when it lands."""
 
     def _late(task: asyncio.Task[R]) -> None:
         if task.cancelled() or task.exception() is not None or cancel is None:
+            return
+        if task.result().done:  # finished meanwhile: nothing left to cancel
             return
         orphan = asyncio.ensure_future(cancel(task.result().id))
         _orphans.add(orphan)
         orphan.add_done_callback(_forget)
 
+    if grace > 0 and not creating.done():
+        try:
+            await asyncio.wait({creating}, timeout=grace)
+        except asyncio.CancelledError:
+            creating.add_done_callback(_late)
+            raise
+    if creating.done():
+        if creating.cancelled() or creating.exception() is not None:
+            return None
+        return creating.result()
     creating.add_done_callback(_late)
     return None
 
@@ -132,7 +158,12 @@ def _forget(task: asyncio.Task[Any]) -> None:
 async def _cancel_quietly(cancel: Callable[[str], Awaitable[R]], run: R) -> R:
     """Cancel on the server, shielded and bounded; never raises (the run is abandoned)."""
     task = asyncio.ensure_future(cancel(run.id))
-    await asyncio.wait({task}, timeout=CANCEL_GRACE)
+    try:
+        await asyncio.wait({task}, timeout=CANCEL_GRACE)
+    except asyncio.CancelledError:  # cancelled again: the cancel request still goes on
+        _orphans.add(task)
+        task.add_done_callback(_forget)
+        raise
     if not task.done():
         _orphans.add(task)
         task.add_done_callback(_forget)
@@ -220,8 +251,11 @@ def deadline_options(
     """Fit ``Prefer: wait`` inside the deadline, and let the server enforce it too."""
     if timeout is None:
         return wait, cancel_after
-    if wait is True or (isinstance(wait, int) and not isinstance(wait, bool) and wait > timeout):
-        wait = max(1, min(60, math.floor(timeout)))
+    # The hold ends a little before the deadline, so the prediction's id is known (and
+    # it can be canceled at once) when the deadline passes during polling.
+    longest = max(1, min(60, math.floor(timeout - WAIT_HEADROOM)))
+    if wait is True or (isinstance(wait, int) and not isinstance(wait, bool) and wait > longest):
+        wait = longest
     if cancel_after is None:
         cancel_after = max(5, math.ceil(timeout))
     return wait, cancel_after
@@ -241,11 +275,13 @@ async def stream_events(
     """Yield the events of a prediction's SSE stream until ``done``.
 
     A dropped connection is resumed with ``Last-Event-ID`` (at most ``max_reconnects``
-    times in a row); events already seen (by id) are never yielded twice. An ``error``
-    event raises :class:`StreamError` unless ``raise_on_error=False``.
+    times in a row); an event already seen (same id, type and data) is never yielded
+    twice. An ``error`` event raises :class:`StreamError` unless ``raise_on_error=False``.
     """
     decoder = SSEDecoder()
-    seen: set[str] = set()
+    # An event without an ``id:`` line inherits the previous id (Replicate's ``error``
+    # has none), so an event is known by its id, type and data together, not its id alone.
+    seen: set[tuple[str, str, int]] = set()
     failures = 0
     while True:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
@@ -257,9 +293,10 @@ async def stream_events(
                     for event in decoder.feed(chunk):
                         failures = 0
                         if event.id is not None and event.event != "done":
-                            if event.id in seen:
+                            key = (event.id, event.event, hash(event.data))
+                            if key in seen:
                                 continue
-                            seen.add(event.id)
+                            seen.add(key)
                         if event.event == "error" and raise_on_error:
                             raise StreamError(
                                 f"the stream reported an error: {event.data}", detail=event.data

@@ -9,6 +9,7 @@ HTTP layer reports as :class:`~replicate_async.APIResponseValidationError`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -32,8 +33,12 @@ try:  # optional speed-up: pip install "replicate-async[speedups]"
         return orjson.loads(data)
 
     def dumps(obj: Any) -> bytes:
-        """Encode JSON as compact UTF-8 bytes."""
-        return orjson.dumps(obj)
+        """Encode JSON as compact UTF-8 bytes; NaN and infinities raise ``ValueError``."""
+        data = orjson.dumps(obj)
+        # orjson writes NaN and infinities as null: a null in the output is the only sign.
+        if b"null" in data and _has_non_finite(obj):
+            raise ValueError("Out of range float values are not JSON compliant")
+        return data
 
 except ImportError:  # pragma: no cover - exercised when orjson is absent
     _decode = json.JSONDecoder().decode
@@ -46,6 +51,16 @@ except ImportError:  # pragma: no cover - exercised when orjson is absent
     def dumps(obj: Any) -> bytes:
         """Encode JSON as compact UTF-8 bytes."""
         return _encode(obj).encode()
+
+
+def _has_non_finite(obj: Any) -> bool:
+    if isinstance(obj, float):
+        return not math.isfinite(obj)
+    if isinstance(obj, dict):
+        return any(_has_non_finite(v) for v in obj.values())
+    if isinstance(obj, list | tuple):
+        return any(_has_non_finite(v) for v in obj)
+    return False
 
 
 class StructureError(ValueError):
@@ -68,12 +83,12 @@ def parse_datetime(value: str) -> datetime:
     if match is None:
         raise StructureError(f"not an RFC 3339 timestamp: {value[:64]!r}")
     year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = match.groups()
-    tz: timezone = UTC
-    if sign is not None:
-        offset = timedelta(hours=int(off_h), minutes=int(off_m))
-        tz = timezone(-offset if sign == "-" else offset)
     micro = int(frac[:6].ljust(6, "0")) if frac else 0
     try:
+        tz: timezone = UTC
+        if sign is not None:  # an offset of 24 hours or more is a ValueError too
+            offset = timedelta(hours=int(off_h), minutes=int(off_m))
+            tz = timezone(-offset if sign == "-" else offset)
         return datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tz
         )

@@ -13,11 +13,11 @@ import logging
 import platform
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import aiohttp
 import attrs
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -25,6 +25,7 @@ from tenacity import (
     stop_after_attempt,
     stop_after_delay,
 )
+from yarl import URL
 
 from ._config import ClientConfig
 from ._converter import StructureError, loads
@@ -96,8 +97,8 @@ class HTTPCore:
         self.config = config
         base = config.base_url.rstrip("/") + "/"
         self.base_url: Final = base
-        parts = urlsplit(base)
-        self._base_origin: Final = (parts.scheme, parts.hostname, _port(parts.scheme, parts.port))
+        origin = URL(base)
+        self._base_origin: Final = (origin.scheme, origin.host, origin.port)
         self._token = token
         self._borrowed = session
         self._session: aiohttp.ClientSession | None = session
@@ -182,11 +183,16 @@ class HTTPCore:
         return self.base_url + relative
 
     def is_api_url(self, url: str) -> bool:
-        """Whether ``url`` is on the configured API origin (the only place the token goes)."""
-        if url.startswith(self.base_url):
-            return True
-        parts = urlsplit(url)
-        return (parts.scheme, parts.hostname, _port(parts.scheme, parts.port)) == self._base_origin
+        """Whether ``url`` is on the configured API origin (the only place the token goes).
+
+        Parsed with yarl, exactly as aiohttp parses it to connect: a URL that another
+        parser would read as the API's but aiohttp sends elsewhere never gets the token.
+        """
+        try:
+            parsed = URL(url)
+        except Exception:  # ValueError, and IndexError for e.g. "https://[]@" (a yarl bug)
+            return False
+        return parsed.absolute and (parsed.scheme, parsed.host, parsed.port) == self._base_origin
 
     def _headers(self, url: str, extra: Mapping[str, str] | None, auth: bool) -> dict[str, str]:
         headers = dict(self._base_headers)
@@ -407,6 +413,7 @@ class HTTPCore:
             raise
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as exc:
             # The connection never opened: the request provably did not reach the server.
+            _redact(exc)
             cls = APITimeoutError if isinstance(exc, TimeoutError) else APIConnectionError
             raise cls(
                 f"could not connect: {_describe(exc)}",
@@ -415,6 +422,7 @@ class HTTPCore:
                 connect_failed=True,
             ) from exc
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            _redact(exc)
             timed_out = isinstance(exc, TimeoutError)
             what = "timed out" if timed_out else f"connection failed: {_describe(exc)}"
             if creates:
@@ -484,10 +492,26 @@ async def _close_on_cancel(session: aiohttp.ClientSession) -> None:
             await session.close()
 
 
-def _port(scheme: str, port: int | None) -> int | None:
-    if port is not None:
-        return port
-    return {"https": 443, "http": 80}.get(scheme)
+def _redact(exc: BaseException) -> None:
+    """Blank the token in aiohttp's copy of the request headers kept by an error chain.
+
+    ``ClientResponseError`` (a malformed or unexpected response) holds ``request_info``,
+    whose repr shows every header sent: chained under our error, it would print the token.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        info = getattr(current, "request_info", None)
+        if isinstance(info, aiohttp.RequestInfo) and "Authorization" in info.headers:
+            headers = CIMultiDict(info.headers)
+            headers["Authorization"] = "<redacted>"
+            clean = aiohttp.RequestInfo(
+                info.url, info.method, CIMultiDictProxy(headers), info.real_url
+            )
+            current.request_info = clean  # type: ignore[attr-defined]
+            current.args = tuple(clean if arg is info else arg for arg in current.args)
+        current = current.__cause__ or current.__context__
 
 
 def _safe_url(url: str) -> str:

@@ -121,6 +121,14 @@ class AsyncPaginator(Generic[T]):
 
     def _checked(self, link: str) -> str:
         """Resolve a ``next`` link against the API, refusing other hosts, keeping filters."""
+        try:
+            return self._resolve(link)
+        except ValueError as exc:  # unparsable: an unclosed "[" IPv6 host, a port > 65535...
+            raise PaginationError(
+                f"refusing to follow a malformed pagination link: {link[:200]!r}"
+            ) from exc
+
+    def _resolve(self, link: str) -> str:
         http = self._http
         base_path = urlsplit(http.base_url).path
         if link.startswith("/") and not link.startswith(("//", base_path)):

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import attrs
 
+from . import _validate as check
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
 from ._files import FileOutput
 from ._http import HTTPCore
@@ -199,6 +200,7 @@ class AsyncReplicate:
         webhook: str | None = None,
         webhook_events_filter: Iterable[str] | None = None,
     ) -> Prediction:
+        timeout = check.seconds(timeout, "timeout")
         wait, cancel_after = deadline_options(timeout, wait, cancel_after)
         create = creator(
             self,
@@ -237,7 +239,9 @@ class AsyncReplicate:
         to each run. ``on_progress`` is called with a :class:`Progress` after each result.
         Breaking out of the loop cancels the runs still in flight, on the server too.
         """
-        creator(  # validate the target once, before anything runs
+        check.seconds(timeout, "timeout")  # validate everything once, before anything runs
+        check.prefer_wait(wait)
+        creator(
             self,
             ref,
             deployment=deployment,
@@ -280,6 +284,9 @@ class AsyncReplicate:
         repeating nothing. If the consuming task is cancelled, the prediction is canceled
         on the server.
         """
+        if check.seconds(idle_timeout, "idle_timeout") is None:
+            raise TypeError("idle_timeout must be a number of seconds")
+        check.non_negative_int(max_reconnects, "max_reconnects")
         create = creator(
             self,
             ref,

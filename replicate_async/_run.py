@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from . import _validate as check
 from ._config import PollPolicy
 from ._files import wrap_output
 from ._sse import ServerSentEvent, SSEDecoder
@@ -70,8 +71,7 @@ async def drive(
     raises :class:`PredictionTimeoutError` after cancelling it on the server; on task
     cancellation, cancels it on the server and re-raises :class:`asyncio.CancelledError`.
     """
-    if timeout is not None and not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    timeout = check.seconds(timeout, "timeout")
     latest: R | None = current
     creating: asyncio.Task[R] | None = None
     scope = asyncio.timeout(timeout)

@@ -162,3 +162,32 @@ def timestamp(value: datetime | str, what: str) -> str:
     if value.tzinfo is None:
         return value.isoformat() + "Z"
     return value.isoformat()
+
+
+def seconds(value: Any, what: str) -> float | None:
+    """An optional positive, finite number of seconds (``None`` means no limit)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{what} must be a positive, finite number of seconds, got {value!r}")
+    return float(value)
+
+
+def non_negative_int(value: Any, what: str) -> int:
+    """A count that may be zero."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{what} must be an int, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{what} must be >= 0, got {value}")
+    return value
+
+
+def poll_policy(value: Any) -> Any:
+    """``None`` or a :class:`~replicate_async.PollPolicy`."""
+    from ._config import PollPolicy
+
+    if value is not None and not isinstance(value, PollPolicy):
+        raise TypeError(f"poll must be a PollPolicy, got {value!r}")
+    return value

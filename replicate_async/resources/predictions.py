@@ -106,6 +106,8 @@ class Predictions(Resource):
         (``cancel_on_abandon=False`` leaves it running) and
         :class:`~replicate_async.PredictionTimeoutError` / ``CancelledError`` is raised.
         """
+        timeout = check.seconds(timeout, "timeout")
+        check.poll_policy(poll)
         current = prediction if isinstance(prediction, Prediction) else None
         if current is None:
             check.require_id(prediction, "prediction")

@@ -80,6 +80,8 @@ class Trainings(Resource):
         cancel_on_abandon: bool = True,
     ) -> Training:
         """Poll until the training is terminal and return it (see ``predictions.wait``)."""
+        timeout = check.seconds(timeout, "timeout")
+        check.poll_policy(poll)
         current = training if isinstance(training, Training) else None
         if current is None:
             check.require_id(training, "training")

@@ -346,10 +346,6 @@ async def _drain(iterator: Any) -> list[Any]:
     return [item async for item in iterator]
 
 
-def _xfail(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=f"SDK gap (see the reliability report): {reason}")
-
-
 BAD_ARGUMENTS: list[Any] = [
     # run: the deadline
     pytest.param(lambda c, r, p: c.run(r, input={}, timeout=0), ValueError, id="run timeout=0"),
@@ -365,13 +361,11 @@ BAD_ARGUMENTS: list[Any] = [
         lambda c, r, p: c.run(r, input={}, timeout=math.inf),
         ValueError,
         id="run timeout=inf",
-        marks=_xfail("timeout=inf raises OverflowError from deadline_options"),
     ),
     pytest.param(
         lambda c, r, p: c.run(r, input={}, timeout=True),
         TypeError,
         id="run timeout=True",
-        marks=_xfail("a bool is taken as a 1-second deadline and the run is sent"),
     ),
     # run: target, input, options
     pytest.param(lambda c, r, p: c.run(123, input={}), TypeError, id="run ref=123"),
@@ -402,13 +396,11 @@ BAD_ARGUMENTS: list[Any] = [
         lambda c, r, p: _drain(c.run_many(r, [{}], timeout=-1)),
         ValueError,
         id="many timeout<0",
-        marks=_xfail("run_many reports a bad timeout in each result instead of raising"),
     ),
     pytest.param(
         lambda c, r, p: _drain(c.run_many(r, [{}], wait=0)),
         ValueError,
         id="many wait=0",
-        marks=_xfail("run_many reports a bad wait in each result instead of raising"),
     ),
     # stream
     pytest.param(lambda c, r, p: _drain(c.stream("nope", input={})), ValueError, id="stream ref"),
@@ -421,25 +413,21 @@ BAD_ARGUMENTS: list[Any] = [
         lambda c, r, p: _drain(c.stream(r, input={}, idle_timeout=-1, max_reconnects=0)),
         ValueError,
         id="stream idle_timeout<0",
-        marks=_xfail("creates the prediction, then every connection times out at once"),
     ),
     pytest.param(
         lambda c, r, p: _drain(c.stream(r, input={}, idle_timeout=0, max_reconnects=0)),
         ValueError,
         id="stream idle_timeout=0",
-        marks=_xfail("0 is taken as 'no idle timeout given' and the prediction is created"),
     ),
     pytest.param(
         lambda c, r, p: _drain(c.stream(r, input={}, idle_timeout="x")),
         TypeError,
         id="stream idle_timeout='x'",
-        marks=_xfail("the TypeError comes after the prediction was created"),
     ),
     pytest.param(
         lambda c, r, p: _drain(c.stream(r, input={}, max_reconnects=-1)),
         ValueError,
         id="stream max_reconnects<0",
-        marks=_xfail("not checked: the prediction is created and streamed"),
     ),
     # predictions.wait
     pytest.param(lambda c, r, p: c.predictions.wait(p, timeout=-1), ValueError, id="wait t<0"),
@@ -450,13 +438,11 @@ BAD_ARGUMENTS: list[Any] = [
         lambda c, r, p: c.predictions.wait(p.id, timeout=-1),
         ValueError,
         id="wait by id t<0",
-        marks=_xfail("a GET for the prediction is sent before the timeout is checked"),
     ),
     pytest.param(
         lambda c, r, p: c.predictions.wait(p, poll=5),
         TypeError,
         id="wait poll=5",
-        marks=_xfail("raises AttributeError ('int' object has no attribute 'initial')"),
     ),
 ]
 

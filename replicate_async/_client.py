@@ -17,7 +17,17 @@ from . import _validate as check
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
 from ._files import FileOutput
 from ._http import HTTPCore
-from ._run import Progress, RunResult, creator, deadline_options, drive, output_of, run_many
+from ._run import (
+    CANCEL_GRACE,
+    Progress,
+    RunResult,
+    creator,
+    deadline_options,
+    drive,
+    output_of,
+    run_many,
+    settle_background,
+)
 from ._sse import ServerSentEvent
 from .models import Prediction
 from .resources import (
@@ -33,6 +43,7 @@ from .resources import (
     Trainings,
     Webhooks,
 )
+from .resources._base import WAIT_MARGIN
 from .resources.account import WebhookSecretResource
 
 __all__ = ["AsyncReplicate"]
@@ -141,7 +152,12 @@ class AsyncReplicate:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool (unless the session was borrowed). Idempotent."""
+        """Close the connection pool (unless the session was borrowed). Idempotent.
+
+        Server-side cancels of abandoned runs still in flight are given up to 10 s first.
+        """
+        if not self._http.closed:
+            await settle_background()
         await self._http.aclose()
 
     # -- workflows ----------------------------------------------------------------------
@@ -212,12 +228,15 @@ class AsyncReplicate:
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
         )
+        _header, hold = check.prefer_wait(wait)
         return await drive(
             create=create,
             fetch=self.predictions.get,
             cancel=self.predictions.cancel,
             timeout=timeout,
             poll=self._config.poll,
+            # Cancelled mid-hold, wait for the held create's answer so it can be canceled.
+            create_grace=max(CANCEL_GRACE, (hold or 0.0) + WAIT_MARGIN),
         )
 
     def run_many(

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import platform
+import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import quote
@@ -50,6 +51,10 @@ logger = logging.getLogger("replicate_async")
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "QUERY", "DELETE", "PATCH"})
 _UNOPENED, _OPENED, _CLOSED = "unopened", "opened", "closed"
 _MAX_ERROR_TEXT = 2048
+#: A throttled request re-checks the hold this many times before going anyway.
+_MAX_THROTTLE_WAITS = 4
+#: The longest window (s) over which throttled requests are spread when a hold ends.
+_MAX_SPREAD = 2.0
 
 
 def path(*segments: str) -> str:
@@ -262,8 +267,10 @@ class HTTPCore:
         await policy.sleep(delay)
         async for attempt in retrying:
             with attempt:
+                # A retry already waited what the server asked (it probes the limit for the
+                # others), so it does not queue behind the throttle again.
                 return await self._send_once(
-                    method, url, params, content, send_headers, timeout, kind
+                    method, url, params, content, send_headers, timeout, kind, throttle=False
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -304,11 +311,12 @@ class HTTPCore:
         headers: dict[str, str],
         timeout: aiohttp.ClientTimeout,
         kind: str,
+        *,
+        throttle: bool = True,
     ) -> Response:
         session = self._ensure_session()
-        await self._wait_if_throttled(kind)
         body = await content() if callable(content) else content
-        async with self._slot(method, url):
+        async with self._slot(method, url, kind if throttle else None):
             self.stats["requests"] += 1
             with self._translate_errors(method, url, creates=kind == "create"):
                 async with session.request(
@@ -345,20 +353,18 @@ class HTTPCore:
             url = self.base_url + url
         send_headers = self._headers(url, headers, auth)
         session = self._ensure_session()
-        await self._wait_if_throttled("default")
-        async with self._slot(method, url):
+        async with self._slot(method, url, "default"):
             self.stats["requests"] += 1
             with self._translate_errors(method, url, creates=False):
                 async with session.request(
                     method,
                     url,
                     headers=send_headers,
-                    timeout=self._timeout_for(read_timeout)
-                    if read_timeout
-                    else aiohttp.ClientTimeout(
+                    # No total: a stream lasts as long as it produces; silence is bounded.
+                    timeout=aiohttp.ClientTimeout(
                         total=None,
                         sock_connect=self.config.timeouts.connect,
-                        sock_read=self.config.timeouts.read,
+                        sock_read=read_timeout or self.config.timeouts.read,
                     ),
                     allow_redirects=not self.is_api_url(url),
                 ) as resp:
@@ -371,37 +377,63 @@ class HTTPCore:
                     yield resp
 
     @contextlib.asynccontextmanager
-    async def _slot(self, method: str, url: str) -> AsyncIterator[None]:
+    async def _slot(self, method: str, url: str, kind: str | None) -> AsyncIterator[None]:
+        """Hold one of ``max_connections`` slots, honouring a throttle of this ``kind``.
+
+        The throttle is checked again once a slot is free: a 429 may have arrived while
+        this request queued. A throttled request gives its slot back while it waits.
+        """
         slots = self._slots
         assert slots is not None
-        pool = self.config.timeouts.pool
-        if pool is None:
-            await slots.acquire()
-        else:
-            try:
-                async with asyncio.timeout(pool):
-                    await slots.acquire()
-            except TimeoutError as exc:
-                raise APITimeoutError(
-                    f"no free connection within {pool}s (max_connections="
-                    f"{self.config.max_connections})",
-                    method=method,
-                    url=_safe_url(url),
-                    connect_failed=True,
-                ) from exc
+        await self._acquire_when_allowed(slots, method, url, kind)
         try:
             yield
         finally:
             slots.release()
 
-    async def _wait_if_throttled(self, kind: str) -> None:
-        until = self._blocked_until.get(kind)
-        if until is None:
+    async def _acquire_when_allowed(
+        self, slots: asyncio.Semaphore, method: str, url: str, kind: str | None
+    ) -> None:
+        if kind is not None:
+            waited = 0.0
+            for _ in range(_MAX_THROTTLE_WAITS):
+                waited = await self._wait_if_throttled(kind, waited)
+                await self._acquire(slots, method, url)
+                if self._blocked_until.get(kind, 0.0) <= waited:
+                    return  # no newer hold arrived while this request queued
+                slots.release()
+        await self._acquire(slots, method, url)
+
+    async def _acquire(self, slots: asyncio.Semaphore, method: str, url: str) -> None:
+        pool = self.config.timeouts.pool
+        if pool is None:
+            await slots.acquire()
             return
+        try:
+            async with asyncio.timeout(pool):
+                await slots.acquire()
+        except TimeoutError as exc:
+            raise APITimeoutError(
+                f"no free connection within {pool}s (max_connections="
+                f"{self.config.max_connections})",
+                method=method,
+                url=_safe_url(url),
+                connect_failed=True,
+            ) from exc
+
+    async def _wait_if_throttled(self, kind: str, waited: float) -> float:
+        """Sleep out a hold of this kind newer than ``waited``; return the hold's end."""
+        until = self._blocked_until.get(kind, 0.0)
+        if until <= waited:
+            return waited
         delay = until - asyncio.get_running_loop().time()
         if delay > 0:
             self.stats["throttled"] += 1
-            await self.config.retry.sleep(delay)
+            # Spread the waiters over a short window so they do not all return at once
+            # and trip the limit again.
+            spread = min(_MAX_SPREAD, delay * 0.5)
+            await self.config.retry.sleep(delay + random.uniform(0.0, spread))
+        return until
 
     @contextlib.contextmanager
     def _translate_errors(self, method: str, url: str, *, creates: bool) -> Iterator[None]:

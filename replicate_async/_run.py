@@ -64,8 +64,12 @@ async def drive(
     timeout: float | None,
     poll: PollPolicy,
     cancel_on_abandon: bool = True,
+    create_grace: float = CANCEL_GRACE,
 ) -> R:
     """Create (or take ``current``) and poll until terminal, within ``timeout`` seconds.
+
+    ``create_grace`` is how long a cancelled caller still waits for an unanswered create
+    (to learn the id and cancel it): at least as long as a ``Prefer: wait`` hold.
 
     Returns the terminal prediction or training (whatever its status). On the deadline,
     raises :class:`PredictionTimeoutError` after cancelling it on the server; on task
@@ -99,7 +103,7 @@ async def drive(
             latest = await _settle(
                 creating,
                 cancel if cancel_on_abandon else None,
-                grace=0.0 if expired else CANCEL_GRACE,
+                grace=0.0 if expired else create_grace,
             )
             pending_create = latest is None and not creating.done()
         if latest is not None and not latest.done and cancel_on_abandon:
@@ -147,6 +151,14 @@ async def _settle(
         return creating.result()
     creating.add_done_callback(_late)
     return None
+
+
+async def settle_background(limit: float = CANCEL_GRACE) -> None:
+    """Wait (bounded) for server-side cancels still in flight on this loop."""
+    loop = asyncio.get_running_loop()
+    pending = {task for task in _orphans if task.get_loop() is loop and not task.done()}
+    if pending:
+        await asyncio.wait(pending, timeout=limit)
 
 
 def _forget(task: asyncio.Task[Any]) -> None:

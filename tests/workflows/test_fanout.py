@@ -211,8 +211,8 @@ async def _throttled_creates(hold: bool, n: int, spacing: float) -> ThrottleRun:
         async with fake.client(retry=policy, poll=FAST_POLL) as client:
             if not hold:
 
-                async def no_hold(kind: str) -> None:
-                    return None
+                async def no_hold(kind: str, waited: float) -> float:
+                    return float("inf")  # "already waited out every hold"
 
                 client._http._wait_if_throttled = no_hold  # type: ignore[method-assign]
 
@@ -249,6 +249,7 @@ async def test_cooperative_throttling_holds_new_creates_after_a_429() -> None:
     # and the first 429 reach the server, then nothing; without it, every arrival does.
     assert with_hold.first_window <= 5, with_hold
     assert without_hold.first_window == n, without_hold
-    # Overall the hold saves the arrivals' own 429s; what remains is the burst released
-    # when each hold ends (see the report: the hold does not pace that release).
-    assert with_hold.throttled <= without_hold.throttled - 5, (with_hold, without_hold)
+    # Overall the hold saves the arrivals' own 429s, and held requests are released over
+    # a spread window (and re-check the hold once they get a connection), so a released
+    # crowd does not trip the limit again: a fraction of the 429s remain (measured 3 vs 42).
+    assert with_hold.throttled * 3 <= without_hold.throttled, (with_hold, without_hold)

@@ -18,7 +18,13 @@ AIOHTTP = {"3.13": "aiohttp>=3.13,<3.14", "3.14": "aiohttp>=3.14,<3.15"}
 def tests(session: nox.Session, aiohttp: str) -> None:
     """The whole test suite, against the newest release of one aiohttp minor version."""
     session.install("-e", ".[test]", AIOHTTP[aiohttp])
-    session.run("python", "-m", "pytest", *session.posargs)
+    env = {}
+    if aiohttp == "3.13":
+        # aiohttp 3.13's C HTTP parser reads the QUERY method as "<unknown>", so the fake
+        # server (an aiohttp.web app) answers 405 to QUERY /v1/models. The pure-Python
+        # parser knows it. Our client side is unaffected: it only sends the method.
+        env["AIOHTTP_NO_EXTENSIONS"] = "1"
+    session.run("python", "-m", "pytest", *session.posargs, env=env)
 
 
 @nox.session

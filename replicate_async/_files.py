@@ -39,8 +39,12 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 
 
+#: Exact types that are never files: checked first, before the (slow) ABC checks.
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def _is_file(value: Any) -> bool:
-    if isinstance(value, str):
+    if type(value) in _PLAIN or isinstance(value, str):
         return False
     if isinstance(value, bytes | bytearray | memoryview | os.PathLike | io.IOBase):
         return True
@@ -50,7 +54,9 @@ def _is_file(value: Any) -> bool:
 
 
 def _contains_file(value: Any) -> bool:
-    if isinstance(value, Mapping):
+    if type(value) in _PLAIN:
+        return False
+    if type(value) is dict or isinstance(value, Mapping):
         return any(_contains_file(v) for v in value.values())
     if isinstance(value, list | tuple):
         return any(_contains_file(v) for v in value)

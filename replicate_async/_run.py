@@ -9,6 +9,7 @@ shielded from further cancellation and bounded in time, so nothing keeps billing
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import math
@@ -53,6 +54,8 @@ CANCEL_GRACE = 10.0
 WAIT_HEADROOM = 0.5
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 _orphans: set[asyncio.Task[Any]] = set()
+#: How many of the latest events a resumed stream is checked against for replays.
+REPLAY_WINDOW = 4096
 
 
 async def drive(
@@ -293,6 +296,9 @@ async def stream_events(
     decoder = SSEDecoder()
     # An event without an ``id:`` line inherits the previous id (Replicate's ``error``
     # has none), so an event is known by its id, type and data together, not its id alone.
+    # Duplicates only come from a replay after a resume, so events are checked only then,
+    # against the latest REPLAY_WINDOW ones: no per-event key, memory flat on long streams.
+    recent: collections.deque[ServerSentEvent] = collections.deque(maxlen=REPLAY_WINDOW)
     seen: set[tuple[str, str, int]] = set()
     failures = 0
     while True:
@@ -305,10 +311,9 @@ async def stream_events(
                     for event in decoder.feed(chunk):
                         failures = 0
                         if event.id is not None and event.event != "done":
-                            key = (event.id, event.event, hash(event.data))
-                            if key in seen:
+                            if seen and (event.id, event.event, hash(event.data)) in seen:
                                 continue
-                            seen.add(key)
+                            recent.append(event)
                         if event.event == "error" and raise_on_error:
                             raise StreamError(
                                 f"the stream reported an error: {event.data}", detail=event.data
@@ -328,6 +333,7 @@ async def stream_events(
             if failures > max_reconnects:
                 raise StreamError("the stream ended without a done event")
         decoder.flush()
+        seen = {(e.id or "", e.event, hash(e.data)) for e in recent}
         await asyncio.sleep(min(2.0, 0.1 * 2**failures))
 
 

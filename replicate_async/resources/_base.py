@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from .. import _validate as check
+from .._config import PollPolicy
 from .._converter import structure
 from .._files import prepare_input
 from .._http import HTTPCore, Response, decode_model
-from ..models import Prediction
+from .._run import drive
+from ..models import Prediction, Training
 
 T = TypeVar("T")
+R = TypeVar("R", Prediction, Training)
 
 #: Extra seconds on the read timeout above a ``Prefer: wait=N`` hold.
 WAIT_MARGIN = 5.0
@@ -86,3 +89,30 @@ async def create_prediction(
         "POST", path, content=check.json_body(body), headers=headers, read_timeout=read_timeout
     )
     return _decode(response, Prediction)
+
+
+async def wait_for(
+    http: HTTPCore,
+    run: R | str,
+    cls: type[R],
+    *,
+    get: Callable[[str], Awaitable[R]],
+    cancel: Callable[[str], Awaitable[R]],
+    timeout: float | None,
+    poll: PollPolicy | None,
+    cancel_on_abandon: bool,
+) -> R:
+    """The shared body of ``predictions.wait`` and ``trainings.wait``: check the arguments,
+    fetch the run if given by id, then poll it to a terminal status under one deadline."""
+    timeout = check.seconds(timeout, "timeout")
+    check.poll_policy(poll)
+    if not isinstance(run, cls):
+        run = await get(check.require_id(run, cls.__name__.lower()))
+    return await drive(
+        current=run,
+        fetch=get,
+        cancel=cancel,
+        timeout=timeout,
+        poll=poll or http.config.poll,
+        cancel_on_abandon=cancel_on_abandon,
+    )

@@ -9,12 +9,12 @@ from typing import Any
 from .. import _validate as check
 from .._config import PollPolicy
 from .._http import path
-from .._run import drive, stream_events
+from .._run import stream_events
 from .._sse import ServerSentEvent
 from ..exceptions import StreamError
 from ..models import Prediction
 from ..pagination import AsyncPaginator
-from ._base import Resource, _decode, create_prediction
+from ._base import Resource, _decode, create_prediction, wait_for
 
 
 class Predictions(Resource):
@@ -106,18 +106,14 @@ class Predictions(Resource):
         (``cancel_on_abandon=False`` leaves it running) and
         :class:`~replicate_async.PredictionTimeoutError` / ``CancelledError`` is raised.
         """
-        timeout = check.seconds(timeout, "timeout")
-        check.poll_policy(poll)
-        current = prediction if isinstance(prediction, Prediction) else None
-        if current is None:
-            check.require_id(prediction, "prediction")
-            current = await self.get(str(prediction))
-        return await drive(
-            current=current,
-            fetch=self.get,
+        return await wait_for(
+            self._http,
+            prediction,
+            Prediction,
+            get=self.get,
             cancel=self.cancel,
             timeout=timeout,
-            poll=poll or self._http.config.poll,
+            poll=poll,
             cancel_on_abandon=cancel_on_abandon,
         )
 

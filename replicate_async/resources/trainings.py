@@ -8,10 +8,9 @@ from typing import Any
 from .. import _validate as check
 from .._config import PollPolicy
 from .._http import path
-from .._run import drive
 from ..models import Training
 from ..pagination import AsyncPaginator
-from ._base import Resource, _decode
+from ._base import Resource, _decode, wait_for
 
 
 class Trainings(Resource):
@@ -80,17 +79,13 @@ class Trainings(Resource):
         cancel_on_abandon: bool = True,
     ) -> Training:
         """Poll until the training is terminal and return it (see ``predictions.wait``)."""
-        timeout = check.seconds(timeout, "timeout")
-        check.poll_policy(poll)
-        current = training if isinstance(training, Training) else None
-        if current is None:
-            check.require_id(training, "training")
-            current = await self.get(str(training))
-        return await drive(
-            current=current,
-            fetch=self.get,
+        return await wait_for(
+            self._http,
+            training,
+            Training,
+            get=self.get,
             cancel=self.cancel,
             timeout=timeout,
-            poll=poll or self._http.config.poll,
+            poll=poll,
             cancel_on_abandon=cancel_on_abandon,
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import timedelta
@@ -21,11 +20,13 @@ from ._run import (
     CANCEL_GRACE,
     Progress,
     RunResult,
+    cancel_quietly,
     creator,
     deadline_options,
     drive,
     output_of,
     run_many,
+    settle,
     settle_background,
 )
 from ._sse import ServerSentEvent
@@ -300,8 +301,9 @@ class AsyncReplicate:
         ``/v1/files/``: see :meth:`file_output`), ``logs``, ``error`` (raised as
         :class:`StreamError` unless ``raise_on_error=False``) and ``done``; unknown types
         pass through. Dropped connections resume with ``Last-Event-ID``, losing and
-        repeating nothing. If the consuming task is cancelled, the prediction is canceled
-        on the server.
+        repeating nothing. If the stream is left before ``done`` (the consuming task is
+        cancelled, or the loop is broken out of), the prediction is canceled on the
+        server; wrap it in :func:`contextlib.aclosing` to have that happen at once.
         """
         if check.seconds(idle_timeout, "idle_timeout") is None:
             raise TypeError("idle_timeout must be a number of seconds")
@@ -316,7 +318,17 @@ class AsyncReplicate:
             webhook=None,
             webhook_events_filter=None,
         )
-        prediction = await create()
+        cancel = self.predictions.cancel
+        creating = asyncio.ensure_future(create())
+        try:
+            prediction = await asyncio.shield(creating)
+        except asyncio.CancelledError:
+            # Cancelled mid-create: learn the id (bounded) and cancel it on the server.
+            created = await settle(creating, cancel)
+            if created is not None and not created.done:
+                await cancel_quietly(cancel, created)
+            raise
+        finished = False
         try:
             async for event in self.predictions.stream(
                 prediction,
@@ -324,12 +336,13 @@ class AsyncReplicate:
                 max_reconnects=max_reconnects,
                 raise_on_error=raise_on_error,
             ):
+                finished = event.event == "done"
                 yield event
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self.predictions.cancel(prediction.id))
-            raise
+        finally:
+            if not finished:
+                # Abandoned (cancelled, broken out of, or failed mid-stream): nothing may
+                # keep running, and billing, behind the caller's back.
+                await cancel_quietly(cancel, prediction)
 
     def file_output(self, url: str) -> FileOutput:
         """A :class:`FileOutput` for an output URL (e.g. from a file stream's events)."""

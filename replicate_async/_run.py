@@ -103,14 +103,14 @@ async def drive(
             # On the deadline, never wait past it for a create that has not answered:
             # it is canceled in the background as soon as it does (and Cancel-After
             # bounds it on the server meanwhile). A cancelled task waits a bounded time.
-            latest = await _settle(
+            latest = await settle(
                 creating,
                 cancel if cancel_on_abandon else None,
                 grace=0.0 if expired else create_grace,
             )
             pending_create = latest is None and not creating.done()
         if latest is not None and not latest.done and cancel_on_abandon:
-            latest = await _cancel_quietly(cancel, latest)
+            latest = await cancel_quietly(cancel, latest)
         if expired:
             what = "training" if isinstance(latest, Training) else "prediction"
             note = ""
@@ -124,7 +124,7 @@ async def drive(
         raise
 
 
-async def _settle(
+async def settle(
     creating: asyncio.Task[R],
     cancel: Callable[[str], Awaitable[Any]] | None,
     *,
@@ -170,7 +170,7 @@ def _forget(task: asyncio.Task[Any]) -> None:
         logger.warning("cancelling an abandoned prediction failed: %r", task.exception())
 
 
-async def _cancel_quietly(cancel: Callable[[str], Awaitable[R]], run: R) -> R:
+async def cancel_quietly(cancel: Callable[[str], Awaitable[R]], run: R) -> R:
     """Cancel on the server, shielded and bounded; never raises (the run is abandoned)."""
     task = asyncio.ensure_future(cancel(run.id))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 
@@ -116,6 +117,35 @@ async def test_cancelling_the_consumer_cancels_the_prediction(
     found = replicate_fake.prediction(pid)
     assert found is not None
     assert found["status"] == "canceled"
+
+
+async def test_breaking_out_of_the_stream_cancels_the_prediction(
+    replicate_fake: FakeReplicate, client: AsyncReplicate
+) -> None:
+    """Leaving the loop before ``done`` (closed with aclosing) cancels it on the server."""
+    replicate_fake.set_model_behaviour("fake/tokens", duration=2.0)  # 0.2 s per event
+    seen: list[str] = []
+    async with contextlib.aclosing(client.stream("fake/tokens", input={"prompt": PROMPT})) as s:
+        async for event in s:
+            if event.event == "output":
+                seen.append(event.data)
+                break
+    assert len(seen) == 1
+    pid = await newest_prediction_id(client)
+    assert pid is not None
+    found = replicate_fake.prediction(pid)
+    assert found is not None
+    assert found["status"] == "canceled"
+    assert replicate_fake.count("POST", f"/v1/predictions/{pid}/cancel") == 1
+
+
+async def test_a_finished_stream_sends_no_cancel(
+    replicate_fake: FakeReplicate, client: AsyncReplicate
+) -> None:
+    """A stream read to ``done`` leaves the prediction alone: no cancel request."""
+    events = await collect(client.stream("fake/tokens", input={"prompt": PROMPT}))
+    assert events[-1].event == "done"
+    assert replicate_fake.count("POST", "/v1/predictions/*/cancel") == 0
 
 
 # -- resuming -----------------------------------------------------------------------------

@@ -193,6 +193,10 @@ class HTTPCore:
         Parsed with yarl, exactly as aiohttp parses it to connect: a URL that another
         parser would read as the API's but aiohttp sends elsewhere never gets the token.
         """
+        if url.startswith(self.base_url):
+            # Our own URLs (base + path): the base ends in "/" after its path, so the
+            # scheme, host and port before it are exactly the API's.
+            return True
         try:
             parsed = URL(url)
         except Exception:  # ValueError, and IndexError for e.g. "https://[]@" (a yarl bug)

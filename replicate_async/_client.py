@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import attrs
@@ -285,7 +287,7 @@ class AsyncReplicate:
 
         return run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
 
-    async def stream(
+    def stream(
         self,
         ref: str | None = None,
         *,
@@ -298,12 +300,13 @@ class AsyncReplicate:
         """Create a prediction and yield its server-sent events until ``done``.
 
         Events are ``output`` (text; or a file URL when the stream URL is under
-        ``/v1/files/``: see :meth:`file_output`), ``logs``, ``error`` (raised as
+        ``/v1/files/``: see :meth:`stream_output`), ``logs``, ``error`` (raised as
         :class:`StreamError` unless ``raise_on_error=False``) and ``done``; unknown types
         pass through. Dropped connections resume with ``Last-Event-ID``, losing and
         repeating nothing. If the stream is left before ``done`` (the consuming task is
         cancelled, or the loop is broken out of), the prediction is canceled on the
         server; wrap it in :func:`contextlib.aclosing` to have that happen at once.
+        Arguments are checked here, before anything is sent.
         """
         if check.seconds(idle_timeout, "idle_timeout") is None:
             raise TypeError("idle_timeout must be a number of seconds")
@@ -318,16 +321,73 @@ class AsyncReplicate:
             webhook=None,
             webhook_events_filter=None,
         )
+        return self._events(create, idle_timeout, max_reconnects, raise_on_error, None)
+
+    def stream_output(
+        self,
+        ref: str | None = None,
+        *,
+        input: Mapping[str, Any],
+        deployment: str | None = None,
+        idle_timeout: float = 60.0,
+        max_reconnects: int = 5,
+    ) -> AsyncIterator[str | FileOutput]:
+        """Like :meth:`stream`, but yield only the outputs: text fragments, or
+        :class:`FileOutput` objects when the model streams files (its stream URL is under
+        ``/v1/files/``). An ``error`` event raises :class:`StreamError`."""
+        if check.seconds(idle_timeout, "idle_timeout") is None:
+            raise TypeError("idle_timeout must be a number of seconds")
+        check.non_negative_int(max_reconnects, "max_reconnects")
+        create = creator(
+            self,
+            ref,
+            deployment=deployment,
+            input=input,
+            wait=None,
+            cancel_after=None,
+            webhook=None,
+            webhook_events_filter=None,
+        )
+        return self._outputs(create, idle_timeout, max_reconnects)
+
+    async def _outputs(
+        self,
+        create: Callable[[], Awaitable[Prediction]],
+        idle_timeout: float,
+        max_reconnects: int,
+    ) -> AsyncIterator[str | FileOutput]:
+        files: list[bool] = []
+
+        def created(prediction: Prediction) -> None:
+            url = prediction.urls.stream if prediction.urls else None
+            files.append(bool(url) and urlsplit(url or "").path.startswith("/v1/files/"))
+
+        events = self._events(create, idle_timeout, max_reconnects, True, created)
+        async with contextlib.aclosing(events):
+            async for event in events:
+                if event.event == "output":
+                    yield FileOutput(event.data, self._http) if files[0] else event.data
+
+    async def _events(
+        self,
+        create: Callable[[], Awaitable[Prediction]],
+        idle_timeout: float,
+        max_reconnects: int,
+        raise_on_error: bool,
+        created: Callable[[Prediction], None] | None,
+    ) -> AsyncGenerator[ServerSentEvent, None]:
         cancel = self.predictions.cancel
         creating = asyncio.ensure_future(create())
         try:
             prediction = await asyncio.shield(creating)
         except asyncio.CancelledError:
             # Cancelled mid-create: learn the id (bounded) and cancel it on the server.
-            created = await settle(creating, cancel)
-            if created is not None and not created.done:
-                await cancel_quietly(cancel, created)
+            late = await settle(creating, cancel)
+            if late is not None and not late.done:
+                await cancel_quietly(cancel, late)
             raise
+        if created is not None:
+            created(prediction)
         finished = False
         try:
             async for event in self.predictions.stream(

@@ -12,7 +12,7 @@ import attrs
 import pytest
 from aiohttp import web
 
-from replicate_async import AsyncReplicate, Prediction, ServerSentEvent, StreamError
+from replicate_async import AsyncReplicate, FileOutput, Prediction, ServerSentEvent, StreamError
 from replicate_async.testing import FakeReplicate
 
 from .conftest import eventually, newest_prediction_id, serve
@@ -283,3 +283,26 @@ async def test_a_stalled_stream_gives_up_after_max_reconnects(
             )
         )
     await eventually(lambda: replicate_fake.count("GET", "/v1/streams/*") == 3)
+
+
+async def test_stream_output_yields_text_fragments(client: AsyncReplicate) -> None:
+    """stream_output() yields just the text of a text stream, in order."""
+    pieces = [
+        piece async for piece in client.stream_output("fake/tokens", input={"prompt": PROMPT})
+    ]
+    assert all(isinstance(piece, str) for piece in pieces)
+    assert "".join(str(piece) for piece in pieces) == PROMPT
+
+
+async def test_stream_output_yields_files_for_a_file_stream(
+    replicate_fake: FakeReplicate, client: AsyncReplicate
+) -> None:
+    """A stream URL under /v1/files/ makes every output a FileOutput that downloads."""
+    outputs = [o async for o in client.stream_output("fake/image", input={"prompt": "a cat"})]
+    assert outputs
+    assert all(isinstance(o, FileOutput) for o in outputs)
+    first = outputs[0]
+    assert isinstance(first, FileOutput)
+    assert (await first.read()).startswith(b"\x89PNG")
+    streams = replicate_fake.requests_matching("GET", "/v1/files/fstream-*")
+    assert len(streams) == 1

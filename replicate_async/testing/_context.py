@@ -40,6 +40,8 @@ class FakeOptions:
     rate_limits_enabled: bool = False
     create_limit_per_minute: int = 600
     other_limit_per_minute: int = 3000
+    create_burst: int | None = None
+    other_burst: int | None = None
     seed: bool = True
     default_duration: float = 0.0
     slow_duration: float = 5.0

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ._util import JSON_CT, PROBLEM_CT, dumps
 
-__all__ = ["DropConnection", "Fault", "Faults"]
+__all__ = ["FAULT", "DropConnection", "Fault", "Faults"]
 
 DropConnection = Literal["before_body", "after_body"]
 
@@ -34,6 +34,8 @@ class Fault:
     delay: float | None = None
     slow_body: float | None = None
     drop_connection: DropConnection | None = None
+    drop_after_events: int | None = None
+    slow_events: float | None = None
     truncate_body: bool = False
     html_error: bool = False
     invalid_json: bool = False
@@ -138,6 +140,8 @@ class Faults:
         delay: float | None = None,
         slow_body: float | None = None,
         drop_connection: DropConnection | None = None,
+        drop_after_events: int | None = None,
+        slow_events: float | None = None,
         truncate_body: bool = False,
         html_error: bool = False,
         invalid_json: bool = False,
@@ -153,10 +157,16 @@ class Faults:
           handler (429 gets the real throttling body); ``retry_after`` adds a
           ``Retry-After`` header in seconds, or an HTTP date with ``retry_after_date``.
         - ``delay``: seconds to wait before any response headers (slow server).
-        - ``slow_body``: seconds to wait between body chunks.
+        - ``slow_body``: seconds to wait between body chunks (not on SSE streams: see
+          ``slow_events``).
         - ``drop_connection``: ``"before_body"`` resets without reading or processing the
           request; ``"after_body"`` runs the handler (the request *did* take effect, e.g.
           a prediction was created) and then resets without answering.
+        - ``drop_after_events``: SSE streams only (``/v1/streams/*``,
+          ``/v1/files/fstream-*``): close the connection, without ending the chunked
+          body, once this many events were written on it; the client must resume with
+          ``Last-Event-ID``. Other responses are unaffected.
+        - ``slow_events``: SSE streams only: seconds to wait between events.
         - ``truncate_body``: declare a longer ``Content-Length`` than sent, then close.
         - ``html_error``: a ``text/html`` ``<html>bad gateway</html>`` (502 by default).
         - ``invalid_json`` / ``empty_body``: a broken JSON body (200 by default).
@@ -167,6 +177,8 @@ class Faults:
             raise ValueError("times must be at least 1")
         if drop_connection not in (None, "before_body", "after_body"):
             raise ValueError(f"unknown drop_connection {drop_connection!r}")
+        if drop_after_events is not None and drop_after_events < 0:
+            raise ValueError("drop_after_events must not be negative")
         fault = Fault(
             path=path,
             method=method,
@@ -177,6 +189,8 @@ class Faults:
             delay=delay,
             slow_body=slow_body,
             drop_connection=drop_connection,
+            drop_after_events=drop_after_events,
+            slow_events=slow_events,
             truncate_body=truncate_body,
             html_error=html_error,
             invalid_json=invalid_json,
@@ -214,6 +228,10 @@ class Faults:
         return None
 
 
+FAULT: web.RequestKey[Fault] = web.RequestKey("replicate_fake_fault", Fault)
+"""The fault acting on a request (set by the middleware; read by streaming handlers)."""
+
+
 def drop(request: web.BaseRequest) -> web.Response:
     """Abort the connection; the returned response is never sent."""
     if request.transport is not None:
@@ -243,9 +261,12 @@ async def deliver(
     stream.content_length = len(body)
     await stream.prepare(request)
     chunk = max(1, len(body) // 4)
-    for start in range(0, len(body), chunk):
-        if start:
-            await asyncio.sleep(fault.slow_body or 0.0)
-        await stream.write(body[start : start + chunk])
-    await stream.write_eof()
+    try:
+        for start in range(0, len(body), chunk):
+            if start:
+                await asyncio.sleep(fault.slow_body or 0.0)
+            await stream.write(body[start : start + chunk])
+        await stream.write_eof()
+    except ConnectionError:  # the client gave up on the slow body: fine, and quiet
+        pass
     return stream

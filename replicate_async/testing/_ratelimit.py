@@ -9,14 +9,23 @@ __all__ = ["TokenBucket"]
 
 
 class TokenBucket:
-    """A bucket of ``per_minute`` tokens (the burst), refilled continuously."""
+    """A bucket refilled continuously at ``per_minute`` tokens a minute.
+
+    It holds at most ``burst`` tokens (``None``: a full minute's worth, ``per_minute``)
+    and starts full. Time comes from ``clock`` (the fake's injected clock), so a
+    :class:`ManualClock` drives refills.
+    """
 
     __slots__ = ("capacity", "clock", "last", "rate", "tokens")
 
-    def __init__(self, per_minute: int, clock: Callable[[], float]) -> None:
-        self.capacity = float(per_minute)
+    def __init__(
+        self, per_minute: int, clock: Callable[[], float], burst: int | None = None
+    ) -> None:
+        if burst is not None and burst < 1:
+            raise ValueError("a rate-limit burst must be at least 1")
+        self.capacity = float(per_minute if burst is None else burst)
         self.rate = per_minute / 60.0
-        self.tokens = float(per_minute)
+        self.tokens = self.capacity
         self.clock = clock
         self.last = clock()
 

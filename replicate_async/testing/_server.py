@@ -18,7 +18,7 @@ from aiohttp import web
 from . import _handlers_misc, _handlers_models, _handlers_predictions
 from ._clock import Clock, system_clock
 from ._context import CTX, DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, Context, FakeOptions
-from ._faults import Faults, deliver, drop
+from ._faults import FAULT, Fault, Faults, deliver, drop
 from ._models import ModelBehaviour
 from ._pagination import PaginationQuirk
 from ._ratelimit import TokenBucket
@@ -64,6 +64,10 @@ class RecordedRequest:
     body: bytes
     time: float
     fault: bool = False
+    status: int | None = None
+    """The response status sent (set once the response was produced; ``None`` while in
+    flight and when the connection was dropped without an answer). A stream cut by
+    ``drop_after_events`` keeps its 200: the headers had been sent."""
 
     @property
     def text(self) -> str:
@@ -100,6 +104,9 @@ class FakeReplicate:
     - ``page_size``: items per page on every list (100, like the real API).
     - ``rate_limits_enabled`` (off by default), ``create_limit_per_minute`` (600),
       ``other_limit_per_minute`` (3000): token buckets; 429 + ``Retry-After`` when empty.
+      ``create_burst`` / ``other_burst``: how many tokens each bucket holds (``None``, the
+      default: a full minute's worth); e.g. ``create_limit_per_minute=6, create_burst=1``
+      like Replicate's low-credit accounts. Buckets refill on ``clock``.
     - ``clock``: a callable returning unix seconds; pass a :class:`ManualClock` to drive
       run durations, ``Prefer: wait`` holds, deadlines and rate limits by hand.
     - ``seed``: load the built-in models, collections, deployments... (default on).
@@ -126,6 +133,8 @@ class FakeReplicate:
         rate_limits_enabled: bool = False,
         create_limit_per_minute: int = 600,
         other_limit_per_minute: int = 3000,
+        create_burst: int | None = None,
+        other_burst: int | None = None,
         clock: Clock | None = None,
         seed: bool = True,
         default_duration: float = 0.0,
@@ -150,6 +159,8 @@ class FakeReplicate:
             rate_limits_enabled=rate_limits_enabled,
             create_limit_per_minute=create_limit_per_minute,
             other_limit_per_minute=other_limit_per_minute,
+            create_burst=create_burst,
+            other_burst=other_burst,
             seed=seed,
             default_duration=default_duration,
             slow_duration=slow_duration,
@@ -192,8 +203,8 @@ class FakeReplicate:
             faults=self.faults,
         )
         self._limits = _Limits(
-            TokenBucket(create_limit_per_minute, self.clock),
-            TokenBucket(other_limit_per_minute, self.clock),
+            TokenBucket(create_limit_per_minute, self.clock, create_burst),
+            TokenBucket(other_limit_per_minute, self.clock, other_burst),
             enabled=rate_limits_enabled,
         )
         self.app = self._make_app()
@@ -458,23 +469,23 @@ class FakeReplicate:
 
     # ------------------------------------------------------------------ middleware
 
-    def _record(self, request: web.Request, body: bytes, faulted: bool) -> None:
+    def _record(self, request: web.Request, body: bytes, faulted: bool) -> RecordedRequest | None:
         if not self.options.record_requests:
-            return
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-                time=self.clock(),
-                fault=faulted,
-            )
+            return None
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=body,
+            time=self.clock(),
+            fault=faulted,
         )
+        self.requests.append(record)
         limit = self.options.max_recorded_requests
         if limit is not None and len(self.requests) > limit * 2:
             del self.requests[:-limit]
+        return record
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -484,21 +495,35 @@ class FakeReplicate:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             return drop(request)
+        record: RecordedRequest | None = None
+        resp: web.StreamResponse
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            self._record(request, b"", fault is not None)
-            return _handlers_misc.file_too_large(self.options.max_file_size)
-        self._record(request, body, fault is not None)
-        if fault is not None:
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.replaces_response:
-                return await deliver(fault, request, fault.make_response(self.clock))
-        resp = await self._dispatch(request, handler)
-        if fault is not None:
-            return await deliver(fault, request, resp)
+            try:
+                body = await request.read()
+            except web.HTTPRequestEntityTooLarge:
+                record = self._record(request, b"", fault is not None)
+                resp = _handlers_misc.file_too_large(self.options.max_file_size)
+            else:
+                record = self._record(request, body, fault is not None)
+                resp = await self._respond(request, handler, fault)
+        except ConnectionError:
+            # The client went away mid-response: nothing more to send, nothing to log.
+            return drop(request)
+        if record is not None and (fault is None or fault.drop_connection is None):
+            record.status = resp.status
         return resp
+
+    async def _respond(
+        self, request: web.Request, handler: Any, fault: Fault | None
+    ) -> web.StreamResponse:
+        if fault is None:
+            return await self._dispatch(request, handler)
+        request[FAULT] = fault
+        if fault.delay:
+            await asyncio.sleep(fault.delay)
+        if fault.replaces_response:
+            return await deliver(fault, request, fault.make_response(self.clock))
+        return await deliver(fault, request, await self._dispatch(request, handler))
 
     def _authorized(self, request: web.Request) -> bool:
         scheme, _, credentials = request.headers.get("Authorization", "").strip().partition(" ")

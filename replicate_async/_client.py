@@ -308,19 +308,7 @@ class AsyncReplicate:
         server; wrap it in :func:`contextlib.aclosing` to have that happen at once.
         Arguments are checked here, before anything is sent.
         """
-        if check.seconds(idle_timeout, "idle_timeout") is None:
-            raise TypeError("idle_timeout must be a number of seconds")
-        check.non_negative_int(max_reconnects, "max_reconnects")
-        create = creator(
-            self,
-            ref,
-            deployment=deployment,
-            input=input,
-            wait=None,
-            cancel_after=None,
-            webhook=None,
-            webhook_events_filter=None,
-        )
+        create = self._stream_creator(ref, input, deployment, idle_timeout, max_reconnects)
         return self._events(create, idle_timeout, max_reconnects, raise_on_error, None)
 
     def stream_output(
@@ -335,10 +323,22 @@ class AsyncReplicate:
         """Like :meth:`stream`, but yield only the outputs: text fragments, or
         :class:`FileOutput` objects when the model streams files (its stream URL is under
         ``/v1/files/``). An ``error`` event raises :class:`StreamError`."""
+        create = self._stream_creator(ref, input, deployment, idle_timeout, max_reconnects)
+        return self._outputs(create, idle_timeout, max_reconnects)
+
+    def _stream_creator(
+        self,
+        ref: str | None,
+        input: Mapping[str, Any],
+        deployment: str | None,
+        idle_timeout: float,
+        max_reconnects: int,
+    ) -> Callable[[], Awaitable[Prediction]]:
+        """Check a stream's arguments now; return what creates its prediction."""
         if check.seconds(idle_timeout, "idle_timeout") is None:
             raise TypeError("idle_timeout must be a number of seconds")
         check.non_negative_int(max_reconnects, "max_reconnects")
-        create = creator(
+        return creator(
             self,
             ref,
             deployment=deployment,
@@ -348,7 +348,6 @@ class AsyncReplicate:
             webhook=None,
             webhook_events_filter=None,
         )
-        return self._outputs(create, idle_timeout, max_reconnects)
 
     async def _outputs(
         self,

@@ -228,8 +228,9 @@ class Faults:
         return None
 
 
-FAULT: web.RequestKey[Fault] = web.RequestKey("replicate_fake_fault", Fault)
-"""The fault acting on a request (set by the middleware; read by streaming handlers)."""
+#: Where the middleware leaves the matched fault for a streaming handler. A plain string
+#: key: ``web.RequestKey`` only exists from aiohttp 3.14 on, and we support 3.13 too.
+FAULT = "replicate_fake_fault"
 
 
 def drop(request: web.BaseRequest) -> web.Response:

@@ -6,7 +6,7 @@ import asyncio
 
 from aiohttp import web
 
-from ._faults import FAULT
+from ._faults import FAULT, Fault
 from ._records import Prediction
 from ._runner import Runner
 
@@ -30,7 +30,7 @@ async def serve_stream(
     A fault on the request may pause ``slow_events`` seconds between events, or cut the
     connection after ``drop_after_events`` events.
     """
-    fault = request.get(FAULT)
+    fault: Fault | None = request.get(FAULT)
     cut_after = fault.drop_after_events if fault is not None else None
     pause = fault.slow_events if fault is not None else None
     resp = web.StreamResponse(

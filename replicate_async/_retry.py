@@ -14,7 +14,6 @@ from typing import Any
 from ._config import RetryPolicy
 from .exceptions import (
     APIConnectionError,
-    APIError,
     APIStatusError,
     RateLimitError,
     RequestMayHaveSucceededError,
@@ -102,8 +101,3 @@ def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy) -> f
             return min(asked, policy.max_retry_after)
     ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (retry_number - 1))
     return random.uniform(policy.backoff_initial / 2, ceiling)
-
-
-def retry_after_of(exc: APIError) -> float | None:
-    """The server-requested wait carried by an error, if any."""
-    return exc.retry_after if isinstance(exc, RateLimitError) else None

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 from collections.abc import Callable
-from typing import Any
 
 from ._clock import clock_sleep
 from ._models import ModelBehaviour, Plan, make_plan, sse_text
@@ -253,8 +252,3 @@ class Runner:
         if self.webhooks.wanted(p, event):
             body = dumps(p.to_json(self.origin))
         self.webhooks.emit(p, event, body)
-
-
-def event_payload(value: Any) -> str:
-    """Exposed for tests: how an output value is rendered as SSE data."""
-    return sse_text(value)

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
+from ._clock import SYSTEM_CLOCK, Clock
+
 __all__ = ["DEFAULT_BASE_URL", "ClientConfig", "PollPolicy", "RetryPolicy", "Timeouts"]
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
@@ -96,3 +98,6 @@ class ClientConfig:
     poll: PollPolicy = PollPolicy()
     max_connections: int = attrs.field(default=100, validator=attrs.validators.ge(1))
     user_agent: str = ""
+    #: Time for retries, polling, stream reconnects, throttling and run deadlines; tests
+    #: pass a virtual clock (e.g. :class:`replicate_async.testing.ManualClock`).
+    clock: Clock = attrs.field(default=SYSTEM_CLOCK, eq=False, repr=False)

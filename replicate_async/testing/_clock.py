@@ -42,6 +42,14 @@ class ManualClock:
         """Return the current (manual) time in unix seconds."""
         return self._now
 
+    def monotonic(self) -> float:
+        """The same manual time, so a ManualClock can drive the SDK's own waits too.
+
+        It satisfies :class:`replicate_async._clock.Clock`: pass it as
+        ``ClientConfig(clock=...)`` and the client's retries, polls and deadlines run on it.
+        """
+        return self._now
+
     @property
     def pending_sleepers(self) -> int:
         """How many :meth:`sleep` calls are currently waiting for time to pass."""

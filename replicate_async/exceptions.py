@@ -26,6 +26,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     ├── StreamError                   an SSE stream ended with an ``error`` event or broke
     ├── WebhookVerificationError      a webhook delivery failed signature checks
     ├── ClientClosedError             the client was used after ``aclose()``
+    ├── InvalidArgumentError          a bad argument value (also a ``ValueError``); nothing sent
     ├── MissingTokenError             a request needs a token and none was configured
     └── PredictionError               a prediction/training ended without succeeding
         ├── ModelError                status ``failed`` (carries the prediction)
@@ -33,8 +34,10 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
         ├── PredictionAbortedError    status ``aborted`` (never started before its deadline)
         └── PredictionTimeoutError    our own deadline passed (the prediction was canceled)
 
-Argument errors (bad ``owner/name``, ``wait=0``...) are plain :class:`ValueError` /
-:class:`TypeError`, raised before any request is sent.
+Argument errors are raised before any request is sent: a bad value (``owner/name``
+with a ``..`` segment, ``wait=0``, a NaN in an input...) raises :class:`InvalidArgumentError`
+(a :class:`ValueError` too), naming the argument and what was wrong; a value of the
+wrong type raises :class:`TypeError` naming the argument.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "InternalServerError",
+    "InvalidArgumentError",
     "MissingTokenError",
     "ModelError",
     "NotFoundError",
@@ -84,6 +88,14 @@ class ReplicateError(Exception):
 
 class ClientClosedError(ReplicateError, RuntimeError):
     """The client was used after :meth:`AsyncReplicate.aclose`."""
+
+
+class InvalidArgumentError(ReplicateError, ValueError):
+    """An argument has a bad value; raised before any request is sent.
+
+    The message names the argument and what was wrong with it. It is a
+    :class:`ValueError` too, so ``except ValueError`` keeps working.
+    """
 
 
 class MissingTokenError(ReplicateError, ValueError):

@@ -1,58 +1,65 @@
-"""replicate_async: an asyncio-native client for Replicate's HTTP API."""
+"""replicate_async: an asyncio-native client for Replicate's HTTP API.
 
-from ._client import AsyncReplicate
-from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
-from ._files import FileOutput
-from ._run import Progress, RunResult
-from ._sse import ServerSentEvent
-from ._webhook_wait import WebhookWaiter
-from .exceptions import (
-    APIConnectionError,
-    APIError,
-    APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    ClientClosedError,
-    ConflictError,
-    InternalServerError,
-    InvalidArgumentError,
-    MissingTokenError,
-    ModelError,
-    NotFoundError,
-    PaginationError,
-    PayloadTooLargeError,
-    PaymentRequiredError,
-    PermissionDeniedError,
-    PredictionAbortedError,
-    PredictionCanceledError,
-    PredictionError,
-    PredictionTimeoutError,
-    RateLimitError,
-    ReplicateError,
-    RequestMayHaveSucceededError,
-    StreamError,
-    UnprocessableEntityError,
-    WebhookVerificationError,
-)
-from .models import (
-    TERMINAL_STATUSES,
-    Account,
-    Collection,
-    Deployment,
-    File,
-    Hardware,
-    Model,
-    Page,
-    Prediction,
-    SearchResult,
-    Status,
-    Training,
-    Version,
-    WebhookSecret,
-)
-from .pagination import AsyncPaginator
+Public names are imported on first use (PEP 562), so ``import replicate_async`` and the
+command line's ``--help`` do not load aiohttp until something needs it.
+"""
+
+import typing
+
+if typing.TYPE_CHECKING:
+    from ._client import AsyncReplicate
+    from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
+    from ._files import FileOutput
+    from ._run import Progress, RunResult
+    from ._sse import ServerSentEvent
+    from ._webhook_wait import WebhookWaiter
+    from .exceptions import (
+        APIConnectionError,
+        APIError,
+        APIResponseValidationError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        ClientClosedError,
+        ConflictError,
+        InternalServerError,
+        InvalidArgumentError,
+        MissingTokenError,
+        ModelError,
+        NotFoundError,
+        PaginationError,
+        PayloadTooLargeError,
+        PaymentRequiredError,
+        PermissionDeniedError,
+        PredictionAbortedError,
+        PredictionCanceledError,
+        PredictionError,
+        PredictionTimeoutError,
+        RateLimitError,
+        ReplicateError,
+        RequestMayHaveSucceededError,
+        StreamError,
+        UnprocessableEntityError,
+        WebhookVerificationError,
+    )
+    from .models import (
+        TERMINAL_STATUSES,
+        Account,
+        Collection,
+        Deployment,
+        File,
+        Hardware,
+        Model,
+        Page,
+        Prediction,
+        SearchResult,
+        Status,
+        Training,
+        Version,
+        WebhookSecret,
+    )
+    from .pagination import AsyncPaginator
 
 __version__ = "0.1.0"
 
@@ -112,3 +119,34 @@ __all__ = [
     "WebhookWaiter",
     "__version__",
 ]
+
+#: The modules the public names come from, lightest first (see ``__getattr__``).
+_SOURCES = (
+    ".exceptions",
+    ".models",
+    "._config",
+    ".pagination",
+    "._sse",
+    "._files",
+    "._run",
+    "._webhook_wait",
+    "._client",
+)
+
+
+def __getattr__(name: str) -> typing.Any:
+    """Import a public name from its module on first use, then keep it here."""
+    if name in __all__:
+        import importlib
+
+        for source in _SOURCES:
+            module = importlib.import_module(source, __name__)
+            if name in vars(module):
+                value = vars(module)[name]
+                globals()[name] = value
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

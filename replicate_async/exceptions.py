@@ -27,6 +27,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     ├── WebhookVerificationError      a webhook delivery failed signature checks
     ├── ClientClosedError             the client was used after ``aclose()``
     ├── InvalidArgumentError          a bad argument value (also a ``ValueError``); nothing sent
+    │   └── InputValidationError      a model input breaks the model's schema (every problem)
     ├── MissingTokenError             a request needs a token and none was configured
     └── PredictionError               a prediction/training ended without succeeding
         ├── ModelError                status ``failed`` (carries the prediction)
@@ -42,7 +43,8 @@ wrong type raises :class:`TypeError` naming the argument.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from multidict import CIMultiDict
@@ -61,6 +63,8 @@ __all__ = [
     "ClientClosedError",
     "ConflictError",
     "InternalServerError",
+    "InputProblem",
+    "InputValidationError",
     "InvalidArgumentError",
     "MissingTokenError",
     "ModelError",
@@ -96,6 +100,47 @@ class InvalidArgumentError(ReplicateError, ValueError):
     The message names the argument and what was wrong with it. It is a
     :class:`ValueError` too, so ``except ValueError`` keeps working.
     """
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InputProblem:
+    """One thing wrong with a model input, as the API's 422 ``invalid_fields`` says it.
+
+    ``name`` is the input concerned (``"prompt"``); ``field`` the API's path to where the
+    rule failed (``"input"`` for a missing input, ``"input.seed"``, ``"input.images.0"``);
+    ``type`` the rule (``required``, ``invalid_type``, ``enum``, ``number_lte``, ``format``
+    ...); ``description`` the API's sentence; ``value`` the offending value (``None`` when
+    missing).
+    """
+
+    name: str
+    type: str
+    description: str
+    field: str
+    value: Any = dataclasses.field(default=None, compare=False)
+
+    def to_json(self) -> dict[str, str]:
+        """The ``invalid_fields`` entry of a 422 body."""
+        return {"type": self.type, "field": self.field, "description": self.description}
+
+    def __str__(self) -> str:
+        where = f"{self.field}: " if self.field else ""
+        quiet = self.type in ("required", "additional_property_not_allowed")
+        return where + self.description + ("" if quiet else f" (given {self.value!r:.60})")
+
+
+class InputValidationError(InvalidArgumentError):
+    """A model input breaks the model's schema; nothing was sent.
+
+    ``problems`` lists every :class:`InputProblem` (field, rule, value) at once, in the
+    words the API's 422 would use; ``invalid_fields`` is the same as the API's 422 body
+    entries (as on :class:`UnprocessableEntityError`).
+    """
+
+    def __init__(self, message: str, problems: Sequence[InputProblem]) -> None:
+        super().__init__(message)
+        self.problems: list[InputProblem] = list(problems)
+        self.invalid_fields: list[dict[str, str]] = [p.to_json() for p in self.problems]
 
 
 class MissingTokenError(ReplicateError, ValueError):

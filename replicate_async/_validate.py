@@ -1,52 +1,118 @@
-"""Argument checks that run before any request is sent."""
+"""Argument checks that run before any request is sent.
+
+One rule per kind of argument, applied here and nowhere else:
+
+- **Path segments** (owner, name, id, version, deployment, file id): a non-empty string
+  of at most :data:`MAX_SEGMENT_LENGTH` characters, not ``.`` or ``..``, without ``/``,
+  ``\\``, ``%``, ``?``, ``#``, whitespace or control characters. URL normalisation can
+  never turn one into another endpoint.
+- **Durations** (``cancel_after``, ``timeout``, ``idle_timeout``...): finite, positive,
+  at most :data:`MAX_DURATION` seconds (7 days); duration strings use ASCII digits only.
+- **Inputs**: JSON-representable: no NaN or infinity, no cycles, nested at most
+  :data:`MAX_JSON_DEPTH` levels, strings without lone surrogates, integers within 64 bits.
+
+A bad value raises :class:`~replicate_async.InvalidArgumentError` naming the argument and
+what was wrong; a value of the wrong type raises :class:`TypeError` naming the argument.
+"""
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from ._converter import dumps
+from .exceptions import InvalidArgumentError
 
 __all__ = [
+    "MAX_DURATION",
+    "MAX_JSON_DEPTH",
+    "MAX_SEGMENT_LENGTH",
     "cancel_after_header",
     "check_input",
+    "check_json_input",
     "events_filter",
     "json_body",
     "model_ref",
     "prefer_wait",
     "require_id",
+    "segment",
     "version_ref",
     "webhook_url",
 ]
+
+#: The longest path segment (an id, owner, model or deployment name) accepted.
+MAX_SEGMENT_LENGTH = 256
+#: The longest duration accepted, in seconds (7 days): ``cancel_after`` and client timeouts.
+MAX_DURATION = 7 * 24 * 3600
+#: The deepest nesting of lists and objects accepted in a model input.
+MAX_JSON_DEPTH = 64
+#: The longest webhook URL accepted.
+MAX_URL_LENGTH = 2048
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _MODEL_REF = re.compile(rf"({_NAME})/({_NAME})")
 _VERSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _VERSION_REF = re.compile(rf"({_NAME})/({_NAME}):([A-Za-z0-9][A-Za-z0-9._-]*)")
-_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s?)?")
+# The two forms the API takes: bare seconds, or hours/minutes/seconds with units.
+_DURATION = re.compile(
+    r"(?P<bare>[0-9]+(?:\.[0-9]+)?)|(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+(?:\.[0-9]+)?)s)?",
+    re.ASCII,
+)
+_MAX_DURATION_TEXT = 32
 _WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
+_SEGMENT_FORBIDDEN = frozenset("/\\%?#")
+_INT_RANGE = (-(2**63), 2**64)
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+
+
+def segment(value: Any, what: str) -> str:
+    """One URL path segment (an id, owner, model or deployment name), checked."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidArgumentError(f"{what} must not be empty")
+    if value in (".", ".."):
+        raise InvalidArgumentError(f"{what} must not be {value!r} (a dot segment)")
+    if len(value) > MAX_SEGMENT_LENGTH:
+        raise InvalidArgumentError(
+            f"{what} is {len(value)} characters long; the limit is {MAX_SEGMENT_LENGTH}"
+        )
+    for char in value:
+        if char in _SEGMENT_FORBIDDEN or char.isspace() or not char.isprintable():
+            raise InvalidArgumentError(
+                f"{what} must not contain {char!r} (no '/', '\\', '%', '?', '#', whitespace"
+                f" or control characters), got {_shown(value)}"
+            )
+    return value
 
 
 def model_ref(ref: Any, what: str = "model") -> tuple[str, str]:
-    """Split ``"owner/name"``, or raise a clear ``ValueError``/``TypeError``."""
+    """Split ``"owner/name"``, or raise :class:`InvalidArgumentError`/``TypeError``."""
     if not isinstance(ref, str):
         raise TypeError(f"{what} must be an 'owner/name' string, got {type(ref).__name__}")
     match = _MODEL_REF.fullmatch(ref)
     if match is None:
-        raise ValueError(f"{what} must look like 'owner/name', got {ref!r}")
-    return match.group(1), match.group(2)
+        raise InvalidArgumentError(f"{what} must look like 'owner/name', got {_shown(ref)}")
+    return segment(match.group(1), f"{what} owner"), segment(match.group(2), f"{what} name")
 
 
 def split_version_ref(ref: Any) -> tuple[str, str, str | None]:
     """Split ``"owner/name"`` or ``"owner/name:version"`` into its parts."""
     if not isinstance(ref, str):
-        raise TypeError(f"model must be a string like 'owner/name[:version]', got {ref!r}")
+        raise TypeError(f"model must be a string like 'owner/name[:version]', got {ref!r:.80}")
     match = _VERSION_REF.fullmatch(ref)
     if match is not None:
-        return match.group(1), match.group(2), match.group(3)
+        owner, name = model_ref(f"{match.group(1)}/{match.group(2)}", "model")
+        return owner, name, segment(match.group(3), "version")
     owner, name = model_ref(ref, "model")
     return owner, name, None
 
@@ -55,63 +121,151 @@ def version_ref(version: Any) -> str:
     """Check a ``version`` for ``POST /predictions``: an id, ``owner/name:id`` or ``owner/name``."""
     if not isinstance(version, str):
         raise TypeError(f"version must be a string, got {type(version).__name__}")
-    if (
-        _VERSION_ID.fullmatch(version)
-        or _VERSION_REF.fullmatch(version)
-        or _MODEL_REF.fullmatch(version)
-    ):
+    if _VERSION_ID.fullmatch(version):
+        return segment(version, "version")
+    if _VERSION_REF.fullmatch(version) or _MODEL_REF.fullmatch(version):
+        split_version_ref(version)
         return version
-    raise ValueError(
-        f"version must be a version id, 'owner/name:version_id' or 'owner/name', got {version!r}"
+    raise InvalidArgumentError(
+        "version must be a version id, 'owner/name:version_id' or 'owner/name', "
+        f"got {_shown(version)}"
     )
 
 
 def require_id(value: Any, what: str) -> str:
-    """A non-empty identifier string (path segments are encoded by the caller)."""
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
-    if not value or value.strip() != value or "/" in value:
-        raise ValueError(f"{what} must be a non-empty id without slashes, got {value!r}")
-    return value
+    """An identifier used as a URL path segment: see :func:`segment`."""
+    return segment(value, what)
 
 
 def check_input(value: Any) -> dict[str, Any]:
-    """A model input must be a mapping with string keys."""
+    """A model input: a mapping with string keys whose values are JSON-representable
+    (files anywhere in it are allowed: they are uploaded or inlined later)."""
     if not isinstance(value, Mapping):
         raise TypeError(f"input must be a mapping of input names to values, got {value!r:.80}")
-    for key in value:
-        if not isinstance(key, str):
-            raise TypeError(f"input names must be strings, got {key!r}")
+    check_json_input(value, "input")
     return dict(value)
+
+
+def _is_file(value: Any) -> bool:
+    """What ``prepare_input`` turns into a URL: bytes, paths, binary files, async iterables."""
+    return isinstance(value, bytes | bytearray | memoryview | os.PathLike | io.IOBase) or (
+        hasattr(value, "read") or isinstance(value, AsyncIterable)
+    )
+
+
+def _check_text(text: str, where: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(
+                f"{where} contains a lone surrogate, which UTF-8 JSON cannot carry"
+            ) from None
+
+
+def check_json_input(value: Any, what: str = "input") -> None:
+    """Check that ``value`` can be sent as JSON, before anything is sent.
+
+    :class:`InvalidArgumentError` for NaN/infinity, cycles, nesting deeper than
+    :data:`MAX_JSON_DEPTH`, lone surrogates and integers outside 64 bits; ``TypeError``
+    (naming where) for a value of a type JSON has no form for. Files are allowed.
+    """
+    _check_json(value, what, 0, set())
+
+
+def _check_json(value: Any, where: str, depth: int, active: set[int]) -> None:
+    kind = type(value)
+    if kind is str:
+        _check_text(value, where)
+    elif value is None or kind is bool:
+        return
+    elif isinstance(value, int) and not isinstance(value, bool):
+        if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
+            raise InvalidArgumentError(f"{where} is an integer outside the 64-bit range")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgumentError(f"{where} is {value!r}, which JSON cannot represent")
+    elif isinstance(value, str):
+        _check_text(value, where)
+    elif isinstance(value, Mapping | list | tuple):
+        _check_container(value, where, depth + 1, active)
+    elif not _is_file(value):
+        raise TypeError(f"{where} is a {type(value).__name__}, which is not JSON-serialisable")
+
+
+def _check_container(value: Any, where: str, depth: int, active: set[int]) -> None:
+    if id(value) in active:
+        raise InvalidArgumentError(f"{where} contains itself (a cycle cannot be sent as JSON)")
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidArgumentError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+    active.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise TypeError(f"{where} has a key {key!r:.40}: keys must be strings")
+                _check_text(key, f"a key of {where}")
+                _check_json(item, f"{where}[{key!r:.40}]", depth, active)
+        else:
+            for index, item in enumerate(value):
+                _check_json(item, f"{where}[{index}]", depth, active)
+    finally:
+        active.discard(id(value))
 
 
 def json_body(body: Mapping[str, Any]) -> bytes:
     """Serialise a request body now, so an unserialisable value fails before sending."""
     try:
         return dumps(body)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"the request body is not JSON-serialisable: {exc}") from exc
+    except (TypeError, ValueError, RecursionError) as exc:
+        problem = exc
+    check_json_input(body, "the request body")  # raises the precise error, naming where
+    raise TypeError(f"the request body is not JSON-serialisable: {problem}")
 
 
 def webhook_url(value: Any) -> str:
-    """A webhook URL: an absolute http(s) URL (the API requires HTTPS in production)."""
-    if not isinstance(value, str) or not value.startswith(("https://", "http://")):
-        raise ValueError(f"webhook must be an https:// URL, got {value!r:.80}")
+    """A webhook URL: an absolute http(s) URL with a host (the API requires HTTPS in
+    production), without whitespace or control characters."""
+    if not isinstance(value, str):
+        raise TypeError(f"webhook must be a URL string, got {type(value).__name__}")
+    if len(value) > MAX_URL_LENGTH:
+        raise InvalidArgumentError(f"webhook is longer than {MAX_URL_LENGTH} characters")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise InvalidArgumentError(
+            f"webhook must not contain whitespace or control characters, got {_shown(value)}"
+        )
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        host = None
+    if parts.scheme.lower() not in ("https", "http") or not host:
+        raise InvalidArgumentError(
+            f"webhook must be an https:// URL with a host, got {_shown(value)}"
+        )
     return value
 
 
-def events_filter(events: Iterable[str] | None) -> list[str] | None:
-    """Check ``webhook_events_filter`` against the events the API knows."""
+def events_filter(events: Iterable[str] | None, *, webhook: str | None) -> list[str] | None:
+    """Check ``webhook_events_filter`` against the events the API knows (and that a
+    ``webhook`` is given: a filter without one would be silently ignored)."""
     if events is None:
         return None
     if isinstance(events, str):
         raise TypeError("webhook_events_filter must be a list of event names, not a string")
+    if not isinstance(events, Iterable):
+        raise TypeError(
+            f"webhook_events_filter must be a list of event names, got {type(events).__name__}"
+        )
     chosen = list(events)
     unknown = [e for e in chosen if e not in _WEBHOOK_EVENTS]
     if unknown:
-        raise ValueError(
-            f"unknown webhook events {unknown!r}; choose from {sorted(_WEBHOOK_EVENTS)}"
+        raise InvalidArgumentError(
+            f"unknown webhook events {unknown!r:.200}; choose from {sorted(_WEBHOOK_EVENTS)}"
         )
+    if webhook is None:
+        raise InvalidArgumentError("webhook_events_filter needs a webhook= URL to deliver to")
     return chosen
 
 
@@ -126,31 +280,54 @@ def prefer_wait(wait: bool | int | None) -> tuple[str | None, float | None]:
     if wait is True:
         return "wait", 60.0
     if not isinstance(wait, int):
-        raise TypeError(f"wait must be True, False, None or an int of seconds, got {wait!r}")
+        raise TypeError(f"wait must be True, False, None or an int of seconds, got {wait!r:.80}")
     if not 1 <= wait <= 60:
-        raise ValueError(f"wait must be between 1 and 60 seconds, got {wait}")
+        raise InvalidArgumentError(f"wait must be between 1 and 60 seconds, got {_number(wait)}")
     return f"wait={wait}", float(wait)
 
 
+def _duration_text(value: str) -> float:
+    match = _DURATION.fullmatch(value) if len(value) <= _MAX_DURATION_TEXT else None
+    if not value or match is None:
+        raise InvalidArgumentError(
+            f"cancel_after must look like '30', '30s', '5m' or '1h30m' (ASCII digits), "
+            f"got {_shown(value)}"
+        )
+    if match.group("bare") is not None:
+        return float(match.group("bare"))
+    hours, minutes, secs = match.group("h", "m", "s")
+    return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(secs or 0)
+
+
 def cancel_after_header(value: float | timedelta | str | None) -> str | None:
-    """The ``Cancel-After`` header value (the API's minimum is 5 seconds)."""
+    """The ``Cancel-After`` header value: 5 seconds to :data:`MAX_DURATION`."""
     if value is None:
         return None
     if isinstance(value, str):
-        match = _DURATION.fullmatch(value)
-        if not value or match is None:
-            raise ValueError(f"cancel_after must look like '30s', '5m' or '1h30m', got {value!r}")
-        hours, minutes, seconds = match.groups()
-        total = int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-        if total < 5:
-            raise ValueError(f"cancel_after must be at least 5 seconds, got {value!r}")
+        total = _duration_text(value)
+        if not 5 <= total <= MAX_DURATION:
+            raise InvalidArgumentError(
+                f"cancel_after must be 5 to {MAX_DURATION} seconds, got {_shown(value)}"
+            )
         return value
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        raise TypeError(f"cancel_after must be seconds, a timedelta or a string, got {value!r}")
-    if not math.isfinite(seconds) or seconds < 5:
-        raise ValueError(f"cancel_after must be at least 5 seconds, got {seconds}")
-    return f"{math.ceil(seconds)}s"
+    if isinstance(value, timedelta):
+        secs: Any = value.total_seconds()
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"cancel_after must be seconds, a timedelta or a string, got {value!r:.80}")
+    else:
+        secs = value
+    if not 5 <= secs <= MAX_DURATION:  # NaN and infinities fail the comparison too
+        raise InvalidArgumentError(
+            f"cancel_after must be 5 to {MAX_DURATION} seconds, got {_number(secs)}"
+        )
+    return f"{math.ceil(secs)}s"
+
+
+def _number(value: float | int) -> str:
+    """A number for a message: never thousands of digits (nor an OverflowError)."""
+    if isinstance(value, int) and abs(value) >= 10**15:
+        return f"an integer of {value.bit_length()} bits"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def timestamp(value: datetime | str, what: str) -> str:
@@ -158,29 +335,34 @@ def timestamp(value: datetime | str, what: str) -> str:
     if isinstance(value, str):
         return value
     if not isinstance(value, datetime):
-        raise TypeError(f"{what} must be a datetime or an ISO 8601 string, got {value!r}")
+        raise TypeError(f"{what} must be a datetime or an ISO 8601 string, got {value!r:.80}")
     if value.tzinfo is None:
         return value.isoformat() + "Z"
     return value.isoformat()
 
 
 def seconds(value: Any, what: str) -> float | None:
-    """An optional positive, finite number of seconds (``None`` means no limit)."""
+    """An optional positive, finite number of seconds, at most :data:`MAX_DURATION`
+    (``None`` means no limit)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{what} must be a number of seconds, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{what} must be a positive, finite number of seconds, got {value!r}")
+        raise TypeError(f"{what} must be a number of seconds, got {type(value).__name__}")
+    # Compared without converting (float(10**400) would raise OverflowError); NaN and
+    # infinities fail the comparison too.
+    if not 0 < value <= MAX_DURATION:
+        raise InvalidArgumentError(
+            f"{what} must be more than 0 and at most {MAX_DURATION} seconds, got {_number(value)}"
+        )
     return float(value)
 
 
 def non_negative_int(value: Any, what: str) -> int:
     """A count that may be zero."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} must be an int, got {value!r}")
+        raise TypeError(f"{what} must be an int, got {value!r:.80}")
     if value < 0:
-        raise ValueError(f"{what} must be >= 0, got {value}")
+        raise InvalidArgumentError(f"{what} must be >= 0, got {_number(value)}")
     return value
 
 
@@ -189,5 +371,5 @@ def poll_policy(value: Any) -> Any:
     from ._config import PollPolicy
 
     if value is not None and not isinstance(value, PollPolicy):
-        raise TypeError(f"poll must be a PollPolicy, got {value!r}")
+        raise TypeError(f"poll must be a PollPolicy, got {value!r:.80}")
     return value

@@ -66,7 +66,7 @@ async def create_prediction(
     """
     if webhook is not None:
         body["webhook"] = check.webhook_url(webhook)
-    events = check.events_filter(webhook_events_filter)
+    events = check.events_filter(webhook_events_filter, webhook=webhook)
     if events is not None:
         body["webhook_events_filter"] = events
     if stream is not None:

@@ -6,14 +6,19 @@ import asyncio
 import io
 import mimetypes
 import os
+import unicodedata
 from collections.abc import AsyncIterable, Mapping
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import aiohttp
+import aiohttp.payload
+from aiohttp import hdrs
 
 from .. import _validate as check
 from .._http import path
+from ..exceptions import InvalidArgumentError
 from ..models import File
 from ..pagination import AsyncPaginator
 from ._base import Resource, _decode
@@ -22,6 +27,10 @@ from ._base import Resource, _decode
 FileContent = (
     bytes | bytearray | memoryview | str | os.PathLike[str] | IO[bytes] | AsyncIterable[bytes]
 )
+
+
+_MAX_FILENAME_BYTES = 255
+_CHUNK = 64 * 1024
 
 
 class Files(Resource):
@@ -42,23 +51,29 @@ class Files(Resource):
 
         ``content`` is bytes, a path (``str``/``Path``), a binary file object, or an async
         iterable of bytes (streamed; such an upload is not retried). Files are read in a
-        worker thread, never on the event loop.
+        worker thread, never on the event loop; bytes are sent from the caller's buffer,
+        without a copy. ``filename`` is stored exactly as given (at most 255 UTF-8 bytes).
         """
         if metadata is not None and not isinstance(metadata, Mapping):
-            raise TypeError("metadata must be a mapping")
+            raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
+        check.check_json_input(dict(metadata or {}), "metadata")
         # A str part (bytes would make aiohttp treat it as a file and warn).
         meta = check.json_body(dict(metadata or {})).decode()
-        if filename is not None and not isinstance(filename, str):
-            raise TypeError(f"filename must be a string, got {type(filename).__name__}")
+        if filename is not None:
+            _check_filename(filename)
+        _check_content_type(content_type)
         factory, name, retry = await _payload_factory(content, filename)
-        if len(name.encode()) > 255:
-            raise ValueError("filename must be at most 255 bytes (the API's limit)")
+        _check_filename(name)
         ctype = content_type or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
-        async def build() -> aiohttp.FormData:
-            form = aiohttp.FormData()
-            form.add_field("content", await factory(), filename=name, content_type=ctype)
-            form.add_field("metadata", meta, content_type="application/json")
+        async def build() -> aiohttp.MultipartWriter:
+            form = aiohttp.MultipartWriter("form-data")
+            part = aiohttp.payload.get_payload(await factory(), content_type=ctype)
+            part.headers[hdrs.CONTENT_DISPOSITION] = _content_disposition(name)
+            form.append_payload(part)
+            # The API's own ``filename`` field: the exact name, as UTF-8 text.
+            form.append_payload(_text_part("filename", name, "text/plain; charset=utf-8"))
+            form.append_payload(_text_part("metadata", meta, "application/json"))
             return form
 
         response = await self._http.request(
@@ -83,8 +98,11 @@ class Files(Resource):
         fid = check.require_id(file_id, "file_id")
         if isinstance(expiry, bool) or not isinstance(expiry, int):
             raise TypeError("expiry must be a unix timestamp (int)")
-        if not owner or not signature:
-            raise ValueError("owner and signature are required")
+        for value, what in ((owner, "owner"), (signature, "signature")):
+            if not isinstance(value, str):
+                raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+            if not value:
+                raise InvalidArgumentError(f"{what} is required (from the signed download URL)")
         response = await self._http.request(
             "GET",
             path("files", fid, "download"),
@@ -97,16 +115,15 @@ class Files(Resource):
 async def _payload_factory(content: Any, filename: str | None) -> tuple[Any, str, bool]:
     """A coroutine function giving a fresh payload per attempt, the filename, replayability."""
     if isinstance(content, bytes | bytearray | memoryview):
-        data = bytes(content)
+        view = memoryview(content)
+        view = view.cast("B") if view.c_contiguous else memoryview(view.tobytes())
 
         async def from_bytes() -> Any:
-            return data
+            return _MemoryPayload(view)
 
         return from_bytes, filename or "file", True
     if isinstance(content, str | os.PathLike):
-        file_path = Path(content)
-        if not await asyncio.to_thread(file_path.is_file):
-            raise FileNotFoundError(f"no such file: {file_path}")
+        file_path = await _existing_file(content)
 
         async def from_path() -> Any:
             # aiohttp reads (and closes) file payloads in a worker thread.
@@ -123,7 +140,7 @@ async def _payload_factory(content: Any, filename: str | None) -> tuple[Any, str
                 await asyncio.to_thread(stream.seek, start)
             return _NoClose(stream)
 
-        name = filename or os.path.basename(getattr(stream, "name", "") or "") or "file"
+        name = filename or os.path.basename(str(getattr(stream, "name", "") or "")) or "file"
         return from_file, name, seekable
     if isinstance(content, AsyncIterable):
         used = False
@@ -140,6 +157,99 @@ async def _payload_factory(content: Any, filename: str | None) -> tuple[Any, str
         "content must be bytes, a path, a binary file object or an async iterable of bytes, "
         f"got {type(content).__name__}"
     )
+
+
+async def _existing_file(content: str | os.PathLike[str]) -> Path:
+    """The path of a regular file to upload, or a clear error."""
+    if isinstance(content, str) and not content:
+        raise InvalidArgumentError("content is an empty path; pass b'' to upload an empty file")
+    try:
+        file_path = Path(content)
+        is_file = await asyncio.to_thread(file_path.is_file)
+    except (ValueError, TypeError) as exc:  # e.g. an embedded NUL character
+        raise InvalidArgumentError(f"content is not a usable path: {exc}") from None
+    if not is_file:
+        raise FileNotFoundError(f"no such file (or not a regular file): {str(file_path)[:200]!r}")
+    return file_path
+
+
+def _check_filename(name: Any) -> None:
+    if not isinstance(name, str):
+        raise TypeError(f"filename must be a string, got {type(name).__name__}")
+    if not name:
+        raise InvalidArgumentError("filename must not be empty")
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise InvalidArgumentError("filename must not contain control characters")
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:
+        raise InvalidArgumentError("filename contains a lone surrogate") from None
+    if size > _MAX_FILENAME_BYTES:
+        raise InvalidArgumentError(
+            f"filename is {size} bytes in UTF-8; the API's limit is {_MAX_FILENAME_BYTES}"
+        )
+
+
+def _check_content_type(value: Any) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str):
+        raise TypeError(f"content_type must be a string, got {type(value).__name__}")
+    if not value or not value.isascii() or not value.isprintable():
+        raise InvalidArgumentError(
+            f"content_type must be a MIME type like 'image/png', got {value!r:.80}"
+        )
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _content_disposition(name: str) -> str:
+    """RFC 7578 ``Content-Disposition`` of the file part: the name as a quoted string,
+    plus an RFC 5987 ``filename*`` when it is not ASCII (an ASCII stand-in goes first)."""
+    value = (
+        f'form-data; name="content"; filename={_quoted(name if name.isascii() else _ascii(name))}'
+    )
+    if not name.isascii():
+        value += f"; filename*=UTF-8''{quote(name, safe='')}"
+    return value
+
+
+def _ascii(name: str) -> str:
+    return "".join(char if char.isascii() else "_" for char in name)
+
+
+def _text_part(name: str, text: str, content_type: str) -> aiohttp.payload.Payload:
+    part = aiohttp.payload.StringPayload(text, content_type=content_type)
+    part.headers[hdrs.CONTENT_DISPOSITION] = f"form-data; name={_quoted(name)}"
+    return part
+
+
+class _MemoryPayload(aiohttp.payload.Payload):
+    """Bytes sent from the caller's buffer in chunks: no second full copy in memory
+    (one big write would be copied into the transport's buffer, twice)."""
+
+    _autoclose = True
+
+    def __init__(self, view: memoryview) -> None:
+        super().__init__(view, content_type="application/octet-stream")
+        self._size = view.nbytes
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return bytes(self._value).decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return bytes(self._value)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        view: memoryview = self._value
+        end = view.nbytes if content_length is None else min(content_length, view.nbytes)
+        for start in range(0, end, _CHUNK):
+            await writer.write(view[start : min(start + _CHUNK, end)])
 
 
 class _NoClose(io.RawIOBase):

@@ -45,7 +45,7 @@ class Trainings(Resource):
         body: dict[str, Any] = {"destination": destination, "input": check.check_input(input)}
         if webhook is not None:
             body["webhook"] = check.webhook_url(webhook)
-        events = check.events_filter(webhook_events_filter)
+        events = check.events_filter(webhook_events_filter, webhook=webhook)
         if events is not None:
             body["webhook_events_filter"] = events
         return await self._send_json(

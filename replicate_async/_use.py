@@ -1,0 +1,311 @@
+"""A model as an async function: :meth:`AsyncReplicate.use`.
+
+``fn = client.use("owner/name")`` looks nothing up yet. The first call fetches the model's
+version and its OpenAPI schema once (concurrent first calls share one request; a failed
+fetch is retried by the next call), and every call after that reuses it: the input is
+checked against the schema before anything is sent, then the model runs through
+:meth:`AsyncReplicate.run` (same deadline and cancellation), and the output is shaped by
+the schema (a language model's tokens come back as one text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any, Protocol, cast
+
+import attrs
+
+from . import _validate as check
+from ._clock import Clock, deadline
+from ._files import FileOutput
+from ._schema import check_input, input_order, input_schema, output_schema, shape_output
+from .exceptions import (
+    InputProblem,
+    InputValidationError,
+    InvalidArgumentError,
+    PredictionTimeoutError,
+)
+from .models import Prediction, Version
+from .resources import Deployments, Models, Predictions
+
+__all__ = ["ModelFunction", "ModelSchema", "RunOptions"]
+
+
+class _Client(Protocol):
+    """What a model function needs of :class:`AsyncReplicate` (no import cycle)."""
+
+    models: Models
+    deployments: Deployments
+    predictions: Predictions
+
+    async def run(
+        self,
+        ref: str | None = None,
+        *,
+        input: Mapping[str, Any],
+        deployment: str | None = None,
+        timeout: float | None = None,
+        wait: bool | int | None = True,
+        cancel_after: float | timedelta | str | None = None,
+        use_file_output: bool = False,
+        webhook: str | None = None,
+        webhook_events_filter: Iterable[str] | None = None,
+    ) -> Any: ...
+
+    def stream_output(
+        self, ref: str | None = None, *, input: Mapping[str, Any], deployment: str | None = None
+    ) -> AsyncIterator[str | FileOutput]: ...
+
+
+@attrs.frozen
+class RunOptions:
+    """How a model function's calls run: the options of :meth:`AsyncReplicate.run`.
+
+    ``check_input=False`` sends inputs without checking them against the schema.
+    """
+
+    timeout: float | None = None
+    wait: bool | int | None = True
+    cancel_after: float | timedelta | str | None = None
+    use_file_output: bool = False
+    webhook: str | None = None
+    webhook_events_filter: tuple[str, ...] | None = None
+    check_input: bool = True
+
+
+@attrs.frozen
+class ModelSchema:
+    """A model version's schema, as a :class:`ModelFunction` uses it.
+
+    ``model`` is ``"owner/name"``; ``version`` the version id (``None`` when the API shows
+    none); ``openapi_schema`` the version's whole OpenAPI document; ``run_ref`` what runs
+    (``"owner/name"`` for an official model, else ``"owner/name:version"``; ``None`` on a
+    deployment); ``deployment`` the deployment it runs on, if any.
+    """
+
+    model: str
+    version: str | None
+    openapi_schema: dict[str, Any] = attrs.field(repr=False)
+    run_ref: str | None
+    deployment: str | None = None
+
+    @property
+    def input(self) -> dict[str, Any]:
+        """The ``Input`` object schema (``{}`` when the version has none)."""
+        return dict(input_schema(self.openapi_schema) or {})
+
+    @property
+    def output(self) -> dict[str, Any] | None:
+        """The ``Output`` schema, if any."""
+        found = output_schema(self.openapi_schema)
+        return dict(found) if found is not None else None
+
+    @property
+    def input_names(self) -> list[str]:
+        """The input names in the model's display order (``x-order``)."""
+        return input_order(self.openapi_schema)
+
+    @property
+    def required(self) -> list[str]:
+        """The inputs that must be given."""
+        return [str(name) for name in self.input.get("required", ())]
+
+    def check(self, input: Mapping[str, Any]) -> list[InputProblem]:
+        """Every problem of ``input`` against the schema (an empty list: it is valid)."""
+        return check_input(self.openapi_schema, input)
+
+
+def _of_version(model: str, version: Version | None, **where: Any) -> ModelSchema:
+    schema = dict(version.openapi_schema or {}) if version is not None else {}
+    return ModelSchema(model, version.id if version else None, schema, **where)
+
+
+class _Once:
+    """One in-flight fetch shared by concurrent callers; the result kept, a failure not."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[ModelSchema]]) -> None:
+        self._fetch = fetch
+        self._value: ModelSchema | None = None
+        self._task: asyncio.Future[ModelSchema] | None = None
+
+    async def get(self) -> ModelSchema:
+        if self._value is not None:
+            return self._value
+        task = self._task
+        loop = asyncio.get_running_loop()
+        if task is None or task.get_loop() is not loop or (task.done() and not _ok(task)):
+            task = self._task = asyncio.ensure_future(self._fetch())
+        # Shielded: a cancelled caller never cancels the fetch the others are waiting on.
+        value = await asyncio.shield(task)
+        self._value = value
+        return value
+
+
+def _ok(task: asyncio.Future[Any]) -> bool:
+    return not task.cancelled() and task.exception() is None
+
+
+class ModelFunction:
+    """A model as an async function (see :meth:`AsyncReplicate.use`).
+
+    - ``await fn(**input)``: run it and return the output (shaped by the schema).
+    - ``await fn.create(**input)``: create the prediction and return it at once.
+    - ``fn.stream(**input)``: an async iterator of its outputs as they are produced.
+    - ``await fn.schema()``: the version's input and output schema (:class:`ModelSchema`).
+    - ``fn.with_options(timeout=...)``: the same function (and schema) with other options.
+
+    Inputs are checked against the schema before anything is sent: a bad one raises
+    :class:`InputValidationError` listing every problem.
+    """
+
+    def __init__(
+        self,
+        client: _Client,
+        clock: Clock,
+        ref: str | None,
+        deployment: str | None,
+        options: RunOptions,
+        once: _Once | None = None,
+    ) -> None:
+        if (ref is None) == (deployment is None):
+            raise InvalidArgumentError("use() needs exactly one of a model ref or deployment=")
+        if deployment is not None:
+            check.model_ref(deployment, "deployment")
+            model, version = deployment, None
+        else:
+            owner, name, version = check.split_version_ref(ref)
+            model = f"{owner}/{name}"
+        self._client = client
+        self._clock = clock
+        self._ref = ref
+        self._model = model
+        self._version = version
+        self._deployment = deployment
+        self._options = options
+        self._once = once or _Once(self._fetch)
+
+    @property
+    def ref(self) -> str:
+        """What this function runs: the ref or deployment it was made from."""
+        return self._ref or f"deployment {self._deployment}"
+
+    @property
+    def options(self) -> RunOptions:
+        """The options every call runs with."""
+        return self._options
+
+    def with_options(self, **changes: Any) -> ModelFunction:
+        """This function with some :class:`RunOptions` changed; the schema is shared."""
+        if "webhook_events_filter" in changes and changes["webhook_events_filter"] is not None:
+            changes["webhook_events_filter"] = tuple(changes["webhook_events_filter"])
+        options = attrs.evolve(self._options, **changes)
+        return ModelFunction(
+            self._client, self._clock, self._ref, self._deployment, options, self._once
+        )
+
+    async def schema(self) -> ModelSchema:
+        """The version's schema, fetched on first use and kept."""
+        return await self._once.get()
+
+    async def _fetch(self) -> ModelSchema:
+        client = self._client
+        if self._deployment is not None:
+            release = (await client.deployments.get(self._deployment)).current_release
+            if release is None or not release.model or not release.version:
+                return ModelSchema(self._deployment, None, {}, None, self._deployment)
+            version = await client.models.versions.get(release.model, release.version)
+            return _of_version(release.model, version, run_ref=None, deployment=self._deployment)
+        if self._version is not None:
+            version = await client.models.versions.get(self._model, self._version)
+            return _of_version(self._model, version, run_ref=f"{self._model}:{version.id}")
+        model = await client.models.get(self._model)
+        latest = model.latest_version
+        # Official models run by name; any other runs pinned to the version just checked.
+        pinned = latest is not None and not model.is_official
+        run_ref = f"{self._model}:{latest.id}" if pinned and latest else self._model
+        return _of_version(self._model, latest, run_ref=run_ref)
+
+    def _check(self, schema: ModelSchema, input: Mapping[str, Any]) -> None:
+        if not self._options.check_input:
+            return
+        problems = schema.check(input)
+        if problems:
+            lines = "".join(f"\n- {problem}" for problem in problems)
+            raise InputValidationError(
+                f"{len(problems)} problem(s) with the input of {self.ref}:{lines}", problems
+            )
+
+    async def __call__(self, /, **input: Any) -> Any:
+        """Run the model on ``input`` and return its output (see :meth:`AsyncReplicate.run`).
+
+        The ``timeout`` option is one deadline for the whole call, the first call's schema
+        fetch included.
+        """
+        options = self._options
+        timeout = check.seconds(options.timeout, "timeout")
+        started = self._clock.monotonic()
+        try:
+            async with deadline(self._clock, timeout):
+                schema = await self.schema()
+        except TimeoutError:
+            raise PredictionTimeoutError(
+                f"the model's schema was not fetched within {timeout}s; nothing was run", None
+            ) from None
+        self._check(schema, input)
+        if timeout is not None:
+            timeout = max(timeout - (self._clock.monotonic() - started), 0.001)
+        output = await self._client.run(
+            schema.run_ref,
+            input=input,
+            deployment=self._deployment,
+            timeout=timeout,
+            wait=options.wait,
+            cancel_after=options.cancel_after,
+            use_file_output=options.use_file_output,
+            webhook=options.webhook,
+            webhook_events_filter=options.webhook_events_filter,
+        )
+        return shape_output(schema.output, output, document=schema.openapi_schema)
+
+    async def create(self, /, **input: Any) -> Prediction:
+        """Check ``input`` and create the prediction; return it without waiting.
+
+        The ``cancel_after``, ``webhook`` and ``webhook_events_filter`` options apply.
+        """
+        schema = await self.schema()
+        self._check(schema, input)
+        options = self._options
+        extra: dict[str, Any] = {
+            "cancel_after": options.cancel_after,
+            "webhook": options.webhook,
+            "webhook_events_filter": options.webhook_events_filter,
+        }
+        client = self._client
+        if self._deployment is not None:
+            return await client.deployments.predictions.create(
+                self._deployment, input=input, **extra
+            )
+        assert schema.run_ref is not None
+        if ":" in schema.run_ref:
+            return await client.predictions.create(version=schema.run_ref, input=input, **extra)
+        return await client.models.predictions.create(schema.run_ref, input=input, **extra)
+
+    async def stream(self, /, **input: Any) -> AsyncIterator[str | FileOutput]:
+        """Check ``input``, run the model and yield its outputs as they are produced
+        (text fragments, or :class:`FileOutput` for file streams). Leaving the loop
+        early cancels the prediction on the server."""
+        schema = await self.schema()
+        self._check(schema, input)
+        outputs = self._client.stream_output(
+            schema.run_ref, input=input, deployment=self._deployment
+        )
+        # Closing the inner generator at once is what cancels the prediction on the server.
+        async with contextlib.aclosing(cast("AsyncGenerator[str | FileOutput, None]", outputs)):
+            async for item in outputs:
+                yield item
+
+    def __repr__(self) -> str:
+        return f"ModelFunction({self.ref!r})"

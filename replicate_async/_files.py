@@ -21,8 +21,9 @@ import os
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote_to_bytes, urljoin
+from urllib.parse import urljoin
 
+from ._datauri import decode_data_url
 from .exceptions import ReplicateError
 
 if TYPE_CHECKING:
@@ -144,10 +145,7 @@ def _redirect_target(url: str, status: int, headers: Mapping[str, str]) -> str |
 
 
 def _decode_data_url(url: str) -> bytes:
-    header, _, payload = url.partition(",")
-    if header.endswith(";base64"):
-        return base64.b64decode(payload)
-    return unquote_to_bytes(payload)
+    return decode_data_url(url)  # RFC 2397; a malformed URL raises DataURLError
 
 
 class FileOutput:

@@ -27,6 +27,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     ├── WebhookVerificationError      a webhook delivery failed signature checks
     ├── ClientClosedError             the client was used after ``aclose()``
     ├── InvalidArgumentError          a bad argument value (also a ``ValueError``); nothing sent
+    ├── DataURLError                  a malformed ``data:`` URL (RFC 2397) was read
     │   └── InputValidationError      a model input breaks the model's schema (every problem)
     ├── MissingTokenError             a request needs a token and none was configured
     └── PredictionError               a prediction/training ended without succeeding
@@ -62,6 +63,7 @@ __all__ = [
     "BadRequestError",
     "ClientClosedError",
     "ConflictError",
+    "DataURLError",
     "InternalServerError",
     "InputProblem",
     "InputValidationError",
@@ -80,6 +82,7 @@ __all__ = [
     "RateLimitError",
     "ReplicateError",
     "RequestMayHaveSucceededError",
+    "RequestMayHaveSucceededTimeoutError",
     "StreamError",
     "UnprocessableEntityError",
     "WebhookVerificationError",
@@ -143,6 +146,11 @@ class InputValidationError(InvalidArgumentError):
         self.invalid_fields: list[dict[str, str]] = [p.to_json() for p in self.problems]
 
 
+class DataURLError(ReplicateError, ValueError):
+    """A ``data:`` URL (a model output, or one passed in) is malformed: no comma, or
+    ``;base64`` data that is not base64 (RFC 2397)."""
+
+
 class MissingTokenError(ReplicateError, ValueError):
     """No API token: pass ``api_token=`` or set ``REPLICATE_API_TOKEN``."""
 
@@ -201,6 +209,11 @@ class RequestMayHaveSucceededError(APIConnectionError):
     The server may have created the prediction or training anyway, so it is not retried
     automatically (that could bill twice). List recent predictions to find it.
     """
+
+
+class RequestMayHaveSucceededTimeoutError(RequestMayHaveSucceededError, APITimeoutError):
+    """A create that timed out after it was sent: both a :class:`RequestMayHaveSucceededError`
+    (it may exist on the server) and an :class:`APITimeoutError` (catch either)."""
 
 
 class APIResponseValidationError(APIError):

@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from .exceptions import WebhookVerificationError
+from .exceptions import InvalidArgumentError, WebhookVerificationError
 
 if TYPE_CHECKING:
     from .models import Prediction, Training
@@ -43,13 +44,17 @@ DEFAULT_TOLERANCE = 300.0
 
 _SECRET_PREFIX = "whsec_"
 _MAX_TIMESTAMP_DIGITS = 20
+#: Bigger timestamps/tolerances than this are out of range (year 33658).
+_MAX_SECONDS = 10**12
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 
-def _secret_key(secret: str) -> bytes:
+def _secret_key(secret: Any) -> bytes:
     """The HMAC key of a secret: ``whsec_<base64>``, or the bare base64 (as Svix accepts)."""
+    if not isinstance(secret, str):
+        raise TypeError(f"secret must be a str ('whsec_<base64>'), got {type(secret).__name__}")
     encoded = secret.strip()
     if encoded.startswith(_SECRET_PREFIX):
         encoded = encoded[len(_SECRET_PREFIX) :]
@@ -66,22 +71,56 @@ def _secret_key(secret: str) -> bytes:
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive lookup that works with plain dicts and CIMultiDict alike."""
+    """Case-insensitive lookup that works with plain dicts and CIMultiDict alike; a value
+    that is not text counts as a malformed delivery."""
     value = headers.get(name)
     if value is None:
         for key, candidate in headers.items():
-            if key.lower() == name:
-                return candidate
+            if isinstance(key, str) and key.lower() == name:
+                value = candidate
+                break
+    if value is not None and not isinstance(value, str):
+        raise WebhookVerificationError(f"the {name} header is not text")
     return value
 
 
 def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
+    try:
+        signed = f"{msg_id}.{timestamp}.".encode() + body
+    except UnicodeEncodeError:
+        raise WebhookVerificationError("the webhook-id header is not valid text") from None
     return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode("ascii")
 
 
-def _as_bytes(body: bytes | bytearray | memoryview | str) -> bytes:
-    return body.encode() if isinstance(body, str) else bytes(body)
+def _as_bytes(body: Any) -> bytes:
+    if isinstance(body, str):
+        try:
+            return body.encode()
+        except UnicodeEncodeError:
+            raise WebhookVerificationError("the webhook body is not valid UTF-8 text") from None
+    if isinstance(body, bytes | bytearray | memoryview):
+        return bytes(body)
+    raise TypeError(f"body must be the raw request body (bytes or str), got {type(body).__name__}")
+
+
+def _finite(value: Any, what: str, *, optional: bool = True) -> float | None:
+    """``None`` (if allowed) or a finite number: a NaN would switch the time check off."""
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{what} must be a number of seconds, got {type(value).__name__}")
+    if not (isinstance(value, int) or math.isfinite(value)):
+        raise InvalidArgumentError(f"{what} must be a finite number, got {value!r}")
+    if isinstance(value, int) and abs(value) > _MAX_SECONDS:
+        raise InvalidArgumentError(f"{what} is out of range")
+    return float(value)
+
+
+def _check_tolerance(tolerance: Any) -> float | None:
+    checked = _finite(tolerance, "tolerance")
+    if checked is not None and checked < 0:
+        raise InvalidArgumentError(f"tolerance must be >= 0 seconds, got {checked:g}")
+    return checked
 
 
 def sign(body: bytes | str, secret: str, *, msg_id: str, timestamp: int | float) -> str:
@@ -91,7 +130,10 @@ def sign(body: bytes | str, secret: str, *, msg_id: str, timestamp: int | float)
     str(int(timestamp))`` and this value with ``body``. A ``str`` body is signed as UTF-8.
     """
     key = _secret_key(secret)
-    return "v1," + _signature(key, msg_id, str(int(timestamp)), _as_bytes(body))
+    if not isinstance(msg_id, str):
+        raise TypeError(f"msg_id must be a str, got {type(msg_id).__name__}")
+    when = _finite(timestamp, "timestamp", optional=False)
+    return "v1," + _signature(key, msg_id, str(int(when or 0)), _as_bytes(body))
 
 
 def verify(
@@ -109,9 +151,23 @@ def verify(
     ``secret`` is ``whsec_<base64>``; the bare base64 part is accepted too, like Svix's own
     libraries do. ``tolerance`` is the allowed skew in seconds between the
     ``webhook-timestamp`` and ``now`` (default: the current time) in either direction;
-    ``None`` disables the check (for replaying stored deliveries in tests).
+    ``None`` disables the check (for replaying stored deliveries in tests). Arguments of
+    the wrong type raise ``TypeError`` naming the argument; a NaN or infinite
+    ``tolerance``/``now`` raises :class:`~replicate_async.InvalidArgumentError`.
     """
+    if not isinstance(headers, Mapping):
+        raise TypeError(f"headers must be a mapping, got {type(headers).__name__}")
     key = _secret_key(secret)
+    raw = _as_bytes(body)
+    tolerance = _check_tolerance(tolerance)
+    current = _finite(now, "now")
+    msg_id, timestamp, signatures = _delivery_headers(headers)
+    if tolerance is not None:
+        _check_timestamp(int(timestamp), time.time() if current is None else current, tolerance)
+    _check_signature(key, msg_id, timestamp, signatures, raw)
+
+
+def _delivery_headers(headers: Mapping[str, str]) -> tuple[str, str, str]:
     msg_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")
     signatures = _header(headers, "webhook-signature")
@@ -126,26 +182,27 @@ def verify(
             if not value
         ]
         raise WebhookVerificationError(f"missing webhook header(s): {', '.join(missing)}")
-
     if not (
         timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= _MAX_TIMESTAMP_DIGITS
     ):
         raise WebhookVerificationError(
             f"webhook-timestamp is not an integer number of seconds: {timestamp[:32]!r}"
         )
-    if tolerance is not None:
-        current = time.time() if now is None else now
-        sent = int(timestamp)
-        if sent < current - tolerance:
-            raise WebhookVerificationError(
-                f"webhook-timestamp is too old ({current - sent:.0f}s > {tolerance:g}s tolerance)"
-            )
-        if sent > current + tolerance:
-            raise WebhookVerificationError(
-                f"webhook-timestamp is in the future ({sent - current:.0f}s > "
-                f"{tolerance:g}s tolerance)"
-            )
+    return msg_id, timestamp, signatures
 
+
+def _check_timestamp(sent: int, current: float, tolerance: float) -> None:
+    if sent < current - tolerance:
+        raise WebhookVerificationError(
+            f"webhook-timestamp is too old ({current - sent:.0f}s > {tolerance:g}s tolerance)"
+        )
+    if sent > current + tolerance:
+        raise WebhookVerificationError(
+            f"webhook-timestamp is in the future ({sent - current:.0f}s > {tolerance:g}s tolerance)"
+        )
+
+
+def _check_signature(key: bytes, msg_id: str, timestamp: str, signatures: str, body: bytes) -> None:
     candidates = [
         sig
         for version, _, sig in (entry.partition(",") for entry in signatures.split())
@@ -153,7 +210,7 @@ def verify(
     ]
     if not candidates:
         raise WebhookVerificationError("webhook-signature has no 'v1,<base64>' entry")
-    expected = _signature(key, msg_id, timestamp, _as_bytes(body))
+    expected = _signature(key, msg_id, timestamp, body)
     # Compare against every entry (no early exit), each in constant time.
     matched = False
     for sig in candidates:
@@ -171,16 +228,18 @@ async def verify_request(
     return body
 
 
-def _parse(body: bytes | str, cls: type[_T]) -> _T:
+def _parse(body: Any, cls: type[_T]) -> _T:
     from ._converter import loads, structure
 
+    if not isinstance(body, bytes | bytearray | memoryview | str):
+        raise TypeError(f"body must be bytes or str, got {type(body).__name__}")
     try:
-        data = loads(body)
-    except ValueError as exc:
-        raise WebhookVerificationError("the webhook body is not valid JSON") from exc
+        data = loads(bytes(body) if isinstance(body, bytearray | memoryview) else body)
+    except (ValueError, RecursionError):  # RecursionError: stdlib json, too deep
+        raise WebhookVerificationError("the webhook body is not valid JSON") from None
     try:
         return structure(data, cls)
-    except ValueError as exc:  # StructureError
+    except (ValueError, RecursionError) as exc:  # StructureError
         raise WebhookVerificationError(
             f"the webhook body is not a valid {cls.__name__}: {exc}"
         ) from exc
@@ -213,15 +272,21 @@ def webhook_handler(
     """An aiohttp handler for prediction webhooks: ``app.router.add_post(path, handler)``.
 
     Each delivery is verified (400 with no detail if it fails, or if the body is not a
-    prediction), parsed, and passed to ``on_prediction``; 200 once that returns. Replicate
-    retries terminal deliveries with the same ``webhook-id``: ids of the last
-    ``max_remembered`` accepted deliveries are remembered, and a repeat is answered 200
-    without calling ``on_prediction`` again. If ``on_prediction`` raises, the id is forgotten
-    (so a retry is processed) and aiohttp answers 500. ``secret`` may be an async callable,
-    e.g. one that fetches and caches ``GET /webhooks/default/secret``.
+    prediction: undecodable, nested too deep, or the wrong shape), parsed, and passed to
+    ``on_prediction``; 200 once that returns. Replicate retries terminal deliveries with
+    the same ``webhook-id``: ids of the last ``max_remembered`` accepted deliveries are
+    remembered, and a repeat is answered 200 without calling ``on_prediction`` again. If
+    ``on_prediction`` raises, the id is forgotten (so a retry is processed) and aiohttp
+    answers 500. ``secret`` may be an async callable, e.g. one that fetches and caches
+    ``GET /webhooks/default/secret``.
     """
+    if not (isinstance(secret, str) or callable(secret)):
+        raise TypeError(f"secret must be a str or an async callable, got {type(secret).__name__}")
+    tolerance = _check_tolerance(tolerance)
+    if isinstance(max_remembered, bool) or not isinstance(max_remembered, int):
+        raise TypeError(f"max_remembered must be an int, got {type(max_remembered).__name__}")
     if max_remembered < 1:
-        raise ValueError("max_remembered must be positive")
+        raise InvalidArgumentError(f"max_remembered must be positive, got {max_remembered}")
     seen: OrderedDict[str, None] = OrderedDict()
 
     async def handler(request: web.Request) -> web.Response:

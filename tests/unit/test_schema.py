@@ -1,0 +1,328 @@
+"""The input checker, CLI value coercion and output shaping, on the recorded schemas."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from replicate_async import InvalidArgumentError
+from replicate_async._schema import (
+    check_input,
+    coerce_cli_value,
+    flatten,
+    input_order,
+    input_schema,
+    output_schema,
+    shape_output,
+)
+from replicate_async.exceptions import InputProblem, InputValidationError
+from tests.conftest import example, example_names
+
+SEED = Path(__file__).resolve().parents[2] / "replicate_async" / "testing" / "seed.json"
+
+
+def _walk(node: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
+    found: list[tuple[str, dict[str, Any]]] = []
+    if isinstance(node, dict):
+        if "owner" in node and "name" in node:
+            where = f"{where.partition(':')[0]}:{node['owner']}/{node['name']}"
+        schema = node.get("openapi_schema")
+        if isinstance(schema, dict) and input_schema(schema) is not None:
+            found.append((where, schema))
+        for key, value in node.items():
+            if key != "openapi_schema":
+                found.extend(_walk(value, where))
+    elif isinstance(node, list):
+        for item in node:
+            found.extend(_walk(item, where))
+    return found
+
+
+def recorded_schemas() -> dict[str, dict[str, Any]]:
+    """Every version OpenAPI schema with an ``Input`` in tests/examples, by a readable id."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in example_names():
+        for key, schema in _walk(example(name), name):
+            found.setdefault(key, schema)
+    return found
+
+
+def seeded_schemas() -> dict[str, dict[str, Any]]:
+    """Every version schema the fake server serves, by ``owner/name:version``."""
+    seed = json.loads(SEED.read_text())
+    return {
+        f"{m['owner']}/{m['name']}:{v['id']}": v["openapi_schema"]
+        for m in seed["models"]
+        for v in m["versions"]
+        if input_schema(v.get("openapi_schema")) is not None
+    }
+
+
+RECORDED = recorded_schemas()
+SDXL = example("version-get-sdxl")["openapi_schema"]
+LLAMA = RECORDED["page-models-search-query-TRUNCATED:meta/meta-llama-3-8b"]
+VQGAN = RECORDED["collection-get-TRUNCATED:mehdidc/feed_forward_vqgan_clip"]
+FLUX = next(s for k, s in seeded_schemas().items() if k.startswith("black-forest-labs/"))
+UPPER = next(s for k, s in seeded_schemas().items() if k.startswith("fake/upper:"))
+
+
+def valid_value(prop: dict[str, Any], document: dict[str, Any]) -> Any:
+    """A value every rule of ``prop`` accepts (its default when it has one)."""
+    prop = flatten(prop, document)
+    if "default" in prop:
+        return prop["default"]
+    if prop.get("enum"):
+        return prop["enum"][0]
+    kind = prop.get("type")
+    if kind in ("integer", "number"):
+        return prop.get("minimum", 1)
+    if kind == "boolean":
+        return True
+    if prop.get("format") == "uri":
+        return "https://example.com/in.png"
+    return "text"
+
+
+def test_the_recorded_schemas_are_found() -> None:
+    assert len(RECORDED) >= 7
+    assert {"version-get-sdxl", "model-get-sdxl:stability-ai/sdxl"} <= set(RECORDED)
+
+
+@pytest.mark.parametrize("key", sorted({**RECORDED, **seeded_schemas()}))
+def test_defaults_and_valid_values_pass_every_schema(key: str) -> None:
+    schema = {**RECORDED, **seeded_schemas()}[key]
+    props = input_schema(schema)["properties"]  # type: ignore[index]
+    full = {name: valid_value(prop, schema) for name, prop in props.items()}
+    assert check_input(schema, full) == []
+    required = input_schema(schema).get("required", [])  # type: ignore[union-attr]
+    assert check_input(schema, {name: full[name] for name in required}) == []
+    missing = check_input(schema, {})
+    assert [(p.type, p.field, p.name) for p in missing] == [
+        ("required", "input", name) for name in required
+    ]
+
+
+def test_the_recorded_422_body_is_reproduced_word_for_word() -> None:
+    recorded = example("error-422-input-validation")
+    problems = check_input(FLUX, {"num_inference_steps": 50})
+    assert [p.to_json() for p in problems] == recorded["invalid_fields"]
+    detail = "".join(f"- {p.field}: {p.description}\n" for p in problems)
+    assert detail == recorded["detail"]
+
+
+def test_every_problem_of_an_input_is_listed_in_the_api_words() -> None:
+    bad = {
+        "prompt": 3,
+        "scheduler": "FAST",  # an enum behind allOf + $ref
+        "width": 10.5,
+        "num_outputs": 9,
+        "lora_scale": -0.5,
+        "image": "photo.png",  # format: uri needs a scheme
+        "mask": "C:\\masks\\a.png",
+        "apply_watermark": "yes",
+        "seed": None,
+    }
+    problems = check_input(SDXL, bad)
+    assert [(p.name, p.type, p.field, p.description) for p in problems] == [
+        (
+            "prompt",
+            "invalid_type",
+            "input.prompt",
+            "Invalid type. Expected: string, given: integer",
+        ),
+        (
+            "scheduler",
+            "enum",
+            "input.scheduler",
+            'scheduler must be one of the following: "DDIM", "DPMSolverMultistep", '
+            '"HeunDiscrete", "KarrasDPM", "K_EULER_ANCESTRAL", "K_EULER", "PNDM"',
+        ),
+        ("width", "invalid_type", "input.width", "Invalid type. Expected: integer, given: number"),
+        ("num_outputs", "number_lte", "input.num_outputs", "Must be less than or equal to 4"),
+        ("lora_scale", "number_gte", "input.lora_scale", "Must be greater than or equal to 0"),
+        ("image", "format", "input.image", "Does not match format 'uri'"),
+        ("mask", "format", "input.mask", "Does not match format 'uri'"),
+        (
+            "apply_watermark",
+            "invalid_type",
+            "input.apply_watermark",
+            "Invalid type. Expected: boolean, given: string",
+        ),
+        ("seed", "invalid_type", "input.seed", "Invalid type. Expected: integer, given: null"),
+    ]
+    assert [p.value for p in problems] == list(bad.values())
+    assert str(problems[3]) == "input.num_outputs: Must be less than or equal to 4 (given 9)"
+
+
+def test_unknown_inputs_follow_the_schema_like_the_api() -> None:
+    # Cog schemas do not forbid extra inputs, and the API ignores them...
+    assert check_input(SDXL, {"not_an_input": 1}) == []
+    # ...unless the schema says additionalProperties: false.
+    problems = check_input(UPPER, {"txt": "a"})
+    assert [p.to_json() for p in problems] == [
+        {"type": "required", "field": "input", "description": "text is required"},
+        {
+            "type": "additional_property_not_allowed",
+            "field": "input",
+            "description": "Additional property txt is not allowed",
+        },
+    ]
+    assert [p.name for p in problems] == ["text", "txt"]
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        (2.0, True),  # an integral number is an integer, as JSON schema says
+        (2, True),
+        (True, False),
+        (2.5, False),
+        (math.nan, False),
+        (math.inf, False),
+        ("2", False),
+    ],
+)
+def test_integers(value: Any, ok: bool) -> None:
+    assert (check_input(SDXL, {"seed": value}) == []) is ok
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Path("photo.png"), b"\x89PNG", bytearray(b"x"), io.BytesIO(b"x"), "data:,x", "https://a/b"],
+)
+def test_files_and_urls_are_accepted_where_the_schema_wants_a_uri(value: Any) -> None:
+    # The client turns paths, bytes and file objects into data: or upload URLs.
+    assert check_input(SDXL, {"image": value}) == []
+
+
+def test_arrays_strings_and_other_rules() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "images": {
+                "type": "array",
+                "items": {"type": "string", "format": "uri"},
+                "minItems": 1,
+                "maxItems": 2,
+            },
+            "name": {"type": "string", "minLength": 2, "maxLength": 3, "pattern": "^[a-z]+$"},
+            "step": {"type": "number", "multipleOf": 0.5, "exclusiveMinimum": 0},
+        },
+    }
+    problems = check_input(schema, {"images": ["https://a", "nope", "x:y"], "name": "A"})
+    assert [(p.type, p.field) for p in problems] == [
+        ("array_max_items", "input.images"),
+        ("format", "input.images.1"),
+        ("string_gte", "input.name"),
+        ("pattern", "input.name"),
+    ]
+    assert problems[1].name == "images"
+    assert [p.type for p in check_input(schema, {"images": [], "step": 0.75})] == [
+        "array_min_items",
+        "multiple_of",
+    ]
+    assert [p.type for p in check_input(schema, {"step": 0, "images": ("https://a",)})] == [
+        "number_gt"
+    ]
+
+
+def test_no_input_schema_means_no_problems() -> None:
+    assert check_input({}, {"anything": 1}) == []
+    assert check_input({"components": {"schemas": {}}}, {"anything": 1}) == []
+
+
+def test_input_order_follows_x_order() -> None:
+    assert input_order(LLAMA)[:4] == ["prompt", "min_tokens", "max_tokens", "temperature"]
+    assert input_order(SDXL)[:3] == ["prompt", "negative_prompt", "image"]
+    assert input_order(VQGAN) == ["prompt", "model", "prior", "grid_size", "seed"]
+    unordered = {"type": "object", "properties": {"b": {}, "a": {"x-order": 0}}}
+    assert input_order(unordered) == ["a", "b"]
+
+
+def test_input_validation_error_is_an_invalid_argument_error() -> None:
+    problems = check_input(FLUX, {"num_inference_steps": 50})
+    error = InputValidationError("bad input", problems)
+    assert isinstance(error, InvalidArgumentError)
+    assert isinstance(error, ValueError)
+    assert error.problems == problems
+    assert error.invalid_fields == example("error-422-input-validation")["invalid_fields"]
+    assert problems[0] == InputProblem("prompt", "required", "prompt is required", "input")
+
+
+# -- command-line values --------------------------------------------------------------------
+
+SDXL_PROPS = input_schema(SDXL)["properties"]  # type: ignore[index]
+HELLO = next(s for k, s in seeded_schemas().items() if k.startswith("replicate/hello-world:"))
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("prompt", "1984", "1984"),  # a string where the schema says string
+        ("prompt", "true", "true"),
+        ("width", "768", 768),
+        ("width", "7.5", "7.5"),  # left as text: the checker reports it in the API's words
+        ("guidance_scale", "7", 7),
+        ("guidance_scale", "7.5", 7.5),
+        ("guidance_scale", "1e1", 10.0),
+        ("apply_watermark", "false", False),
+        ("apply_watermark", "YES", True),
+        ("apply_watermark", "0", False),
+        ("apply_watermark", "maybe", "maybe"),
+        ("scheduler", "DDIM", "DDIM"),  # an enum behind allOf + $ref is a string
+        ("image", "@photo.png", Path("photo.png")),
+        ("prompt", "@@handle", "@handle"),
+    ],
+)
+def test_cli_values_are_typed_by_the_schema(name: str, text: str, expected: Any) -> None:
+    value = coerce_cli_value(SDXL_PROPS[name], text, document=SDXL)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_cli_text_1984_stays_a_string_and_passes_the_checker() -> None:
+    prop = input_schema(HELLO)["properties"]["text"]  # type: ignore[index]
+    value = coerce_cli_value(prop, "1984")
+    assert value == "1984"
+    assert check_input(HELLO, {"text": value}) == []
+
+
+@pytest.mark.parametrize(
+    ("prop", "text", "expected"),
+    [
+        (None, "1984", 1984),
+        (None, "0.5", 0.5),
+        (None, "true", True),
+        (None, "[1, 2]", [1, 2]),
+        (None, '{"a": 1}', {"a": 1}),
+        (None, "a cat", "a cat"),
+        ({"type": "array", "items": {"type": "integer"}}, "[1,2]", [1, 2]),
+        ({"type": "array", "items": {"type": "integer"}}, "3", [3]),
+        ({"type": "array", "items": {"type": "string"}}, "3", ["3"]),
+        ({"type": "object"}, '{"k": "v"}', {"k": "v"}),
+        ({"type": "object"}, "{oops", "{oops"),
+        ({"enum": [1, 2]}, "2", 2),
+    ],
+)
+def test_cli_values_without_or_with_other_schemas(
+    prop: dict[str, Any] | None, text: str, expected: Any
+) -> None:
+    assert coerce_cli_value(prop, text) == expected
+
+
+# -- outputs --------------------------------------------------------------------------------
+
+
+def test_token_iterators_are_joined_into_text() -> None:
+    tokens = ["Event", " loops", " spin"]
+    assert shape_output(output_schema(LLAMA), tokens) == "Event loops spin"
+    # A list of files stays a list; so does anything not made of strings.
+    assert shape_output(output_schema(SDXL), ["https://a/0.png"]) == ["https://a/0.png"]
+    assert shape_output(output_schema(LLAMA), [1, 2]) == [1, 2]
+    assert shape_output(None, tokens) == tokens
+    assert shape_output(output_schema(LLAMA), "already text") == "already text"

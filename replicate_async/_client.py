@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import attrs
 
 from . import _validate as check
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
@@ -88,27 +87,15 @@ class AsyncReplicate:
         if token is not None and not isinstance(token, str):
             raise TypeError("api_token must be a string")
         url = base_url or os.environ.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL
-        if not url.startswith(("https://", "http://")):
-            raise ValueError(f"base_url must be an http(s) URL, got {url!r}")
-        if timeout is None:
-            timeouts = Timeouts()
-        elif isinstance(timeout, Timeouts):
-            timeouts = timeout
-        elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
-            timeouts = Timeouts(read=float(timeout))
-        else:
-            raise TypeError(f"timeout must be a Timeouts or a number of seconds, got {timeout!r}")
-        policy = retry or RetryPolicy()
-        if max_retries is not None:
-            policy = attrs.evolve(policy, max_retries=max_retries)
         self._config = ClientConfig(
-            base_url=url.rstrip("/"),
-            timeouts=timeouts,
-            retry=policy,
-            poll=poll or PollPolicy(),
-            max_connections=max_connections,
-            user_agent=user_agent or "",
+            base_url=check.base_url(url),
+            timeouts=check.client_timeouts(timeout),
+            retry=check.retry_policy(retry, max_retries),
+            poll=check.poll_policy(poll) or PollPolicy(),
+            max_connections=check.positive_int(max_connections, "max_connections"),
+            user_agent=check.header_text(user_agent or "", "user_agent"),
         )
+        check.session(session)
         self._http = HTTPCore(self._config, token or None, session)
         http = self._http
         self.account = AccountResource(http)

@@ -17,16 +17,17 @@ what was wrong; a value of the wrong type raises :class:`TypeError` naming the a
 
 from __future__ import annotations
 
-import io
 import math
-import os
 import re
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import attrs
+
 from ._converter import dumps
+from ._jsoninput import MAX_JSON_DEPTH, check_json_input
 from .exceptions import InvalidArgumentError
 
 __all__ = [
@@ -50,8 +51,6 @@ __all__ = [
 MAX_SEGMENT_LENGTH = 256
 #: The longest duration accepted, in seconds (7 days): ``cancel_after`` and client timeouts.
 MAX_DURATION = 7 * 24 * 3600
-#: The deepest nesting of lists and objects accepted in a model input.
-MAX_JSON_DEPTH = 64
 #: The longest webhook URL accepted.
 MAX_URL_LENGTH = 2048
 
@@ -65,9 +64,9 @@ _DURATION = re.compile(
     re.ASCII,
 )
 _MAX_DURATION_TEXT = 32
+_MAX_RETRIES = 100
 _WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 _SEGMENT_FORBIDDEN = frozenset("/\\%?#")
-_INT_RANGE = (-(2**63), 2**64)
 
 
 def _shown(value: str) -> str:
@@ -144,73 +143,6 @@ def check_input(value: Any) -> dict[str, Any]:
         raise TypeError(f"input must be a mapping of input names to values, got {value!r:.80}")
     check_json_input(value, "input")
     return dict(value)
-
-
-def _is_file(value: Any) -> bool:
-    """What ``prepare_input`` turns into a URL: bytes, paths, binary files, async iterables."""
-    return isinstance(value, bytes | bytearray | memoryview | os.PathLike | io.IOBase) or (
-        hasattr(value, "read") or isinstance(value, AsyncIterable)
-    )
-
-
-def _check_text(text: str, where: str) -> None:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise InvalidArgumentError(
-                f"{where} contains a lone surrogate, which UTF-8 JSON cannot carry"
-            ) from None
-
-
-def check_json_input(value: Any, what: str = "input") -> None:
-    """Check that ``value`` can be sent as JSON, before anything is sent.
-
-    :class:`InvalidArgumentError` for NaN/infinity, cycles, nesting deeper than
-    :data:`MAX_JSON_DEPTH`, lone surrogates and integers outside 64 bits; ``TypeError``
-    (naming where) for a value of a type JSON has no form for. Files are allowed.
-    """
-    _check_json(value, what, 0, set())
-
-
-def _check_json(value: Any, where: str, depth: int, active: set[int]) -> None:
-    kind = type(value)
-    if kind is str:
-        _check_text(value, where)
-    elif value is None or kind is bool:
-        return
-    elif isinstance(value, int) and not isinstance(value, bool):
-        if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-            raise InvalidArgumentError(f"{where} is an integer outside the 64-bit range")
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidArgumentError(f"{where} is {value!r}, which JSON cannot represent")
-    elif isinstance(value, str):
-        _check_text(value, where)
-    elif isinstance(value, Mapping | list | tuple):
-        _check_container(value, where, depth + 1, active)
-    elif not _is_file(value):
-        raise TypeError(f"{where} is a {type(value).__name__}, which is not JSON-serialisable")
-
-
-def _check_container(value: Any, where: str, depth: int, active: set[int]) -> None:
-    if id(value) in active:
-        raise InvalidArgumentError(f"{where} contains itself (a cycle cannot be sent as JSON)")
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidArgumentError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
-    active.add(id(value))
-    try:
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise TypeError(f"{where} has a key {key!r:.40}: keys must be strings")
-                _check_text(key, f"a key of {where}")
-                _check_json(item, f"{where}[{key!r:.40}]", depth, active)
-        else:
-            for index, item in enumerate(value):
-                _check_json(item, f"{where}[{index}]", depth, active)
-    finally:
-        active.discard(id(value))
 
 
 def json_body(body: Mapping[str, Any]) -> bytes:
@@ -363,6 +295,83 @@ def non_negative_int(value: Any, what: str) -> int:
         raise TypeError(f"{what} must be an int, got {value!r:.80}")
     if value < 0:
         raise InvalidArgumentError(f"{what} must be >= 0, got {_number(value)}")
+    return value
+
+
+def base_url(value: Any) -> str:
+    """The API base URL: http(s) with a host, no query string, fragment or whitespace;
+    returned without a trailing slash."""
+    if not isinstance(value, str):
+        raise TypeError(f"base_url must be a string, got {type(value).__name__}")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise InvalidArgumentError(f"base_url must not contain whitespace, got {_shown(value)}")
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        host = None
+    if parts.scheme.lower() not in ("https", "http") or not host:
+        raise InvalidArgumentError(
+            f"base_url must be an http(s) URL with a host, got {_shown(value)}"
+        )
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise InvalidArgumentError(
+            f"base_url must not have a query string or fragment, got {_shown(value)}"
+        )
+    return value.rstrip("/")
+
+
+def client_timeouts(value: Any) -> Any:
+    """``None``, a :class:`~replicate_async.Timeouts`, or a number: the read timeout."""
+    from ._config import Timeouts
+
+    if value is None:
+        return Timeouts()
+    if isinstance(value, Timeouts):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"timeout must be a Timeouts or a number of seconds, got {value!r:.80}")
+    return Timeouts(read=seconds(value, "timeout") or 0.0)
+
+
+def retry_policy(retry: Any, max_retries: Any) -> Any:
+    """The :class:`~replicate_async.RetryPolicy`, with ``max_retries`` applied."""
+    from ._config import RetryPolicy
+
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise TypeError(f"retry must be a RetryPolicy, got {retry!r:.80}")
+    policy = retry or RetryPolicy()
+    if max_retries is None:
+        return policy
+    count = non_negative_int(max_retries, "max_retries")
+    if count > _MAX_RETRIES:
+        raise InvalidArgumentError(f"max_retries must be at most {_MAX_RETRIES}, got {count}")
+    return attrs.evolve(policy, max_retries=count)
+
+
+def session(value: Any) -> Any:
+    """``None`` or an ``aiohttp.ClientSession`` (anything with ``request`` and ``close``)."""
+    if value is not None and not (
+        callable(getattr(value, "request", None)) and callable(getattr(value, "close", None))
+    ):
+        raise TypeError(f"session must be an aiohttp.ClientSession, got {type(value).__name__}")
+    return value
+
+
+def positive_int(value: Any, what: str) -> int:
+    """A count of at least one."""
+    if non_negative_int(value, what) < 1:
+        raise InvalidArgumentError(f"{what} must be at least 1, got {value}")
+    return int(value)
+
+
+def header_text(value: Any, what: str) -> str:
+    """Text sent in a header: no CR, LF or other control characters."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.isprintable():
+        raise InvalidArgumentError(f"{what} must not contain control characters")
     return value
 
 

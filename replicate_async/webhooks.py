@@ -44,8 +44,9 @@ DEFAULT_TOLERANCE = 300.0
 
 _SECRET_PREFIX = "whsec_"
 _MAX_TIMESTAMP_DIGITS = 20
-#: Bigger timestamps/tolerances than this are out of range (year 33658).
-_MAX_SECONDS = 10**12
+#: Bigger integer timestamps/tolerances than this are out of range (as many digits as
+#: a ``webhook-timestamp`` may have; a float of it cannot overflow).
+_MAX_SECONDS = 10**_MAX_TIMESTAMP_DIGITS
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict
 
-from replicate_async.exceptions import WebhookVerificationError
+from replicate_async.exceptions import InvalidArgumentError, WebhookVerificationError
 from replicate_async.webhooks import (
     parse_prediction,
     parse_training,
@@ -470,3 +470,126 @@ async def test_verify_request_returns_the_raw_body() -> None:
         resp = await client.post("/hook", data=raw + b" ", headers=HEADERS)
         assert resp.status == 400
         assert "no webhook signature matches" in await resp.text()
+
+
+# --------------------------------------------------------------------------- hostile arguments
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tolerance": float("nan")},
+        {"tolerance": float("inf")},
+        {"tolerance": -1},
+        {"now": float("nan")},
+        {"now": float("inf")},
+        {"now": float("-inf")},
+        {"now": 10**400},
+    ],
+    ids=repr,
+)
+def test_non_finite_tolerance_or_now_is_rejected_not_a_disabled_window(
+    options: dict[str, Any],
+) -> None:
+    """A NaN made every comparison False: the stale vector verified. Now it is refused."""
+    with pytest.raises(InvalidArgumentError) as info:
+        verify(HEADERS, BODY, SECRET, **options)
+    assert next(iter(options)) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ((None, BODY, SECRET), "headers"),
+        (([("webhook-id", "x")], BODY, SECRET), "headers"),
+        ((HEADERS, None, SECRET), "body"),
+        ((HEADERS, 12, SECRET), "body"),
+        ((HEADERS, BODY, None), "secret"),
+        ((HEADERS, BODY, SECRET.encode()), "secret"),
+    ],
+    ids=["headers=None", "headers=list", "body=None", "body=int", "secret=None", "secret=bytes"],
+)
+def test_wrong_typed_arguments_raise_type_error_naming_them(
+    args: tuple[Any, ...], named: str
+) -> None:
+    with pytest.raises(TypeError, match=named):
+        verify(*args, tolerance=None)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"tolerance": "300"}, {"now": "1700000000"}, {"tolerance": True}],
+    ids=repr,
+)
+def test_wrong_typed_tolerance_or_now_raise_type_error(options: dict[str, Any]) -> None:
+    with pytest.raises(TypeError, match=next(iter(options))):
+        verify(HEADERS, BODY, SECRET, **options)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {**HEADERS, "webhook-id": b"msg"},
+        {**HEADERS, "webhook-timestamp": TIMESTAMP},
+        {**HEADERS, "webhook-signature": None, "Webhook-Signature": 5},
+        {**HEADERS, "webhook-id": "\udc80"},
+    ],
+    ids=["id=bytes", "timestamp=int", "signature=int", "id=surrogate"],
+)
+def test_non_text_header_values_are_a_failed_verification(headers: dict[str, Any]) -> None:
+    _verify_error(headers)
+
+
+def test_a_body_with_a_lone_surrogate_is_a_failed_verification() -> None:
+    _verify_error(HEADERS, "\udc80")
+
+
+def test_bytearray_and_memoryview_bodies_verify_like_bytes() -> None:
+    verify(HEADERS, bytearray(BODY.encode()), SECRET, tolerance=None)
+    verify(HEADERS, memoryview(BODY.encode()), SECRET, tolerance=None)
+
+
+def test_handler_arguments_are_checked_when_it_is_built() -> None:
+    async def on_prediction(prediction: Any) -> None:
+        return None
+
+    with pytest.raises(InvalidArgumentError, match="tolerance"):
+        webhook_handler(SECRET, on_prediction, tolerance=float("nan"))
+    with pytest.raises(TypeError, match="secret"):
+        webhook_handler(b"whsec_x", on_prediction)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="max_remembered"):
+        webhook_handler(SECRET, on_prediction, max_remembered=1.5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"id": "p", "input": ' + b'{"a": ' * 5_000 + b"1" + b"}" * 5_000 + b"}",
+        b"\xff\xfe not utf-8",
+        b'{"id": "p", "status": NaN}',
+        b"",
+    ],
+    ids=["100k deep array", "5k deep input", "not utf-8", "NaN", "empty"],
+)
+async def test_handler_answers_400_to_undecodable_or_too_deep_signed_bodies(
+    body: bytes, received: list[Any]
+) -> None:
+    """Signed with the right secret, so only the body decides: never a 500."""
+
+    async def on_prediction(prediction: Any) -> None:
+        received.append(prediction)
+
+    app = web.Application(client_max_size=1024 * 1024)
+    app.router.add_post("/hook", webhook_handler(SECRET, on_prediction))
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/hook", data=body, headers=_signed_headers(body, "msg_deep"))
+        assert resp.status == 400
+        assert await resp.text() == "invalid webhook delivery"
+    assert received == []
+
+
+@pytest.mark.parametrize("body", [b"[" * 100_000 + b"]" * 100_000, b'{"a": NaN}'])
+def test_parse_prediction_turns_decoder_failures_into_verification_errors(body: bytes) -> None:
+    with pytest.raises(WebhookVerificationError):
+        parse_prediction(body)

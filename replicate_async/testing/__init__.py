@@ -20,10 +20,10 @@ The pytest plugin (``replicate_async.testing.pytest_plugin``) provides the
 ``replicate_fake`` fixture; ``python -m replicate_async.testing`` serves one from a shell.
 """
 
+from ._behaviours import ModelBehaviour
 from ._clock import Clock, ManualClock
 from ._context import DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, FakeOptions
 from ._faults import Fault, Faults
-from ._models import ModelBehaviour
 from ._records import TERMINAL
 from ._serve import serve
 from ._server import FakeReplicate, RecordedRequest

@@ -30,10 +30,18 @@ class ManualClock:
             await clock.wait_for_sleepers(1)   # the fake is now waiting on the clock
             clock.advance(5)                   # wake everything due within 5 s
             await clock.advance_async(60)      # ...or let a minute pass, step by step
+
+    With ``auto_advance=True`` every :meth:`sleep` returns at once, moving time forward by
+    its own length: for code that waits one thing at a time (retry back-off, throttling),
+    not for deadlines (a deadline's watcher would expire at once). Either way, every
+    positive sleep asked for is recorded in :attr:`slept`.
     """
 
-    def __init__(self, start: float = _DEFAULT_START) -> None:
+    def __init__(self, start: float = _DEFAULT_START, *, auto_advance: bool = False) -> None:
         self._now = float(start)
+        self.auto_advance = auto_advance
+        #: Every positive sleep asked for, in order.
+        self.slept: list[float] = []
         self._heap: list[tuple[float, int, asyncio.Future[None]]] = []
         self._counter = itertools.count()
         self._new_sleeper: asyncio.Event | None = None
@@ -98,6 +106,11 @@ class ManualClock:
     async def sleep(self, seconds: float) -> None:
         """Wait until the clock has been advanced by at least ``seconds``."""
         if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        self.slept.append(seconds)
+        if self.auto_advance:
+            self.advance(seconds)
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -11,50 +11,22 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ._behaviours import ModelBehaviour
 from ._clock import Clock
 from ._faults import Faults
-from ._models import ModelBehaviour
+from ._options import DEFAULT_TOKEN, DEFAULT_WEBHOOK_SECRET, FakeOptions
 from ._pagination import Cursor, PageSlice, PaginationQuirk, SortedIndex, decode_cursor, page_url
 from ._records import Model
 from ._runner import Runner
+from ._script import ScriptRule
 from ._state import Store
 from ._util import NS, ApiError, json_response, not_found, problem
 from ._webhooks import WebhookDispatcher
 
-__all__ = ["CTX", "Context", "FakeOptions"]
+__all__ = ["CTX", "DEFAULT_TOKEN", "DEFAULT_WEBHOOK_SECRET", "Context", "FakeOptions"]
 
 T = TypeVar("T")
 JSON = dict[str, Any]
-
-DEFAULT_TOKEN = "r8_fake_token_for_tests"
-DEFAULT_WEBHOOK_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
-
-
-@dataclass(frozen=True, slots=True)
-class FakeOptions:
-    """Server options (all keyword arguments of :class:`FakeReplicate`)."""
-
-    token: str = DEFAULT_TOKEN
-    require_auth: bool = True
-    page_size: int = 100
-    rate_limits_enabled: bool = False
-    create_limit_per_minute: int = 600
-    other_limit_per_minute: int = 3000
-    create_burst: int | None = None
-    other_burst: int | None = None
-    seed: bool = True
-    default_duration: float = 0.0
-    slow_duration: float = 5.0
-    training_duration: float = 0.0
-    webhook_secret: str = DEFAULT_WEBHOOK_SECRET
-    webhook_max_attempts: int = 3
-    webhook_retry_delay: float = 0.05
-    webhook_throttle: float = 0.5
-    files_signing_secret: str = "fake-files-signing-secret"
-    max_file_size: int = 100 * 1024 * 1024
-    prefer_wait_incomplete_status: int = 201
-    record_requests: bool = True
-    max_recorded_requests: int | None = None
 
 
 @dataclass(eq=False)
@@ -71,6 +43,7 @@ class Context:
     training_behaviour: ModelBehaviour | None = None
     origin: str = ""
     pagination_quirk: PaginationQuirk | None = None
+    scripts: list[ScriptRule] = field(default_factory=list)
 
     def now_ns(self) -> int:
         """The injected clock in integer nanoseconds."""
@@ -147,8 +120,8 @@ class Context:
 
     def file_signature(self, owner: str, file_id: str, expiry: int) -> str:
         """The download signature: base64 HMAC-SHA256 of ``"{owner} {id} {expiry}"``."""
-        message = f"{owner} {file_id} {expiry}".encode()
-        key = self.options.files_signing_secret.encode()
+        message = f"{owner} {file_id} {expiry}".encode("utf-8", "surrogatepass")
+        key = self.options.files_signing_secret.encode("utf-8", "surrogatepass")
         return base64.b64encode(hmac.new(key, message, hashlib.sha256).digest()).decode()
 
     # ------------------------------------------------------------------- helpers

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ._util import JSON_CT, PROBLEM_CT, dumps
 
-__all__ = ["FAULT", "DropConnection", "Fault", "Faults"]
+__all__ = ["DropConnection", "Fault", "Faults", "deliver", "drop"]
 
 DropConnection = Literal["before_body", "after_body"]
 
@@ -22,7 +22,29 @@ DropConnection = Literal["before_body", "after_body"]
 class Fault:
     """One injected fault; it fires on the next ``times`` matching requests.
 
-    See :meth:`Faults.add` for what each field does. ``hits`` counts how often it fired.
+    - ``path``: exact (``/v1/predictions`` or ``/predictions``) or a glob
+      (``/v1/predictions/*``); ``method``: ``None`` matches any.
+    - ``status``: answer with this status and a problem+json body instead of the
+      handler (429 gets the real throttling body); ``retry_after`` adds a
+      ``Retry-After`` header in seconds, or an HTTP date with ``retry_after_date``.
+    - ``delay``: seconds to wait before any response headers (slow server).
+    - ``slow_body``: seconds to wait between body chunks (not on SSE streams: see
+      ``slow_events``).
+    - ``drop_connection``: ``"before_body"`` resets without reading or processing the
+      request; ``"after_body"`` runs the handler (the request *did* take effect, e.g.
+      a prediction was created) and then resets without answering.
+    - ``drop_after_events``: SSE streams only (``/v1/streams/*``,
+      ``/v1/files/fstream-*``): close the connection, without ending the chunked
+      body, once this many events were written on it; the client must resume with
+      ``Last-Event-ID``. Other responses are unaffected.
+    - ``slow_events``: SSE streams only: seconds to wait between events.
+    - ``truncate_body``: declare a longer ``Content-Length`` than sent, then close.
+    - ``html_error``: a ``text/html`` ``<html>bad gateway</html>`` (502 by default).
+    - ``invalid_json`` / ``empty_body``: a broken JSON body (200 by default).
+    - ``body``: a custom body (dict → JSON, str → text, bytes as-is).
+    - ``headers``: extra response headers.
+
+    ``hits`` counts how often it fired.
     """
 
     path: str
@@ -44,6 +66,14 @@ class Fault:
     headers: dict[str, str] | None = None
     hits: int = 0
     _owner: Faults | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.times < 1:
+            raise ValueError("times must be at least 1")
+        if self.drop_connection not in (None, "before_body", "after_body"):
+            raise ValueError(f"unknown drop_connection {self.drop_connection!r}")
+        if self.drop_after_events is not None and self.drop_after_events < 0:
+            raise ValueError("drop_after_events must not be negative")
 
     @property
     def remaining(self) -> int:
@@ -128,77 +158,15 @@ class Faults:
     def __init__(self) -> None:
         self._faults: list[Fault] = []
 
-    def add(
-        self,
-        path: str = "*",
-        *,
-        method: str | None = None,
-        status: int | None = None,
-        times: int = 1,
-        retry_after: int | None = None,
-        retry_after_date: bool = False,
-        delay: float | None = None,
-        slow_body: float | None = None,
-        drop_connection: DropConnection | None = None,
-        drop_after_events: int | None = None,
-        slow_events: float | None = None,
-        truncate_body: bool = False,
-        html_error: bool = False,
-        invalid_json: bool = False,
-        empty_body: bool = False,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Fault:
+    def add(self, path: str = "*", **spec: Any) -> Fault:
         """Inject a fault for the next ``times`` requests matching ``method`` and ``path``.
 
-        - ``path``: exact (``/v1/predictions`` or ``/predictions``) or a glob
-          (``/v1/predictions/*``); ``method``: ``None`` matches any.
-        - ``status``: answer with this status and a problem+json body instead of the
-          handler (429 gets the real throttling body); ``retry_after`` adds a
-          ``Retry-After`` header in seconds, or an HTTP date with ``retry_after_date``.
-        - ``delay``: seconds to wait before any response headers (slow server).
-        - ``slow_body``: seconds to wait between body chunks (not on SSE streams: see
-          ``slow_events``).
-        - ``drop_connection``: ``"before_body"`` resets without reading or processing the
-          request; ``"after_body"`` runs the handler (the request *did* take effect, e.g.
-          a prediction was created) and then resets without answering.
-        - ``drop_after_events``: SSE streams only (``/v1/streams/*``,
-          ``/v1/files/fstream-*``): close the connection, without ending the chunked
-          body, once this many events were written on it; the client must resume with
-          ``Last-Event-ID``. Other responses are unaffected.
-        - ``slow_events``: SSE streams only: seconds to wait between events.
-        - ``truncate_body``: declare a longer ``Content-Length`` than sent, then close.
-        - ``html_error``: a ``text/html`` ``<html>bad gateway</html>`` (502 by default).
-        - ``invalid_json`` / ``empty_body``: a broken JSON body (200 by default).
-        - ``body``: a custom body (dict → JSON, str → text, bytes as-is).
-        - ``headers``: extra response headers.
+        The keyword arguments are the fields of :class:`Fault` (``status``, ``times``,
+        ``retry_after``, ``delay``, ``drop_connection``...); an unknown one is a
+        :class:`TypeError`. Returns the fault (``fault.hits``, ``fault.remove()``).
         """
-        if times < 1:
-            raise ValueError("times must be at least 1")
-        if drop_connection not in (None, "before_body", "after_body"):
-            raise ValueError(f"unknown drop_connection {drop_connection!r}")
-        if drop_after_events is not None and drop_after_events < 0:
-            raise ValueError("drop_after_events must not be negative")
-        fault = Fault(
-            path=path,
-            method=method,
-            status=status,
-            times=times,
-            retry_after=retry_after,
-            retry_after_date=retry_after_date,
-            delay=delay,
-            slow_body=slow_body,
-            drop_connection=drop_connection,
-            drop_after_events=drop_after_events,
-            slow_events=slow_events,
-            truncate_body=truncate_body,
-            html_error=html_error,
-            invalid_json=invalid_json,
-            empty_body=empty_body,
-            body=body,
-            headers=headers,
-            _owner=self,
-        )
+        fault = Fault(path=path, **spec)
+        fault._owner = self
         self._faults.append(fault)
         return fault
 
@@ -226,11 +194,6 @@ class Faults:
                     self._faults.remove(fault)
                 return fault
         return None
-
-
-#: Where the middleware leaves the matched fault for a streaming handler. A plain string
-#: key: ``web.RequestKey`` only exists from aiohttp 3.14 on, and we support 3.13 too.
-FAULT = "replicate_fake_fault"
 
 
 def drop(request: web.BaseRequest) -> web.Response:

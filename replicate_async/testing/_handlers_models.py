@@ -8,12 +8,11 @@ from typing import Any
 
 from aiohttp import web
 
+from ._body import body_of, read_object
 from ._context import CTX, Context
-from ._handlers_predictions import read_json
 from ._pagination import SortedIndex
 from ._records import Model
 from ._util import ApiError, json_response, not_found, problem
-from ._validation import invalid_fields_response, validate
 
 __all__ = ["routes"]
 
@@ -51,18 +50,6 @@ def _forbidden(detail: str) -> ApiError:
 def _own(ctx: Context, model: Model) -> None:
     if model.owner != ctx.store.account["username"]:
         raise _forbidden("You do not have permission to modify this model")
-
-
-async def _body(request: web.Request, schema: JSON) -> JSON:
-    body = await read_json(request)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise ApiError(problem(400, "The request body must be a JSON object"))
-    errors = validate(body, schema)
-    if errors:
-        raise ApiError(invalid_fields_response(errors))
-    return body
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -108,7 +95,7 @@ def _search_models(ctx: Context, query: str) -> list[tuple[float, Model]]:
 async def search_models(request: web.Request) -> web.Response:
     """QUERY /v1/models [models.search]: the raw text/plain body is the query."""
     ctx = request.app[CTX]
-    query = (await request.read()).decode("utf-8", "replace").strip()
+    query = bytes(body_of(request)).decode("utf-8", "replace").strip()
     index: SortedIndex[Model] = SortedIndex()
     for position, (_, model) in enumerate(_search_models(ctx, query)):
         index.add(position, model)
@@ -119,7 +106,7 @@ async def search_models(request: web.Request) -> web.Response:
 async def create_model(request: web.Request) -> web.Response:
     """POST /v1/models [models.create]"""
     ctx = request.app[CTX]
-    body = await _body(request, MODEL_CREATE_BODY)
+    body = await read_object(request, MODEL_CREATE_BODY, required=False)
     username = ctx.store.account["username"]
     if body["owner"] != username:
         raise _forbidden(f"You can only create models owned by {username}")
@@ -163,7 +150,7 @@ async def update_model(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     model = ctx.model_or_404(request.match_info["owner"], request.match_info["name"])
     _own(ctx, model)
-    body = await _body(request, MODEL_UPDATE_BODY)
+    body = await read_object(request, MODEL_UPDATE_BODY, required=False)
     for key in _UPDATABLE:
         if key in body:
             setattr(model, key, body[key])

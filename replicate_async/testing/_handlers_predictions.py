@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,11 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ._body import read_object
 from ._context import CTX, Context
 from ._pagination import key_bound
-from ._records import Model, Prediction, Version
+from ._records import FakePrediction, Model, Version
+from ._script import apply_scripts, before_start
 from ._sse import serve_stream
-from ._util import NS, ApiError, json_response, new_id, not_found, parse_ts, problem
+from ._util import NS, ApiError, json_response, not_found, parse_ts, problem
 from ._validation import (
     PREDICTION_BODY,
     TRAINING_BODY,
@@ -24,14 +25,17 @@ from ._validation import (
     validate,
 )
 
-__all__ = ["read_json", "routes"]
+__all__ = ["MAX_CANCEL_AFTER", "routes"]
 
 JSON = dict[str, Any]
 
 _PREFER_RE = re.compile(r"^wait(=([1-9]|[1-9][0-9]|60))?$")
 _CANCEL_AFTER_RE = re.compile(
-    r"^(?:(?P<bare>\d+(?:\.\d+)?)|(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?(?:(?P<s>\d+(?:\.\d+)?)s)?)$"
+    r"^(?:(?P<bare>[0-9]+(?:\.[0-9]+)?)"
+    r"|(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+(?:\.[0-9]+)?)s)?)$"
 )
+MAX_CANCEL_AFTER = 24 * 3600
+"""The longest ``Cancel-After`` accepted, in seconds (a day); longer is a 400."""
 
 
 @dataclass(slots=True)
@@ -61,13 +65,8 @@ def parse_prefer(value: str | None) -> int | None:
         return None
     match = _PREFER_RE.match(value.strip())
     if match is None:
-        raise ApiError(
-            problem(
-                400,
-                f"Invalid Prefer header {value!r}: expected 'wait' or 'wait=N' with N from 1 to 60",
-                title="Invalid Prefer header",
-            )
-        )
+        detail = "Invalid Prefer header: expected 'wait' or 'wait=N' with N from 1 to 60"
+        raise ApiError(problem(400, detail, title="Invalid Prefer header"))
     # The spec's pattern also admits 61-99; the real API never holds longer than 60 s.
     return min(int(match.group(2)), 60) if match.group(2) else 60
 
@@ -77,11 +76,9 @@ def parse_cancel_after(value: str | None) -> float | None:
     if value is None:
         return None
     text = value.strip()
-    match = _CANCEL_AFTER_RE.match(text)
+    match = _CANCEL_AFTER_RE.match(text) if len(text) <= 32 else None
     if not text or match is None:
-        raise ApiError(
-            problem(400, f"Invalid Cancel-After header {value!r}", title="Invalid Cancel-After")
-        )
+        raise _bad_cancel_after("Invalid Cancel-After header: expected e.g. 30, 30s, 5m, 1h30m")
     if match.group("bare") is not None:
         seconds = float(match.group("bare"))
     else:
@@ -91,29 +88,14 @@ def parse_cancel_after(value: str | None) -> float | None:
             + float(match.group("s") or 0)
         )
     if seconds < 5:
-        raise ApiError(
-            problem(400, "Cancel-After must be at least 5 seconds", title="Invalid Cancel-After")
-        )
+        raise _bad_cancel_after("Cancel-After must be at least 5 seconds")
+    if seconds > MAX_CANCEL_AFTER:
+        raise _bad_cancel_after(f"Cancel-After must be at most {MAX_CANCEL_AFTER} seconds")
     return seconds
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400 problem."""
-    raw = await request.read()
-    try:
-        return json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError):
-        raise ApiError(problem(400, "The request body is not valid JSON")) from None
-
-
-async def _read_object(request: web.Request, schema: JSON) -> JSON:
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiError(problem(400, "The request body must be a JSON object"))
-    errors = validate(body, schema)
-    if errors:
-        raise ApiError(invalid_fields_response(errors))
-    return body
+def _bad_cancel_after(detail: str) -> ApiError:
+    return ApiError(problem(400, detail, title="Invalid Cancel-After"))
 
 
 def _accessible(ctx: Context, model: Model | None) -> Model | None:
@@ -130,7 +112,7 @@ async def _create(
     ctx = request.app[CTX]
     wait = parse_prefer(request.headers.get("Prefer"))
     cancel_after = parse_cancel_after(request.headers.get("Cancel-After"))
-    body = await _read_object(request, schema)
+    body = await read_object(request, schema)
     target = resolve(ctx, body)
     version = target.version
     schema_doc = version.openapi_schema if version is not None else None
@@ -141,8 +123,8 @@ async def _create(
             raise ApiError(invalid_fields_response(errors))
     model = target.model
     now = ctx.now_ns()
-    prediction = Prediction(
-        id=new_id(),
+    prediction = FakePrediction(
+        id=ctx.store.ids.new_id(),
         model=target.reported_model,
         version=target.reported_version,
         version_id=version.id if version is not None else None,
@@ -159,9 +141,11 @@ async def _create(
     )
     if cancel_after is not None:
         prediction.deadline_ns = now + int(cancel_after * NS)
+    hits = before_start(ctx.scripts, prediction)
     ctx.store.add_prediction(prediction)
     model.run_count += 1
     ctx.runner.start(prediction)
+    await apply_scripts(ctx.runner, prediction, hits)
     headers: dict[str, str] = {}
     status = 201
     if wait is not None:
@@ -260,7 +244,7 @@ async def list_predictions(request: web.Request) -> web.Response:
     )
 
 
-def _prediction_or_404(ctx: Context, prediction_id: str) -> Prediction:
+def _prediction_or_404(ctx: Context, prediction_id: str) -> FakePrediction:
     prediction = ctx.store.get_prediction(prediction_id) or ctx.store.trainings.get(prediction_id)
     if prediction is None:
         raise ApiError(not_found())
@@ -288,13 +272,13 @@ async def create_training(request: web.Request) -> web.Response:
     version = ctx.store.get_version(request.match_info["version_id"])
     if version is None or version.model != model.full_name:
         raise ApiError(not_found())
-    body = await _read_object(request, TRAINING_BODY)
+    body = await read_object(request, TRAINING_BODY)
     destination = ctx.store.get_model(body["destination"])
     if destination is None or destination.owner != ctx.store.account["username"]:
         detail = "The specified training destination does not exist"
         raise ApiError(problem(404, detail))
-    training = Prediction(
-        id=new_id(),
+    training = FakePrediction(
+        id=ctx.store.ids.new_id(),
         model=model.full_name,
         version=version.id,
         version_id=version.id,
@@ -319,7 +303,7 @@ async def list_trainings(request: web.Request) -> web.Response:
     return ctx.page(request, ctx.store.trainings_index, lambda t: t.to_json(origin))
 
 
-def _training_or_404(ctx: Context, training_id: str) -> Prediction:
+def _training_or_404(ctx: Context, training_id: str) -> FakePrediction:
     training = ctx.store.trainings.get(training_id)
     if training is None:
         raise ApiError(not_found())

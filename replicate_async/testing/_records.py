@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ._models import ModelBehaviour
+from ._behaviours import ModelBehaviour
 from ._pagination import SortedIndex
 from ._util import NS, format_ts
 
@@ -16,7 +16,7 @@ __all__ = [
     "Deployment",
     "FileObject",
     "Model",
-    "Prediction",
+    "FakePrediction",
     "Version",
 ]
 
@@ -68,7 +68,7 @@ class Model:
     prediction_version: str | None = None
     tags: list[str] = field(default_factory=list)
     versions: SortedIndex[Version] = field(default_factory=SortedIndex)
-    default_example: Prediction | None = None
+    default_example: FakePrediction | None = None
     created_key: int = 0
     latest_key: int = 0
 
@@ -106,7 +106,7 @@ class Model:
 
 
 @dataclass(slots=True, eq=False)
-class Prediction:
+class FakePrediction:
     """A prediction or (with ``is_training``) a training, including its live run state."""
 
     id: str
@@ -142,6 +142,10 @@ class Prediction:
     changed: asyncio.Event | None = None
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
+    release: asyncio.Event | None = None
+    """Set while the run is held (see ``FakeReplicate.hold``); set the event to go on."""
+    forced: tuple[str, Any, str | None] | None = None
+    """A scripted ending ``(status, output, error)`` being applied."""
 
     @property
     def done(self) -> bool:
@@ -256,7 +260,8 @@ class FileObject:
     id: str
     name: str
     content_type: str
-    content: bytes
+    content: bytes | memoryview
+    """The bytes, often a view into the upload's own buffer (held once, freed on delete)."""
     sha256: str
     md5: str
     metadata: JSON

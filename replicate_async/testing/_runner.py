@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import Callable
+from typing import Any, Literal
 
+from ._behaviours import ModelBehaviour, Plan, make_plan, sse_text
 from ._clock import clock_sleep
-from ._models import ModelBehaviour, Plan, make_plan, sse_text
-from ._records import Prediction, Version
+from ._records import FakePrediction, Version
 from ._state import Store
 from ._util import NS, dumps
 from ._webhooks import WebhookDispatcher
@@ -31,7 +31,7 @@ class Runner:
         self.webhooks = webhooks
         self.origin = ""
         self.closing = False
-        self._live: dict[str, Prediction] = {}
+        self._live: dict[str, FakePrediction] = {}
         self._deadlines: dict[str, asyncio.Task[None]] = {}
 
     def now_ns(self) -> int:
@@ -40,7 +40,7 @@ class Runner:
 
     # ----------------------------------------------------------------------- control
 
-    def start(self, prediction: Prediction) -> None:
+    def start(self, prediction: FakePrediction) -> None:
         """Begin running a freshly stored prediction or training."""
         loop = asyncio.get_running_loop()
         self._live[prediction.id] = prediction
@@ -49,7 +49,7 @@ class Runner:
         if prediction.deadline_ns is not None:
             self._deadlines[prediction.id] = loop.create_task(self._deadline(prediction))
 
-    async def cancel(self, prediction: Prediction, reason: str = "api") -> None:
+    async def cancel(self, prediction: FakePrediction, reason: str = "api") -> None:
         """Cancel a running prediction and wait until it is ``canceled`` (or ``aborted``)."""
         if prediction.done:
             return
@@ -58,9 +58,12 @@ class Runner:
         if task is not None and task is not asyncio.current_task():
             task.cancel()
             await asyncio.wait({task})
-        self._finish_canceled(prediction)
+        if prediction.forced is not None:
+            self._finish_forced(prediction)
+        else:
+            self._finish_canceled(prediction)
 
-    async def wait(self, prediction: Prediction, seconds: float) -> None:
+    async def wait(self, prediction: FakePrediction, seconds: float) -> None:
         """Hold until the prediction is terminal, ``seconds`` pass on the clock, or shutdown."""
         if prediction.done or self.closing:
             return
@@ -105,44 +108,23 @@ class Runner:
 
     # ------------------------------------------------------------------------ the run
 
-    async def _run(self, p: Prediction) -> None:
+    async def _run(self, p: FakePrediction) -> None:
         try:
             behaviour = p.behaviour or ModelBehaviour(duration=0.0)
             await clock_sleep(self.clock, behaviour.queue_time)
             p.status = "processing"
             p.started_ns = self.now_ns()
             p.notify()
-            if p.is_training:
-                plan = Plan(
-                    [("log", "Training started"), ("log", "Training complete")], False, "text"
-                )
-                if behaviour.outcome == "fail":
-                    plan.error = behaviour.error
-            else:
-                file_url = f"{self.origin}/delivery/{p.id}/out-{{i}}.png"
-                plan = make_plan(
-                    p.kind, p.input, file_url=file_url, sync=p.sync, behaviour=behaviour
-                )
+            plan = self._plan(p, behaviour)
             delay = (behaviour.duration or 0.0) / max(1, len(plan.steps))
             first_output_ns: int | None = None
             for step, value in plan.steps:
+                await self._held(p)
                 await clock_sleep(self.clock, delay)
-                if step == "log":
-                    p.logs += f"{value}\n"
-                    self._event(p, "logs", value)
-                    self._webhook(p, "logs")
-                else:
-                    if first_output_ns is None:
-                        first_output_ns = self.now_ns()
-                    if plan.list_output:
-                        if not isinstance(p.output, list):
-                            p.output = []
-                        p.output.append(value)
-                    else:
-                        p.output = value
-                    self._event(p, "output", sse_text(value))
-                    self._webhook(p, "output")
-                p.notify()
+                if step == "output" and first_output_ns is None:
+                    first_output_ns = self.now_ns()
+                self._step(p, plan, step, value)
+            await self._held(p)
             if plan.error is not None:
                 self._finish(p, "failed", plan, first_output_ns)
             else:
@@ -155,17 +137,93 @@ class Runner:
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            self._finish_canceled(p)
+            if p.forced is not None:
+                self._finish_forced(p)
+            else:
+                self._finish_canceled(p)
 
-    async def _deadline(self, p: Prediction) -> None:
+    def _plan(self, p: FakePrediction, behaviour: ModelBehaviour) -> Plan:
+        if p.is_training:
+            steps: list[tuple[Literal["log", "output"], Any]] = [
+                ("log", "Training started"),
+                ("log", "Training complete"),
+            ]
+            plan = Plan(steps, False, "text")
+            if behaviour.outcome == "fail":
+                plan.error = behaviour.error
+            return plan
+        file_url = f"{self.origin}/delivery/{p.id}/out-{{i}}.png"
+        return make_plan(p.kind, p.input, file_url=file_url, sync=p.sync, behaviour=behaviour)
+
+    def _step(self, p: FakePrediction, plan: Plan, step: str, value: Any) -> None:
+        if step == "log":
+            p.logs += f"{value}\n"
+            self._event(p, "logs", value)
+            self._webhook(p, "logs")
+        else:
+            if plan.list_output:
+                if not isinstance(p.output, list):
+                    p.output = []
+                p.output.append(value)
+            else:
+                p.output = value
+            self._event(p, "output", sse_text(value))
+            self._webhook(p, "output")
+        p.notify()
+
+    # ------------------------------------------------------------------ scripting
+
+    async def _held(self, p: FakePrediction) -> None:
+        while p.release is not None:
+            await p.release.wait()
+
+    def hold(self, p: FakePrediction) -> None:
+        """Keep a run from advancing (it stays where it is) until :meth:`release`."""
+        if not p.done and p.release is None:
+            p.release = asyncio.Event()
+
+    def release(self, p: FakePrediction) -> None:
+        """Let a held run go on."""
+        release, p.release = p.release, None
+        if release is not None:
+            release.set()
+
+    async def settle(
+        self, p: FakePrediction, status: str, *, output: Any = None, error: str | None = None
+    ) -> None:
+        """End a run now as ``succeeded`` (with ``output``, if given), ``failed`` (with
+        ``error``) or ``canceled``; a no-op on a finished run."""
+        if p.done:
+            return
+        if status == "canceled":
+            await self.cancel(p)
+            return
+        p.forced = (status, output, error)
+        await self.cancel(p, reason="scripted")
+
+    def _finish_forced(self, p: FakePrediction) -> None:
+        if p.done or p.forced is None:
+            return
+        status, output, error = p.forced
+        p.forced = None
+        p.release = None
+        if p.started_ns is None:
+            p.started_ns = self.now_ns()
+        if output is not None:
+            p.output = output
+        failure = (error or "Prediction failed") if status == "failed" else None
+        plan = Plan([], False, "text", error=failure)
+        self._finish(p, status, plan, None)
+
+    async def _deadline(self, p: FakePrediction) -> None:
         assert p.deadline_ns is not None
         await clock_sleep(self.clock, (p.deadline_ns - self.now_ns()) / NS)
         if not p.done:
             await self.cancel(p, reason="deadline")
 
-    def _training_output(self, p: Prediction) -> dict[str, str]:
+    def _training_output(self, p: FakePrediction) -> dict[str, str]:
         destination = self.store.get_model(p.destination or "")
-        version_id = os.urandom(32).hex()
+        version_id = self.store.ids.hex(32)
         if destination is not None:
             base = self.store.get_version(p.version_id or "")
             version = Version(
@@ -183,13 +241,15 @@ class Runner:
 
     # ------------------------------------------------------------------- finishing
 
-    def _metrics(self, p: Prediction) -> None:
+    def _metrics(self, p: FakePrediction) -> None:
         end = p.completed_ns or self.now_ns()
         if p.started_ns is not None:
             p.metrics["predict_time"] = round((end - p.started_ns) / NS, 9)
         p.metrics["total_time"] = round((end - p.created_ns) / NS, 9)
 
-    def _finish(self, p: Prediction, status: str, plan: Plan, first_output_ns: int | None) -> None:
+    def _finish(
+        self, p: FakePrediction, status: str, plan: Plan, first_output_ns: int | None
+    ) -> None:
         p.completed_ns = self.now_ns()
         p.status = status
         p.metrics.update(plan.metrics)
@@ -208,7 +268,7 @@ class Runner:
             self._event(p, "done", "{}", with_id=False)
         self._completed(p)
 
-    def _finish_canceled(self, p: Prediction) -> None:
+    def _finish_canceled(self, p: FakePrediction) -> None:
         if p.done:
             return
         aborted = p.cancel_reason == "deadline" and p.status == "starting"
@@ -218,7 +278,7 @@ class Runner:
         self._event(p, "done", json.dumps({"reason": "canceled"}), with_id=False)
         self._completed(p)
 
-    def _completed(self, p: Prediction) -> None:
+    def _completed(self, p: FakePrediction) -> None:
         self._live.pop(p.id, None)
         deadline = self._deadlines.pop(p.id, None)
         if deadline is not None and deadline is not asyncio.current_task():
@@ -228,7 +288,7 @@ class Runner:
 
     # ------------------------------------------------------------- events & webhooks
 
-    def _event(self, p: Prediction, event: str, data: str, *, with_id: bool = True) -> None:
+    def _event(self, p: FakePrediction, event: str, data: str, *, with_id: bool = True) -> None:
         if p.stream_kind is None:
             return
         event_id: str | None = None
@@ -245,7 +305,7 @@ class Runner:
             p.event_positions[event_id] = len(p.events)
         p.events.append((event_id, event, data))
 
-    def _webhook(self, p: Prediction, event: str) -> None:
+    def _webhook(self, p: FakePrediction, event: str) -> None:
         if p.webhook is None:
             return
         body: bytes | None = None

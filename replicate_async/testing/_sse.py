@@ -6,8 +6,9 @@ import asyncio
 
 from aiohttp import web
 
-from ._faults import FAULT, Fault
-from ._records import Prediction
+from ._faults import Fault
+from ._keys import FAULT
+from ._records import FakePrediction
 from ._runner import Runner
 
 __all__ = ["format_event", "serve_stream"]
@@ -23,7 +24,7 @@ def format_event(event_id: str | None, event: str, data: str) -> bytes:
 
 
 async def serve_stream(
-    request: web.Request, prediction: Prediction, runner: Runner
+    request: web.Request, prediction: FakePrediction, runner: Runner
 ) -> web.StreamResponse:
     """Replay the prediction's events (after ``Last-Event-ID``), then follow it live.
 

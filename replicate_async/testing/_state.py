@@ -15,8 +15,9 @@ from collections.abc import Callable
 from importlib import resources
 from typing import Any, Literal
 
+from ._ids import IdFactory
 from ._pagination import SortedIndex, make_key
-from ._records import Collection, Deployment, FileObject, Model, Prediction, Version
+from ._records import Collection, Deployment, FakePrediction, FileObject, Model, Version
 from ._util import NS, parse_ts
 
 __all__ = ["Store", "load_seed"]
@@ -41,8 +42,9 @@ def load_seed() -> JSON:
 class Store:
     """All server-side state. Every lookup is a dict hit; every page is a slice."""
 
-    def __init__(self, now_ns: Callable[[], int]) -> None:
+    def __init__(self, now_ns: Callable[[], int], ids: IdFactory | None = None) -> None:
         self.now_ns = now_ns
+        self.ids = ids if ids is not None else IdFactory()
         self._seq = itertools.count(1)
         self.account: JSON = {"type": "user", "username": "alice"}
         self.hardware: list[JSON] = []
@@ -51,11 +53,11 @@ class Store:
         self.versions: dict[str, Version] = {}
         self.models_by_created: SortedIndex[Model | int] = SortedIndex()
         self.models_by_latest: SortedIndex[Model | int] = SortedIndex()
-        self.predictions: dict[str, Prediction] = {}
-        self.predictions_index: SortedIndex[Prediction | int] = SortedIndex()
-        self.web_predictions_index: SortedIndex[Prediction | int] = SortedIndex()
-        self.trainings: dict[str, Prediction] = {}
-        self.trainings_index: SortedIndex[Prediction] = SortedIndex()
+        self.predictions: dict[str, FakePrediction] = {}
+        self.predictions_index: SortedIndex[FakePrediction | int] = SortedIndex()
+        self.web_predictions_index: SortedIndex[FakePrediction | int] = SortedIndex()
+        self.trainings: dict[str, FakePrediction] = {}
+        self.trainings_index: SortedIndex[FakePrediction] = SortedIndex()
         self.deployments: dict[str, Deployment] = {}
         self.deployments_index: SortedIndex[Deployment] = SortedIndex()
         self.files: dict[str, FileObject] = {}
@@ -182,7 +184,7 @@ class Store:
 
     # ------------------------------------------------------------------- predictions
 
-    def add_prediction(self, prediction: Prediction) -> None:
+    def add_prediction(self, prediction: FakePrediction) -> None:
         """Store a new prediction (listed newest first)."""
         prediction.key = make_key(prediction.created_ns, self.next_seq())
         self.predictions[prediction.id] = prediction
@@ -190,7 +192,7 @@ class Store:
         if prediction.source == "web":
             self.web_predictions_index.add(prediction.key, prediction)
 
-    def get_prediction(self, prediction_id: str) -> Prediction | None:
+    def get_prediction(self, prediction_id: str) -> FakePrediction | None:
         """Look a prediction up by id (synthetic ones included)."""
         prediction = self.predictions.get(prediction_id)
         if prediction is not None:
@@ -200,9 +202,9 @@ class Store:
             return self.synthetic_prediction(int(match.group(1)))
         return None
 
-    def resolve_prediction(self, item: Prediction | int) -> Prediction:
+    def resolve_prediction(self, item: FakePrediction | int) -> FakePrediction:
         """Turn an index entry into a Prediction."""
-        return item if isinstance(item, Prediction) else self.synthetic_prediction(item)
+        return item if isinstance(item, FakePrediction) else self.synthetic_prediction(item)
 
     def add_synthetic_predictions(self, count: int, source: Literal["api", "web"]) -> None:
         """Append ``count`` succeeded synthetic predictions of ``fake/echo``."""
@@ -214,14 +216,14 @@ class Store:
             self.web_predictions_index.extend_sorted(pairs)
         self.synthetic_predictions += count
 
-    def synthetic_prediction(self, index: int) -> Prediction:
+    def synthetic_prediction(self, index: int) -> FakePrediction:
         """Materialise synthetic prediction number ``index``."""
         pos = bisect_right(self._syn_batches, (index, "zzz")) - 1
         source = self._syn_batches[pos][1] if pos >= 0 else "api"
         created = SYN_BASE_NS - index * NS
         version = self._echo_template()
         text = f"synthetic {index}"
-        return Prediction(
+        return FakePrediction(
             id=f"synth{index:021d}",
             model="fake/echo",
             version=version.id,
@@ -240,7 +242,7 @@ class Store:
 
     # -------------------------------------------------------------- everything else
 
-    def add_training(self, training: Prediction) -> None:
+    def add_training(self, training: FakePrediction) -> None:
         """Store a new training (listed newest first)."""
         training.key = make_key(training.created_ns, self.next_seq())
         self.trainings[training.id] = training
@@ -345,7 +347,7 @@ class Store:
             self.add_training(training)
 
 
-def prediction_from_json(raw: JSON, kind: str) -> Prediction:
+def prediction_from_json(raw: JSON, kind: str) -> FakePrediction:
     """Build a stored (finished) prediction from a recorded API body."""
 
     def ts(name: str) -> int | None:
@@ -353,7 +355,7 @@ def prediction_from_json(raw: JSON, kind: str) -> Prediction:
         return parse_ts(value) if isinstance(value, str) else None
 
     created = ts("created_at")
-    return Prediction(
+    return FakePrediction(
         id=raw["id"],
         model=raw["model"],
         version=raw["version"],

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import functools
 import json
-import os
 import re
 import time
 from datetime import datetime
@@ -21,7 +20,6 @@ __all__ = [
     "dumps",
     "format_ts",
     "json_response",
-    "new_id",
     "not_found",
     "parse_ts",
     "problem",
@@ -30,18 +28,6 @@ __all__ = [
 NS = 1_000_000_000
 JSON_CT = "application/json"
 PROBLEM_CT = "application/problem+json"
-
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford-ish base32, lower case
-
-
-def new_id(length: int = 26) -> str:
-    """Return an opaque, lower-case, base32-looking id like Replicate's prediction ids."""
-    raw = int.from_bytes(os.urandom(17), "big")
-    chars = []
-    for _ in range(length):
-        raw, rem = divmod(raw, 32)
-        chars.append(_ID_ALPHABET[rem])
-    return "".join(chars)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -96,8 +82,16 @@ def parse_ts(text: str) -> int:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON bytes, as the real API sends."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    """Compact JSON bytes, as the real API sends.
+
+    Never fails on text: a lone surrogate (rejected on the way in, but a test may store
+    one by hand) is written as a ``\\uXXXX`` escape instead of breaking the response.
+    """
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def json_response(

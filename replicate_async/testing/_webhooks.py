@@ -6,16 +6,18 @@ import asyncio
 import base64
 import hashlib
 import hmac
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from yarl import URL
 
+from ._ids import IdFactory
+from ._inprocess import Target, make_target
+
 if TYPE_CHECKING:
-    from ._records import Prediction
+    from ._records import FakePrediction
 
 __all__ = [
     "LOOPBACK_HOSTS",
@@ -94,7 +96,9 @@ class WebhookDispatcher:
         retry_delay: float = 0.05,
         throttle: float = 0.5,
         timeout: float = 5.0,
+        ids: IdFactory | None = None,
     ) -> None:
+        self.ids = ids if ids is not None else IdFactory()
         self.secret = secret
         self.clock = clock
         self.max_attempts = max_attempts
@@ -106,8 +110,9 @@ class WebhookDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_sent: dict[tuple[str, str], float] = {}
         self._session: aiohttp.ClientSession | None = None
+        self.targets: dict[str, Target] = {}
 
-    def wanted(self, prediction: Prediction, event: str) -> bool:
+    def wanted(self, prediction: FakePrediction, event: str) -> bool:
         """Whether ``event`` should be delivered for ``prediction`` (filter + throttle)."""
         if prediction.webhook is None:
             return False
@@ -122,7 +127,7 @@ class WebhookDispatcher:
             self._last_sent[(prediction.id, event)] = now
         return True
 
-    def emit(self, prediction: Prediction, event: str, body: bytes | None) -> None:
+    def emit(self, prediction: FakePrediction, event: str, body: bytes | None) -> None:
         """Queue ``body`` as an ``event`` delivery; ``completed`` also ends the queue.
 
         Call with ``event="completed"`` exactly once per prediction that has a webhook;
@@ -143,7 +148,7 @@ class WebhookDispatcher:
             queue.put_nowait(None)
 
     async def _worker(
-        self, prediction: Prediction, queue: asyncio.Queue[tuple[str, bytes] | None]
+        self, prediction: FakePrediction, queue: asyncio.Queue[tuple[str, bytes] | None]
     ) -> None:
         url = prediction.webhook or ""
         try:
@@ -157,7 +162,7 @@ class WebhookDispatcher:
             self._last_sent.pop((prediction.id, "logs"), None)
 
     async def _deliver(self, pid: str, url: str, event: str, body: bytes, attempts: int) -> None:
-        webhook_id = "msg_" + base64.b32encode(os.urandom(15)).decode().lower()
+        webhook_id = "msg_" + self.ids.new_id(24)
         for attempt in range(1, attempts + 1):
             timestamp = int(self.clock())
             headers = {
@@ -169,24 +174,45 @@ class WebhookDispatcher:
             }
             record = WebhookDelivery(pid, event, url, webhook_id, timestamp, attempt, body, headers)
             self.deliveries.append(record)
-            try:
-                host = URL(url).host
-            except ValueError:
-                host = None
-            if host not in LOOPBACK_HOSTS:
-                record.error = "not delivered: the fake only sends webhooks to loopback hosts"
+            if not await self._send(record):
                 return
-            try:
-                session = self._get_session()
-                async with session.post(url, data=body, headers=headers) as resp:
-                    await resp.read()
-                    record.status = resp.status
-            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-                record.error = f"{type(exc).__name__}: {exc}"
             if record.ok:
                 return
             if attempt < attempts:
                 await asyncio.sleep(self.retry_delay * 2 ** (attempt - 1))
+
+    async def _send(self, record: WebhookDelivery) -> bool:
+        """Attempt one delivery; ``False`` when it must not be retried."""
+        try:
+            url = URL(record.url)
+            host = url.host
+        except (ValueError, TypeError):
+            url, host = URL(), None
+        target = self.targets.get((host or "").lower())
+        if target is None and host not in LOOPBACK_HOSTS:
+            record.error = "not delivered: the fake only sends webhooks to loopback hosts"
+            return False
+        try:
+            if target is not None:
+                record.status = await target.post(url, record.headers, record.body)
+            else:
+                record.status = await self.post(url, record.headers, record.body)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            record.error = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # the in-process receiver itself failed
+            record.error = f"{type(exc).__name__}: {exc}"
+        return True
+
+    async def post(self, url: URL, headers: Mapping[str, str], body: bytes) -> int:
+        """POST one delivery over loopback HTTP; returns the status."""
+        session = self._get_session()
+        async with session.post(url, data=body, headers=headers) as resp:
+            await resp.read()
+            return resp.status
+
+    def add_target(self, host: str, app: Any) -> None:
+        """Deliver webhooks for URLs on ``host`` to ``app`` (ASGI or aiohttp) in-process."""
+        self.targets[host.lower()] = make_target(app, self.post)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -213,6 +239,8 @@ class WebhookDispatcher:
         if tasks:
             await asyncio.wait(tasks)
         self._queues.clear()
+        for target in self.targets.values():
+            await target.aclose()
         if self._session is not None:
             await self._session.close()
             self._session = None

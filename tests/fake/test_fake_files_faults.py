@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from replicate_async.testing import FakeReplicate
-from replicate_async.testing._handlers_misc import file_too_large
+from replicate_async.testing._body import file_too_large
 from replicate_async.testing._util import parse_ts
 
 from .conftest import Api

@@ -1,0 +1,215 @@
+"""A completion bus in Redis: any worker takes a webhook delivery, the waiting one resolves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+
+from .._converter import dumps, loads
+from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded, logger
+
+__all__ = ["RedisCompletionBus"]
+
+#: Webhook ids remembered in-process for de-duplication while Redis is unreachable.
+_LOCAL_SEEN = 10_000
+
+
+class RedisCompletionBus:
+    """The ``CompletionBus`` for :class:`~replicate_async.WebhookWaiter` across processes.
+
+    ``WebhookWaiter(..., bus=RedisCompletionBus.from_url(url))`` in every worker: the
+    worker that receives a delivery de-duplicates it fleet-wide (``SET NX EX`` on the
+    ``webhook-id``, kept ``dedup_ttl`` seconds), stores the terminal prediction for
+    ``result_ttl`` seconds (a delivery can beat the create's own response) and publishes
+    it on one channel; every process listens on that channel over a single pub/sub
+    connection and resolves its own waiters. A waiter first looks for the stored
+    prediction, so nothing published before it started waiting is missed.
+
+    If Redis is unreachable, deliveries still resolve waiters in the receiving process,
+    de-duplication falls back to this process, one warning is logged, and waiters in
+    other processes finish through the waiter's safety poll. After the pub/sub
+    connection comes back, every pending waiter looks for its stored prediction again.
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        result_ttl: float = 3600.0,
+        dedup_ttl: float = 3600.0,
+        operation_timeout: float = 2.0,
+        close_redis: bool = False,
+    ) -> None:
+        if not result_ttl >= 1 or not dedup_ttl >= 1:
+            raise ValueError("result_ttl and dedup_ttl must be at least 1 second")
+        self._redis = redis
+        self._close_redis = close_redis
+        self._prefix = prefix
+        self._channel = f"{prefix}:completed"
+        self._result_ttl = int(result_ttl)
+        self._dedup_ttl = int(dedup_ttl)
+        self._timeout = operation_timeout
+        self._waiters: dict[str, list[asyncio.Future[Mapping[str, Any]]]] = {}
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._listener: asyncio.Task[None] | None = None
+        self._subscribed: asyncio.Event | None = None
+        self._closed = False
+        self._outage = Outage("webhook deliveries resolve waiters in this process only")
+        #: Counters: deliveries published, completions received from the channel.
+        self.stats: dict[str, int] = {"published": 0, "received": 0, "stored_hits": 0}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisCompletionBus:
+        """A bus with its own connection pool to ``url`` (closed by :meth:`aclose`)."""
+        return cls(connect(url, socket_timeout=None), close_redis=True, **options)
+
+    def _key(self, what: str, ident: str) -> str:
+        return f"{self._prefix}:{what}:{ident}"
+
+    # -- the CompletionBus protocol ----------------------------------------------------
+
+    async def first_delivery(self, webhook_id: str) -> bool:
+        """True the first time any process of the fleet sees this ``webhook-id``."""
+        if webhook_id in self._seen:
+            return False
+        self._seen[webhook_id] = None
+        while len(self._seen) > _LOCAL_SEEN:
+            self._seen.popitem(last=False)
+        try:
+            first = await guarded(
+                self._redis.set(
+                    self._key("webhook", webhook_id), b"1", nx=True, ex=self._dedup_ttl
+                ),
+                self._timeout,
+            )
+        except REDIS_ERRORS as exc:
+            self._outage.failed(exc)
+            return True
+        self._outage.succeeded()
+        return bool(first)
+
+    async def publish(self, prediction: Mapping[str, Any]) -> None:
+        """Resolve local waiters, store the prediction with a TTL and broadcast it."""
+        prediction_id = str(prediction["id"])
+        self._resolve(prediction_id, prediction)
+        data = dumps(dict(prediction))
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._key("done", prediction_id), data, ex=self._result_ttl)
+                pipe.publish(self._channel, data)
+                await guarded(pipe.execute(), self._timeout)
+        except REDIS_ERRORS as exc:
+            self._outage.failed(exc)
+            return
+        self._outage.succeeded()
+        self.stats["published"] += 1
+
+    async def wait(self, prediction_id: str) -> Mapping[str, Any]:
+        """The stored terminal prediction at once, else wait for its publication."""
+        if self._closed:
+            raise RuntimeError("the completion bus is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
+        self._waiters.setdefault(prediction_id, []).append(future)
+        try:
+            await self._ensure_listening()
+            await self._check_stored(prediction_id)
+            return await future
+        finally:
+            futures = self._waiters.get(prediction_id)
+            if futures is not None and future in futures:
+                futures.remove(future)
+                if not futures:
+                    del self._waiters[prediction_id]
+
+    async def aclose(self) -> None:
+        """Stop listening, cancel pending waits, close the pool if this bus made it."""
+        self._closed = True
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        for futures in self._waiters.values():
+            for future in futures:
+                future.cancel()
+        self._waiters.clear()
+        if self._close_redis:
+            await self._redis.aclose()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _resolve(self, prediction_id: str, prediction: Mapping[str, Any]) -> None:
+        for future in self._waiters.pop(prediction_id, ()):
+            if not future.done():
+                future.set_result(prediction)
+
+    async def _check_stored(self, prediction_id: str) -> None:
+        try:
+            data = await guarded(self._redis.get(self._key("done", prediction_id)), self._timeout)
+        except REDIS_ERRORS as exc:
+            self._outage.failed(exc)
+            return
+        self._outage.succeeded()
+        if data is not None:
+            self.stats["stored_hits"] += 1
+            self._resolve(prediction_id, loads(data))
+
+    async def _ensure_listening(self) -> None:
+        if self._listener is None or self._listener.done():
+            self._subscribed = asyncio.Event()
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
+        assert self._subscribed is not None
+        # Wait (bounded) for the subscription, so a publication from now on reaches us;
+        # if Redis is down the stored-value check after reconnecting covers the gap.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timeout):
+                await self._subscribed.wait()
+
+    async def _listen(self) -> None:
+        """Receive completions until closed, reconnecting with back-off (1 s .. 30 s)."""
+        delay = 1.0
+        while not self._closed:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                await self._recheck_pending()
+                assert self._subscribed is not None
+                self._subscribed.set()
+                delay = 1.0
+                await self._receive(pubsub)
+            except REDIS_ERRORS as exc:
+                self._outage.failed(exc)
+                logger.debug("completion channel lost; reconnecting in %.1fs", delay)
+            finally:
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await pubsub.reset()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2.0, 30.0)
+
+    async def _receive(self, pubsub: PubSub) -> None:
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if message is None or message.get("type") != "message":
+                continue
+            try:
+                prediction = loads(message["data"])
+                prediction_id = str(prediction["id"])
+            except (ValueError, KeyError, TypeError):
+                logger.warning("ignored a malformed message on %s", self._channel)
+                continue
+            self.stats["received"] += 1
+            self._resolve(prediction_id, prediction)
+
+    async def _recheck_pending(self) -> None:
+        """After (re)subscribing, pick up what was stored while we were not listening."""
+        self._outage.succeeded()
+        for prediction_id in list(self._waiters):
+            await self._check_stored(prediction_id)

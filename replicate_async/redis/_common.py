@@ -1,0 +1,99 @@
+"""What the Redis pieces share: connections, one timeout per call, and outage tracking."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .._clock import SYSTEM_CLOCK, Clock
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "REDIS_ERRORS",
+    "Outage",
+    "connect",
+    "guarded",
+    "logger",
+]
+
+logger = logging.getLogger("replicate_async.redis")
+
+T = TypeVar("T")
+
+#: Every key this package writes starts with this (change it to share one Redis between
+#: several Replicate accounts or environments).
+DEFAULT_PREFIX = "replicate_async"
+
+#: What "Redis is unreachable or unhealthy" looks like: redis-py's errors (connection,
+#: timeout, loading, read-only...), socket errors, and our own per-call timeout.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def connect(url: str, **options: Any) -> aioredis.Redis:
+    """A redis-py asyncio client for ``url`` with short socket timeouts by default."""
+    options.setdefault("socket_connect_timeout", 1.0)
+    options.setdefault("socket_timeout", 2.0)
+    options.setdefault("health_check_interval", 30)
+    return aioredis.Redis.from_url(url, **options)
+
+
+async def guarded(call: Awaitable[T], timeout: float) -> T:
+    """Await one Redis call, giving up after ``timeout`` seconds (``TimeoutError``)."""
+    async with asyncio.timeout(timeout):
+        return await call
+
+
+class Outage:
+    """Whether Redis is reachable, as seen by one component of one process.
+
+    The first failure logs one warning (then nothing until Redis is back, which is logged
+    too); while down, :meth:`should_try` lets a single caller probe Redis again after a
+    back-off (1 s, doubling up to 30 s) and sends every other caller to the local path.
+    """
+
+    __slots__ = ("_clock", "_delay", "_next_try", "_probing", "down", "what")
+
+    def __init__(self, what: str, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.what = what
+        self._clock = clock
+        self.down = False
+        self._delay = 1.0
+        self._next_try = 0.0
+        self._probing = False
+
+    def should_try(self) -> bool:
+        """True when this caller should use Redis (always while it is up)."""
+        if not self.down:
+            return True
+        if self._probing or self._clock.monotonic() < self._next_try:
+            return False
+        self._probing = True
+        return True
+
+    def failed(self, exc: BaseException) -> None:
+        """Record a failed Redis call."""
+        self._probing = False
+        if not self.down:
+            self.down = True
+            self._delay = 1.0
+            logger.warning(
+                "Redis unreachable (%s: %s); %s",
+                type(exc).__name__,
+                exc,
+                self.what,
+            )
+        else:
+            self._delay = min(self._delay * 2.0, 30.0)
+        self._next_try = self._clock.monotonic() + self._delay
+
+    def succeeded(self) -> None:
+        """Record a successful Redis call."""
+        self._probing = False
+        if self.down:
+            self.down = False
+            logger.warning("Redis reachable again; %s: back to the shared state", self.what)

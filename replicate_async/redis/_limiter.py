@@ -1,0 +1,182 @@
+"""A fleet-wide rate limit in Redis: one GCRA per request kind, and a shared 429 hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from .._clock import SYSTEM_CLOCK, Clock
+from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded
+from ._local import Limiter, RequestKind, default_burst, local_fallback
+
+__all__ = ["RedisRateLimiter"]
+
+#: A request re-checks the shared hold after a wait at most this many times.
+_MAX_RECHECKS = 4
+
+# KEYS: the kind's TAT (theoretical arrival time, us) and hold keys.
+# ARGV: interval (us), tau = (burst - 1) * interval (us), mode, slot (us).
+# mode "reserve": take the next slot (after any hold). "recheck": a caller that waited for
+# its slot (ARGV[4]) takes a new one only if a hold now ends after that slot.
+# Returns {microseconds to wait, the slot}. Time is Redis's own: process clocks never matter.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
+if ARGV[3] == 'recheck' and start <= tonumber(ARGV[4]) then return {0, ARGV[4]} end
+local interval = tonumber(ARGV[1])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+local allowed = math.max(start, tat - tonumber(ARGV[2]))
+local new_tat = math.max(tat, start) + interval
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+           math.ceil((new_tat - now) / 1000) + 1000)
+return {math.floor(allowed - now), string.format('%.0f', allowed)}
+"""
+
+# KEYS: TAT and hold keys. ARGV: hold (ms), tau (us). Hold that kind for ARGV[1] ms (never
+# shortening a longer hold; the value is the hold's end in us) and push the TAT so the pace
+# resumes after it without a burst.
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local ms = tonumber(ARGV[1])
+local hold_end = now + ms * 1000
+local current = tonumber(redis.call('GET', KEYS[2]) or '0')
+if current < hold_end then
+  redis.call('SET', KEYS[2], string.format('%.0f', hold_end), 'PX', ms)
+else
+  hold_end = current
+end
+local floor = hold_end + tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < floor then
+  redis.call('SET', KEYS[1], string.format('%.0f', floor), 'PX',
+             math.ceil((floor - now) / 1000) + 1000)
+end
+return math.floor((hold_end - now) / 1000)
+"""
+
+
+class RedisRateLimiter:
+    """A rate limiter shared by every process that points at the same Redis.
+
+    Pass it to each client: ``AsyncReplicate(limiter=RedisRateLimiter.from_url(url))``.
+    Every request first reserves the next slot of its kind in one Lua script (one round
+    trip, atomic: a GCRA whose state is a single timestamp per kind, on Redis's clock),
+    so the whole fleet stays under ``create_per_minute`` / ``other_per_minute``, with
+    ``create_burst`` / ``other_burst`` at once (default: a second's worth). A 429 seen by
+    any process sets a hold key with that ``Retry-After`` (``default_hold`` when absent,
+    at most ``max_hold``); the next reservation anywhere sees it, and a request that was
+    already waiting re-checks it before it goes.
+
+    If Redis is unreachable (``operation_timeout`` per call), requests go through
+    ``fallback`` (default: an in-process limiter at ``local_share`` of the fleet rates),
+    one warning is logged, Redis is retried with back-off, and nothing blocks on Redis or
+    is dropped. Keys start with ``prefix`` (one per Replicate account).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        create_per_minute: float = 600,
+        other_per_minute: float = 3000,
+        create_burst: int | None = None,
+        other_burst: int | None = None,
+        prefix: str = DEFAULT_PREFIX,
+        default_hold: float = 1.0,
+        max_hold: float = 60.0,
+        operation_timeout: float = 0.5,
+        local_share: float = 1.0,
+        fallback: Limiter | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        close_redis: bool = False,
+    ) -> None:
+        if not create_per_minute > 0 or not other_per_minute > 0:
+            raise ValueError("rates must be positive numbers of requests per minute")
+        if not 0 < local_share <= 1:
+            raise ValueError("local_share must be in (0, 1]")
+        if not operation_timeout > 0:
+            raise ValueError("operation_timeout must be positive")
+        self._redis = redis
+        self._close_redis = close_redis
+        self._clock = clock
+        self._timeout = operation_timeout
+        self._default_hold = default_hold
+        self._max_hold = max_hold
+        self._params: dict[str, tuple[list[str], int, int]] = {}
+        for kind, rate, burst in (
+            ("create", create_per_minute, create_burst),
+            ("other", other_per_minute, other_burst),
+        ):
+            interval = round(60_000_000 / rate)
+            tau = (default_burst(rate, burst) - 1) * interval
+            keys = [f"{prefix}:rate:{kind}:tat", f"{prefix}:rate:{kind}:hold"]
+            self._params[kind] = (keys, interval, tau)
+        self._acquire_script = redis.register_script(_ACQUIRE)
+        self._hold_script = redis.register_script(_HOLD)
+        self._fallback = (
+            fallback
+            if fallback is not None
+            else local_fallback(
+                create_per_minute * local_share, other_per_minute * local_share, clock
+            )
+        )
+        self._outage = Outage("throttling in this process only until it is back", clock)
+        #: Counters: requests that waited, used the local fallback, holds published.
+        self.stats: dict[str, int] = {"waited": 0, "local": 0, "holds": 0}
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> RedisRateLimiter:
+        """A limiter with its own connection pool to ``url`` (closed by :meth:`aclose`)."""
+        return cls(connect(url), close_redis=True, **options)
+
+    async def acquire(self, kind: RequestKind) -> None:
+        """Wait until a request of this kind may go, fleet-wide."""
+        keys, interval, tau = self._params[kind]
+        mode, slot = "reserve", b"0"
+        for _ in range(_MAX_RECHECKS):
+            reply = await self._run(self._acquire_script, keys, [interval, tau, mode, slot])
+            if reply is None:
+                self.stats["local"] += 1
+                await self._fallback.acquire(kind)
+                return
+            wait_us, slot = int(reply[0]), reply[1]
+            if wait_us <= 0:
+                return
+            self.stats["waited"] += 1
+            await self._clock.sleep(wait_us / 1_000_000)
+            mode = "recheck"  # a 429 elsewhere may have set a hold while we waited
+
+    async def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> None:
+        """A 429 was seen: hold this kind fleet-wide for ``retry_after`` seconds."""
+        seconds = self._default_hold if retry_after is None else retry_after
+        hold_ms = max(1, round(min(max(seconds, 0.0), self._max_hold) * 1000))
+        keys, _, tau = self._params[kind]
+        await self._fallback.on_rate_limited(kind, retry_after)
+        if await self._run(self._hold_script, keys, [hold_ms, tau]) is not None:
+            self.stats["holds"] += 1
+
+    async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:
+        """Run a script; ``None`` when Redis is (or just turned out to be) unreachable."""
+        if not self._outage.should_try():
+            return None
+        try:
+            result = await guarded(script(keys=keys, args=args), self._timeout)
+        except REDIS_ERRORS as exc:
+            self._outage.failed(exc)
+            return None
+        self._outage.succeeded()
+        return result
+
+    @property
+    def using_redis(self) -> bool:
+        """False while Redis is unreachable and the local fallback limits this process."""
+        return not self._outage.down
+
+    async def aclose(self) -> None:
+        """Close the fallback, and the Redis connection pool if this limiter made it."""
+        await self._fallback.aclose()
+        if self._close_redis:
+            await self._redis.aclose()

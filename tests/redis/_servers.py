@@ -1,0 +1,159 @@
+"""Real servers for the Redis tests: a ``redis-server`` and a fake API, each its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Why the Redis tests are skipped when the server is missing.
+MISSING = (
+    "redis-server is not installed (Debian package 'redis-server'; .ci/run installs it), "
+    "so the multi-worker Redis tests cannot run here"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class RedisServer:
+    """A ``redis-server`` on 127.0.0.1 with no persistence, stoppable and restartable."""
+
+    def __init__(self, executable: str) -> None:
+        self.executable = executable
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tempfile.mkdtemp(prefix="redis-test-")
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", self._dir, "--loglevel", "warning"]
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                err = self.process.stderr.read().decode() if self.process.stderr else ""
+                raise RuntimeError(f"redis-server exited: {err}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer PING within 10 s")
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
+        if process is not None and process.stderr is not None:
+            process.stderr.close()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def redis_executable() -> str | None:
+    return shutil.which("redis-server")
+
+
+def python_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env.pop("REPLICATE_API_TOKEN", None)
+    return env
+
+
+class FakeProcess:
+    """``tests.redis._fake_proc``: one FakeReplicate in a child process, driven by stdin."""
+
+    def __init__(self, **options: Any) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "tests.redis._fake_proc", json.dumps(options)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=ROOT,
+            env=python_env(),
+        )
+        ready = self._line()
+        assert ready["ready"], ready
+        self.base_url: str = ready["base_url"]
+        self.token: str = ready["token"]
+
+    def _line(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError("the fake server process exited")
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    def command(self, **command: Any) -> dict[str, Any]:
+        """Send one command (see ``_fake_proc``); its JSON answer."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(json.dumps(command).encode() + b"\n")
+        self.process.stdin.flush()
+        return self._line()
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        try:
+            self.process.wait(15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start_workers(config: dict[str, Any], count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` worker processes (``tests.redis._worker``), worker ``i`` gets ``index=i``."""
+    return [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.redis._worker", json.dumps({**config, "index": i})],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+            env=python_env(),
+        )
+        for i in range(count)
+    ]
+
+
+def finish_workers(
+    workers: list[subprocess.Popen[bytes]], timeout: float = 90
+) -> list[tuple[dict[str, Any], str]]:
+    """Each worker's last JSON line and its stderr, once all exited (bounded)."""
+    results = []
+    for worker in workers:
+        try:
+            out, err = worker.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            out, err = worker.communicate(timeout=10)
+        lines = [line for line in out.decode().splitlines() if line.startswith("{")]
+        text = err.decode()
+        assert worker.returncode == 0, f"worker failed ({worker.returncode}): {text[-3000:]}"
+        results.append((json.loads(lines[-1]), text))
+    return results

@@ -1,0 +1,55 @@
+"""A real ``redis-server`` for the whole session (skipped, with the reason, when absent)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from ._servers import MISSING, RedisServer, redis_executable
+
+redis = pytest.importorskip("redis", reason="redis-py is not installed (extra [redis])")
+import redis.asyncio as aioredis  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    executable = redis_executable()
+    if executable is None:
+        pytest.skip(MISSING)
+    server = RedisServer(executable)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of this test's own (to stop and restart mid-run)."""
+    executable = redis_executable()
+    if executable is None:
+        pytest.skip(MISSING)
+    server = RedisServer(executable)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own, so tests never see each other's keys."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def aredis(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        yield client
+    finally:
+        await client.aclose()

@@ -16,7 +16,6 @@ Each falls back to in-process behaviour when Redis is unreachable, logs one warn
 from ._bus import RedisCompletionBus
 from ._common import DEFAULT_PREFIX, connect
 from ._limiter import RedisRateLimiter
-from ._local import LocalRateLimiter
 from ._registry import InFlightRegistry
 from ._semaphore import FleetSemaphore
 
@@ -24,7 +23,6 @@ __all__ = [
     "DEFAULT_PREFIX",
     "FleetSemaphore",
     "InFlightRegistry",
-    "LocalRateLimiter",
     "RedisCompletionBus",
     "RedisRateLimiter",
     "connect",

@@ -12,7 +12,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
 from .._converter import dumps, loads
-from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded, logger
+from ..exceptions import ClientClosedError
+from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded_retry, logger
 
 __all__ = ["RedisCompletionBus"]
 
@@ -21,7 +22,8 @@ _LOCAL_SEEN = 10_000
 
 
 class RedisCompletionBus:
-    """The ``CompletionBus`` for :class:`~replicate_async.WebhookWaiter` across processes.
+    """A :class:`~replicate_async._bus.CompletionBus` shared by processes, for
+    :class:`~replicate_async.WebhookWaiter`.
 
     ``WebhookWaiter(..., bus=RedisCompletionBus.from_url(url))`` in every worker: the
     worker that receives a delivery de-duplicates it fleet-wide (``SET NX EX`` on the
@@ -62,8 +64,14 @@ class RedisCompletionBus:
         self._subscribed: asyncio.Event | None = None
         self._closed = False
         self._outage = Outage("webhook deliveries resolve waiters in this process only")
-        #: Counters: deliveries published, completions received from the channel.
-        self.stats: dict[str, int] = {"published": 0, "received": 0, "stored_hits": 0}
+        #: Counters: deliveries published, completions received from the channel, waits
+        #: answered from the stored value, (re)subscriptions made.
+        self.stats: dict[str, int] = {
+            "published": 0,
+            "received": 0,
+            "stored_hits": 0,
+            "subscribed": 0,
+        }
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisCompletionBus:
@@ -83,11 +91,9 @@ class RedisCompletionBus:
         while len(self._seen) > _LOCAL_SEEN:
             self._seen.popitem(last=False)
         try:
-            first = await guarded(
-                self._redis.set(
-                    self._key("webhook", webhook_id), b"1", nx=True, ex=self._dedup_ttl
-                ),
-                self._timeout,
+            key = self._key("webhook", webhook_id)
+            first = await guarded_retry(
+                lambda: self._redis.set(key, b"1", nx=True, ex=self._dedup_ttl), self._timeout
             )
         except REDIS_ERRORS as exc:
             self._outage.failed(exc)
@@ -100,11 +106,16 @@ class RedisCompletionBus:
         prediction_id = str(prediction["id"])
         self._resolve(prediction_id, prediction)
         data = dumps(dict(prediction))
-        try:
+        key = self._key("done", prediction_id)
+
+        async def store_and_broadcast() -> None:
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(self._key("done", prediction_id), data, ex=self._result_ttl)
+                pipe.set(key, data, ex=self._result_ttl)
                 pipe.publish(self._channel, data)
-                await guarded(pipe.execute(), self._timeout)
+                await pipe.execute()
+
+        try:
+            await guarded_retry(store_and_broadcast, self._timeout)
         except REDIS_ERRORS as exc:
             self._outage.failed(exc)
             return
@@ -114,7 +125,7 @@ class RedisCompletionBus:
     async def wait(self, prediction_id: str) -> Mapping[str, Any]:
         """The stored terminal prediction at once, else wait for its publication."""
         if self._closed:
-            raise RuntimeError("the completion bus is closed")
+            raise ClientClosedError("the completion bus is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
         self._waiters.setdefault(prediction_id, []).append(future)
@@ -130,7 +141,8 @@ class RedisCompletionBus:
                     del self._waiters[prediction_id]
 
     async def aclose(self) -> None:
-        """Stop listening, cancel pending waits, close the pool if this bus made it."""
+        """Stop listening, fail pending waits (:class:`~replicate_async.ClientClosedError`),
+        close the connection pool if this bus made it."""
         self._closed = True
         listener, self._listener = self._listener, None
         if listener is not None:
@@ -139,28 +151,32 @@ class RedisCompletionBus:
                 await listener
         for futures in self._waiters.values():
             for future in futures:
-                future.cancel()
+                if not future.done():
+                    future.set_exception(ClientClosedError("the completion bus was closed"))
         self._waiters.clear()
         if self._close_redis:
             await self._redis.aclose()
 
     # -- internals -----------------------------------------------------------------------
 
-    def _resolve(self, prediction_id: str, prediction: Mapping[str, Any]) -> None:
-        for future in self._waiters.pop(prediction_id, ()):
+    def _resolve(self, prediction_id: str, prediction: Mapping[str, Any]) -> bool:
+        """Resolve this process's waiters for the id; whether there were any."""
+        futures = self._waiters.pop(prediction_id, ())
+        for future in futures:
             if not future.done():
                 future.set_result(prediction)
+        return bool(futures)
 
     async def _check_stored(self, prediction_id: str) -> None:
         try:
-            data = await guarded(self._redis.get(self._key("done", prediction_id)), self._timeout)
+            key = self._key("done", prediction_id)
+            data = await guarded_retry(lambda: self._redis.get(key), self._timeout)
         except REDIS_ERRORS as exc:
             self._outage.failed(exc)
             return
         self._outage.succeeded()
-        if data is not None:
+        if data is not None and self._resolve(prediction_id, loads(data)):
             self.stats["stored_hits"] += 1
-            self._resolve(prediction_id, loads(data))
 
     async def _ensure_listening(self) -> None:
         if self._listener is None or self._listener.done():
@@ -180,6 +196,7 @@ class RedisCompletionBus:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._channel)
+                self.stats["subscribed"] += 1
                 await self._recheck_pending()
                 assert self._subscribed is not None
                 self._subscribed.set()
@@ -190,7 +207,7 @@ class RedisCompletionBus:
                 logger.debug("completion channel lost; reconnecting in %.1fs", delay)
             finally:
                 with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.reset()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay)
             delay = min(delay * 2.0, 30.0)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .._clock import SYSTEM_CLOCK, Clock
@@ -18,6 +19,7 @@ __all__ = [
     "Outage",
     "connect",
     "guarded",
+    "guarded_retry",
     "logger",
 ]
 
@@ -46,6 +48,15 @@ async def guarded(call: Awaitable[T], timeout: float) -> T:
     """Await one Redis call, giving up after ``timeout`` seconds (``TimeoutError``)."""
     async with asyncio.timeout(timeout):
         return await call
+
+
+async def guarded_retry(call: Callable[[], Awaitable[T]], timeout: float) -> T:
+    """:func:`guarded`, once more on a broken connection (a pooled connection goes stale
+    when Redis restarts; the second attempt opens a fresh one)."""
+    try:
+        return await guarded(call(), timeout)
+    except RedisConnectionError:
+        return await guarded(call(), timeout)
 
 
 class Outage:

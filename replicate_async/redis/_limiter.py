@@ -7,8 +7,8 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from .._clock import SYSTEM_CLOCK, Clock
+from .._throttle import RateLimiter, RequestKind, Throttle
 from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded
-from ._local import Limiter, RequestKind, default_burst, local_fallback
 
 __all__ = ["RedisRateLimiter"]
 
@@ -71,7 +71,8 @@ class RedisRateLimiter:
     already waiting re-checks it before it goes.
 
     If Redis is unreachable (``operation_timeout`` per call), requests go through
-    ``fallback`` (default: an in-process limiter at ``local_share`` of the fleet rates),
+    ``fallback`` (default: the client's in-process
+    :class:`~replicate_async._throttle.Throttle` at ``local_share`` of the fleet rates),
     one warning is logged, Redis is retried with back-off, and nothing blocks on Redis or
     is dropped. Keys start with ``prefix`` (one per Replicate account).
     """
@@ -89,7 +90,7 @@ class RedisRateLimiter:
         max_hold: float = 60.0,
         operation_timeout: float = 0.5,
         local_share: float = 1.0,
-        fallback: Limiter | None = None,
+        fallback: RateLimiter | None = None,
         clock: Clock = SYSTEM_CLOCK,
         close_redis: bool = False,
     ) -> None:
@@ -116,13 +117,12 @@ class RedisRateLimiter:
             self._params[kind] = (keys, interval, tau)
         self._acquire_script = redis.register_script(_ACQUIRE)
         self._hold_script = redis.register_script(_HOLD)
-        self._fallback = (
-            fallback
-            if fallback is not None
-            else local_fallback(
-                create_per_minute * local_share, other_per_minute * local_share, clock
-            )
+        self._fallback: RateLimiter = fallback or Throttle(
+            clock,
+            create_per_minute=create_per_minute * local_share,
+            other_per_minute=other_per_minute * local_share,
         )
+        self._observe = getattr(self._fallback, "observe", None)
         self._outage = Outage("throttling in this process only until it is back", clock)
         #: Counters: requests that waited, used the local fallback, holds published.
         self.stats: dict[str, int] = {"waited": 0, "local": 0, "holds": 0}
@@ -170,6 +170,12 @@ class RedisRateLimiter:
         self._outage.succeeded()
         return result
 
+    def observe(self, kind: RequestKind, remaining: int | None) -> None:
+        """A response's ``ratelimit-remaining``: keeps the local fallback in step while it
+        is the one limiting (the shared budget needs no hints)."""
+        if self._outage.down and self._observe is not None:
+            self._observe(kind, remaining)
+
     @property
     def using_redis(self) -> bool:
         """False while Redis is unreachable and the local fallback limits this process."""
@@ -180,3 +186,12 @@ class RedisRateLimiter:
         await self._fallback.aclose()
         if self._close_redis:
             await self._redis.aclose()
+
+
+def default_burst(per_minute: float, burst: int | None) -> int:
+    """``burst``, or a second's worth of requests (at least 1)."""
+    if burst is not None:
+        if burst < 1:
+            raise ValueError("a burst must be at least 1")
+        return burst
+    return max(1, int(per_minute // 60))

@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from replicate_async.redis import LocalRateLimiter, RedisRateLimiter
+from replicate_async._throttle import RateLimiter
+from replicate_async.redis import RedisRateLimiter
 
 from ._servers import RedisServer, free_port
 
@@ -123,8 +124,8 @@ async def test_unreachable_redis_throttles_locally_and_warns_once(
 ) -> None:
     dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
     clock = RecordingClock()
-    fallback = LocalRateLimiter(6, 60, create_burst=1, clock=clock)
-    shared = RedisRateLimiter(dead, clock=clock, fallback=fallback, operation_timeout=1.0)
+    shared = RedisRateLimiter(dead, clock=clock, operation_timeout=1.0)
+    assert isinstance(shared, RateLimiter)
     caplog.set_level(logging.WARNING, logger="replicate_async.redis")
     try:
         async with asyncio.timeout(30):  # a hang guard: nothing may block on Redis
@@ -140,12 +141,9 @@ async def test_unreachable_redis_throttles_locally_and_warns_once(
     warnings = [r for r in caplog.records if r.name == "replicate_async.redis"]
     assert len(warnings) == 1
     assert "Redis unreachable" in warnings[0].getMessage()
-    # The local limiter paced the creates (10 s apart) and honoured the 429's minute.
-    assert clock.sleeps == [
-        pytest.approx(10, abs=0.5),
-        pytest.approx(10, abs=0.5),
-        pytest.approx(60, abs=0.5),
-    ]
+    # The client's own throttle took over: unpaced until the 429, then its minute held.
+    assert len(clock.sleeps) == 1
+    assert 60 <= clock.sleeps[0] <= 66
 
 
 async def test_redis_stopping_mid_run_hands_over_and_back(

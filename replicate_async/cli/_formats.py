@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from ..models import (
@@ -27,6 +28,7 @@ __all__ = [
     "FILE_COLUMNS",
     "FILE_FIELDS",
     "HARDWARE_COLUMNS",
+    "INPUT_COLUMNS",
     "MODEL_COLUMNS",
     "MODEL_FIELDS",
     "PREDICTION_COLUMNS",
@@ -34,18 +36,79 @@ __all__ = [
     "TRAINING_COLUMNS",
     "TRAINING_FIELDS",
     "VERSION_COLUMNS",
+    "InputSpec",
     "input_names",
+    "input_specs",
 ]
 
 
 def input_names(version: Version | None) -> str | None:
     """The input names a version accepts (from its OpenAPI schema), comma-separated."""
+    from .._schema import input_order
+
     schema = version.openapi_schema if version is not None else None
-    try:
-        props = schema["components"]["schemas"]["Input"]["properties"]  # type: ignore[index]
-    except (KeyError, TypeError):
+    if not isinstance(schema, dict):
         return None
-    return ", ".join(props) if isinstance(props, dict) else None
+    return ", ".join(input_order(schema)) or None
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of a version, as ``models get`` lists it."""
+
+    name: str
+    type: str
+    default: Any
+    required: bool
+    description: str
+
+
+def input_specs(version: Version | None) -> list[InputSpec]:
+    """The inputs of a version: type (with choices and bounds), default, required."""
+    from .._schema import flatten, input_order, input_schema
+
+    document = version.openapi_schema if version is not None else None
+    inputs = input_schema(document)
+    if not isinstance(document, dict) or inputs is None:
+        return []
+    props, required = inputs.get("properties") or {}, set(inputs.get("required") or ())
+    specs = []
+    for name in input_order(document):
+        prop = flatten(props[name], document)
+        specs.append(
+            InputSpec(
+                name=name,
+                type=_type_text(prop),
+                default=prop.get("default"),
+                required=name in required,
+                description=str(prop.get("description") or ""),
+            )
+        )
+    return specs
+
+
+def _type_text(prop: dict[str, Any]) -> str:
+    """``integer 1..4096``, ``string (one of a, b)``, ``string (uri)``, ``array of string``."""
+    kind = str(prop.get("type") or "any")
+    if kind == "array" and isinstance(prop.get("items"), dict):
+        kind = f"array of {prop['items'].get('type') or 'any'}"
+    if prop.get("format"):
+        kind = f"{kind} ({prop['format']})"
+    low, high = prop.get("minimum"), prop.get("maximum")
+    if low is not None or high is not None:
+        kind = f"{kind} {'' if low is None else low}..{'' if high is None else high}"
+    if isinstance(prop.get("enum"), list):
+        kind = f"{kind} (one of {', '.join(map(str, prop['enum']))})"
+    return kind
+
+
+INPUT_COLUMNS: tuple[Column[InputSpec], ...] = (
+    Column("input", lambda i: i.name),
+    Column("type", lambda i: i.type, max_width=40),
+    Column("default", lambda i: i.default, max_width=30),
+    Column("required", lambda i: i.required),
+    Column("description", lambda i: i.description, max_width=60),
+)
 
 
 def _short(value: Any, width: int = 200) -> str | None:

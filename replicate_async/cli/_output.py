@@ -1,36 +1,49 @@
-"""Printing results: rich tables for people, JSON lines for programs.
+"""Printing results the way ``gh`` does: for people on a terminal, for programs in a pipe.
 
-With ``--json`` every object is printed as one line of JSON, exactly the object the API
-sent (its ``raw`` form), and lists are streamed: each item is printed as soon as its page
-arrives, so ``replicate-async models list --json | head`` fetches one page only.
+- On a terminal: rich tables, numbers with thousands separators, times in the local zone
+  (``TZ`` is honoured) labelled with its name.
+- In a pipe or a file: one tab-separated line per row, no header, no decoration, no
+  padding, nothing cut short; times in ISO 8601 UTC.
+- ``--json``: one line of JSON per object, exactly the object the API sent (its ``raw``
+  form); lists are streamed as their pages arrive, so ``... --json | head -1`` fetches one
+  page. ``--jq EXPR`` prints a part of each object (see :mod:`._jq`).
+
+Hints and progress go to stderr, never into the data on stdout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+import sys
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import attrs
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+from ._jq import compile_filter, format_result
+from ._signals import Interrupts
 
-__all__ = ["DEFAULT_TABLE_LIMIT", "Column", "Output", "cell", "to_json"]
+if TYPE_CHECKING:
+    from rich.console import Console
+
+__all__ = ["DEFAULT_LIMIT", "Column", "Output", "cell", "fit_widths", "to_json"]
 
 T = TypeVar("T")
 
-#: Rows a table shows when ``--limit`` is not given (``--limit 0`` shows everything).
-DEFAULT_TABLE_LIMIT = 50
+#: Rows a list shows when ``--limit`` is not given (``--limit 0`` shows everything).
+DEFAULT_LIMIT = 50
+#: Seconds before a spinner says we are still waiting for the API.
+PATIENCE = 1.0
 
 
-@attrs.frozen
+@dataclass(frozen=True)
 class Column(Generic[T]):
     """One column of a table (or one line of a detail view): a header and a getter.
 
-    A column with a ``max_width`` gives way (truncated with "…") when the table is too
-    wide for the terminal; the others keep their full width.
+    A column with a ``max_width`` gives way (truncated with "…") when a terminal table is
+    too wide; the others (ids above all) keep their full width. Pipes get every cell whole.
     """
 
     header: str
@@ -38,17 +51,33 @@ class Column(Generic[T]):
     max_width: int | None = None
 
 
-def cell(value: Any) -> str:
-    """A value as table text: ``None`` is blank, times are second-precision UTC."""
+def _local(value: datetime) -> datetime:
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone()
+
+
+def zone_label() -> str:
+    """The local time zone's name (from ``TZ`` when set), e.g. ``UTC`` or ``CET``."""
+    return datetime.now().astimezone().strftime("%Z") or "local"
+
+
+def cell(value: Any, *, human: bool = False) -> str:
+    """A value as text: ``None`` is blank; for people, grouped numbers and local times;
+    for pipes, plain numbers, ISO 8601 UTC times and no tabs or newlines."""
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return ("yes" if value else "no") if human else ("true" if value else "false")
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        if human:
+            return _local(value).strftime("%Y-%m-%d %H:%M:%S")
+        utc = value.astimezone(UTC) if value.tzinfo else value
+        return utc.isoformat().replace("+00:00", "Z")
+    if isinstance(value, int) and human:
+        return f"{value:,}"
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, default=str)
-    return str(value)
+        value = json.dumps(value, ensure_ascii=False, default=str)
+    text = str(value)
+    return text if human else " ".join(text.split("\t")).replace("\n", " ")
 
 
 def to_json(obj: Any) -> Any:
@@ -56,6 +85,8 @@ def to_json(obj: Any) -> Any:
     raw = getattr(obj, "raw", None)
     if isinstance(raw, dict) and raw:
         return raw
+    import attrs
+
     if attrs.has(type(obj)):
         return attrs.asdict(obj, recurse=True, filter=lambda a, _v: a.name != "raw")
     return obj
@@ -99,28 +130,119 @@ async def _aiter(source: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
 
 
 class Output:
-    """Where a command prints: ``json`` lines or rich tables; ``limit`` caps lists."""
+    """Where a command prints: JSON lines, terminal tables or plain lines."""
 
-    def __init__(self, *, json: bool = False, limit: int | None = None) -> None:
-        self.json = json
+    def __init__(
+        self, *, json: bool = False, jq: str | None = None, limit: int | None = None
+    ) -> None:
+        self.json = json or jq is not None
+        self._filter = compile_filter(jq) if jq is not None else None
         self.limit = limit
-        #: What to print at once on Ctrl-C (while cleanup runs), and when it is done.
-        self.canceling = ""
+        self.tty = sys.stdout.isatty()
+        self.err_tty = sys.stderr.isatty()
+        #: The global ``--timeout`` (commands that own their deadline read it).
+        self.timeout: float | None = None
+        self.interrupts = Interrupts()
+        #: What to print when Ctrl-C ends the command without saying more itself.
         self.interrupted = "Interrupted."
-        self.console = Console(highlight=False)
-        if not self.console.is_terminal:  # a pipe or a file: never cut a table short
-            self.console.width = 10_000
-        self.err = Console(stderr=True, highlight=False)
+        self._console: Console | None = None
+        self._err: Console | None = None
+        self._spinner: Any = None
+
+    # -- consoles (rich is imported only for a terminal) -----------------------------
+
+    @property
+    def console(self) -> Console:
+        """A rich console on stdout."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(highlight=False)
+        return self._console
+
+    @property
+    def err(self) -> Console:
+        """A rich console on stderr."""
+        if self._err is None:
+            from rich.console import Console
+
+            self._err = Console(stderr=True, highlight=False)
+        return self._err
+
+    # -- writing ---------------------------------------------------------------------
+
+    def write(self, text: str) -> None:
+        """Write to stdout and flush (a closed pipe raises ``BrokenPipeError``)."""
+        self.stop_spinner()
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
     def emit_json(self, data: Any) -> None:
-        """Print one JSON line and flush it."""
-        line = json.dumps(to_json(data), ensure_ascii=False, default=str)
-        self.console.file.write(line + "\n")
-        self.console.file.flush()
+        """Print one JSON line (or the ``--jq`` results of it) and flush."""
+        value = to_json(data)
+
+        def dumps(item: Any) -> str:
+            return json.dumps(item, ensure_ascii=False, default=str)
+
+        if self._filter is None:
+            self.write(dumps(value) + "\n")
+            return
+        lines = [format_result(item, dumps) for item in self._filter(value)]
+        self.write("".join(line + "\n" for line in lines))
+
+    def say(self, text: str) -> None:
+        """A line for people on stderr (what is happening, what was done)."""
+        self.stop_spinner()
+        print(text, file=sys.stderr, flush=True)
 
     def note(self, text: str) -> None:
-        """A hint for people, on stderr (never mixed into the data on stdout)."""
-        self.err.print(f"[dim]{escape(text)}[/dim]")
+        """A hint on stderr, dimmed on a terminal."""
+        if self.err_tty:
+            from rich.markup import escape
+
+            self.stop_spinner()
+            self.err.print(f"[dim]{escape(text)}[/dim]")
+        else:
+            self.say(text)
+
+    # -- waiting ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def status(self, text: str, *, delay: float = 0.0) -> Iterator[None]:
+        """A spinner with the elapsed time on a terminal's stderr (after ``delay``)."""
+        if not self.err_tty:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+
+        async def spin() -> None:
+            await asyncio.sleep(delay)
+            self._spinner = self.err.status(text)
+            self._spinner.start()
+            while True:
+                await asyncio.sleep(0.1)
+                if self._spinner is not None:
+                    self._spinner.update(f"{text} [dim]{loop.time() - start:.1f}s[/dim]")
+
+        ticker = asyncio.ensure_future(spin())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            self.stop_spinner()
+
+    def patience(self, text: str) -> contextlib.AbstractContextManager[None]:
+        """A spinner that only appears when an answer takes more than a second."""
+        return self.status(text, delay=PATIENCE)
+
+    def stop_spinner(self) -> None:
+        """Remove the spinner (before anything else is printed)."""
+        spinner, self._spinner = self._spinner, None
+        if spinner is not None:
+            spinner.stop()
+
+    # -- lists and objects -----------------------------------------------------------
 
     async def items(
         self,
@@ -129,57 +251,87 @@ class Output:
         *,
         title: str | None = None,
     ) -> int:
-        """Print a list (lazily with ``--json``); return how many items were printed."""
+        """Print a list (streamed unless it is a terminal table); return the count."""
         limit = self.limit
         if limit is None and not self.json:
-            limit = DEFAULT_TABLE_LIMIT
-        if limit == 0:
-            limit = None
+            limit = DEFAULT_LIMIT
         rows: list[T] = []
         more = False
         count = 0
         async for item in _aiter(source):
-            if limit is not None and count >= limit:
+            if limit and count >= limit:
                 more = True
                 break
             count += 1
             if self.json:
                 self.emit_json(item)
+            elif not self.tty:
+                self.write("\t".join(cell(c.get(item)) for c in columns) + "\n")
             else:
                 rows.append(item)
-        if not self.json:
+        if self.tty and not self.json:
             self.table(rows, columns, title=title)
-            if more:
-                self.note(f"showing the first {count}; use --limit N (0 for all) or --json")
+        elif count == 0 and not self.json:
+            self.note(f"no {title or 'items'}")
+        if more:
+            self.note(f"showing the first {count}; use --limit N (0 for all)")
         return count
 
     def table(self, rows: Sequence[T], columns: Sequence[Column[T]], *, title: str | None) -> None:
-        """Print rows as a rich table."""
+        """Print rows: a rich table on a terminal, tab-separated lines elsewhere."""
         if not rows:
             self.note(f"no {title or 'items'}")
             return
-        cells = [[cell(column.get(row)) for column in columns] for row in rows]
-        room = self.console.width if self.console.is_terminal else None
-        widths = fit_widths(columns, cells, room)
+        if not self.tty:
+            for row in rows:
+                self.write("\t".join(cell(c.get(row)) for c in columns) + "\n")
+            return
+        from rich.markup import escape
+        from rich.table import Table
+
+        values = [[column.get(row) for column in columns] for row in rows]
+        cells = [[cell(value, human=True) for value in line] for line in values]
+        headers = [
+            f"{c.header} ({zone_label()})"
+            if any(isinstance(line[i], datetime) for line in values)
+            else c.header
+            for i, c in enumerate(columns)
+        ]
+        labelled = [Column(h, c.get, c.max_width) for h, c in zip(headers, columns, strict=True)]
+        widths = fit_widths(labelled, cells, self.console.width)
         table = Table(title=title, title_justify="left", header_style="bold")
-        for column, width in zip(columns, widths, strict=True):
+        for column, width in zip(labelled, widths, strict=True):
             table.add_column(column.header, width=width, overflow="ellipsis", no_wrap=True)
         for line in cells:
             table.add_row(*map(escape, line))
+        self.stop_spinner()
         self.console.print(table)
 
     def one(self, obj: T, fields: Sequence[Column[T]]) -> None:
-        """Print one object: as JSON, or as ``field  value`` lines (blank fields skipped)."""
+        """Print one object: JSON, ``field  value`` lines on a terminal (blank fields
+        skipped), or ``field<TAB>value`` lines in a pipe."""
         if self.json:
             self.emit_json(obj)
             return
+        pairs = [(field.header, field.get(obj)) for field in fields]
+        if not self.tty:
+            self.write(
+                "".join(f"{name}\t{cell(value)}\n" for name, value in pairs if value is not None)
+            )
+            return
+        from rich.markup import escape
+        from rich.table import Table
+
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold")
         table.add_column(overflow="fold")
-        for field in fields:
-            text = cell(field.get(obj))
+        for (name, value), field in zip(pairs, fields, strict=True):
+            text = cell(value, human=True)
+            if isinstance(value, datetime):
+                text = f"{text} {zone_label()}"
             if field.max_width is not None and len(text) > field.max_width:
                 text = text[: field.max_width - 1] + "…"
             if text:
-                table.add_row(field.header, escape(text))
+                table.add_row(name, escape(text))
+        self.stop_spinner()
         self.console.print(table)

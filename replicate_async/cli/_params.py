@@ -1,10 +1,22 @@
-"""Parameter types and shared options: ``-i key=value`` inputs, model refs, ``--json``."""
+"""Parameter types and shared options: model inputs, model refs, ``--json``, ``--limit``.
+
+Inputs, as httpie spells them:
+
+- ``-i key=text``: a string, unless the model's schema types ``key`` (then ``steps=20``
+  is the integer 20, ``-i text=1984`` stays the string ``"1984"``);
+- ``-i key:=json``: raw JSON, whatever the schema (``-i steps:=20``, ``-i 'tags:=["a"]'``);
+- ``-i key=@path``: a file (uploaded or inlined); ``-i key=@-``: standard input (text
+  that is valid UTF-8 is sent as a string, anything else as a file); ``@@x``: the string
+  ``@x``;
+- ``--input-json FILE`` (or ``-``): a JSON object of inputs; ``-i`` pairs override it.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,19 +27,17 @@ from ._runtime import Settings
 __all__ = [
     "MODEL_REF",
     "RUN_REF",
+    "Text",
+    "finish_inputs",
     "input_option",
     "json_option",
     "list_options",
     "parse_inputs",
-    "parse_value",
+    "set_jq",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
-_INT = re.compile(r"[+-]?(0|[1-9][0-9]*)")
-_FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+)")
-
+_VERSION_ID = re.compile(r"[0-9a-f]{64}")
 
 if TYPE_CHECKING:
     _StrType = click.ParamType[str]
@@ -35,92 +45,163 @@ else:  # click < 8.2 is not generic at runtime
     _StrType = click.ParamType
 
 
-class _Pattern(_StrType):
-    """A string that must match a pattern (checked before anything is sent)."""
+class _Ref(_StrType):
+    """A model reference, checked by the SDK's own rules before anything is sent."""
 
-    def __init__(self, name: str, pattern: str, example: str) -> None:
+    def __init__(self, name: str, example: str, *, versions: bool) -> None:
         self.name = name
-        self._pattern = re.compile(pattern)
         self._example = example
+        self._versions = versions
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        """Return ``value`` if it matches, else fail with an example of the form."""
-        if isinstance(value, str) and self._pattern.fullmatch(value):
-            return value
+        """Return ``value`` if the SDK accepts it, else fail with an example of the form."""
+        from .._validate import model_ref, split_version_ref
+
+        if isinstance(value, str):
+            if self._versions and _VERSION_ID.fullmatch(value):
+                return value
+            try:
+                (split_version_ref if self._versions else model_ref)(value)
+            except ValueError:
+                pass
+            else:
+                return value
         return self.fail(f"{value!r} is not of the form {self._example}", param, ctx)
 
 
 #: ``owner/name``.
-MODEL_REF = _Pattern("OWNER/NAME", rf"{_NAME}/{_NAME}", "owner/name")
+MODEL_REF = _Ref("OWNER/NAME", "owner/name", versions=False)
 #: ``owner/name``, ``owner/name:version`` or a 64-hex version id.
-RUN_REF = _Pattern(
-    "OWNER/NAME[:VERSION]",
-    rf"{_NAME}/{_NAME}(:{_NAME})?|[0-9a-f]{{64}}",
-    "owner/name, owner/name:version or a version id",
+RUN_REF = _Ref(
+    "OWNER/NAME[:VERSION]", "owner/name, owner/name:version or a version id", versions=True
 )
 
 
-def parse_value(text: str) -> Any:
-    """Type a ``-i`` value: ``@path`` is a file, then ints, floats, ``true``/``false``,
-    JSON for ``[...]``/``{...}``; anything else is a string (``@@x`` is the string ``@x``).
-    """
+class Text(str):
+    """A ``key=text`` value: typed by the model's schema later (a string otherwise)."""
+
+    __slots__ = ()
+
+
+def _stdin_value() -> Any:
+    data = sys.stdin.buffer.read()
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
+
+
+def _value(key: str, sep: str, text: str) -> Any:
+    if sep == ":=":
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{text[:40]!r} is not valid JSON ({exc}); use {key}=TEXT for a string",
+                param_hint=f"'-i {key}'",
+            ) from None
+    if text == "@-":
+        return _stdin_value()
     if text.startswith("@@"):
         return text[1:]
     if text.startswith("@"):
         path = Path(text[1:]).expanduser()
         if not path.is_file():
-            raise click.BadParameter(f"no such file: {text[1:]!r}")
+            raise click.BadParameter(f"no such file: {text[1:]!r}", param_hint=f"'-i {key}'")
         return path
-    if _INT.fullmatch(text):
-        return int(text)
-    if _FLOAT.fullmatch(text):
-        return float(text)
-    if text in ("true", "false"):
-        return text == "true"
-    if text.startswith(("[", "{")):
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            raise click.BadParameter(f"{text[:40]!r} is not valid JSON: {exc}") from None
-    return text
+    return Text(text)
 
 
-def parse_inputs(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["prompt=a cat", "steps=20"]`` → ``{"prompt": "a cat", "steps": 20}``."""
-    result: dict[str, Any] = {}
+def parse_inputs(pairs: Sequence[str], base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``["prompt=a cat", "steps:=20"]`` -> ``{"prompt": Text("a cat"), "steps": 20}``."""
+    result: dict[str, Any] = dict(base or {})
     for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="'-i'")
-        try:
-            result[key.strip()] = parse_value(value)
-        except click.BadParameter as exc:
-            exc.param_hint = f"'-i {key}'"
-            raise
+        match = re.match(r"([^=:]+)(:=|=)", pair)
+        if match is None or not match.group(1).strip():
+            raise click.BadParameter(f"{pair!r} is not key=value or key:=json", param_hint="'-i'")
+        key = match.group(1).strip()
+        result[key] = _value(key, match.group(2), pair[match.end() :])
     return result
 
 
-def _inputs_callback(_ctx: click.Context, _param: click.Parameter, value: Any) -> dict[str, Any]:
-    return parse_inputs(value or ())
+def finish_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
+    """Type each ``key=text`` value by the version's schema (a plain string when the schema
+    does not know the key, or is not known)."""
+    from .._schema import coerce_cli_value, input_schema
+
+    props = (input_schema(openapi_schema) or {}).get("properties") or {}
+    return {
+        key: (
+            coerce_cli_value(props[key], str(value), document=openapi_schema)
+            if isinstance(value, Text) and key in props
+            else str(value)
+            if isinstance(value, Text)
+            else value
+        )
+        for key, value in inputs.items()
+    }
+
+
+def _read_json_file(name: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text()
+        data = json.loads(text)
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {name}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise click.BadParameter(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise click.BadParameter(f"{name} must hold a JSON object of inputs")
+    return data
+
+
+def _inputs_callback(ctx: click.Context, _param: click.Parameter, value: Any) -> dict[str, Any]:
+    return parse_inputs(value or (), ctx.meta.get("replicate_async.input_json"))
+
+
+def _input_json_callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+    if value is not None:
+        ctx.meta["replicate_async.input_json"] = _read_json_file(value)
 
 
 def input_option(fn: F) -> F:
-    """``-i/--input key=value`` (repeatable), parsed into an ``input`` dict."""
-    option = click.option(
+    """``--input-json FILE`` and ``-i key=value`` (repeatable), merged into ``input``."""
+    pairs = click.option(
         "-i",
         "--input",
         "input",
         multiple=True,
-        metavar="KEY=VALUE",
+        metavar="KEY=TEXT|KEY:=JSON",
         callback=_inputs_callback,
-        help="A model input (repeatable). Values are typed: 42, 0.5, true, [1,2], "
-        '{"a":1}; @path sends a file; anything else is a string.',
+        help="A model input (repeatable). key=text is a string unless the model's schema "
+        "types it; key:=json is raw JSON; key=@path sends a file, key=@- reads stdin.",
     )
-    return option(fn)
+    whole = click.option(
+        "--input-json",
+        metavar="FILE",
+        is_eager=True,
+        expose_value=False,
+        callback=_input_json_callback,
+        help="A JSON object of inputs from FILE ('-': stdin); -i pairs override it.",
+    )
+    return whole(pairs(fn))
 
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
+        ctx.ensure_object(Settings).json = True
+
+
+def set_jq(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """Check a ``--jq`` filter now (exit 2 if bad) and keep it in the settings."""
+    if value is not None:
+        from ._jq import JqError, compile_filter
+
+        try:
+            compile_filter(value)
+        except JqError as exc:
+            raise click.BadParameter(str(exc)) from None
+        ctx.ensure_object(Settings).jq = value
         ctx.ensure_object(Settings).json = True
 
 
@@ -130,24 +211,31 @@ def _set_limit(ctx: click.Context, _param: click.Parameter, value: int | None) -
 
 
 def json_option(fn: F) -> F:
-    """``--json``: one JSON object per line instead of a table (same as the global one)."""
-    option = click.option(
+    """``--json`` and ``--jq EXPR`` (the same as the global ones)."""
+    as_json = click.option(
         "--json",
         is_flag=True,
         expose_value=False,
         callback=_set_json,
-        help="Print JSON (one object per line) instead of a table.",
+        help="Print the API's objects as JSON, one per line.",
     )
-    return option(fn)
+    jq = click.option(
+        "--jq",
+        metavar="EXPR",
+        expose_value=False,
+        callback=set_jq,
+        help="Print only part of each JSON object: .id, .urls.web, .output[0], .[].",
+    )
+    return as_json(jq(fn))
 
 
 def list_options(fn: F) -> F:
-    """``--json`` and ``--limit N`` for list commands."""
+    """``--json``, ``--jq`` and ``--limit N`` for list commands."""
     limit = click.option(
         "--limit",
         type=click.IntRange(min=0),
         expose_value=False,
         callback=_set_limit,
-        help="At most N items (default: 50 in tables, all with --json; 0 for all).",
+        help="At most N items (default: 50, or all with --json; 0 for all).",
     )
     return json_option(limit(fn))

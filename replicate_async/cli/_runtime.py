@@ -1,152 +1,241 @@
-"""How a command runs: settings from the root group, one client per command, clean errors.
+"""How a command runs: settings from the root group, one client per command, exit codes,
+Ctrl-C, and SDK errors turned into one ``Error:`` line.
 
 Every API command is an ``async def`` taking ``(client, out, **params)``; :func:`with_client`
-turns it into a click callback that runs it under :func:`asyncio.run` with a fresh
-:class:`~replicate_async.AsyncReplicate`. ``asyncio.run`` cancels the running task on
-Ctrl-C, so an interrupted ``run`` cancels its prediction on the server before exiting.
+turns it into a click callback that runs it on a new event loop with a fresh
+:class:`~replicate_async.AsyncReplicate`. Only click is imported at module level: the SDK
+(and so aiohttp) and rich load when a command actually runs.
+
+Exit status: :data:`OK` 0, :data:`ERROR` 1 (the API or the model failed), :data:`USAGE` 2,
+:data:`STILL_RUNNING` 3 (we stopped waiting; the prediction may still be running and its
+id was printed), :data:`INTERRUPTED` 130.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Coroutine
-from http import HTTPStatus
-from typing import Any, Concatenate, ParamSpec, TypeVar
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
-import attrs
 import click
 
-from .. import AsyncReplicate
-from ..exceptions import (
-    APIStatusError,
-    MissingTokenError,
-    RateLimitError,
-    ReplicateError,
-    UnprocessableEntityError,
-)
-from ._output import Output
+from ._signals import INTERRUPTED, Interrupts, install
+
+if TYPE_CHECKING:
+    from .. import AsyncReplicate
+    from ._output import Output
 
 __all__ = [
+    "ERROR",
+    "INTERRUPTED",
+    "OK",
+    "STILL_RUNNING",
+    "USAGE",
     "ArgumentError",
     "CLIError",
+    "Interrupted",
     "Settings",
-    "describe_error",
+    "StillRunning",
     "run_coroutine",
+    "settings",
     "with_client",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
-INTERRUPTED = 130
+OK = 0
+ERROR = 1
+USAGE = 2
+#: We stopped waiting (timeout, lost connection, Ctrl-C without a confirmed cancel, or
+#: ``--keep-running``): the prediction may still be running, and its id was printed.
+STILL_RUNNING = 3
 
 
-@attrs.define
+@dataclass
 class Settings:
-    """Global options, set by the root group (and ``--json``/``--limit`` on any command)."""
+    """Global options, set by the root group (``--json``/``--limit`` also on commands)."""
 
     base_url: str | None = None
     json: bool = False
+    jq: str | None = None
     limit: int | None = None
+    timeout: float | None = None
+    #: 0 quiet, 1 ``--verbose`` (requests and statuses), 2 ``--debug`` (headers, bodies).
+    verbosity: int = 0
     #: True when ``--base-url`` was typed (not taken from ``REPLICATE_BASE_URL``).
     base_url_from_command_line: bool = False
 
-    def client(self) -> AsyncReplicate:
-        """A client for these settings; the token comes from ``REPLICATE_API_TOKEN``."""
-        return AsyncReplicate(base_url=self.base_url)
+    def output(self) -> Output:
+        """Where this command prints."""
+        from ._output import Output
+
+        return Output(json=self.json, jq=self.jq, limit=self.limit)
+
+
+def settings() -> Settings:
+    """The current command's settings."""
+    return click.get_current_context().ensure_object(Settings)
 
 
 class CLIError(click.ClickException):
     """A one-line ``Error: ...`` on stderr and exit status 1."""
 
-    exit_code = 1
+    exit_code = ERROR
 
 
 class ArgumentError(CLIError):
     """An argument the SDK rejected before sending anything: exit status 2."""
 
-    exit_code = 2
+    exit_code = USAGE
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line for an error: ``404 Not Found: The requested resource could not be found.``"""
-    if isinstance(exc, MissingTokenError):
-        return "no API token: set REPLICATE_API_TOKEN (find it at replicate.com/account)"
-    if isinstance(exc, APIStatusError):
-        reason = exc.title or _reason(exc.status)
-        detail = exc.detail or (exc.message if exc.message != reason else "")
-        text = f"{exc.status} {reason}: {detail}" if detail else f"{exc.status} {reason}"
-        if isinstance(exc, UnprocessableEntityError) and exc.invalid_fields:
-            fields = "; ".join(
-                f"{f.get('field', '?')}: {f.get('description', '')}" for f in exc.invalid_fields
-            )
-            text = f"{text} ({fields})"
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-            text = f"{text} (retry after {exc.retry_after:g}s)"
-    else:
-        text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+class StillRunning(CLIError):
+    """We stopped waiting; the message names the prediction that may still run: status 3."""
+
+    exit_code = STILL_RUNNING
 
 
-def _reason(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
+class Interrupted(CLIError):
+    """Ctrl-C, after whatever cleanup it started: status 130, the message as it is."""
+
+    exit_code = INTERRUPTED
+
+    def show(self, file: Any = None) -> None:
+        """Print the message without the ``Error:`` prefix."""
+        click.echo(self.format_message(), err=True)
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe (``| head``): send what Python still flushes to /dev/null."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def run_coroutine(
-    main: Coroutine[Any, Any, T], *, interrupted: Callable[[], str] = lambda: "Interrupted."
+    main: Coroutine[Any, Any, T],
+    *,
+    interrupts: Interrupts | None = None,
+    interrupted: str = "Interrupted.",
 ) -> T:
-    """Run ``main`` on a new event loop, turning SDK errors into :class:`CLIError`.
+    """Run ``main`` on a new event loop with Ctrl-C routed to ``interrupts``.
 
-    Ctrl-C cancels ``main`` (and so whatever it awaits, e.g. a run, which cancels its
-    prediction on the server), then exits with status 130 after printing ``interrupted()``.
+    A command cancelled by Ctrl-C that does not say otherwise ends with ``interrupted``
+    and status 130; a closed stdout pipe ends quietly with status 0.
     """
+    import asyncio
+
+    presses = interrupts or Interrupts()
+
+    async def guarded() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(main)
+        presses.task = task
+        installed = install(loop, presses)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            if presses.count:
+                raise Interrupted(interrupted) from None
+            raise
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGINT)
+
     try:
-        return asyncio.run(main)
+        return asyncio.run(guarded())
+    except BrokenPipeError:
+        _silence_stdout()
+        raise click.exceptions.Exit(OK) from None
+    except KeyboardInterrupt:  # SIGINT before our handler was installed
+        raise Interrupted(interrupted) from None
+
+
+@contextlib.asynccontextmanager
+async def open_client(config: Settings, out: Output) -> AsyncIterator[AsyncReplicate]:
+    """A client for these settings (the token comes from ``REPLICATE_API_TOKEN``); with
+    ``--verbose``/``--debug`` its session reports each HTTP exchange on stderr."""
+    from .. import AsyncReplicate
+
+    session = None
+    if config.verbosity:
+        from ._trace import traced_session
+
+        session = traced_session(out, config.verbosity)
+    try:
+        async with AsyncReplicate(base_url=config.base_url, session=session) as client:
+            yield client
+    finally:
+        if session is not None:
+            await session.close()
+
+
+async def _guard_errors(work: Awaitable[None], config: Settings) -> None:
+    """Await ``work``, turning SDK errors into :class:`CLIError` with a helpful line."""
+    from ..exceptions import ReplicateError
+    from ._errors import describe_error, exit_status
+
+    try:
+        await work
     except ReplicateError as exc:
-        raise CLIError(describe_error(exc)) from None
+        error = StillRunning if exit_status(exc) == STILL_RUNNING else CLIError
+        raise error(describe_error(exc, config.base_url)) from None
     except (ValueError, TypeError) as exc:  # the SDK's argument checks, before any request
-        raise ArgumentError(describe_error(exc)) from None
-    except KeyboardInterrupt:
-        click.echo(interrupted(), err=True)
-        raise click.exceptions.Exit(INTERRUPTED) from None
+        raise ArgumentError(describe_error(exc, config.base_url)) from None
 
 
-async def _interruptible(work: Awaitable[None], out: Output) -> None:
-    """Run ``work``; on cancellation (Ctrl-C) say so at once, then let it clean up."""
-    task = asyncio.ensure_future(work)
+Command = Callable[Concatenate["AsyncReplicate", "Output", P], Awaitable[None]]
+
+
+@overload
+def with_client(fn: Command[P]) -> Callable[P, None]: ...
+@overload
+def with_client(*, own_timeout: bool) -> Callable[[Command[P]], Callable[P, None]]: ...
+
+
+def with_client(fn: Command[P] | None = None, *, own_timeout: bool = False) -> Any:
+    """Make ``async def cmd(client, out, **params)`` a click callback (keeps its name/doc).
+
+    The global ``--timeout`` bounds the whole command, unless ``own_timeout`` (the command
+    reads ``out.timeout`` itself, e.g. to cancel a prediction when it passes). On a
+    terminal, a spinner appears when an answer is slow to come.
+    """
+
+    def decorate(fn: Command[P]) -> Callable[P, None]:
+        @functools.wraps(fn)
+        def callback(*args: P.args, **kwargs: P.kwargs) -> None:
+            config = settings()
+            out = config.output()
+            out.timeout = config.timeout
+
+            async def main() -> None:
+                async with open_client(config, out) as client:
+                    work = fn(client, out, *args, **kwargs)
+                    if not own_timeout:
+                        work = _bounded(work, out, client.base_url)
+                    await _guard_errors(work, config)
+
+            run_coroutine(main(), interrupts=out.interrupts, interrupted=out.interrupted)
+
+        return callback
+
+    return decorate(fn) if fn is not None else decorate
+
+
+async def _bounded(work: Awaitable[None], out: Output, base_url: str) -> None:
+    """``work`` under the global ``--timeout``, with a spinner if it is slow."""
+    import asyncio
+
+    host = base_url.split("//", 1)[-1].split("/", 1)[0]
     try:
-        await asyncio.wait({task})
-    except asyncio.CancelledError:
-        if out.canceling:
-            out.err.print(f"[yellow]{out.canceling}[/yellow]")
-        task.cancel()
-        await asyncio.wait({task})
-        if not task.cancelled():
-            task.exception()  # retrieved: an error while cleaning up is not the story here
-        raise
-    task.result()
-
-
-def with_client(
-    fn: Callable[Concatenate[AsyncReplicate, Output, P], Awaitable[None]],
-) -> Callable[P, None]:
-    """Make ``async def cmd(client, out, **params)`` a click callback (keeps its name/doc)."""
-
-    @functools.wraps(fn)
-    def callback(*args: P.args, **kwargs: P.kwargs) -> None:
-        ctx = click.get_current_context()
-        settings = ctx.find_object(Settings) or Settings()
-        out = Output(json=settings.json, limit=settings.limit)
-
-        async def main() -> None:
-            async with settings.client() as client:
-                await _interruptible(fn(client, out, *args, **kwargs), out)
-
-        run_coroutine(main(), interrupted=lambda: out.interrupted)
-
-    return callback
+        async with asyncio.timeout(out.timeout):
+            with out.patience(f"Waiting for {host}…"):
+                await work
+    except TimeoutError:
+        raise CLIError(f"no answer from {host} within {out.timeout:g}s (--timeout)") from None

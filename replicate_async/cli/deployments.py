@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from .. import AsyncReplicate
@@ -97,10 +99,24 @@ async def update(
     out.one(updated, DEPLOYMENT_FIELDS)
 
 
+def _confirm(ctx: click.Context, _param: click.Parameter, yes: bool) -> bool:
+    """Ask before deleting (on a terminal); refuse without --yes elsewhere."""
+    if yes:
+        return True
+    deployment = ctx.params.get("deployment", "the deployment")
+    if not sys.stdin.isatty():
+        raise click.UsageError(f"deleting {deployment} needs --yes when not on a terminal")
+    click.confirm(f"Delete deployment {deployment}? It cannot be undone", abort=True)
+    return True
+
+
 @deployments.command("delete")
 @click.argument("deployment", type=MODEL_REF)
+@click.option(
+    "-y", "--yes", is_flag=True, expose_value=False, callback=_confirm, help="Do not ask first."
+)
 @with_client
 async def delete(client: AsyncReplicate, out: Output, deployment: str) -> None:
-    """Delete a deployment (OWNER/NAME)."""
+    """Delete a deployment (OWNER/NAME), after a confirmation (or --yes)."""
     await client.deployments.delete(deployment)
     out.note(f"deleted {deployment}")

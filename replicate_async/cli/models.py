@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import AsyncReplicate
-from ._formats import MODEL_COLUMNS, MODEL_FIELDS, VERSION_COLUMNS
+from ._formats import INPUT_COLUMNS, MODEL_COLUMNS, MODEL_FIELDS, VERSION_COLUMNS, input_specs
 from ._output import Output
 from ._params import MODEL_REF, json_option, list_options
 from ._runtime import with_client
@@ -36,8 +36,15 @@ async def list_models(
 @json_option
 @with_client
 async def get_model(client: AsyncReplicate, out: Output, model: str) -> None:
-    """Show one model (OWNER/NAME) and the inputs of its latest version."""
-    out.one(await client.models.get(model), MODEL_FIELDS)
+    """Show one model (OWNER/NAME) and the inputs of its latest version: their types,
+    defaults and which are required."""
+    found = await client.models.get(model)
+    out.one(found, MODEL_FIELDS)
+    specs = input_specs(found.latest_version)
+    if specs and not out.json:
+        if not out.tty:
+            out.write("\n")
+        out.table(specs, INPUT_COLUMNS, title="inputs")
 
 
 @models.command("search")

@@ -1,41 +1,24 @@
-"""``predictions create|get|list|cancel|wait``."""
+"""``predictions create|get|logs|list|cancel|wait``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import AsyncReplicate, Prediction, Status
-from ._formats import PREDICTION_COLUMNS, PREDICTION_FIELDS
-from ._output import Output
-from ._params import RUN_REF, input_option, json_option, list_options
+from ._params import RUN_REF, finish_inputs, input_option, json_option, list_options
 from ._runtime import CLIError, with_client
 
-__all__ = ["create_prediction", "predictions"]
+if TYPE_CHECKING:
+    from .. import AsyncReplicate
+    from ._output import Output
+
+__all__ = ["predictions"]
 
 
 @click.group()
 def predictions() -> None:
-    """Create, inspect, list, wait for and cancel predictions."""
-
-
-async def create_prediction(
-    client: AsyncReplicate,
-    ref: str,
-    *,
-    deployment: bool,
-    input: dict[str, Any],
-    wait: int | None = None,
-    webhook: str | None = None,
-) -> Prediction:
-    """Create a prediction on a model (``owner/name``), a version, or a deployment."""
-    options: dict[str, Any] = {"input": input, "wait": wait, "webhook": webhook}
-    if deployment:
-        return await client.deployments.predictions.create(ref, **options)
-    if ":" in ref or "/" not in ref:
-        return await client.predictions.create(version=ref, **options)
-    return await client.models.predictions.create(ref, **options)
+    """Create, inspect, follow, wait for and cancel predictions."""
 
 
 @predictions.command("create")
@@ -60,19 +43,61 @@ async def create(
     deployment: bool,
 ) -> None:
     """Create a prediction of REF and print it (does not wait, unless --wait)."""
+    from ._formats import PREDICTION_FIELDS
+    from ._start import create_prediction
+    from .run import input_schema_of
+
+    schema = await input_schema_of(client, ref, deployment=deployment) if input else None
     prediction = await create_prediction(
-        client, ref, deployment=deployment, input=input, wait=wait, webhook=webhook
+        client,
+        ref,
+        deployment=deployment,
+        input=finish_inputs(input, schema),
+        wait=wait,
+        webhook=webhook,
     )
     out.one(prediction, PREDICTION_FIELDS)
 
 
 @predictions.command("get")
 @click.argument("prediction_id")
+@click.option("--web", is_flag=True, help="Open the prediction's page in a browser instead.")
 @json_option
 @with_client
-async def get(client: AsyncReplicate, out: Output, prediction_id: str) -> None:
-    """Show one prediction."""
-    out.one(await client.predictions.get(prediction_id), PREDICTION_FIELDS)
+async def get(client: AsyncReplicate, out: Output, prediction_id: str, web: bool) -> None:
+    """Show one prediction, with its logs (all of them when it failed)."""
+    from ._formats import PREDICTION_FIELDS
+    from ._lifecycle import print_logs
+    from ._start import open_web
+
+    prediction = await client.predictions.get(prediction_id)
+    if web:
+        open_web(out, prediction)
+        return
+    out.one(prediction, PREDICTION_FIELDS)
+    if not out.json:
+        print_logs(out, prediction.logs, tail=None if prediction.status == "failed" else 10)
+
+
+@predictions.command("logs")
+@click.argument("prediction_id")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new logs until it ends.")
+@with_client
+async def logs(client: AsyncReplicate, out: Output, prediction_id: str, follow: bool) -> None:
+    """Print a prediction's logs (with -f, as they come; Ctrl-C stops following only).
+
+    Exits 1 if the prediction ended without succeeding.
+    """
+    from ._lifecycle import follow_logs
+
+    if follow:
+        prediction = await follow_logs(client, out, "prediction", prediction_id)
+    else:
+        prediction = await client.predictions.get(prediction_id)
+        if prediction.logs:
+            out.write(prediction.logs if prediction.logs.endswith("\n") else prediction.logs + "\n")
+    if prediction.status in ("failed", "canceled", "aborted"):
+        raise CLIError(f"prediction {prediction.id} {prediction.status}")
 
 
 @predictions.command("list")
@@ -84,6 +109,8 @@ async def list_predictions(
     client: AsyncReplicate, out: Output, created_after: str | None, created_before: str | None
 ) -> None:
     """List your predictions, newest first."""
+    from ._formats import PREDICTION_COLUMNS
+
     found = client.predictions.list(created_after=created_after, created_before=created_before)
     await out.items(found, PREDICTION_COLUMNS, title="predictions")
 
@@ -94,6 +121,8 @@ async def list_predictions(
 @with_client
 async def cancel(client: AsyncReplicate, out: Output, prediction_id: str) -> None:
     """Cancel a prediction (safe to repeat)."""
+    from ._formats import PREDICTION_FIELDS
+
     out.one(await client.predictions.cancel(prediction_id), PREDICTION_FIELDS)
 
 
@@ -108,7 +137,7 @@ async def cancel(client: AsyncReplicate, out: Output, prediction_id: str) -> Non
     "--keep-running", is_flag=True, help="On timeout or Ctrl-C, leave the prediction running."
 )
 @json_option
-@with_client
+@with_client(own_timeout=True)
 async def wait(
     client: AsyncReplicate,
     out: Output,
@@ -120,13 +149,17 @@ async def wait(
 
     On timeout or Ctrl-C the prediction is canceled on the server (see --keep-running).
     """
-    if not keep_running:
-        out.canceling = "Canceling the prediction on the server…"
-    out.interrupted = "Interrupted: the prediction was canceled on the server."
-    with out.err.status(f"Waiting for {prediction_id}…"):
-        prediction = await client.predictions.wait(
-            prediction_id, timeout=timeout, cancel_on_abandon=not keep_running
-        )
-    out.one(prediction, PREDICTION_FIELDS)
-    if prediction.status != Status.SUCCEEDED:
-        raise CLIError(f"prediction {prediction.id} ended {prediction.status}")
+    from ._formats import PREDICTION_FIELDS
+    from ._lifecycle import wait_for_run
+
+    prediction = await client.predictions.get(prediction_id)
+    final = await wait_for_run(
+        client,
+        out,
+        prediction,
+        timeout=timeout if timeout is not None else out.timeout,
+        keep_running=keep_running,
+    )
+    out.one(final, PREDICTION_FIELDS)
+    if final.status != "succeeded":
+        raise CLIError(f"prediction {final.id} ended {final.status}")

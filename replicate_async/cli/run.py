@@ -3,67 +3,41 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
-import mimetypes
-import re
-import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path, PurePosixPath
-from typing import Any
-from urllib.parse import unquote, urlsplit
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from .. import AsyncReplicate, FileOutput
-from ._output import Output
-from ._params import RUN_REF, input_option, json_option
+from ._params import RUN_REF, Text, finish_inputs, input_option, json_option
 from ._runtime import CLIError, with_client
 
-__all__ = ["OutputSaver", "output_filename", "run"]
+if TYPE_CHECKING:
+    from .. import AsyncReplicate, Prediction
+    from ._output import Output
+
+__all__ = ["input_schema_of", "print_output", "run"]
 
 #: The default ``Prefer: wait`` hold. Short, because a prediction's id (needed to cancel
 #: it on Ctrl-C) is only known once the server answers the held create request.
 HOLD = 3
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def output_filename(url: str, index: int) -> str:
-    """A file name for an output URL: its own for http(s), ``output-N.ext`` for ``data:``."""
-    if url.startswith("data:"):
-        ctype = url[5:].split(";", 1)[0].split(",", 1)[0]
-        ext = mimetypes.guess_extension(ctype) if ctype else None
-        return f"output-{index}{ext or '.bin'}"
-    name = _SAFE_NAME.sub("_", PurePosixPath(unquote(urlsplit(url).path)).name).strip("._")
-    return name or f"output-{index}"
-
-
-class OutputSaver:
-    """Saves :class:`FileOutput` objects under one directory with distinct names."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self._counter = itertools.count()
-        self._used: set[str] = set()
-
-    async def save(self, value: Any) -> Any:
-        """Save every :class:`FileOutput` in ``value``; their paths (as str) replace them."""
-        if isinstance(value, FileOutput):
-            index = next(self._counter)
-            name = output_filename(value.url, index)
-            if name in self._used:
-                stem, dot, ext = name.rpartition(".")
-                name = f"{stem}-{index}.{ext}" if dot and stem else f"{name}-{index}"
-            self._used.add(name)
-            await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-            return str(await value.save(self.directory / name))
-        if isinstance(value, list):
-            return [await self.save(item) for item in value]
-        if isinstance(value, dict):
-            return {key: await self.save(item) for key, item in value.items()}
-        return value
+async def input_schema_of(client: AsyncReplicate, ref: str, *, deployment: bool) -> Any:
+    """The OpenAPI schema of the version ``ref`` runs (``None`` for a bare version id)."""
+    if deployment:
+        found = await client.deployments.get(ref)
+        release = found.current_release
+        if release is None or not release.model or not release.version:
+            return None
+        return (await client.models.versions.get(release.model, release.version)).openapi_schema
+    if "/" not in ref:
+        return None
+    model, _, version = ref.partition(":")
+    if version:
+        return (await client.models.versions.get(model, version)).openapi_schema
+    latest = (await client.models.get(model)).latest_version
+    return latest.openapi_schema if latest is not None else None
 
 
 def _shorten(value: Any) -> Any:
@@ -78,60 +52,56 @@ def _shorten(value: Any) -> Any:
 
 
 def print_output(out: Output, output: Any) -> None:
-    """Print an output: JSON with ``--json``; else strings as-is, lists one item a line."""
+    """An output: JSON with ``--json``; else strings as they are, lists one item a line."""
     if out.json:
         out.emit_json(output)
         return
-    shown = _shorten(output)
+    shown = _shorten(output) if out.tty else output
     items = shown if isinstance(shown, list) else [shown]
     for item in items:
         text = item if isinstance(item, str) else json.dumps(item, indent=2, ensure_ascii=False)
-        click.echo(text)
+        out.write(f"{text}\n")
 
 
-@contextlib.contextmanager
-def live_status(console: Console, text: str) -> Iterator[None]:
-    """A spinner with the elapsed time on stderr (silent when stderr is not a terminal)."""
-    start = time.monotonic()
-    with console.status(text) as status:
+async def _shaped(
+    client: AsyncReplicate, ref: str, deployment: bool, schema: Any, output: Any
+) -> Any:
+    """A language model's list of tokens joined into its text (as its schema asks)."""
+    if not (isinstance(output, list) and output and all(isinstance(i, str) for i in output)):
+        return output
+    from .._schema import output_schema, shape_output
+    from ..exceptions import ReplicateError
 
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(0.1)
-                status.update(f"{text} [dim]{time.monotonic() - start:.1f}s[/dim]")
-
-        ticker = asyncio.ensure_future(tick())
+    if schema is None:
         try:
-            yield
-        finally:
-            ticker.cancel()
+            schema = await input_schema_of(client, ref, deployment=deployment)
+        except ReplicateError:
+            return output
+    return shape_output(output_schema(schema), output, document=schema)
 
 
-async def _stream(
+async def _finish(
     client: AsyncReplicate,
     out: Output,
-    target: dict[str, Any],
-    input: dict[str, Any],
+    final: Prediction,
+    shape: Any,
     output_dir: Path | None,
 ) -> None:
-    events: AsyncIterator[Any] = client.stream(**target, input=input)
-    saver = OutputSaver(output_dir) if output_dir is not None else None
-    wrote = False
-    async for event in events:
-        if out.json:
-            out.emit_json({"event": event.event, "id": event.id, "data": event.data})
-            continue
-        if event.event != "output":
-            continue
-        data = event.data
-        if saver is not None and data.startswith(("https://", "http://", "data:")):
-            click.echo(await saver.save(client.file_output(data)))
-            continue
-        out.console.file.write(data)
-        out.console.file.flush()
-        wrote = True
-    if wrote:
-        click.echo()
+    from ._lifecycle import print_logs
+    from ._saver import save_outputs
+
+    if final.status != "succeeded":
+        if final.status == "failed":
+            print_logs(out, final.logs, tail=20)
+        error = f": {final.error}" if final.error else ""
+        raise CLIError(f"prediction {final.id} {final.status}{error}")
+    output = final.output if out.json else await shape(final.output)
+    saved_where_asked = True
+    if output_dir is not None:
+        output, saved_where_asked = await save_outputs(client, out, output, output_dir, final.id)
+    print_output(out, output)
+    if not saved_where_asked:
+        raise CLIError(f"could not save into {output_dir} (see above; nothing was lost)")
 
 
 @click.command("run")
@@ -142,7 +112,7 @@ async def _stream(
     "-o",
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Save file outputs into this directory.",
+    help="Save file outputs under DIR/<prediction id>/ (never overwrites).",
 )
 @click.option(
     "--timeout",
@@ -158,8 +128,10 @@ async def _stream(
     "(0: poll at once); Ctrl-C takes effect once the server has answered it.",
 )
 @click.option("--deployment", is_flag=True, help="REF names a deployment (OWNER/NAME).")
+@click.option("--detach", is_flag=True, help="Start the prediction, print its id and leave.")
+@click.option("--web", is_flag=True, help="Open the prediction's page in a browser too.")
 @json_option
-@with_client
+@with_client(own_timeout=True)
 async def run(
     client: AsyncReplicate,
     out: Output,
@@ -170,40 +142,53 @@ async def run(
     timeout: float | None,
     wait: int,
     deployment: bool,
+    detach: bool,
+    web: bool,
 ) -> None:
     """Run a model and print its output.
 
     REF is OWNER/NAME (an official model), OWNER/NAME:VERSION or a version id. Ctrl-C
-    (or --timeout) cancels the prediction on the server, so it stops billing.
+    (or --timeout) cancels the prediction on the server, so it stops billing; a second
+    Ctrl-C stops waiting for that cancel. A language model's tokens are joined into text.
 
     \b
       replicate-async run fake/upper -i text="hello world"
       replicate-async run fake/tokens -i prompt="once upon a time" --stream
-      replicate-async run fake/image -i prompt=cat -i num_outputs=2 -o out/
+      replicate-async run fake/image -i prompt=cat -i num_outputs:=2 -o out/
+      replicate-async run fake/slow -i text=zzz --detach
     """
-    out.canceling = "Canceling the prediction on the server…"
-    out.interrupted = "Interrupted: the prediction was canceled on the server."
-    target: dict[str, Any] = {"deployment": ref} if deployment else {"ref": ref}
-    if stream:
-        try:
-            async with asyncio.timeout(timeout):
-                await _stream(client, out, target, input, output_dir)
-        except TimeoutError:
-            raise CLIError(
-                f"no result within {timeout:g}s; the prediction was canceled on the server"
-            ) from None
+    from ._lifecycle import wait_for_run
+    from ._start import open_web, start_prediction, stream_prediction
+
+    timeout = timeout if timeout is not None else out.timeout
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout if timeout is not None else None
+    schema = None
+    if any(isinstance(value, Text) for value in input.values()):
+        schema = await input_schema_of(client, ref, deployment=deployment)
+    hold = 0 if detach or stream else wait
+    if timeout is not None:
+        hold = min(hold, int(timeout // 2))  # leave time to learn the id, to cancel it
+    prediction = await start_prediction(
+        client, out, ref, deployment=deployment, input=finish_inputs(input, schema),
+        hold=hold, stream=stream, timeout=timeout,
+    )  # fmt: skip
+    if web:
+        open_web(out, prediction)
+    if detach:
+        if out.json:
+            out.emit_json(prediction)
+        else:
+            out.write(f"{prediction.id}\n")
+            out.note(f"follow it with: replicate-async predictions logs -f {prediction.id}")
         return
-    if timeout is not None and wait > timeout / 2:
-        # Leave the deadline room to learn the prediction's id, so it can be canceled.
-        wait = int(timeout // 2)
-    with live_status(out.err, f"Running {ref}…"):
-        output = await client.run(
-            **target,
-            input=input,
-            timeout=timeout,
-            wait=wait or False,
-            use_file_output=output_dir is not None,
-        )
-    if output_dir is not None:
-        output = await OutputSaver(output_dir).save(output)
-    print_output(out, output)
+    remaining = deadline - loop.time() if deadline is not None else None
+    if stream:
+        await stream_prediction(client, out, prediction, output_dir, remaining)
+        return
+    final = await wait_for_run(client, out, prediction, timeout=remaining, label=f"Running {ref}:")
+
+    async def shape(output: Any) -> Any:
+        return await _shaped(client, ref, deployment, schema, output)
+
+    await _finish(client, out, final, shape, output_dir)

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..testing._serve import click_options, options_from
 from ._params import MODEL_REF
 from ._runtime import CLIError, Settings, run_coroutine
 
@@ -40,7 +41,7 @@ def demo(
     Lazy pagination, Prefer: wait, token streaming, a 300-prediction fan-out with
     injected faults, a deadline that cancels on the server, and a summary.
     """
-    from ..demo import run_demo
+    from .demo import run_demo
 
     settings = ctx.find_object(Settings)
     if base_url is None and settings is not None and settings.base_url_from_command_line:
@@ -54,7 +55,7 @@ def demo(
         concurrency=concurrency,
         quiet=quiet,
     )
-    run_coroutine(main, interrupted=lambda: "Interrupted: in-flight predictions were canceled.")
+    run_coroutine(main, interrupted="Interrupted: in-flight predictions were canceled.")
 
 
 @click.command("fake-server")
@@ -64,32 +65,20 @@ def demo(
 @click.option(
     "--predictions", type=click.IntRange(min=0), default=0, help="Synthetic predictions to add."
 )
-@click.option("--page-size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option(
-    "--default-duration", type=float, default=0.0, show_default=True, help="Seconds a run takes."
-)
-@click.option(
-    "--slow-duration", type=float, default=5.0, show_default=True, help="Seconds fake/slow takes."
-)
-@click.option("--rate-limits", is_flag=True, help="Answer 429 like the real API when busy.")
-@click.option("--no-auth", is_flag=True, help="Accept requests without the token.")
+@click_options  # one flag per FakeOptions field (the fake declares them)
 def fake_server(
     host: str,
     port: int,
     models: int,
     predictions: int,
-    page_size: int,
-    default_duration: float,
-    slow_duration: float,
-    rate_limits: bool,
-    no_auth: bool,
+    **flags: Any,
 ) -> None:
     """Serve a fake Replicate API for your tests and experiments, until Ctrl-C.
 
     It prints the two environment variables that point the SDK (and this command line)
     at it. Models: fake/echo, fake/upper, fake/tokens, fake/image, fake/fail, fake/slow...
     """
-    from ..testing import serve
+    from ..testing._serve import serve
 
     def announce(line: str) -> None:
         name, sep, value = line.partition("=")
@@ -97,15 +86,9 @@ def fake_server(
             line = f"export {name}={value}"
         click.echo(line)
 
-    options: dict[str, Any] = {
-        "page_size": page_size,
-        "default_duration": default_duration,
-        "slow_duration": slow_duration,
-        "rate_limits_enabled": rate_limits,
-        "require_auth": not no_auth,
-    }
+    options = options_from(flags)
     main = serve(host, port, models=models, predictions=predictions, announce=announce, **options)
     try:
-        run_coroutine(main, interrupted=lambda: "Stopped.")
+        run_coroutine(main, interrupted="Stopped.")
     except OSError as exc:
         raise CLIError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None

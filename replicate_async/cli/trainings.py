@@ -1,16 +1,17 @@
-"""``trainings create|list|get|cancel``."""
+"""``trainings create|list|get|cancel|wait``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .. import AsyncReplicate
-from ._formats import TRAINING_COLUMNS, TRAINING_FIELDS
-from ._output import Output
-from ._params import MODEL_REF, RUN_REF, input_option, json_option, list_options
-from ._runtime import with_client
+from ._params import MODEL_REF, RUN_REF, finish_inputs, input_option, json_option, list_options
+from ._runtime import CLIError, with_client
+
+if TYPE_CHECKING:
+    from .. import AsyncReplicate
+    from ._output import Output
 
 __all__ = ["trainings"]
 
@@ -38,8 +39,10 @@ async def create(
     webhook: str | None,
 ) -> None:
     """Start a training of OWNER/NAME:VERSION into --destination."""
+    from ._formats import TRAINING_FIELDS
+
     training = await client.trainings.create(
-        model, destination=destination, input=input, webhook=webhook
+        model, destination=destination, input=finish_inputs(input), webhook=webhook
     )
     out.one(training, TRAINING_FIELDS)
 
@@ -49,6 +52,8 @@ async def create(
 @with_client
 async def list_trainings(client: AsyncReplicate, out: Output) -> None:
     """List your trainings, newest first."""
+    from ._formats import TRAINING_COLUMNS
+
     await out.items(client.trainings.list(), TRAINING_COLUMNS, title="trainings")
 
 
@@ -57,8 +62,14 @@ async def list_trainings(client: AsyncReplicate, out: Output) -> None:
 @json_option
 @with_client
 async def get(client: AsyncReplicate, out: Output, training_id: str) -> None:
-    """Show one training."""
-    out.one(await client.trainings.get(training_id), TRAINING_FIELDS)
+    """Show one training, with its logs (all of them when it failed)."""
+    from ._formats import TRAINING_FIELDS
+    from ._lifecycle import print_logs
+
+    training = await client.trainings.get(training_id)
+    out.one(training, TRAINING_FIELDS)
+    if not out.json:
+        print_logs(out, training.logs, tail=None if training.status == "failed" else 10)
 
 
 @trainings.command("cancel")
@@ -67,4 +78,45 @@ async def get(client: AsyncReplicate, out: Output, training_id: str) -> None:
 @with_client
 async def cancel(client: AsyncReplicate, out: Output, training_id: str) -> None:
     """Cancel a training (safe to repeat)."""
+    from ._formats import TRAINING_FIELDS
+
     out.one(await client.trainings.cancel(training_id), TRAINING_FIELDS)
+
+
+@trainings.command("wait")
+@click.argument("training_id")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Give up (and cancel the training) after this many seconds.",
+)
+@click.option(
+    "--keep-running", is_flag=True, help="On timeout or Ctrl-C, leave the training running."
+)
+@json_option
+@with_client(own_timeout=True)
+async def wait(
+    client: AsyncReplicate,
+    out: Output,
+    training_id: str,
+    timeout: float | None,
+    keep_running: bool,
+) -> None:
+    """Wait until a training finishes and print it; exit 1 unless it succeeded.
+
+    On timeout or Ctrl-C the training is canceled on the server (see --keep-running).
+    """
+    from ._formats import TRAINING_FIELDS
+    from ._lifecycle import wait_for_run
+
+    training = await client.trainings.get(training_id)
+    final = await wait_for_run(
+        client,
+        out,
+        training,
+        timeout=timeout if timeout is not None else out.timeout,
+        keep_running=keep_running,
+    )
+    out.one(final, TRAINING_FIELDS)
+    if final.status != "succeeded":
+        raise CLIError(f"training {final.id} ended {final.status}")

@@ -69,7 +69,7 @@ def test_api_error_is_one_line_on_stderr_and_exit_1(invoke: Invoke) -> None:
     result = invoke("models", "get", "fake/does-not-exist")
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr == "Error: 404 Not Found: The requested resource could not be found.\n"
+    assert result.stderr == "Error: 404 Not Found: model fake/does-not-exist was not found\n"
 
 
 def test_bad_token_and_missing_token(invoke: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,12 +88,14 @@ def test_bad_token_and_missing_token(invoke: Invoke, monkeypatch: pytest.MonkeyP
 def test_model_failure_and_bad_arguments(invoke: Invoke) -> None:
     failed = invoke("run", "fake/fail", "-i", "error=out of cheese")
     assert failed.exit_code == 1
-    assert failed.stderr.startswith("Error: prediction ")
-    assert failed.stderr.rstrip().endswith("failed: out of cheese")
+    *logs, last = failed.stderr.splitlines()
+    assert last.startswith("Error: prediction ")
+    assert last.endswith("failed: out of cheese")
+    assert logs[-2:] == ["Traceback (most recent call last):", "out of cheese"]  # its logs
     assert invoke("run", "not-a-ref").exit_code == 2
     assert invoke("run", "fake/echo", "-i", "no-equals-sign").exit_code == 2
     assert invoke("run", "fake/echo", "-i", "x=@/no/such/file").exit_code == 2
-    bad_json = invoke("run", "fake/echo", "-i", "x={oops")
+    bad_json = invoke("run", "fake/echo", "-i", "x:={oops")
     assert bad_json.exit_code == 2
     assert "not valid JSON" in bad_json.stderr
 
@@ -116,15 +118,18 @@ def test_run_types_inputs(invoke: Invoke, tmp_path: Path) -> None:
         "--json",
         "run",
         "fake/echo",
-        "-i", "n=42",
-        "-i", "neg=-3",
-        "-i", "f=0.5",
-        "-i", "e=1e3",
-        "-i", "yes=true",
-        "-i", "no=false",
-        "-i", "l=[1, 2]",
-        "-i", 'd={"a": null}',
+        "-i", "n:=42",
+        "-i", "neg:=-3",
+        "-i", "f:=0.5",
+        "-i", "e:=1e3",
+        "-i", "yes:=true",
+        "-i", "no:=false",
+        "-i", "l:=[1, 2]",
+        "-i", 'd:={"a": null}',
         "-i", "s=hello world",
+        "-i", "text=1984",
+        "-i", "bracket=[cinematic] a lighthouse",
+        "-i", 'quoted="42"',
         "-i", "zip=02139",
         "-i", "at=@@handle",
         "-i", "empty=",
@@ -142,6 +147,9 @@ def test_run_types_inputs(invoke: Invoke, tmp_path: Path) -> None:
         "l": [1, 2],
         "d": {"a": None},
         "s": "hello world",
+        "text": "1984",
+        "bracket": "[cinematic] a lighthouse",
+        "quoted": '"42"',
         "zip": "02139",
         "at": "@handle",
         "empty": "",
@@ -159,7 +167,8 @@ def test_run_saves_file_outputs(invoke: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = invoke("run", "fake/image", "-i", "prompt=cat", "-i", "num_outputs=2", "-o", str(out))
     assert result.exit_code == 0, result.stderr
-    saved = sorted(out.iterdir())
+    (folder,) = out.iterdir()  # one folder per prediction: reusing -o never overwrites
+    saved = sorted(folder.iterdir())
     assert [p.name for p in saved] == ["output-0.png", "output-1.png"]
     assert all(p.read_bytes().startswith(b"\x89PNG") for p in saved)
     assert result.stdout.split() == [str(p) for p in saved]
@@ -202,9 +211,9 @@ def test_run_timeout_cancels_on_the_server(invoke: Invoke) -> None:
 
 
 def test_run_on_a_deployment_and_a_version(invoke: Invoke) -> None:
-    on_deployment = invoke("--json", "run", "alice/echo-deployment", "--deployment", "-i", "x=1")
+    on_deployment = invoke("--json", "run", "alice/echo-deployment", "--deployment", "-i", "x:=1")
     assert lines(on_deployment.stdout) == [{"x": 1}]
-    on_version = invoke("--json", "run", f"fake/echo:{ECHO_VERSION}", "-i", "y=2")
+    on_version = invoke("--json", "run", f"fake/echo:{ECHO_VERSION}", "-i", "y:=2")
     assert lines(on_version.stdout) == [{"y": 2}]
 
 
@@ -280,7 +289,10 @@ def test_deployments_crud(invoke: Invoke) -> None:
     assert updated[0]["current_release"]["configuration"]["max_instances"] == 3
     assert ref in invoke("deployments", "list").stdout
     assert "cpu" in invoke("deployments", "get", ref).stdout
-    deleted = invoke("deployments", "delete", ref)
+    refused = invoke("deployments", "delete", ref)  # not a terminal: --yes is needed
+    assert refused.exit_code == 2
+    assert "needs --yes" in refused.stderr
+    deleted = invoke("deployments", "delete", ref, "--yes")
     assert deleted.exit_code == 0
     assert invoke("deployments", "get", ref).exit_code == 1
 
@@ -313,8 +325,11 @@ def test_predictions_wait_timeout_keep_running(invoke: Invoke) -> None:
     created = lines(invoke("--json", "predictions", "create", "fake/slow", "-i", "text=k").stdout)
     prediction_id = created[0]["id"]
     kept = invoke("predictions", "wait", prediction_id, "--timeout", "0.5", "--keep-running")
-    assert kept.exit_code == 1
-    assert kept.stderr.startswith("Error: the prediction did not finish within 0.5s")
+    assert kept.exit_code == 3  # stopped waiting; it may still be running
+    assert kept.stderr == (
+        f"Error: prediction {prediction_id} did not finish within 0.5s and was left running "
+        f"(check it with `replicate-async predictions get {prediction_id}`)\n"
+    )
     assert lines(invoke("--json", "predictions", "get", prediction_id).stdout)[0]["status"] in (
         "starting",
         "processing",

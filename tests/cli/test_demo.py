@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from replicate_async.cli import cli
-from replicate_async.demo import run_demo
+from replicate_async.cli.demo import run_demo
 
 from ._fakes import ThreadedFake
 

@@ -1,7 +1,9 @@
-"""The small pure pieces: input typing, file names, error lines, table widths."""
+"""The small pure pieces: input parsing, --jq, file names, error lines, cells, widths."""
 
 from __future__ import annotations
 
+import io
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,56 +16,99 @@ from replicate_async import (
     RateLimitError,
     UnprocessableEntityError,
 )
+from replicate_async.cli._errors import describe_error, not_found_subject
+from replicate_async.cli._jq import JqError, compile_filter
 from replicate_async.cli._output import Column, cell, fit_widths
-from replicate_async.cli._params import parse_inputs, parse_value
-from replicate_async.cli._runtime import describe_error
-from replicate_async.cli.run import output_filename
+from replicate_async.cli._params import Text, finish_inputs, parse_inputs
+from replicate_async.cli._saver import output_filename
+from replicate_async.cli._trace import redact_headers
+from replicate_async.cli.api import api_path
+
+SCHEMA = {
+    "components": {
+        "schemas": {
+            "Input": {
+                "type": "object",
+                "properties": {
+                    "text": {"type": "string"},
+                    "steps": {"type": "integer"},
+                    "scale": {"type": "number"},
+                    "go": {"type": "boolean"},
+                },
+            }
+        }
+    }
+}
+
+
+def test_key_equals_text_is_always_a_string_without_a_schema() -> None:
+    parsed = parse_inputs(["text=1984", "n=42", "f=0.5", "b=true", "l=[1]", "q=a=b", "e="])
+    assert all(type(v) is Text for v in parsed.values())
+    assert finish_inputs(parsed) == {
+        "text": "1984", "n": "42", "f": "0.5", "b": "true", "l": "[1]", "q": "a=b", "e": "",
+    }  # fmt: skip
+    assert all(type(v) is str for v in finish_inputs(parsed).values())
+
+
+def test_key_colon_equals_is_raw_json() -> None:
+    parsed = parse_inputs(["n:=42", "f:=0.5", 'l:=[1, "x"]', 'd:={"a": null}', 's:="42"'])
+    assert parsed == {"n": 42, "f": 0.5, "l": [1, "x"], "d": {"a": None}, "s": "42"}
+    with pytest.raises(click.BadParameter, match="not valid JSON"):
+        parse_inputs(["x:={oops"])
+
+
+def test_the_schema_types_key_equals_text() -> None:
+    parsed = parse_inputs(["text=1984", "steps=20", "scale=7.5", "go=yes", "other=3"])
+    assert finish_inputs(parsed, SCHEMA) == {
+        "text": "1984", "steps": 20, "scale": 7.5, "go": True, "other": "3",
+    }  # fmt: skip
+
+
+def test_files_stdin_and_the_input_json_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"\0")
+    assert parse_inputs([f"f=@{path}", "at=@@handle"]) == {"f": path, "at": "@handle"}
+    with pytest.raises(click.BadParameter, match="no such file"):
+        parse_inputs([f"f=@{tmp_path / 'missing'}"])
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"from stdin\n")))
+    assert parse_inputs(["prompt=@-"]) == {"prompt": "from stdin\n"}
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe")))
+    assert parse_inputs(["image=@-"]) == {"image": b"\xff\xfe"}
+    assert parse_inputs(["a=2"], {"a": 1, "b": 1}) == {"a": "2", "b": 1}
+    for bad in ("=1", "no-equals", ":=1"):
+        with pytest.raises(click.BadParameter):
+            parse_inputs([bad])
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("expression", "results"),
     [
-        ("42", 42),
-        ("-7", -7),
-        ("0", 0),
-        ("007", "007"),
-        ("3.5", 3.5),
-        (".5", 0.5),
-        ("1e-3", 0.001),
-        ("nan", "nan"),
-        ("inf", "inf"),
-        ("true", True),
-        ("false", False),
-        ("True", "True"),
-        ("null", "null"),
-        ("[1, 2]", [1, 2]),
-        ('{"a": [true]}', {"a": [True]}),
-        ("a=b", "a=b"),
-        ("", ""),
-        ("@@me", "@me"),
-        ("hello world", "hello world"),
+        (".", [{"id": "p1", "urls": {"web": "w"}, "output": ["a", "b"]}]),
+        (".id", ["p1"]),
+        (".urls.web", ["w"]),
+        (".output[]", ["a", "b"]),
+        (".output[0]", ["a"]),
+        (".output.1", ["b"]),
+        (".output[-1]", ["b"]),
+        (".output[5]", [None]),
+        (".missing.deeper", [None]),
+        (".id,.urls.web", ["p1", "w"]),
+        (".urls[]", ["w"]),
     ],
 )
-def test_parse_value(text: str, expected: Any) -> None:
-    value = parse_value(text)
-    assert value == expected
-    assert type(value) is type(expected)
+def test_jq_paths(expression: str, results: list[Any]) -> None:
+    value = {"id": "p1", "urls": {"web": "w"}, "output": ["a", "b"]}
+    assert list(compile_filter(expression)(value)) == results
 
 
-def test_parse_value_files(tmp_path: Path) -> None:
-    path = tmp_path / "x.bin"
-    path.write_bytes(b"\0")
-    assert parse_value(f"@{path}") == path
-    with pytest.raises(click.BadParameter, match="no such file"):
-        parse_value(f"@{tmp_path / 'missing'}")
-    with pytest.raises(click.BadParameter, match="not valid JSON"):
-        parse_value("[1,")
-
-
-def test_parse_inputs_splits_on_the_first_equals() -> None:
-    assert parse_inputs(["q=a=b", "n=1", "n=2"]) == {"q": "a=b", "n": 2}
-    with pytest.raises(click.BadParameter):
-        parse_inputs(["=1"])
+def test_jq_errors() -> None:
+    for bad in ("id", ".a b", ".[x]"):
+        with pytest.raises(JqError):
+            compile_filter(bad)
+    with pytest.raises(JqError, match=r"cannot take \.x of str"):
+        list(compile_filter(".id.x")({"id": "p"}))
 
 
 @pytest.mark.parametrize(
@@ -81,15 +126,30 @@ def test_output_filename(url: str, name: str) -> None:
     assert output_filename(url, 3) == name
 
 
-def _status_error(cls: type[Any], status: int, body: Any, **extra: Any) -> Any:
-    return cls("x", method="GET", url="https://api", status=status, headers={}, body=body, **extra)
+def _status_error(cls: type[Any], status: int, body: Any, url: str = "https://api/x") -> Any:
+    message = (body.get("detail") if isinstance(body, dict) else None) or "Not Found"
+    return cls(message, method="GET", url=url, status=status, headers={}, body=body)
 
 
-def test_describe_error() -> None:
-    not_found = _status_error(NotFoundError, 404, {"detail": "Nope.", "status": 404})
-    assert describe_error(not_found) == "404 Not Found: Nope."
-    titled = _status_error(NotFoundError, 404, {"title": "Missing", "detail": "Gone."})
-    assert describe_error(titled) == "404 Missing: Gone."
+def test_404_says_what_was_not_found_and_hints_at_v1() -> None:
+    base = "https://api.replicate.com/v1"
+    missing = _status_error(NotFoundError, 404, {"detail": "Not found."}, f"{base}/predictions/p1")
+    assert describe_error(missing, base) == (
+        "404 Not Found: prediction p1 was not found (Not found.)"
+    )
+    model = _status_error(NotFoundError, 404, {}, f"{base}/models/a/b/versions/v9")
+    assert describe_error(model, base) == "404 Not Found: version v9 of model a/b was not found"
+    bare = _status_error(NotFoundError, 404, {}, "http://127.0.0.1:9/models/a/b")
+    assert describe_error(bare, "http://127.0.0.1:9") == (
+        "404 Not Found: model a/b was not found; the base URL http://127.0.0.1:9 has no /v1 "
+        "(did you mean http://127.0.0.1:9/v1?)"
+    )
+    assert not_found_subject(f"{base}/deployments/o/n/predictions") == "deployment o/n"
+    assert not_found_subject(f"{base}/collections/x") == "collection x"
+    assert not_found_subject(f"{base}/unknown/thing") is None
+
+
+def test_422_text_is_not_repeated() -> None:
     invalid = _status_error(
         UnprocessableEntityError,
         422,
@@ -99,13 +159,33 @@ def test_describe_error() -> None:
             "invalid_fields": [{"field": "input", "description": "prompt is required"}],
         },
     )
-    assert describe_error(invalid) == (
-        "422 Input validation failed: - input: prompt is required (input: prompt is required)"
+    assert describe_error(invalid) == "422 Input validation failed: - input: prompt is required"
+    other = _status_error(
+        UnprocessableEntityError,
+        422,
+        {"detail": "bad", "invalid_fields": [{"field": "steps", "description": "too big"}]},
     )
-    throttled = _status_error(RateLimitError, 429, "slow down", retry_after=3.0)
+    assert describe_error(other) == "422 Unprocessable Entity: bad (steps: too big)"
+
+
+def test_other_error_lines() -> None:
+    throttled = RateLimitError(
+        "x", method="GET", url="u", status=429, headers={}, body="slow", retry_after=3.0
+    )
     assert describe_error(throttled) == "429 Too Many Requests: x (retry after 3s)"
-    broken = APIConnectionError("connection reset", method="GET", url="https://api/x")
-    assert describe_error(broken) == "connection reset (GET https://api/x)"
+    refused = APIConnectionError(
+        "could not connect: Cannot connect to host 127.0.0.1:9 ssl:default [Connect call failed]",
+        method="GET",
+        url="http://127.0.0.1:9/v1/account",
+        connect_failed=True,
+    )
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    assert describe_error(refused) == (
+        "cannot connect to http://127.0.0.1:9: connection refused (is the base URL right? "
+        "--base-url)"
+    )
+    lost = APIConnectionError("connection reset", method="GET", url="https://api/v1/x")
+    assert describe_error(lost) == "lost the connection to https://api: connection reset"
 
 
 def test_fit_widths_shrinks_only_truncatable_columns() -> None:
@@ -119,7 +199,32 @@ def test_fit_widths_shrinks_only_truncatable_columns() -> None:
     assert fit_widths(columns, cells, 10) == [26, 11]  # never below the header
 
 
-def test_cell() -> None:
-    assert cell(None) == ""
-    assert cell(True) == "yes"
+def test_cells_for_people_and_for_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        moment = datetime(2026, 1, 2, 3, 4, 5, 123000, tzinfo=UTC)
+        assert cell(moment) == "2026-01-02T03:04:05.123000Z"
+        assert cell(moment, human=True) == "2026-01-02 08:34:05"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert cell(512345678) == "512345678"
+    assert cell(512345678, human=True) == "512,345,678"
+    assert (cell(None), cell(True), cell(True, human=True)) == ("", "true", "yes")
     assert cell({"a": 1}) == '{"a": 1}'
+    assert cell("a\tb\nc") == "a b c"
+
+
+def test_api_paths_and_redaction() -> None:
+    base = "https://api.replicate.com/v1/"
+    assert api_path("/v1/predictions", base) == "predictions"
+    assert api_path("predictions/x", base) == "predictions/x"
+    assert api_path("https://elsewhere/x", base) == "https://elsewhere/x"
+    headers = {"Authorization": "Bearer r8_secret", "Accept": "application/json"}
+    assert redact_headers(headers) == [
+        ("Authorization", "Bearer <redacted>"),
+        ("Accept", "application/json"),
+    ]

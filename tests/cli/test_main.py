@@ -71,9 +71,7 @@ def test_console_script_against_a_fake_server_process() -> None:
         assert (ran.returncode, ran.stdout) == (0, "FROM A SHELL\n")
         missing = cli("predictions", "get", "nope")
         assert missing.returncode == 1
-        assert missing.stderr == (
-            "Error: 404 Not Found: The requested resource could not be found.\n"
-        )
+        assert missing.stderr == ("Error: 404 Not Found: prediction nope was not found\n")
         table = cli("models", "list", "--limit", "3")
         assert "fake/" in table.stdout
         assert server.env["REPLICATE_API_TOKEN"] not in table.stdout + table.stderr
@@ -118,8 +116,8 @@ def test_ctrl_c_cancels_the_prediction_on_the_server() -> None:
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=TIMEOUT)
         assert process.returncode == 130, err
-        assert "Canceling the prediction on the server" in err
-        assert "Interrupted: the prediction was canceled on the server." in err
+        assert f"Canceling prediction {newest.id} on the server" in err
+        assert f"Interrupted: prediction {newest.id} was canceled on the server.\n" in err
         assert "Traceback" not in err
         after = asyncio.run(_newest(server.env))
         assert after is not None

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-from ._datauri import decode_data_url
+from ._datauri import decode_data_url, is_data_url
 from .exceptions import ReplicateError
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ class FileOutput:
 
     async def read(self) -> bytes:
         """The whole file. ``data:`` URLs are decoded locally."""
-        if self.url.startswith("data:"):
+        if is_data_url(self.url):
             return _decode_data_url(self.url)
         url, auth = self.url, True
         for _ in range(_MAX_REDIRECTS + 1):
@@ -178,7 +178,7 @@ class FileOutput:
         return self._chunks()
 
     async def _chunks(self) -> AsyncIterator[bytes]:
-        if self.url.startswith("data:"):
+        if is_data_url(self.url):
             yield _decode_data_url(self.url)
             return
         url, auth = self.url, True

@@ -18,10 +18,11 @@ from aiohttp import hdrs
 
 from .. import _validate as check
 from .._http import path
+from .._response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import File
 from ..pagination import AsyncPaginator
-from ._base import Resource, _decode
+from ._base import Resource
 
 #: What ``files.create`` accepts as content.
 FileContent = (
@@ -79,7 +80,7 @@ class Files(Resource):
         response = await self._http.request(
             "POST", "files", content=build, read_timeout=None, retry=retry
         )
-        return _decode(response, File)
+        return decode(response, File)
 
     def list(self, *, cursor: str | None = None) -> AsyncPaginator[File]:
         """Uploaded files, newest first."""
@@ -163,6 +164,8 @@ async def _existing_file(content: str | os.PathLike[str]) -> Path:
     """The path of a regular file to upload, or a clear error."""
     if isinstance(content, str) and not content:
         raise InvalidArgumentError("content is an empty path; pass b'' to upload an empty file")
+    if "\x00" in os.fspath(content):
+        raise InvalidArgumentError("content is not a usable path: it contains a NUL character")
     try:
         file_path = Path(content)
         is_file = await asyncio.to_thread(file_path.is_file)

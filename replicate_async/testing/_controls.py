@@ -7,8 +7,9 @@ import contextlib
 import os
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
+from ._behaviours import ModelBehaviour
 from ._context import Context
 from ._records import FakePrediction, FileObject
 from ._script import Action, ScriptRule
@@ -84,6 +85,42 @@ class Controls:
         rule = ScriptRule(action, nth, model, output, error)
         self._ctx.scripts.append(rule)
         return rule
+
+    # --------------------------------------------------------------- behaviours
+
+    def set_model_behaviour(
+        self,
+        model: str,
+        *,
+        duration: float | None = None,
+        queue_time: float = 0.0,
+        outcome: Literal["succeed", "fail"] = "succeed",
+        error: str = "Prediction failed for an unknown reason",
+    ) -> None:
+        """Configure how runs of ``model`` (``owner/name``) behave from now on.
+
+        ``duration`` is the processing time in seconds (``None``: the server default),
+        ``queue_time`` the time spent ``starting``; ``outcome="fail"`` ends runs ``failed``.
+        """
+        self._ctx.behaviours[model] = ModelBehaviour(duration, queue_time, outcome, error)
+
+    def reset_model_behaviour(self, model: str | None = None) -> None:
+        """Forget the behaviour set for ``model`` (or for all models)."""
+        if model is None:
+            self._ctx.behaviours.clear()
+        else:
+            self._ctx.behaviours.pop(model, None)
+
+    def set_training_behaviour(
+        self,
+        *,
+        duration: float | None = None,
+        queue_time: float = 0.0,
+        outcome: Literal["succeed", "fail"] = "succeed",
+        error: str = "Training failed",
+    ) -> None:
+        """Configure how trainings run from now on (like :meth:`set_model_behaviour`)."""
+        self._ctx.training_behaviour = ModelBehaviour(duration, queue_time, outcome, error)
 
     # --------------------------------------------------------------- environment
 

@@ -14,9 +14,11 @@ DEFAULT_TOKEN = "r8_fake_token_for_tests"
 DEFAULT_WEBHOOK_SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"
 
 
-def _opt(default: Any, help: str, *, flag: str | None = None) -> Any:
-    """A field with its command-line help (and flag name, when not ``--field-name``)."""
-    return dataclasses.field(default=default, metadata={"help": help, "flag": flag})
+def _opt(default: Any, help: str, *, flag: str | None = None, flag_help: str = "") -> Any:
+    """A field with its help, and its command-line flag when not ``--field-name`` (with
+    the flag's own help when the flag inverts the option)."""
+    metadata = {"help": help, "flag": flag, "flag_help": flag_help or help}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -25,7 +27,12 @@ class FakeOptions:
     ``port`` and ``clock``. Each is also a ``fake-server`` command-line flag."""
 
     token: str = _opt(DEFAULT_TOKEN, "the one accepted API token")
-    require_auth: bool = _opt(True, "reject requests without the token", flag="--no-auth")
+    require_auth: bool = _opt(
+        True,
+        "reject requests without the token",
+        flag="--no-auth",
+        flag_help="accept requests without the token",
+    )
     page_size: int = _opt(100, "items per page on every list")
     rate_limits_enabled: bool = _opt(
         False, "answer 429 when a bucket is empty", flag="--rate-limits"
@@ -38,6 +45,7 @@ class FakeOptions:
         True,
         "False: start empty; True: built-in models...; an int: built-in data and "
         "reproducible ids drawn from a generator seeded with it",
+        flag_help="make every id reproducible (the built-in data is loaded too)",
     )
     default_duration: float = _opt(0.0, "seconds a run spends processing")
     slow_duration: float = _opt(5.0, "seconds a fake/slow run spends processing")
@@ -51,7 +59,9 @@ class FakeOptions:
     body_timeout: float = _opt(10.0, "seconds to wait for a request body before a 408")
     max_json_depth: int = _opt(64, "deepest nesting accepted in a JSON body")
     prefer_wait_incomplete_status: int = _opt(201, "status of an unfinished Prefer: wait create")
-    record_requests: bool = _opt(True, "keep the request log", flag="--no-record-requests")
+    record_requests: bool = _opt(
+        True, "keep the request log", flag="--no-record-requests", flag_help="keep no request log"
+    )
     max_recorded_requests: int | None = _opt(None, "keep at most about this many requests")
     max_recorded_body: int = _opt(1024 * 1024, "bodies up to this size are kept in the log")
     inspect_endpoint: bool = _opt(False, "serve the log read-only at GET /_fake/requests")

@@ -1,18 +1,24 @@
-"""Serve a fake from the command line (``python -m replicate_async.testing``)."""
+"""Serve a fake from the command line (``python -m replicate_async.testing`` and
+``replicate-async fake-server``): one flag per :class:`FakeOptions` field, generated."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
-from ._server import FakeReplicate
+from ._options import FakeOptions, option_fields
 
-__all__ = ["main", "serve"]
+__all__ = ["click_options", "main", "options_from", "serve"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_TYPES: dict[str, type] = {"int": int, "int | None": int, "float": float, "str": str}
 
 
 async def serve(
@@ -32,6 +38,8 @@ async def serve(
     :class:`FakeReplicate`. The base URL and token are announced (printed by default)
     once the server listens.
     """
+    from ._server import FakeReplicate
+
     stop = stop if stop is not None else asyncio.Event()
     say = announce if announce is not None else _print
     loop = asyncio.get_running_loop()
@@ -50,6 +58,8 @@ async def serve(
             say(f"Fake Replicate API listening on {fake.base_url}")
             say(f"REPLICATE_BASE_URL={fake.base_url}")
             say(f"REPLICATE_API_TOKEN={fake.token}")
+            if fake.options.inspect_endpoint:
+                say(f"Request log: {fake.origin}/_fake/requests")
             await stop.wait()
     finally:
         for sig in installed:
@@ -58,6 +68,67 @@ async def serve(
 
 def _print(line: str) -> None:
     print(line, flush=True)
+
+
+def _flag(field: dataclasses.Field[Any]) -> str:
+    flag: str | None = field.metadata.get("flag")
+    return flag or "--" + field.name.replace("_", "-")
+
+
+def _specs() -> list[tuple[str, str, dict[str, Any]]]:
+    """``(flag, dest, spec)`` per option: ``spec`` has ``help`` and either ``flag_value``
+    (a switch storing that value) or ``type``."""
+    out: list[tuple[str, str, dict[str, Any]]] = []
+    for field in option_fields():
+        help_text = str(field.metadata.get("flag_help", ""))
+        if field.name == "seed":
+            out.append(("--seed", "seed", {"type": int, "help": help_text}))
+            out.append(("--no-seed", "no_seed", {"flag_value": True, "help": "start empty"}))
+        elif field.type == "bool":
+            out.append(
+                (_flag(field), field.name, {"flag_value": not field.default, "help": help_text})
+            )
+        else:
+            default = field.default
+            text = f"{help_text} (default {default})" if default is not None else help_text
+            out.append((_flag(field), field.name, {"type": _TYPES[str(field.type)], "help": text}))
+    return out
+
+
+def options_from(values: Mapping[str, Any]) -> dict[str, Any]:
+    """:class:`FakeReplicate` keyword arguments from parsed flags (unset ones left out)."""
+    options = {
+        name: value
+        for name, value in values.items()
+        if value is not None and name in FakeOptions.__dataclass_fields__
+    }
+    if values.get("no_seed"):
+        options["seed"] = False
+    return options
+
+
+def click_options(func: F) -> F:
+    """Add every option's flag to a click command (``replicate-async fake-server``)."""
+    import click  # the [cli] extra; only the command line needs it
+
+    @functools.wraps(func)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            FakeOptions(**options_from(kwargs))
+        except (TypeError, ValueError) as exc:
+            raise click.UsageError(str(exc)) from None
+        return func(*args, **kwargs)
+
+    wrapped: F = checked  # type: ignore[assignment]
+    for flag, dest, spec in reversed(_specs()):
+        if "flag_value" in spec:
+            option = click.option(
+                flag, dest, flag_value=spec["flag_value"], default=None, help=spec["help"]
+            )
+        else:
+            option = click.option(flag, dest, type=spec["type"], default=None, help=spec["help"])
+        wrapped = option(wrapped)
+    return wrapped
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,29 +140,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
     parser.add_argument("--models", type=int, default=0, help="synthetic models to add")
     parser.add_argument("--predictions", type=int, default=0, help="synthetic predictions")
-    parser.add_argument("--page-size", type=int, default=100, help="items per page")
-    parser.add_argument("--default-duration", type=float, default=0.0, help="run seconds")
-    parser.add_argument("--slow-duration", type=float, default=5.0, help="fake/slow seconds")
-    parser.add_argument("--rate-limits", action="store_true", help="enforce rate limits")
-    parser.add_argument("--no-auth", action="store_true", help="accept requests without a token")
-    parser.add_argument("--no-seed", action="store_true", help="start empty")
+    for flag, dest, spec in _specs():
+        if "flag_value" in spec:
+            action = "store_true" if spec["flag_value"] else "store_false"
+            parser.add_argument(flag, dest=dest, action=action, default=None, help=spec["help"])
+        else:
+            parser.add_argument(flag, dest=dest, type=spec["type"], help=spec["help"])
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the exit status."""
-    args = _parser().parse_args(argv)
+    args = vars(_parser().parse_args(argv))
+    options = options_from(args)
+    try:
+        FakeOptions(**options)
+    except (TypeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     coro = serve(
-        args.host,
-        args.port,
-        models=args.models,
-        predictions=args.predictions,
-        page_size=args.page_size,
-        default_duration=args.default_duration,
-        slow_duration=args.slow_duration,
-        rate_limits_enabled=args.rate_limits,
-        require_auth=not args.no_auth,
-        seed=not args.no_seed,
+        args["host"],
+        args["port"],
+        models=args["models"],
+        predictions=args["predictions"],
+        **options,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(coro)

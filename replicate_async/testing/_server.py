@@ -18,7 +18,6 @@ from . import (
     _handlers_predictions,
     _inspect,
 )
-from ._behaviours import ModelBehaviour
 from ._clock import Clock, system_clock
 from ._context import CTX, Context
 from ._controls import Controls
@@ -266,40 +265,6 @@ class FakeReplicate(Controls):
     def add_predictions(self, count: int, *, source: Literal["api", "web"] = "api") -> None:
         """Add ``count`` succeeded synthetic ``fake/echo`` predictions, older than the rest."""
         self._ctx.store.add_synthetic_predictions(count, source)
-
-    def set_model_behaviour(
-        self,
-        model: str,
-        *,
-        duration: float | None = None,
-        queue_time: float = 0.0,
-        outcome: Literal["succeed", "fail"] = "succeed",
-        error: str = "Prediction failed for an unknown reason",
-    ) -> None:
-        """Configure how runs of ``model`` (``owner/name``) behave from now on.
-
-        ``duration`` is the processing time in seconds (``None``: the server default),
-        ``queue_time`` the time spent ``starting``; ``outcome="fail"`` ends runs ``failed``.
-        """
-        self._ctx.behaviours[model] = ModelBehaviour(duration, queue_time, outcome, error)
-
-    def reset_model_behaviour(self, model: str | None = None) -> None:
-        """Forget the behaviour set for ``model`` (or for all models)."""
-        if model is None:
-            self._ctx.behaviours.clear()
-        else:
-            self._ctx.behaviours.pop(model, None)
-
-    def set_training_behaviour(
-        self,
-        *,
-        duration: float | None = None,
-        queue_time: float = 0.0,
-        outcome: Literal["succeed", "fail"] = "succeed",
-        error: str = "Training failed",
-    ) -> None:
-        """Configure how trainings run from now on (like :meth:`set_model_behaviour`)."""
-        self._ctx.training_behaviour = ModelBehaviour(duration, queue_time, outcome, error)
 
     @property
     def pagination_quirk(self) -> PaginationQuirk | None:

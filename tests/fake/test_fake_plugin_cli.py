@@ -166,6 +166,6 @@ def test_plugin_without_pytest_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
     from replicate_async.testing import pytest_plugin
 
     monkeypatch.setitem(sys.modules, "pytest_asyncio", None)
-    assert pytest_plugin._build_fixture() is not None
+    assert pytest_plugin._build_fixture("replicate_fake", pytest_plugin._fake) is not None
     with pytest.raises(pytest.UsageError, match="pytest-asyncio"):
         pytest_plugin._missing_asyncio(None)  # type: ignore[arg-type]

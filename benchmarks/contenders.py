@@ -1,7 +1,10 @@
 """The clients under test, behind one small interface so every scenario runs them alike.
 
-- :class:`ThisSDK`: ``replicate_async.AsyncReplicate``;
+- :class:`ThisSDK`: ``replicate_async.AsyncReplicate``; with ``REPLICATE_ASYNC_BEFORE`` set
+  to a directory holding an older copy of the package renamed ``replicate_async_before``,
+  that copy runs too (the "before" of a change, in the same run);
 - :class:`RawAiohttp`: the floor: one ``aiohttp.ClientSession`` and ``await resp.json()``;
+- :class:`RawLineParser`: a second SSE floor (scenario e only): a plain line parser;
 - :class:`Official`: Replicate's ``replicate`` package (1.x, its ``async_*`` methods), only
   when it is importable (it is installed in the bench environment only).
 
@@ -16,6 +19,7 @@ import contextlib
 import importlib
 import inspect
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import metadata
@@ -36,6 +40,9 @@ MAX_POLLS = 50
 #: Bounds every page walk, in pages, beyond the expected count.
 MAX_EXTRA_PAGES = 2
 SSE_CHUNK = 65536
+#: The environment variable naming the directory of the "before" copy of the SDK.
+BEFORE_ENV = "REPLICATE_ASYNC_BEFORE"
+BEFORE_PACKAGE = "replicate_async_before"
 
 OnFirst = Callable[[], Awaitable[None]]
 
@@ -44,6 +51,8 @@ class Contender:
     """One client. ``name`` labels the table; ``notes`` says how a scenario was run."""
 
     name = "?"
+    #: The scenario keys (first letters) this client runs; ``None``: all of them.
+    scenarios: frozenset[str] | None = None
 
     def __init__(self, server_url: str) -> None:
         self.server_url = server_url
@@ -173,16 +182,56 @@ class RawAiohttp(Contender):
         return len([dict(item) for item in items])
 
 
+class RawLineParser(RawAiohttp):
+    """The SSE floor any conforming decoder can be held to: ``iter_any()``, split lines,
+    ``partition``, UTF-8 text out, one object per event; none of the spec's corner cases
+    (``\\r`` line ends, a BOM, comments, ``retry``, size limits, resuming)."""
+
+    name = "raw aiohttp, line parser"
+    scenarios = frozenset("e")
+
+    async def stream(self, url: str) -> int:
+        self.notes["e"] = "iter_any(), split lines, partition, (event, data, id) per event"
+        headers = {**self._headers, "Accept": "text/event-stream"}
+        count = 0
+        pending = b""
+        event, last_id = "", None
+        data: list[str] = []
+        async with self.session.get(url, headers=headers) as resp:
+            async for chunk in resp.content.iter_any():
+                lines = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if not line:
+                        if data:
+                            item = (event or "message", "\n".join(data), last_id)
+                            if item[0] == "done":
+                                return count
+                            count += 1
+                        event, data = "", []
+                        continue
+                    name, _, value = line.decode().partition(":")
+                    if value[:1] == " ":
+                        value = value[1:]
+                    if name == "data":
+                        data.append(value)
+                    elif name == "event":
+                        event = value
+                    elif name == "id":
+                        last_id = value
+        raise RuntimeError("the stream ended without a done event")
+
+
 class ThisSDK(Contender):
     """``replicate_async.AsyncReplicate``, through its public methods."""
 
     name = "replicate_async"
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(self, server_url: str, package: str = "replicate_async") -> None:
         super().__init__(server_url)
-        from replicate_async import AsyncReplicate
-
-        self._client = AsyncReplicate(
+        self._package = package
+        self._pkg: Any = importlib.import_module(package)
+        self._client = self._pkg.AsyncReplicate(
             api_token=TOKEN, base_url=server_url + "/v1", max_connections=100
         )
 
@@ -194,11 +243,13 @@ class ThisSDK(Contender):
 
     async def create(self) -> str:
         prediction = await self._client.predictions.create(version=VERSION, input=INPUT)
-        return prediction.status
+        status: str = prediction.status
+        return status
 
     async def get(self, prediction_id: str) -> str:
         prediction = await self._client.predictions.get(prediction_id)
-        return prediction.status
+        status: str = prediction.status
+        return status
 
     async def walk_models(self, max_pages: int, on_first: OnFirst) -> int:
         self.notes["c"] = "async for model in client.models.list()"
@@ -223,10 +274,11 @@ class ThisSDK(Contender):
         params = inspect.signature(wait).parameters
         kwargs: dict[str, Any] = {}
         if "poll" in params:
-            from replicate_async import PollPolicy
-
-            kwargs["poll"] = PollPolicy(initial=interval, factor=1.0, maximum=interval)
-            shown = f"poll=PollPolicy(initial={interval}, factor=1)"
+            # The same interval every time, as the hand-written loop: no growth, no jitter.
+            kwargs["poll"] = self._pkg.PollPolicy(
+                initial=interval, factor=1.0, maximum=interval, jitter=0.0
+            )
+            shown = f"poll=PollPolicy(initial={interval}, factor=1, jitter=0)"
         else:
             for name in ("interval", "poll_interval"):
                 if name in params:
@@ -250,7 +302,8 @@ class ThisSDK(Contender):
             return status
         for _ in range(MAX_POLLS):
             if prediction.done:
-                return prediction.status
+                done: str = prediction.status
+                return done
             await asyncio.sleep(interval)
             prediction = await predictions.get(prediction.id)
         raise RuntimeError("prediction did not finish within MAX_POLLS polls")
@@ -259,8 +312,8 @@ class ThisSDK(Contender):
         """The SDK's public ``predictions.stream`` if it has one, else its SSE decoder."""
         public = getattr(self._client.predictions, "stream", None)
         if public is not None:
-            from replicate_async.models import Prediction, PredictionURLs
-
+            models: Any = importlib.import_module(self._package + ".models")
+            Prediction, PredictionURLs = models.Prediction, models.PredictionURLs
             self.notes["e"] = "predictions.stream(prediction)"
             prediction = Prediction(
                 id="benchstream", status="processing", urls=PredictionURLs(stream=url)
@@ -268,7 +321,7 @@ class ThisSDK(Contender):
             events: AsyncIterator[Any] = public(prediction)
             return events
         try:
-            from replicate_async._sse import iter_sse
+            iter_sse = importlib.import_module(self._package + "._sse").iter_sse
         except ImportError:
             self.notes["e"] = "n/a (no predictions.stream, no replicate_async._sse)"
             return None
@@ -294,11 +347,22 @@ class ThisSDK(Contender):
         raise RuntimeError("the stream ended without a done event")
 
     def structure(self, items: list[dict[str, Any]]) -> int:
-        from replicate_async._converter import structure
-        from replicate_async.models import Prediction
-
+        structure = importlib.import_module(self._package + "._converter").structure
+        Prediction = self._pkg.Prediction
         self.notes["f"] = "_converter.structure(d, Prediction)"
         return len([structure(item, Prediction) for item in items])
+
+
+def _before(server_url: str) -> ThisSDK | None:
+    """The "before" copy of the SDK, if ``REPLICATE_ASYNC_BEFORE`` names its directory."""
+    where = os.environ.get(BEFORE_ENV)
+    if not where:
+        return None
+    if where not in sys.path:
+        sys.path.append(where)
+    client = ThisSDK(server_url, package=BEFORE_PACKAGE)
+    client.name = "replicate_async (before)"
+    return client
 
 
 class Official(Contender):
@@ -466,6 +530,10 @@ class OfficialV2(Contender):
 def contenders(server_url: str) -> tuple[list[Contender], str]:
     """The contenders to run, and a note on the official client's availability."""
     found: list[Contender] = [ThisSDK(server_url), RawAiohttp(server_url)]
+    before = _before(server_url)
+    if before is not None:
+        found.insert(1, before)
+    found.append(RawLineParser(server_url))
     errors = []
     for official in (Official, OfficialV2):
         try:

@@ -44,7 +44,9 @@ def _reset_peak() -> bool:
     return True
 
 
-async def measure(server_url: str, client_name: str, models: int) -> dict[str, float]:
+async def measure(
+    server_url: str, client_name: str, models: int, shape: str = "lean"
+) -> dict[str, float]:
     clients, _ = contenders(server_url)
     client = next(c for c in clients if c.name == client_name)
     at_first: list[int] = []
@@ -60,7 +62,7 @@ async def measure(server_url: str, client_name: str, models: int) -> dict[str, f
         try:
             before = _rss_kib("VmRSS") or 0
             exact = _reset_peak()
-            await ctl.configure(models=3 * PAGE_SIZE)
+            await ctl.configure(models=3 * PAGE_SIZE, shape=shape)
             await client.walk_models(5, nothing)  # warm up: lazy imports, codegen, connection
             await ctl.configure(models=models)
             await ctl.stats()
@@ -82,11 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--server", required=True)
     parser.add_argument("--client", required=True)
     parser.add_argument("--models", type=int, required=True)
+    parser.add_argument("--shape", choices=("lean", "live"), default="lean")
     parser.add_argument("--stdlib-json", action="store_true")
     args = parser.parse_args(argv)
     if args.stdlib_json:
         sys.modules["orjson"] = None  # type: ignore[assignment]  # blocks the import
-    result = asyncio.run(measure(args.server, args.client, args.models))
+    result = asyncio.run(measure(args.server, args.client, args.models, args.shape))
     print(json.dumps(result))
 
 

@@ -1,6 +1,6 @@
 """Profile this SDK (only) on one scenario against the lean server.
 
-    python -m benchmarks.profile_sdk a|b|c|d|e [--tool cprofile|pyinstrument] [--top 30]
+    python -m benchmarks.profile_sdk a|b|c|d|e|g [--tool cprofile|pyinstrument] [--top 30]
 
 cProfile (the default) prints the functions with the most own time and the most
 cumulative time; pyinstrument (if installed) prints its call tree. Sizes are those of the
@@ -32,13 +32,14 @@ from .run import (
 )
 
 
-def _scenarios(server_url: str) -> dict[str, tuple[Scenario, Scenario, dict[str, int]]]:
+def _scenarios(server_url: str) -> dict[str, tuple[Scenario, Scenario, dict[str, int | str]]]:
     """Key -> (measured scenario, warm-up, server sizes)."""
     stream_url = server_url + "/v1/predictions/benchstream/stream"
     return {
         "a": (fan_out(FULL.creates), fan_out(2 * CONCURRENCY), {}),
         "b": (sequential_gets(FULL.gets), sequential_gets(50), {}),
-        "c": (walk(10_000), walk(3 * PAGE_SIZE), {"models": 10_000}),
+        "c": (walk(10_000), walk(3 * PAGE_SIZE), {"models": 10_000, "shape": "lean"}),
+        "g": (walk(10_000), walk(3 * PAGE_SIZE), {"models": 10_000, "shape": "live"}),
         "d": (wait_for_completion(FULL.waits), wait_for_completion(20), {}),
         "e": (sse(FULL.events, stream_url), sse(FULL.events, stream_url), {}),
     }
@@ -52,7 +53,7 @@ async def _profiled(
     async with Control(server_url) as ctl:
         await client.open()
         try:
-            await ctl.configure(models=3 * PAGE_SIZE)
+            await ctl.configure(models=3 * PAGE_SIZE, shape=sizes.get("shape", "lean"))
             await warmup(client)
             await ctl.configure(**sizes)
             await run(lambda: scenario(client))
@@ -62,7 +63,7 @@ async def _profiled(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("scenario", choices="abcde")
+    parser.add_argument("scenario", choices="abcdeg")
     parser.add_argument("--tool", choices=("cprofile", "pyinstrument"), default="cprofile")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)

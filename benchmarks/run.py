@@ -1,6 +1,7 @@
 """Run the benchmark: every scenario, every client, side by side in one run.
 
     python -m benchmarks.run [--quick] [--out benchmarks/RESULTS.md] [--only a,b]
+                             [--before DIR] [--no-memory-curve]
 
 The lean server (:mod:`benchmarks.server`) runs in its own process, so the CPU seconds
 reported here (``time.process_time()`` deltas) are the client's alone. Repeats of a
@@ -14,24 +15,20 @@ import asyncio
 import contextlib
 import gc
 import json
-import math
 import os
-import platform
 import select
-import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from .contenders import Contender, RawAiohttp, ThisSDK, contenders
+from .contenders import BEFORE_ENV, Contender, RawAiohttp, ThisSDK, contenders
+from .report import BEFORE, Cell, MemoryCurve, Result, Sample, check_targets, report
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "tests" / "examples"
@@ -51,6 +48,9 @@ class Sizes:
     creates: int
     gets: int
     models: tuple[int, int]  # (big, small): memory must not grow from small to big
+    live_models: tuple[int, int]  # the same for live-shaped models
+    memory_models: tuple[int, ...]  # live-shaped walks measured for peak RSS vs N
+    memory_all: bool  # the memory pass of walks for every client (else for this SDK only)
     waits: int
     events: int
     structures: int
@@ -59,55 +59,34 @@ class Sizes:
     deadline: float  # seconds for the whole run
 
 
-FULL = Sizes(2_000, 1_000, (50_000, 10_000), 500, 50_000, 10_000, 5, 3, 600.0)
-QUICK = Sizes(400, 200, (5_000, 1_000), 100, 10_000, 2_000, 2, 2, 120.0)
-
-
-@dataclass
-class Sample:
-    """One repeat of one scenario by one client."""
-
-    cpu: float
-    wall: float
-    ops: int
-    requests: int = 0
-    server_cpu: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class Cell:
-    """The median of a client's repeats of a scenario."""
-
-    client: str
-    samples: list[Sample]
-    note: str = ""
-    peak_mib: float | None = None
-    first_item_requests: int | None = None
-
-    def median(self, what: str) -> float:
-        values = [_value(s, what) for s in self.samples]
-        return statistics.median(values) if values else float("nan")
-
-    def maximum(self, what: str) -> float:
-        return max(_value(s, what) for s in self.samples)
-
-
-def _value(sample: Sample, what: str) -> float:
-    if what in ("cpu", "wall", "ops", "requests", "server_cpu"):
-        return float(getattr(sample, what))
-    return sample.extra.get(what, float("nan"))
-
-
-@dataclass
-class Result:
-    """A scenario's cells, one per client, in the order the clients were listed."""
-
-    key: str
-    title: str
-    unit: str  # what one "op" is, for the per-op column
-    cells: dict[str, Cell] = field(default_factory=dict)
-    checks: list[tuple[str, bool]] = field(default_factory=list)
+FULL = Sizes(
+    creates=2_000,
+    gets=1_000,
+    models=(50_000, 10_000),
+    live_models=(50_000, 10_000),
+    memory_models=(10_000, 50_000, 200_000),
+    memory_all=True,
+    waits=500,
+    events=50_000,
+    structures=10_000,
+    repeats=5,
+    walk_repeats=3,
+    deadline=1500.0,
+)
+QUICK = Sizes(
+    creates=400,
+    gets=200,
+    models=(2_000, 500),
+    live_models=(1_000, 300),
+    memory_models=(),
+    memory_all=False,
+    waits=100,
+    events=10_000,
+    structures=2_000,
+    repeats=2,
+    walk_repeats=2,
+    deadline=120.0,
+)
 
 
 # -- the server process ---------------------------------------------------------------
@@ -166,7 +145,7 @@ class Control:
             data: dict[str, float] = await resp.json()
             return data
 
-    async def configure(self, **sizes: int) -> None:
+    async def configure(self, **sizes: int | str) -> None:
         assert self._session is not None
         params = {k: str(v) for k, v in sizes.items()}
         async with self._session.post(self.url + "/__config", params=params) as resp:
@@ -330,9 +309,10 @@ class Plan:
     scenario: Scenario
     repeats: int
     warmup: Scenario | None = None
-    warm_sizes: dict[str, int] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
+    warm_sizes: dict[str, int | str] = field(default_factory=dict)
+    sizes: dict[str, int | str] = field(default_factory=dict)
     memory: bool = False  # also run the (untimed) memory pass
+    memory_all: bool = True  # for every client (else for this SDK only)
 
 
 def plans(sizes: Sizes, server_url: str, only: set[str]) -> list[Plan]:
@@ -362,16 +342,32 @@ def plans(sizes: Sizes, server_url: str, only: set[str]) -> list[Plan]:
                 walk(models),
                 sizes.walk_repeats,
                 warmup=walk(300),
-                warm_sizes={"models": 300},
-                sizes={"models": models},
+                warm_sizes={"models": 300, "shape": "lean"},
+                sizes={"models": models, "shape": "lean"},
                 memory=True,
+                memory_all=sizes.memory_all,
             )
             for models in sizes.models
+        ),
+        *(
+            Plan(
+                f"g{models}",
+                f"(g) walk {models:,} live-shaped models, 100 per page",
+                "page",
+                walk(models),
+                sizes.walk_repeats,
+                warmup=walk(300),
+                warm_sizes={"models": 300, "shape": "live"},
+                sizes={"models": models, "shape": "live"},
+                memory=True,
+                memory_all=sizes.memory_all,
+            )
+            for models in sizes.live_models
         ),
         Plan(
             "d",
             f"(d) {sizes.waits:,} predictions needing {POLLS_NEEDED} polls each, "
-            f"concurrency {CONCURRENCY}, interval {POLL_INTERVAL} s",
+            f"concurrency {CONCURRENCY}, equal intervals of {POLL_INTERVAL} s",
             "prediction",
             wait_for_completion(sizes.waits),
             sizes.repeats,
@@ -400,9 +396,10 @@ def plans(sizes: Sizes, server_url: str, only: set[str]) -> list[Plan]:
 
 
 @contextlib.asynccontextmanager
-async def opened(server_url: str) -> Any:
+async def opened(server_url: str, key: str) -> Any:
     """Fresh clients for one scenario (no pool is shared across scenarios)."""
     clients, _ = contenders(server_url)
+    clients = [c for c in clients if c.scenarios is None or key[0] in c.scenarios]
     try:
         for client in clients:
             await client.open()
@@ -415,7 +412,7 @@ async def opened(server_url: str) -> Any:
 async def run_plan(plan: Plan, server_url: str, ctl: Control, stdlib_json: bool) -> Result:
     """Warm every client up, then interleave the repeats (rotating the order each round)."""
     result = Result(plan.key, plan.title, plan.unit)
-    async with opened(server_url) as clients:
+    async with opened(server_url, plan.key) as clients:
         await ctl.configure(**plan.warm_sizes)
         for client in clients:
             result.cells[client.name] = Cell(client.name, [])
@@ -437,26 +434,34 @@ async def run_plan(plan: Plan, server_url: str, ctl: Control, stdlib_json: bool)
                 result.cells[client.name].samples.append(sample)
         if plan.memory:
             for client in clients:
+                if client.name != SDK and not plan.memory_all:
+                    continue
                 cell = result.cells[client.name]
-                await memory_pass(cell, client, plan.sizes["models"], stdlib_json)
+                cell.peak_mib, cell.first_item_requests = await memory_pass(
+                    client.server_url, client.name, plan.sizes, stdlib_json
+                )
         for client in clients:
             result.cells[client.name].note = client.notes.get(plan.key[0], "")
     return result
 
 
-async def memory_pass(cell: Cell, client: Contender, models: int, stdlib_json: bool) -> None:
-    """Peak RSS of one more walk, and the requests sent before its first item.
+async def memory_pass(
+    server_url: str, client: str, sizes: dict[str, int | str], stdlib_json: bool
+) -> tuple[float, int]:
+    """Peak RSS (MiB) of one more walk, and the requests sent before its first item.
 
     Run in a fresh process (:mod:`benchmarks.memory`), so that one client's memory does not
     colour another's, and untraced, so that it costs no more than a timed walk.
     """
+    models = int(sizes["models"])
     command = [
         sys.executable,
         "-m",
         "benchmarks.memory",
-        f"--server={client.server_url}",
-        f"--client={client.name}",
+        f"--server={server_url}",
+        f"--client={client}",
         f"--models={models}",
+        f"--shape={sizes.get('shape', 'lean')}",
     ]
     if stdlib_json:
         command.append("--stdlib-json")
@@ -471,233 +476,60 @@ async def memory_pass(cell: Cell, client: Contender, models: int, stdlib_json: b
             proc.kill()
             await proc.wait()
     if proc.returncode != 0:
-        raise RuntimeError(f"the memory pass for {client.name} failed ({proc.returncode})")
+        raise RuntimeError(f"the memory pass for {client} failed ({proc.returncode})")
     data = json.loads(out.decode().strip().splitlines()[-1])
     _expect("models walked", data["count"], models)
-    cell.peak_mib = data["peak_mib"]
-    cell.first_item_requests = int(data["first_item_requests"])
+    return float(data["peak_mib"]), int(data["first_item_requests"])
 
 
 async def run_all(
-    sizes: Sizes, only: set[str], server_url: str, *, stdlib_json: bool
-) -> list[Result]:
+    sizes: Sizes, only: set[str], server_url: str, *, stdlib_json: bool, curve: bool
+) -> tuple[list[Result], MemoryCurve]:
     results = []
+    memory: MemoryCurve = {}
     async with Control(server_url) as ctl, asyncio.timeout(sizes.deadline):
         for plan in plans(sizes, server_url, only):
             print(f"running {plan.title} ...", file=sys.stderr, flush=True)
             started = time.perf_counter()
             results.append(await run_plan(plan, server_url, ctl, stdlib_json))
             print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
-    return results
+        if curve and sizes.memory_models and "g" in only:
+            clients = [SDK, RAW] + ([BEFORE] if os.environ.get(BEFORE_ENV) else [])
+            memory = await memory_curve(server_url, clients, sizes.memory_models, stdlib_json)
+    return results, memory
 
 
-# -- targets and the report ---------------------------------------------------------------
-
-
-def _ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
-
-
-def _official(result: Result) -> Cell | None:
-    return next((c for c in result.cells.values() if c.client.startswith("replicate ")), None)
-
-
-def _per_request(cell: Cell) -> float:
-    return _ratio(cell.median("cpu"), cell.median("requests"))
-
-
-def check_targets(results: list[Result], sizes: Sizes) -> None:
-    """Fill each result's ``checks`` with the issue's targets, met or not."""
-    by_key = {r.key: r for r in results}
-    for result in results:
-        sdk = result.cells.get(SDK)
-        raw = result.cells.get(RAW)
-        if sdk is None or raw is None:
-            continue
-        key = result.key
-        checks = result.checks
-        if key in ("a", "b"):
-            ratio = _ratio(_per_request(sdk), _per_request(raw))
-            checks.append((f"CPU/request ≤ 1.3 x raw (is {ratio:.2f})", ratio <= 1.3))
-        elif key.startswith("c"):
-            ratio = _ratio(sdk.median("wall"), raw.median("wall"))
-            checks.append((f"time ≤ 1.3 x raw (is {ratio:.2f})", ratio <= 1.3))
-            checks.append(
-                (
-                    f"first item after 1 page (after {sdk.first_item_requests})",
-                    sdk.first_item_requests == 1,
-                )
+async def memory_curve(
+    server_url: str, clients: list[str], models: tuple[int, ...], stdlib_json: bool
+) -> MemoryCurve:
+    """Peak RSS of a live-shaped walk of each size in ``models``, per client."""
+    curve: MemoryCurve = {}
+    for count in models:
+        print(f"memory: walking {count:,} live-shaped models ...", file=sys.stderr, flush=True)
+        for client in clients:
+            peak, _ = await memory_pass(
+                server_url, client, {"models": count, "shape": "live"}, stdlib_json
             )
-            small = by_key.get(f"c{sizes.models[1]}")
-            if key == f"c{sizes.models[0]}" and small is not None:
-                big_peak = sdk.peak_mib or 0.0
-                small_peak = small.cells[SDK].peak_mib or 0.0
-                flat = big_peak <= small_peak * 1.25 + 1.0
-                checks.append((f"memory flat in N ({small_peak:.1f} → {big_peak:.1f} MiB)", flat))
-        elif key == "d":
-            needed = sizes.waits * (1 + POLLS_NEEDED)
-            sent = int(sdk.maximum("requests"))
-            over = int(sdk.maximum("over_polls"))
-            checks.append(
-                (
-                    f"no extra requests ({sent:,} sent, {needed:,} needed, {over} over-polls)",
-                    sent <= needed and over == 0,
-                )
-            )
-            lag = sdk.median("lag_p99_s")
-            floor = raw.median("lag_p99_s")
-            checks.append(
-                (
-                    f"noticed within one interval (p99 lag {lag * 1000:.0f} ms; "
-                    f"raw aiohttp's {floor * 1000:.0f} ms)",
-                    lag <= POLL_INTERVAL,
-                )
-            )
-        elif key == "e":
-            ratio = _ratio(sdk.median("cpu"), raw.median("cpu"))
-            checks.append((f"CPU ≤ 1.5 x raw (is {ratio:.2f})", ratio <= 1.5))
-        official = _official(result)
-        if official is not None and not math.isnan(official.median("cpu")):
-            faster = sdk.median("cpu") < official.median("cpu") and (
-                sdk.median("wall") < official.median("wall")
-            )
-            checks.append(("faster than the official client (CPU and wall)", faster))
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None or value != value:  # None or NaN
-        return "-"
-    return f"{value:.{digits}f}"
-
-
-def _details(result: Result, cell: Cell) -> str:
-    key = result.key
-    parts = []
-    if key.startswith("c"):
-        parts.append(f"first item {cell.median('first_item_s') * 1000:.0f} ms")
-        if cell.first_item_requests is not None:
-            parts.append(f"after {cell.first_item_requests} req")
-        if cell.peak_mib is not None:
-            parts.append(f"peak {cell.peak_mib:.1f} MiB")
-    elif key == "d":
-        gets = cell.median("requests") - cell.median("ops")
-        parts.append(f"{_ratio(gets, cell.median('ops')):.2f} polls/pred")
-        parts.append(f"latency p50 {cell.median('latency_p50_s') * 1000:.0f} ms")
-        lag50, lag99 = cell.median("lag_p50_s") * 1000, cell.median("lag_p99_s") * 1000
-        parts.append(f"lag p50 {lag50:.0f} / p99 {lag99:.0f} ms")
-        parts.append(f"over-polls {int(cell.maximum('over_polls'))}")
-    if cell.note:
-        parts.append(cell.note)
-    return "; ".join(parts)
-
-
-def tables(results: list[Result]) -> str:
-    """The results and the ratios, as Markdown."""
-    lines = [
-        "| scenario | client | CPU s | wall s | CPU µs/op | requests | server CPU s | details |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for result in results:
-        for cell in result.cells.values():
-            if not cell.samples:
-                continue
-            ops = cell.median("ops")
-            per_op = _ratio(cell.median("cpu"), ops) * 1e6 if ops else None
-            lines.append(
-                f"| {result.title} | {cell.client} | {_fmt(cell.median('cpu'))} "
-                f"| {_fmt(cell.median('wall'))} | {_fmt(per_op, 1)} / {result.unit} "
-                f"| {int(cell.median('requests')):,} | {_fmt(cell.median('server_cpu'), 2)} "
-                f"| {_details(result, cell)} |"
-            )
-    lines += [
-        "",
-        "| scenario | SDK ÷ raw CPU | SDK ÷ raw wall | SDK ÷ official CPU "
-        "| SDK ÷ official wall | targets |",
-        "| --- | ---: | ---: | ---: | ---: | --- |",
-    ]
-    for result in results:
-        sdk, raw = result.cells.get(SDK), result.cells.get(RAW)
-        if sdk is None or raw is None:
-            continue
-        official = _official(result)
-        off_cpu = off_wall = None
-        if official is not None:
-            off_cpu = _ratio(sdk.median("cpu"), official.median("cpu"))
-            off_wall = _ratio(sdk.median("wall"), official.median("wall"))
-        targets = "<br>".join(f"{'✅' if ok else '❌'} {text}" for text, ok in result.checks)
-        lines.append(
-            f"| {result.title} | {_fmt(_ratio(sdk.median('cpu'), raw.median('cpu')), 2)} "
-            f"| {_fmt(_ratio(sdk.median('wall'), raw.median('wall')), 2)} "
-            f"| {_fmt(off_cpu, 2)} | {_fmt(off_wall, 2)} | {targets or '-'} |"
-        )
-    return "\n".join(lines)
-
-
-def _version(dist: str) -> str:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def machine() -> str:
-    """CPU model, cores, Python and library versions."""
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    codec = _json_codec()
-    return (
-        f"{model}, {os.cpu_count()} cores; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()} ({platform.python_implementation()}); "
-        f"aiohttp {_version('aiohttp')}, attrs {_version('attrs')}, "
-        f"cattrs {_version('cattrs')}, orjson {_version('orjson')} "
-        f"(replicate_async decodes with {codec}); "
-        f"replicate {_version('replicate')}, httpx {_version('httpx')}, "
-        f"pydantic {_version('pydantic')}"
-    )
-
-
-def _json_codec() -> str:
-    """Which JSON codec replicate_async decodes with (it imports orjson if it can)."""
-    import replicate_async._converter  # noqa: F401
-
-    return "orjson" if sys.modules.get("orjson") is not None else "stdlib json"
-
-
-def report(
-    results: list[Result],
-    sizes: Sizes,
-    quick: bool,
-    note: str,
-    took: float,
-    load_before: tuple[float, float, float],
-) -> str:
-    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    mode = "quick" if quick else "full"
-    header = [
-        "# Benchmark results",
-        "",
-        f"- Date: {when}; mode: {mode} (median of {sizes.repeats} repeats, "
-        f"{sizes.walk_repeats} for (c)); run took {took:.0f} s.",
-        f"- Machine: {machine()}.",
-        "- Client-process CPU (`time.process_time()`); the server is another process. "
-        "Requests are counted by the server.",
-    ]
-    load = ", ".join(f"{x:.2f}" for x in load_before)
-    header.append(f"- Load average (1, 5, 15 min) before the run: {load}.")
-    if note:
-        header.append(f"- {note}.")
-    return "\n".join([*header, "", tables(results), ""])
+            curve.setdefault(client, {})[count] = peak
+    return curve
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, 2 repeats (CI)")
     parser.add_argument("--out", type=Path, help="also write the report (Markdown) here")
-    parser.add_argument("--only", default="abcdef", help="scenarios to run, e.g. 'ab' or 'a,b'")
+    parser.add_argument("--only", default="abcdefg", help="scenarios to run, e.g. 'ab' or 'a,b'")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a directory holding an older copy of the SDK renamed replicate_async_before: "
+        "it runs too, as 'replicate_async (before)'",
+    )
+    parser.add_argument(
+        "--no-memory-curve",
+        action="store_true",
+        help="skip the peak-RSS-vs-N walks of live-shaped models (full mode only)",
+    )
     parser.add_argument(
         "--stdlib-json",
         action="store_true",
@@ -706,16 +538,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stdlib_json:
         sys.modules["orjson"] = None  # type: ignore[assignment]  # blocks the import
+    if args.before is not None:
+        os.environ[BEFORE_ENV] = str(args.before.resolve())  # memory passes inherit it
     sizes = QUICK if args.quick else FULL
     only = {c for c in args.only if c.isalpha()}
     started = time.perf_counter()
     load_before = os.getloadavg()
     with bench_server(models=sizes.models[0], events=sizes.events) as server_url:
         _, note = contenders(server_url)
-        results = asyncio.run(run_all(sizes, only, server_url, stdlib_json=args.stdlib_json))
-    check_targets(results, sizes)
+        results, curve = asyncio.run(
+            run_all(
+                sizes,
+                only,
+                server_url,
+                stdlib_json=args.stdlib_json,
+                curve=not args.no_memory_curve,
+            )
+        )
+    check_targets(
+        results,
+        models=sizes.models,
+        live_models=sizes.live_models,
+        waits=sizes.waits,
+        polls=POLLS_NEEDED,
+        interval=POLL_INTERVAL,
+    )
     took = time.perf_counter() - started
-    text = report(results, sizes, args.quick, note, took, load_before)
+    mode = "quick" if args.quick else "full"
+    mode += f" (median of {sizes.repeats} interleaved repeats, {sizes.walk_repeats} for walks)"
+    notes = [note, "replicate_async decodes with stdlib json" if args.stdlib_json else ""]
+    text = report(results, curve, mode=mode, notes=notes, took=took, load_before=load_before)
     print(text)
     if args.out is not None:
         args.out.write_text(text)

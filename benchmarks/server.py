@@ -11,7 +11,11 @@ Endpoints (under ``/v1``):
 - ``GET /predictions/{id}``: a prediction created here answers ``processing`` until it has
   been polled ``polls`` times (default 3), then ``succeeded``; any other id is ``succeeded``;
 - ``GET /models``: pages of 100 models out of ``models`` (default 50,000), with absolute
-  ``next`` URLs carrying an opaque ``cursor``;
+  ``next`` URLs carrying an opaque ``cursor``; the models are those of the example page
+  (``shape=lean``, the default) or, with ``shape=live``, every whole model found in the
+  recorded examples (``model-get-sdxl``, the models page, the collection) in turn: each with a
+  ``default_example`` prediction (timestamps, ``urls``, ``metrics``) and a ``latest_version``
+  with its ``openapi_schema``, as the live API returns them;
 - ``GET /predictions/{id}/stream`` and ``GET /streams/{id}``: an SSE stream of ``events``
   ``output`` events (default 50,000), then ``done``.
 
@@ -19,7 +23,8 @@ Control endpoints (not counted as requests):
 
 - ``GET /__stats``: the counters since the last reset as JSON, then resets them (``?peek=1``
   reads without resetting). ``cpu`` is this process's CPU seconds over the same period.
-- ``POST /__config?models=N&polls=N&events=N``: changes the sizes; forgets predictions.
+- ``POST /__config?models=N&polls=N&events=N&shape=lean|live``: changes the sizes and the
+  model shape; forgets predictions.
 """
 
 from __future__ import annotations
@@ -67,11 +72,22 @@ def _prediction_template(name: str, *, stream: bool) -> bytes:
     return _compact(pred)
 
 
-def _model_templates() -> list[bytes]:
-    """The example page's models, with owner/name (and URLs) replaced by markers."""
-    page = _load("page-models-list-TRUNCATED.json")
+def _live_models() -> list[dict[str, Any]]:
+    """Every whole model of the recorded examples: one with a default example and a version."""
+    found = [_load("model-get-sdxl.json")]
+    found += _load("page-models-list-TRUNCATED.json")["results"]
+    found += _load("collection-get-TRUNCATED.json")["models"]
+    return [m for m in found if m.get("default_example") and m.get("latest_version")]
+
+
+def _model_templates(shape: str = "lean") -> list[bytes]:
+    """The example models, with owner/name (and URLs) replaced by markers."""
+    if shape == "live":
+        models = _live_models()
+    else:
+        models = _load("page-models-list-TRUNCATED.json")["results"]
     templates = []
-    for model in page["results"]:
+    for model in models:
         model["owner"] = "bench"
         model["name"] = "@@NAME@@"
         model["url"] = "https://replicate.com/bench/@@NAME@@"
@@ -110,7 +126,8 @@ class BenchServer:
         self._starting = _prediction_template("prediction-create-async-starting.json", stream=True)
         self._processing = _prediction_template("prediction-get-processing.json", stream=False)
         self._succeeded = _prediction_template("prediction-get-succeeded.json", stream=False)
-        self._models = _model_templates()
+        self.shape = "lean"
+        self._models = _model_templates(self.shape)
         self._sse = _sse_body(events)
         self._poll_counts: dict[str, int] = {}
         self._next_id = 0
@@ -211,9 +228,16 @@ class BenchServer:
         if events != self.events:
             self.events = events
             self._sse = _sse_body(events)
+        shape = query.get("shape", self.shape)
+        if shape != self.shape:
+            if shape not in ("lean", "live"):
+                return web.json_response({"detail": f"unknown shape {shape!r}"}, status=400)
+            self.shape = shape
+            self._models = _model_templates(shape)
         self._poll_counts.clear()
         self._reset_counters()
-        return web.json_response({"models": self.models, "polls": self.polls, "events": events})
+        sizes = {"models": self.models, "polls": self.polls, "events": events}
+        return web.json_response({**sizes, "shape": shape})
 
     def app(self) -> web.Application:
         app = web.Application()

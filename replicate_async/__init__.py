@@ -10,7 +10,7 @@ if typing.TYPE_CHECKING:
     from ._client import AsyncReplicate
     from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
     from ._files import FileOutput
-    from ._run import Progress, RunResult
+    from ._run_many import Progress, RunResult
     from ._sse import ServerSentEvent
     from ._webhook_wait import WebhookWaiter
     from .exceptions import (
@@ -130,7 +130,7 @@ _SOURCES = (
     ".pagination",
     "._sse",
     "._files",
-    "._run",
+    "._run_many",
     "._webhook_wait",
     "._client",
 )

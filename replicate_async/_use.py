@@ -39,7 +39,9 @@ class _Client(Protocol):
 
     models: Models
     deployments: Deployments
-    predictions: Predictions
+
+    @property
+    def predictions(self) -> Predictions: ...
 
     async def run(
         self,

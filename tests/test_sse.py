@@ -193,6 +193,14 @@ def test_field_value_parsing() -> None:
     assert decode([raw]) == [ServerSentEvent("message", "nospace\n two\n\n\na: b")]
 
 
+def test_a_name_ends_at_the_first_colon_even_before_a_colon_space() -> None:
+    """The fast path splits at ": "; a colon earlier in the line still ends the name."""
+    raw = b"data:x: y\nda:ta: no\nevent:a: b\nid:1: 2\n:: comment\ndata::\n\n"
+    decoder = SSEDecoder()
+    assert decoder.feed(raw) == [ServerSentEvent("a: b", "x: y\n:", "1: 2")]
+    assert decoder.last_comment == ": comment"
+
+
 def test_field_without_colon_has_empty_value() -> None:
     assert decode([b"data\n\n"]) == [ServerSentEvent("message", "")]
     assert decode([b"data\ndata\n\n"]) == [ServerSentEvent("message", "\n")]

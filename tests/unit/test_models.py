@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -397,3 +398,124 @@ def test_page_end_markers_normalised(end: str | None) -> None:
     page = _build_page({"next": end, "previous": end, "results": []}, Model)
     assert page.next is None
     assert page.previous is None
+
+
+# -- the generated builders -------------------------------------------------------------------
+
+
+def _reference(cls: type[Any], data: dict[str, Any]) -> Any:
+    """The obvious, slow construction: each present field converted, then ``cls(**fields)``."""
+    hints = typing.get_type_hints(cls)
+    fields = {
+        f.name: _reference_value(hints[f.name], data[f.name])
+        for f in attrs.fields(cls)
+        if f.name != "raw" and f.name in data
+    }
+    return cls(**fields, raw=data)
+
+
+def _reference_value(tp: Any, value: Any) -> Any:
+    args = typing.get_args(tp)
+    if type(None) in args:
+        if value is None:
+            return None
+        (tp,) = (arg for arg in args if arg is not type(None))
+    if tp is datetime:
+        return parse_datetime(value)
+    if attrs.has(tp):
+        return _reference(tp, value)
+    if typing.get_origin(tp) is list and attrs.has(typing.get_args(tp)[0]):
+        return [_reference(typing.get_args(tp)[0], item) for item in value]
+    return float(value) if tp is float else value
+
+
+def _same(built: Any, expected: Any) -> None:
+    """Equal, of the same types all the way down, and ``raw`` the very dict received."""
+    assert type(built) is type(expected)
+    if attrs.has(type(built)):
+        assert built.raw is expected.raw
+        for field in attrs.fields(type(built)):
+            if field.name != "raw":
+                _same(getattr(built, field.name), getattr(expected, field.name))
+    elif isinstance(built, list):
+        assert len(built) == len(expected)
+        for a, b in zip(built, expected, strict=True):
+            _same(a, b)
+    else:
+        assert built == expected
+
+
+@pytest.mark.parametrize("name", _model_examples())
+def test_built_objects_match_the_plain_constructor(name: str) -> None:
+    """Every recorded body builds exactly what the class's own constructor makes of it."""
+    cls = _class_for(name)
+    assert cls is not None
+    data = example(name)
+    if name == "hardware-list":
+        for built, item in zip(structure_list(data, cls), data, strict=True):
+            _same(built, _reference(cls, item))
+    elif name.startswith("page-"):
+        for built, item in zip(_build_page(data, cls), data["results"], strict=True):
+            _same(built, _reference(cls, item))
+    else:
+        _same(structure(data, cls), _reference(cls, data))
+
+
+def test_every_field_of_a_live_model_is_typed() -> None:
+    """A live-shaped model: nested prediction and version, five timestamps, all typed."""
+    data = example("model-get-sdxl")
+    model = structure(data, Model)
+    assert model.raw is data
+    example_run = model.default_example
+    assert isinstance(example_run, Prediction)
+    assert example_run.raw is data["default_example"]
+    assert example_run.urls is not None
+    assert example_run.urls.get == data["default_example"]["urls"]["get"]
+    assert example_run.metrics == {"predict_time": 4.981337, "total_time": 4.95241}
+    assert model.latest_version is not None
+    assert model.latest_version.openapi_schema == data["latest_version"]["openapi_schema"]
+    moments = [
+        model.created_at,
+        example_run.created_at,
+        example_run.started_at,
+        example_run.completed_at,
+        model.latest_version.created_at,
+    ]
+    assert all(isinstance(m, datetime) and m.tzinfo is not None for m in moments)
+    assert example_run.completed_at == datetime(2023, 10, 12, 17, 10, 12, 909279, tzinfo=UTC)
+    assert isinstance(model.run_count, int)
+
+
+@pytest.mark.parametrize(
+    ("body", "cls", "where"),
+    [
+        ({"status": "starting"}, Prediction, "Prediction.id: missing"),
+        ({"id": "p", "status": 3}, Prediction, "Prediction.status: expected a string, got int"),
+        (
+            {"owner": "a", "name": "b", "default_example": {"id": "p", "status": "x", "urls": []}},
+            Model,
+            "Prediction.urls: expected an object, got list",
+        ),
+        (
+            {"owner": "a", "name": "b", "latest_version": {"id": "v", "created_at": 17}},
+            Model,
+            "Version.created_at: expected a timestamp string, got int",
+        ),
+        ({"slug": "s", "models": {}}, Collection, "Collection.models: expected a list, got dict"),
+        ({"query": "q", "models": None}, SearchResult, "SearchResult.models: expected a list"),
+    ],
+)
+def test_shape_errors_name_the_field(body: Any, cls: type[Any], where: str) -> None:
+    """A wrong value is reported with the class and field it was meant for."""
+    with pytest.raises(StructureError) as caught:
+        structure(body, cls)
+    assert where in str(caught.value)
+
+
+def test_defaults_are_fresh_per_object() -> None:
+    """A factory default (SearchResult's lists) is a new list for every object."""
+    first = structure({"query": "a"}, SearchResult)
+    second = structure({"query": "b"}, SearchResult)
+    assert first.models == []
+    assert second.models == []
+    assert first.models is not second.models

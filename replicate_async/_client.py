@@ -2,36 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from . import _validate as check
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
-from ._files import FileOutput
+from ._files import FileOutput, prepare_input
 from ._http import HTTPCore
-from ._run import (
-    CANCEL_GRACE,
-    Progress,
-    RunResult,
-    cancel_quietly,
-    creator,
-    deadline_options,
-    drive,
-    output_of,
-    run_many,
-    settle,
-    settle_background,
-)
+from ._inflight import InFlight
+from ._namespaces import PredictionsAPI, TrainingsAPI
+from ._run import RUN_HOLD, creator, output_of, run_prediction
+from ._run_many import Progress, RunResult, run_many
 from ._sse import ServerSentEvent
-from .models import Prediction
+from ._stream import PredictionStream, open_stream
+from ._throttle import RateLimiter
+from ._use import ModelFunction, RunOptions
 from .resources import (
     AccountResource,
     Collections,
@@ -40,12 +32,9 @@ from .resources import (
     Files,
     HardwareResource,
     Models,
-    Predictions,
     Search,
-    Trainings,
     Webhooks,
 )
-from .resources._base import WAIT_MARGIN
 from .resources.account import WebhookSecretResource
 
 __all__ = ["AsyncReplicate"]
@@ -68,6 +57,11 @@ class AsyncReplicate:
     overrides the retry policy's count (``0`` disables retries); ``max_connections``
     bounds the connection pool (extra requests queue for a free connection). A
     ``session`` you pass is borrowed: the client never closes it.
+
+    ``limiter`` paces requests under Replicate's rate limits (default: an in-process
+    :class:`~replicate_async._throttle.Throttle`; pass a shared one, e.g. Redis-backed, to
+    pace a fleet). ``clock`` is the time source for every wait (tests pass a virtual one,
+    e.g. :class:`replicate_async.testing.ManualClock`).
     """
 
     def __init__(
@@ -82,6 +76,8 @@ class AsyncReplicate:
         max_connections: int = 100,
         session: aiohttp.ClientSession | None = None,
         user_agent: str | None = None,
+        clock: Clock | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
         if token is not None and not isinstance(token, str):
@@ -94,18 +90,21 @@ class AsyncReplicate:
             poll=check.poll_policy(poll) or PollPolicy(),
             max_connections=check.positive_int(max_connections, "max_connections"),
             user_agent=check.header_text(user_agent or "", "user_agent"),
+            clock=SYSTEM_CLOCK if clock is None else clock,
         )
         check.session(session)
-        self._http = HTTPCore(self._config, token or None, session)
+        self._http = HTTPCore(self._config, token or None, session, limiter)
         http = self._http
+        self._inflight = InFlight(self._config.clock)
+        prepare = functools.partial(prepare_input, http)
         self.account = AccountResource(http)
         self.collections = Collections(http)
-        self.deployments = Deployments(http)
+        self.deployments = Deployments(http, prepare)
         self.files = Files(http)
         self.hardware = HardwareResource(http)
-        self.models = Models(http)
-        self.predictions = Predictions(http)
-        self.trainings = Trainings(http)
+        self.models = Models(http, prepare)
+        self.predictions = PredictionsAPI(http, prepare, self)
+        self.trainings = TrainingsAPI(http, prepare, self)
         self.webhooks = Webhooks(DefaultWebhooks(WebhookSecretResource(http)))
         self.search = Search(http)
 
@@ -141,13 +140,20 @@ class AsyncReplicate:
     ) -> None:
         await self.aclose()
 
-    async def aclose(self) -> None:
-        """Close the connection pool (unless the session was borrowed). Idempotent.
+    @property
+    def inflight(self) -> InFlight:
+        """The runs, streams and server-side cancels in flight (closed by :meth:`aclose`)."""
+        return self._inflight
 
-        Server-side cancels of abandoned runs still in flight are given up to 10 s first.
+    async def aclose(self) -> None:
+        """Cancel what is in flight, then close the connection pool. Idempotent.
+
+        Every run, wait and stream still in flight is canceled on the server (its caller
+        gets :class:`ClientClosedError`), and up to 10 s are given for those cancels (and
+        any left by abandoned runs) to land before the pool (unless borrowed) is closed.
         """
         if not self._http.closed:
-            await settle_background()
+            await self._inflight.aclose()
         await self._http.aclose()
 
     # -- workflows ----------------------------------------------------------------------
@@ -159,75 +165,44 @@ class AsyncReplicate:
         input: Mapping[str, Any],
         deployment: str | None = None,
         timeout: float | None = None,
-        wait: bool | int | None = True,
+        wait: bool | int | None = RUN_HOLD,
         cancel_after: float | timedelta | str | None = None,
         use_file_output: bool = False,
         webhook: str | None = None,
         webhook_events_filter: Iterable[str] | None = None,
     ) -> Any:
-        """Run a model and return its output.
+        """Run a model and return its output (:meth:`predictions.run
+        <replicate_async._namespaces.PredictionsAPI.run>` returns the whole prediction).
 
         ``ref`` is ``"owner/name"`` (official model), ``"owner/name:version_id"`` or a
         version id; or pass ``deployment="owner/name"``. Files (paths, bytes, file objects)
-        in ``input`` are inlined or uploaded. The request asks the server to hold it
-        (``Prefer: wait``), then polls with backoff until the prediction is terminal.
+        in ``input`` are inlined or uploaded. The create asks the server to hold it for
+        ``wait`` seconds (``Prefer: wait``; 5 by default, ``True`` for the 60 s maximum),
+        then the prediction is polled with backoff until it is terminal. A short hold means
+        the prediction's id is known early, so an abandoned run is canceled within seconds.
 
         ``timeout`` is ONE deadline for create, wait and polling: when it passes, the
         prediction is canceled on the server and :class:`PredictionTimeoutError` raised (by
         default the server is also told via ``Cancel-After``). If the awaiting task is
-        cancelled, the prediction is canceled on the server too.
+        cancelled, or the client closed, the prediction is canceled on the server too.
 
         Raises :class:`ModelError` (failed), :class:`PredictionCanceledError`,
         :class:`PredictionAbortedError`. ``use_file_output=True`` returns URL outputs as
         :class:`FileOutput` objects; by default outputs are returned exactly as the API
         gave them.
         """
-        prediction = await self._run_prediction(
-            ref,
-            input=input,
-            deployment=deployment,
-            timeout=timeout,
-            wait=wait,
-            cancel_after=cancel_after,
-            webhook=webhook,
-            webhook_events_filter=webhook_events_filter,
-        )
-        return output_of(self._http, prediction, use_file_output)
-
-    async def _run_prediction(
-        self,
-        ref: str | None,
-        *,
-        input: Mapping[str, Any],
-        deployment: str | None,
-        timeout: float | None,
-        wait: bool | int | None,
-        cancel_after: float | timedelta | str | None,
-        webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
-    ) -> Prediction:
-        timeout = check.seconds(timeout, "timeout")
-        wait, cancel_after = deadline_options(timeout, wait, cancel_after)
-        create = creator(
+        prediction = await run_prediction(
             self,
             ref,
-            deployment=deployment,
             input=input,
+            deployment=deployment,
+            timeout=timeout,
             wait=wait,
             cancel_after=cancel_after,
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
         )
-        _header, hold = check.prefer_wait(wait)
-        return await drive(
-            create=create,
-            fetch=self.predictions.get,
-            cancel=self.predictions.cancel,
-            timeout=timeout,
-            poll=self._config.poll,
-            # Cancelled mid-hold, wait for the held create's answer so it can be canceled.
-            create_grace=max(CANCEL_GRACE, (hold or 0.0) + WAIT_MARGIN),
-        )
+        return output_of(self, prediction, use_file_output)
 
     def run_many(
         self,
@@ -237,32 +212,26 @@ class AsyncReplicate:
         concurrency: int = 32,
         deployment: str | None = None,
         timeout: float | None = None,
-        wait: bool | int | None = True,
+        wait: bool | int | None = RUN_HOLD,
         use_file_output: bool = False,
         on_progress: Callable[[Progress], Any] | None = None,
-    ) -> AsyncIterator[RunResult]:
+    ) -> PredictionStream[RunResult]:
         """Run a model over many inputs, ``concurrency`` at a time, yielding
         :class:`RunResult` objects as they complete (not in input order: see ``.index``).
 
         A failure is reported in its result and never stops the others. ``timeout`` applies
         to each run. ``on_progress`` is called with a :class:`Progress` after each result.
-        Breaking out of the loop cancels the runs still in flight, on the server too.
+        At most ``concurrency`` runs are started beyond the results taken; leaving the loop
+        (or the ``async with`` block the result also supports) cancels the runs still in
+        flight, on the server too.
         """
         check.seconds(timeout, "timeout")  # validate everything once, before anything runs
         check.prefer_wait(wait)
-        creator(
-            self,
-            ref,
-            deployment=deployment,
-            input={},
-            wait=None,
-            cancel_after=None,
-            webhook=None,
-            webhook_events_filter=None,
-        )
+        creator(self, ref, deployment=deployment, input={})
 
-        async def run_one(item: Mapping[str, Any]) -> tuple[Prediction | None, Any]:
-            prediction = await self._run_prediction(
+        async def run_one(item: Mapping[str, Any]) -> tuple[Any, Any]:
+            prediction = await run_prediction(
+                self,
                 ref,
                 input=item,
                 deployment=deployment,
@@ -270,9 +239,10 @@ class AsyncReplicate:
                 wait=wait,
                 cancel_after=None,
             )
-            return prediction, output_of(self._http, prediction, use_file_output)
+            return prediction, output_of(self, prediction, use_file_output)
 
-        return run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
+        results = run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
+        return PredictionStream(results, self._inflight)
 
     def stream(
         self,
@@ -283,20 +253,28 @@ class AsyncReplicate:
         idle_timeout: float = 60.0,
         max_reconnects: int = 5,
         raise_on_error: bool = True,
-    ) -> AsyncIterator[ServerSentEvent]:
+    ) -> PredictionStream[ServerSentEvent]:
         """Create a prediction and yield its server-sent events until ``done``.
 
         Events are ``output`` (text; or a file URL when the stream URL is under
         ``/v1/files/``: see :meth:`stream_output`), ``logs``, ``error`` (raised as
         :class:`StreamError` unless ``raise_on_error=False``) and ``done``; unknown types
         pass through. Dropped connections resume with ``Last-Event-ID``, losing and
-        repeating nothing. If the stream is left before ``done`` (the consuming task is
-        cancelled, or the loop is broken out of), the prediction is canceled on the
-        server; wrap it in :func:`contextlib.aclosing` to have that happen at once.
-        Arguments are checked here, before anything is sent.
+        repeating nothing. Use it as an iterator, or as ``async with client.stream(...)
+        as events:``; leaving before ``done`` (``break``, an exception, a cancelled task,
+        the ``async with`` block, the client closing) cancels the prediction on the
+        server. Arguments are checked here, before anything is sent.
         """
-        create = self._stream_creator(ref, input, deployment, idle_timeout, max_reconnects)
-        return self._events(create, idle_timeout, max_reconnects, raise_on_error, None)
+        return open_stream(
+            self,
+            self.predictions,
+            ref,
+            input=input,
+            deployment=deployment,
+            idle_timeout=idle_timeout,
+            max_reconnects=max_reconnects,
+            raise_on_error=raise_on_error,
+        )
 
     def stream_output(
         self,
@@ -306,89 +284,39 @@ class AsyncReplicate:
         deployment: str | None = None,
         idle_timeout: float = 60.0,
         max_reconnects: int = 5,
-    ) -> AsyncIterator[str | FileOutput]:
+    ) -> PredictionStream[str | FileOutput]:
         """Like :meth:`stream`, but yield only the outputs: text fragments, or
         :class:`FileOutput` objects when the model streams files (its stream URL is under
         ``/v1/files/``). An ``error`` event raises :class:`StreamError`."""
-        create = self._stream_creator(ref, input, deployment, idle_timeout, max_reconnects)
-        return self._outputs(create, idle_timeout, max_reconnects)
-
-    def _stream_creator(
-        self,
-        ref: str | None,
-        input: Mapping[str, Any],
-        deployment: str | None,
-        idle_timeout: float,
-        max_reconnects: int,
-    ) -> Callable[[], Awaitable[Prediction]]:
-        """Check a stream's arguments now; return what creates its prediction."""
-        if check.seconds(idle_timeout, "idle_timeout") is None:
-            raise TypeError("idle_timeout must be a number of seconds")
-        check.non_negative_int(max_reconnects, "max_reconnects")
-        return creator(
+        return open_stream(
             self,
+            self.predictions,
             ref,
-            deployment=deployment,
             input=input,
-            wait=None,
-            cancel_after=None,
-            webhook=None,
-            webhook_events_filter=None,
+            deployment=deployment,
+            idle_timeout=idle_timeout,
+            max_reconnects=max_reconnects,
+            outputs_only=True,
         )
 
-    async def _outputs(
+    def use(
         self,
-        create: Callable[[], Awaitable[Prediction]],
-        idle_timeout: float,
-        max_reconnects: int,
-    ) -> AsyncIterator[str | FileOutput]:
-        files: list[bool] = []
+        ref: str | None = None,
+        *,
+        deployment: str | None = None,
+        check_input: bool = True,
+        **options: Any,
+    ) -> ModelFunction:
+        """A model as an async function: ``await fn(**input)`` runs it and returns its
+        output, ``fn.create``/``fn.stream``/``fn.schema`` create, stream, describe it.
 
-        def created(prediction: Prediction) -> None:
-            url = prediction.urls.stream if prediction.urls else None
-            files.append(bool(url) and urlsplit(url or "").path.startswith("/v1/files/"))
-
-        events = self._events(create, idle_timeout, max_reconnects, True, created)
-        async with contextlib.aclosing(events):
-            async for event in events:
-                if event.event == "output":
-                    yield FileOutput(event.data, self._http) if files[0] else event.data
-
-    async def _events(
-        self,
-        create: Callable[[], Awaitable[Prediction]],
-        idle_timeout: float,
-        max_reconnects: int,
-        raise_on_error: bool,
-        created: Callable[[Prediction], None] | None,
-    ) -> AsyncGenerator[ServerSentEvent, None]:
-        cancel = self.predictions.cancel
-        creating = asyncio.ensure_future(create())
-        try:
-            prediction = await asyncio.shield(creating)
-        except asyncio.CancelledError:
-            # Cancelled mid-create: learn the id (bounded) and cancel it on the server.
-            late = await settle(creating, cancel)
-            if late is not None and not late.done:
-                await cancel_quietly(cancel, late)
-            raise
-        if created is not None:
-            created(prediction)
-        finished = False
-        try:
-            async for event in self.predictions.stream(
-                prediction,
-                idle_timeout=idle_timeout,
-                max_reconnects=max_reconnects,
-                raise_on_error=raise_on_error,
-            ):
-                finished = event.event == "done"
-                yield event
-        finally:
-            if not finished:
-                # Abandoned (cancelled, broken out of, or failed mid-stream): nothing may
-                # keep running, and billing, behind the caller's back.
-                await cancel_quietly(cancel, prediction)
+        ``ref`` is ``"owner/name"`` or ``"owner/name:version"`` (or ``deployment=``);
+        ``options`` are :meth:`run`'s (``timeout``, ``wait``, ``use_file_output``...). The
+        version's schema is fetched once, at the first call; inputs are checked against it
+        before anything is sent (:class:`InputValidationError`) unless ``check_input=False``.
+        """
+        opts = RunOptions(check_input=check_input, **options)
+        return ModelFunction(self, self._config.clock, ref, deployment, opts)
 
     def file_output(self, url: str) -> FileOutput:
         """A :class:`FileOutput` for an output URL (e.g. from a file stream's events)."""

@@ -18,13 +18,14 @@ import base64
 import io
 import mimetypes
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from ._datauri import decode_data_url, is_data_url
 from .exceptions import ReplicateError
+from .resources.files import Files
 
 if TYPE_CHECKING:
     from ._http import HTTPCore
@@ -67,24 +68,48 @@ def _contains_file(value: Any) -> bool:
 async def prepare_input(
     http: HTTPCore, value: Any, *, data_url_threshold: int = DATA_URL_THRESHOLD
 ) -> Any:
-    """Replace every file in an input tree by a ``data:`` URL or an uploaded file's URL."""
+    """Replace every file in an input tree by a ``data:`` URL or an uploaded file's URL.
+
+    Uploads run at most :data:`UPLOAD_CONCURRENCY` at once, as siblings in a task group:
+    if one fails, the others are cancelled and the first error is raised (alone).
+    """
     if not _contains_file(value):
         return value
     slots = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+    encoded: dict[int, str] = {}
 
-    async def convert(item: Any) -> Any:
-        if isinstance(item, Mapping):
-            keys = list(item)
-            values = await asyncio.gather(*(convert(item[k]) for k in keys))
-            return dict(zip(keys, values, strict=True))
-        if isinstance(item, list | tuple):
-            return list(await asyncio.gather(*(convert(v) for v in item)))
-        if not _is_file(item):
-            return item
+    async def encode(item: Any) -> None:
         async with slots:
-            return await _encode_file(http, item, data_url_threshold)
+            encoded[id(item)] = await _encode_file(http, item, data_url_threshold)
 
-    return await convert(value)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for item in _files_in(value):
+                if id(item) not in encoded:
+                    encoded[id(item)] = ""
+                    group.create_task(encode(item))
+    except BaseExceptionGroup as group_error:
+        raise group_error.exceptions[0] from None
+    return _replace(value, encoded)
+
+
+def _files_in(value: Any) -> Iterator[Any]:
+    if isinstance(value, Mapping):
+        for item in value.values():
+            yield from _files_in(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _files_in(item)
+    elif _is_file(value):
+        yield value
+
+
+def _replace(value: Any, encoded: Mapping[int, str]) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _replace(item, encoded) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_replace(item, encoded) for item in value]
+    return encoded[id(value)] if _is_file(value) else value
 
 
 async def _encode_file(http: HTTPCore, value: Any, threshold: int) -> str:
@@ -122,8 +147,6 @@ def _remaining_size(stream: Any) -> int | None:
 
 
 async def _upload(http: HTTPCore, value: Any, name: str) -> str:
-    from .resources.files import Files
-
     uploaded = await Files(http).create(value, filename=None if name == "file" else name)
     url = (uploaded.urls or {}).get("get")
     if not url:
@@ -218,14 +241,14 @@ class FileOutput:
         return hash(self.url)
 
 
-def wrap_output(output: Any, http: HTTPCore) -> Any:
-    """Replace URL strings (``http(s):`` and ``data:``) in an output by :class:`FileOutput`."""
+def wrap_output(output: Any, file: Callable[[str], FileOutput]) -> Any:
+    """Replace URL strings (``http(s):`` and ``data:``) in an output by ``file(url)``."""
     if isinstance(output, str):
         if output.startswith(("https://", "http://", "data:")):
-            return FileOutput(output, http)
+            return file(output)
         return output
     if isinstance(output, list):
-        return [wrap_output(item, http) for item in output]
+        return [wrap_output(item, file) for item in output]
     if isinstance(output, dict):
-        return {key: wrap_output(item, http) for key, item in output.items()}
+        return {key: wrap_output(item, file) for key, item in output.items()}
     return output

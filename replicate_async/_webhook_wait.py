@@ -1,10 +1,13 @@
 """Webhook-driven completion: wait for many predictions without polling any of them.
 
-A :class:`WebhookWaiter` runs a small aiohttp receiver, verifies every delivery's
-signature, and resolves waiters by prediction id. Its :meth:`~WebhookWaiter.run` creates a
-prediction with ``webhook=waiter.url`` (only the ``completed`` event) and waits for that
-delivery instead of polling, under the same single deadline and cancel-on-abandon rules as
-:meth:`AsyncReplicate.run`. A slow safety-net poll covers a delivery that never comes::
+A :class:`WebhookWaiter` verifies every delivery's signature, de-duplicates it and resolves
+waiters by prediction id, through a :class:`~replicate_async._bus.CompletionBus` (in
+memory by default; a shared one lets a fleet share deliveries). Feed it from any framework
+with :meth:`~WebhookWaiter.handle`, or let it listen on its own port. Its
+:meth:`~WebhookWaiter.run` creates a prediction with ``webhook=waiter.url`` (only the
+``completed`` event) and waits for that delivery instead of polling, under the same single
+deadline and cancel-on-abandon rules as :meth:`AsyncReplicate.run`. A slow safety-net poll
+covers a delivery that never comes::
 
     async with AsyncReplicate() as client, WebhookWaiter.from_client(
         client, port=8080, public_url="https://hooks.example.com/replicate"
@@ -17,31 +20,43 @@ delivery instead of polling, under the same single deadline and cancel-on-abando
 from __future__ import annotations
 
 import asyncio
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from ._config import PollPolicy
-from ._run import Progress, RunResult, creator, deadline_options, drive, output_of, run_many
+from ._bus import CompletionBus, MemoryBus
+from ._clock import Clock, deadline
+from ._converter import loads, structure
+from ._drive import drive
+from ._run import RunHost, creator, deadline_options, output_of
+from ._run_many import Progress, RunResult, run_many
+from ._stream import PredictionStream
+from .exceptions import ClientClosedError, WebhookVerificationError
 from .models import Prediction
-from .webhooks import DEFAULT_TOLERANCE, webhook_handler
-
-if TYPE_CHECKING:
-    from ._client import AsyncReplicate
+from .webhooks import DEFAULT_TOLERANCE, parse_prediction, verify
 
 __all__ = ["WebhookWaiter"]
+
+_log = logging.getLogger("replicate_async")
 
 #: Completed predictions kept for ids nobody waits for yet (a delivery can beat the
 #: create's own response).
 DEFAULT_MAX_BUFFERED = 10_000
 #: Seconds between safety-net polls of a prediction whose delivery has not come.
 DEFAULT_SAFETY_POLL = 60.0
-# drive() sleeps this long between "fetches"; the webhook wait is the real pause.
-_NO_SLEEP = PollPolicy(initial=1e-6, factor=1.0, maximum=1e-6, jitter=0.0)
+
+
+class _SecretSource(Protocol):
+    """A client that can fetch the account's webhook signing secret."""
+
+    @property
+    def webhooks(self) -> Any:
+        """``client.webhooks`` (``.default.secret.get()``)."""
+        ...
 
 
 class WebhookWaiter:
@@ -49,12 +64,15 @@ class WebhookWaiter:
 
     - ``secret``: the signing secret (``whsec_...``) or an async callable returning it;
       :meth:`from_client` fetches it once from ``GET /webhooks/default/secret``.
-    - ``host`` / ``port`` / ``path``: where the receiver listens (``port=0``: a free port).
+    - ``listen``: run a small receiver of its own (the default), on ``host`` / ``port`` /
+      ``path`` (``port=0``: a free port). ``listen=False`` never binds a port: route your
+      app's webhook endpoint to :meth:`handle`, and pass its ``public_url``.
     - ``public_url``: the URL Replicate must call, when it differs from the listening
       address (a tunnel or an ingress); default ``http://{host}:{port}{path}``.
     - ``safety_poll``: seconds to wait for a delivery before checking with one ``GET``
       (then waiting again); ``None`` never polls.
-    - ``max_buffered``: completed predictions remembered for ids not (yet) waited for.
+    - ``bus``: where deliveries meet waiters (a :class:`CompletionBus`); default an
+      in-process one keeping ``max_buffered`` predictions nobody waits for yet.
 
     Deliveries are verified (bad ones get 400 and are ignored) and de-duplicated by
     ``webhook-id``; only terminal predictions resolve waiters.
@@ -71,6 +89,8 @@ class WebhookWaiter:
         safety_poll: float | None = DEFAULT_SAFETY_POLL,
         tolerance: float | None = DEFAULT_TOLERANCE,
         max_buffered: int = DEFAULT_MAX_BUFFERED,
+        listen: bool = True,
+        bus: CompletionBus | None = None,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError("path must start with '/'")
@@ -78,6 +98,8 @@ class WebhookWaiter:
             raise ValueError("safety_poll must be a positive number of seconds or None")
         if max_buffered < 1:
             raise ValueError("max_buffered must be positive")
+        if not listen and not public_url:
+            raise ValueError("listen=False needs public_url= (the URL your app receives on)")
         self._secret = secret
         self._host = host
         self._port = port
@@ -85,16 +107,17 @@ class WebhookWaiter:
         self._public_url = public_url
         self._safety_poll = safety_poll
         self._tolerance = tolerance
-        self._max_buffered = max_buffered
-        self._done: OrderedDict[str, Prediction] = OrderedDict()
-        self._waiters: dict[str, list[asyncio.Future[Prediction]]] = {}
+        self._listen = listen
+        self._own_bus = bus is None
+        self._bus: CompletionBus = bus if bus is not None else MemoryBus(max_buffered=max_buffered)
         self._runner: web.AppRunner | None = None
-        self._url: str | None = None
+        self._url: str | None = None if listen else public_url
+        self._closed = asyncio.Event()
         #: Counters: deliveries accepted, safety-net polls made.
         self.stats: dict[str, int] = {"deliveries": 0, "safety_polls": 0}
 
     @classmethod
-    def from_client(cls, client: AsyncReplicate, **options: Any) -> WebhookWaiter:
+    def from_client(cls, client: _SecretSource, **options: Any) -> WebhookWaiter:
         """A waiter whose secret is fetched (once) through ``client``."""
         cached: list[str] = []
         lock = asyncio.Lock()
@@ -111,19 +134,17 @@ class WebhookWaiter:
 
     @property
     def url(self) -> str:
-        """The webhook URL to give Replicate (after :meth:`start`)."""
+        """The webhook URL to give Replicate (after :meth:`start` when listening)."""
         if self._url is None:
             raise RuntimeError("the WebhookWaiter is not started")
         return self._url
 
     async def start(self) -> None:
-        """Start listening (idempotent)."""
-        if self._runner is not None:
+        """Start listening (idempotent; nothing to do with ``listen=False``)."""
+        if self._runner is not None or not self._listen:
             return
         app = web.Application()
-        app.router.add_post(
-            self._path, webhook_handler(self._secret, self._deliver, tolerance=self._tolerance)
-        )
+        app.router.add_post(self._path, self._aiohttp_handler)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
         try:
@@ -138,12 +159,12 @@ class WebhookWaiter:
         self._url = self._public_url or f"http://{shown}:{port}{self._path}"
 
     async def aclose(self) -> None:
-        """Stop listening; pending :meth:`wait` calls are cancelled."""
+        """Stop listening; pending waits fail with :class:`ClientClosedError` (and their
+        runs are canceled on the server)."""
+        self._closed.set()
         runner, self._runner = self._runner, None
-        for futures in self._waiters.values():
-            for future in futures:
-                future.cancel()
-        self._waiters.clear()
+        if self._own_bus:
+            await self._bus.aclose()
         if runner is not None:
             await runner.cleanup()
 
@@ -161,54 +182,75 @@ class WebhookWaiter:
 
     # -- deliveries ---------------------------------------------------------------------
 
-    async def _deliver(self, prediction: Prediction) -> None:
-        if not prediction.done:
-            return
-        self.stats["deliveries"] += 1
-        futures = self._waiters.pop(prediction.id, None)
-        if futures:
-            for future in futures:
-                if not future.done():
-                    future.set_result(prediction)
-            return
-        self._done[prediction.id] = prediction
-        self._done.move_to_end(prediction.id)
-        while len(self._done) > self._max_buffered:
-            self._done.popitem(last=False)
+    async def handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+        """Process one delivery from any web framework; return ``(status, text)`` to answer.
+
+        ``headers`` is any mapping of the request's headers, ``body`` its raw bytes. A
+        delivery that fails verification gets ``400``; a repeated ``webhook-id`` gets
+        ``200`` without being processed again; a terminal prediction resolves its waiters.
+        """
+        key = self._secret if isinstance(self._secret, str) else await self._secret()
+        try:
+            verify(headers, body, key, tolerance=self._tolerance)
+            prediction = parse_prediction(body)
+        except WebhookVerificationError as exc:
+            _log.warning("rejected a webhook delivery: %s", exc)
+            return 400, "invalid webhook delivery"
+        msg_id = next((v for k, v in headers.items() if k.lower() == "webhook-id"), "")
+        if not await self._bus.first_delivery(msg_id):
+            return 200, "duplicate delivery"
+        if prediction.done:
+            self.stats["deliveries"] += 1
+            await self._bus.publish(loads(body))
+        return 200, "ok"
+
+    async def _aiohttp_handler(self, request: web.Request) -> web.Response:
+        status, text = await self.handle(request.headers, await request.read())
+        return web.Response(status=status, text=text)
 
     async def wait(self, prediction_id: str, *, timeout: float | None = None) -> Prediction:
         """The prediction as delivered by its terminal webhook (``TimeoutError`` after
-        ``timeout`` seconds). No request is made: see :meth:`run` for a safety net."""
-        found = self._done.pop(prediction_id, None)
-        if found is not None:
-            return found
-        future: asyncio.Future[Prediction] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(prediction_id, []).append(future)
-        try:
-            async with asyncio.timeout(timeout):
-                return await future
-        finally:
-            futures = self._waiters.get(prediction_id)
-            if futures is not None and future in futures:
-                futures.remove(future)
-                if not futures:
-                    del self._waiters[prediction_id]
+        ``timeout`` seconds, :class:`ClientClosedError` if the waiter closes first). No
+        request is made: see :meth:`run` for a safety net."""
+        async with asyncio.timeout(timeout):
+            return await self._wait(prediction_id)
 
-    def _fetcher(self, client: AsyncReplicate) -> Callable[[str], Awaitable[Prediction]]:
-        async def fetch(prediction_id: str) -> Prediction:
+    async def _wait(self, prediction_id: str) -> Prediction:
+        if self._closed.is_set():
+            raise ClientClosedError("the WebhookWaiter is closed")
+        waiting = asyncio.ensure_future(self._bus.wait(prediction_id))
+        closed = asyncio.ensure_future(self._closed.wait())
+        try:
+            await asyncio.wait({waiting, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not waiting.done():
+                waiting.cancel()
+        if not waiting.done() or waiting.cancelled():
+            raise ClientClosedError("the WebhookWaiter was closed while waiting")
+        result: Prediction = structure(dict(waiting.result()), Prediction)
+        return result
+
+    def _advance(self, host: RunHost) -> Callable[[Prediction], Awaitable[Prediction]]:
+        """The drive strategy: wait for the delivery; past ``safety_poll``, one ``GET``."""
+        clock: Clock = host.config.clock
+        get = host.predictions.get
+
+        async def advance(run: Prediction) -> Prediction:
             try:
-                return await self.wait(prediction_id, timeout=self._safety_poll)
+                async with deadline(clock, self._safety_poll):
+                    return await self._wait(run.id)
             except TimeoutError:
                 self.stats["safety_polls"] += 1
-                return await client.predictions.get(prediction_id)
+                return await get(run.id)
 
-        return fetch
+        return advance
 
     # -- workflows ----------------------------------------------------------------------
 
     async def run(
         self,
-        client: AsyncReplicate,
+        client: RunHost,
         ref: str | None = None,
         *,
         input: Mapping[str, Any],
@@ -221,21 +263,18 @@ class WebhookWaiter:
         (no ``Prefer: wait`` hold, no polling), then the ``completed`` delivery.
 
         ``timeout`` is one deadline (the server is told too, via ``Cancel-After``); on
-        the deadline or task cancellation the prediction is canceled on the server.
+        the deadline, task cancellation or the waiter closing, the prediction is canceled
+        on the server.
         """
         prediction = await self._run_prediction(
-            client,
-            ref,
-            input=input,
-            deployment=deployment,
-            timeout=timeout,
+            client, ref, input=input, deployment=deployment, timeout=timeout,
             cancel_after=cancel_after,
-        )
-        return output_of(client._http, prediction, use_file_output)
+        )  # fmt: skip
+        return output_of(client, prediction, use_file_output)
 
     async def _run_prediction(
         self,
-        client: AsyncReplicate,
+        client: RunHost,
         ref: str | None,
         *,
         input: Mapping[str, Any],
@@ -249,22 +288,21 @@ class WebhookWaiter:
             ref,
             deployment=deployment,
             input=input,
-            wait=None,
             cancel_after=cancel_after,
             webhook=self.url,
             webhook_events_filter=["completed"],
         )
         return await drive(
-            create=create,
-            fetch=self._fetcher(client),
+            start=create,
+            advance=self._advance(client),
             cancel=client.predictions.cancel,
             timeout=timeout,
-            poll=_NO_SLEEP,
+            inflight=client.inflight,
         )
 
     def run_many(
         self,
-        client: AsyncReplicate,
+        client: RunHost,
         ref: str | None,
         inputs: Iterable[Mapping[str, Any]],
         *,
@@ -273,18 +311,15 @@ class WebhookWaiter:
         timeout: float | None = None,
         use_file_output: bool = False,
         on_progress: Callable[[Progress], Any] | None = None,
-    ) -> AsyncIterator[RunResult]:
+    ) -> PredictionStream[RunResult]:
         """Like :meth:`AsyncReplicate.run_many`, with completion by webhook."""
 
         async def run_one(item: Mapping[str, Any]) -> tuple[Prediction | None, Any]:
             prediction = await self._run_prediction(
-                client,
-                ref,
-                input=item,
-                deployment=deployment,
-                timeout=timeout,
+                client, ref, input=item, deployment=deployment, timeout=timeout,
                 cancel_after=None,
-            )
-            return prediction, output_of(client._http, prediction, use_file_output)
+            )  # fmt: skip
+            return prediction, output_of(client, prediction, use_file_output)
 
-        return run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
+        results = run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
+        return PredictionStream(results, client.inflight)

@@ -1,4 +1,8 @@
-"""What every resource shares: a reference to the request path, and prediction creation."""
+"""What every resource shares: a reference to the request path, and prediction creation.
+
+Resources only do typed operations. What a create needs from the layers above (turning
+files in an input into URLs) is handed in as an :data:`InputPreparer` by the client.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,36 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .. import _validate as check
-from .._config import PollPolicy
-from .._converter import structure
-from .._files import prepare_input
-from .._http import HTTPCore, Response, decode_model
-from .._run import drive
-from ..models import Prediction, Training
+from .._http import HTTPCore
+from .._response import decode
+from ..models import Prediction
 
 T = TypeVar("T")
-R = TypeVar("R", Prediction, Training)
+
+#: Replaces the files in a model input (paths, bytes, file objects) by URLs, before a create.
+InputPreparer = Callable[[Any], Awaitable[Any]]
 
 #: Extra seconds on the read timeout above a ``Prefer: wait=N`` hold.
 WAIT_MARGIN = 5.0
 
 
 class Resource:
-    """A group of endpoints. Holds the client's :class:`HTTPCore`; nothing else."""
+    """A group of endpoints. Holds the client's :class:`HTTPCore` and, for the ones that
+    create runs, the input preparer (files to URLs); nothing else."""
 
-    __slots__ = ("_http",)
+    __slots__ = ("_http", "_prepare")
 
-    def __init__(self, http: HTTPCore) -> None:
+    def __init__(self, http: HTTPCore, prepare: InputPreparer | None = None) -> None:
         self._http = http
+        self._prepare = prepare
+
+    async def _prepared(self, value: Any) -> Any:
+        """``value`` with its files replaced by URLs (unchanged without a preparer)."""
+        return value if self._prepare is None else await self._prepare(value)
 
     async def _get(self, path: str, cls: type[T], **params: str) -> T:
         response = await self._http.request("GET", path, params=params or None)
-        return _decode(response, cls)
+        return decode(response, cls)
 
     async def _send_json(self, method: str, path: str, body: Mapping[str, Any], cls: type[T]) -> T:
         response = await self._http.request(
@@ -40,12 +49,7 @@ class Resource:
             content=check.json_body(body),
             headers={"Content-Type": "application/json"},
         )
-        return _decode(response, cls)
-
-
-def _decode(response: Response, cls: type[T]) -> T:
-    result: T = decode_model(response, lambda data: structure(data, cls))
-    return result
+        return decode(response, cls)
 
 
 async def create_prediction(
@@ -58,6 +62,7 @@ async def create_prediction(
     stream: bool | None,
     wait: bool | int | None,
     cancel_after: float | timedelta | str | None,
+    prepare: InputPreparer | None = None,
 ) -> Prediction:
     """``POST`` to one of the three prediction-create endpoints.
 
@@ -84,35 +89,9 @@ async def create_prediction(
     if hold is not None:
         read_timeout = max(http.config.timeouts.read, hold + WAIT_MARGIN)
     # Files in the input may be uploaded: only once every argument has been checked.
-    body["input"] = await prepare_input(http, body["input"])
+    if prepare is not None:
+        body["input"] = await prepare(body["input"])
     response = await http.request(
         "POST", path, content=check.json_body(body), headers=headers, read_timeout=read_timeout
     )
-    return _decode(response, Prediction)
-
-
-async def wait_for(
-    http: HTTPCore,
-    run: R | str,
-    cls: type[R],
-    *,
-    get: Callable[[str], Awaitable[R]],
-    cancel: Callable[[str], Awaitable[R]],
-    timeout: float | None,
-    poll: PollPolicy | None,
-    cancel_on_abandon: bool,
-) -> R:
-    """The shared body of ``predictions.wait`` and ``trainings.wait``: check the arguments,
-    fetch the run if given by id, then poll it to a terminal status under one deadline."""
-    timeout = check.seconds(timeout, "timeout")
-    check.poll_policy(poll)
-    if not isinstance(run, cls):
-        run = await get(check.require_id(run, cls.__name__.lower()))
-    return await drive(
-        current=run,
-        fetch=get,
-        cancel=cancel,
-        timeout=timeout,
-        poll=poll or http.config.poll,
-        cancel_on_abandon=cancel_on_abandon,
-    )
+    return decode(response, Prediction)

@@ -1,20 +1,18 @@
-"""``/predictions``: create, get, list, cancel."""
+"""``/predictions``: create, get, list, cancel (``wait``, ``stream`` and ``run`` are
+workflows, added on top by the client)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from .. import _validate as check
-from .._config import PollPolicy
 from .._http import path
-from .._run import stream_events
-from .._sse import ServerSentEvent
-from ..exceptions import StreamError
+from .._response import decode
 from ..models import Prediction
 from ..pagination import AsyncPaginator
-from ._base import Resource, _decode, create_prediction, wait_for
+from ._base import Resource, create_prediction
 
 
 class Predictions(Resource):
@@ -53,6 +51,7 @@ class Predictions(Resource):
             stream=stream,
             wait=wait,
             cancel_after=cancel_after,
+            prepare=self._prepare,
         )
 
     async def get(self, prediction_id: str) -> Prediction:
@@ -67,7 +66,7 @@ class Predictions(Resource):
         response = await self._http.request(
             "POST", path("predictions", pid, "cancel"), idempotent=True
         )
-        return _decode(response, Prediction)
+        return decode(response, Prediction)
 
     def list(
         self,
@@ -88,54 +87,3 @@ class Predictions(Resource):
                 raise ValueError("source can only be 'web'")
             params["source"] = source
         return AsyncPaginator(self._http, Prediction, "predictions", params=params, cursor=cursor)
-
-    async def wait(
-        self,
-        prediction: Prediction | str,
-        *,
-        timeout: float | None = None,
-        poll: PollPolicy | None = None,
-        cancel_on_abandon: bool = True,
-    ) -> Prediction:
-        """Poll until the prediction reaches a terminal status and return it.
-
-        Terminal means ``succeeded``, ``failed``, ``canceled``, ``aborted`` (or an unknown
-        status with ``completed_at`` set); check ``.status`` or use
-        :meth:`AsyncReplicate.run` to get errors raised. When ``timeout`` passes, or the
-        awaiting task is cancelled, the prediction is canceled on the server first
-        (``cancel_on_abandon=False`` leaves it running) and
-        :class:`~replicate_async.PredictionTimeoutError` / ``CancelledError`` is raised.
-        """
-        return await wait_for(
-            self._http,
-            prediction,
-            Prediction,
-            get=self.get,
-            cancel=self.cancel,
-            timeout=timeout,
-            poll=poll,
-            cancel_on_abandon=cancel_on_abandon,
-        )
-
-    def stream(
-        self,
-        prediction: Prediction,
-        *,
-        idle_timeout: float = 60.0,
-        max_reconnects: int = 5,
-        raise_on_error: bool = True,
-    ) -> AsyncIterator[ServerSentEvent]:
-        """Server-sent events (``output``, ``logs``, ``error``, ``done``, and any new type)
-        of a prediction whose model streams, resuming dropped connections."""
-        url = prediction.urls.stream if prediction.urls is not None else None
-        if not url:
-            raise StreamError(
-                f"prediction {prediction.id} has no stream URL (its model does not stream)"
-            )
-        return stream_events(
-            self._http,
-            url,
-            idle_timeout=idle_timeout,
-            max_reconnects=max_reconnects,
-            raise_on_error=raise_on_error,
-        )

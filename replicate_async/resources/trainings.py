@@ -6,11 +6,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .. import _validate as check
-from .._config import PollPolicy
 from .._http import path
+from .._response import decode
 from ..models import Training
 from ..pagination import AsyncPaginator
-from ._base import Resource, _decode, wait_for
+from ._base import Resource
 
 
 class Trainings(Resource):
@@ -31,7 +31,8 @@ class Trainings(Resource):
         """Start a training of ``model`` at ``version`` into ``destination`` (``owner/name``).
 
         ``model`` may also be ``"owner/name:version_id"`` with ``version`` omitted. The
-        destination model must already exist and belong to you.
+        destination model must already exist and belong to you. Files in ``input``
+        (paths, bytes, file objects) are inlined or uploaded, as for predictions.
         """
         owner, name, ref_version = check.split_version_ref(model)
         if version is None:
@@ -48,6 +49,7 @@ class Trainings(Resource):
         events = check.events_filter(webhook_events_filter, webhook=webhook)
         if events is not None:
             body["webhook_events_filter"] = events
+        body["input"] = await self._prepared(body["input"])
         return await self._send_json(
             "POST", path("models", owner, name, "versions", version, "trainings"), body, Training
         )
@@ -64,28 +66,8 @@ class Trainings(Resource):
         response = await self._http.request(
             "POST", path("trainings", tid, "cancel"), idempotent=True
         )
-        return _decode(response, Training)
+        return decode(response, Training)
 
     def list(self, *, cursor: str | None = None) -> AsyncPaginator[Training]:
         """All trainings of the account, newest first."""
         return AsyncPaginator(self._http, Training, "trainings", cursor=cursor)
-
-    async def wait(
-        self,
-        training: Training | str,
-        *,
-        timeout: float | None = None,
-        poll: PollPolicy | None = None,
-        cancel_on_abandon: bool = True,
-    ) -> Training:
-        """Poll until the training is terminal and return it (see ``predictions.wait``)."""
-        return await wait_for(
-            self._http,
-            training,
-            Training,
-            get=self.get,
-            cancel=self.cancel,
-            timeout=timeout,
-            poll=poll,
-            cancel_on_abandon=cancel_on_abandon,
-        )

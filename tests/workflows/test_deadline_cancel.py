@@ -161,30 +161,29 @@ async def test_trainings_wait_succeeds_or_times_out_and_cancels(
 # -- cancellation that cancels --------------------------------------------------------------
 
 
-async def _cancel_and_check(task: asyncio.Future[object]) -> float:
-    """Cancel ``task``; assert CancelledError comes out; return how long that took."""
-    started = time.perf_counter()
+async def _cancel_and_check(task: asyncio.Future[object], client: AsyncReplicate) -> None:
+    """Cancel ``task``; assert CancelledError comes out; let background cancels land."""
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 5)
-    return time.perf_counter() - started
+    assert await client.inflight.drain()
 
 
 async def test_cancel_during_create_cancels_the_prediction_it_made(
     replicate_fake: FakeReplicate, client: AsyncReplicate, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Cancelled mid-request: the server creates the prediction anyway (the request was
-    sent), so the SDK waits for the answer and cancels what it names."""
+    sent): the caller gets control back at once, and what the answer names is canceled in
+    the background (``client.inflight.drain()`` / ``aclose()`` wait for it)."""
     replicate_fake.faults.add(SLOW_CREATE, method="POST", delay=0.3)
     task = asyncio.ensure_future(client.run("fake/slow", input={}, wait=False))
     await eventually(lambda: replicate_fake.count("POST", SLOW_CREATE) == 1)
     assert await newest_prediction_id(client) is None  # still inside the request
-    took = await _cancel_and_check(task)
-    assert took < 1.0, took
+    await _cancel_and_check(task, client)
 
     pid = await newest_prediction_id(client)
     assert pid is not None
-    assert await status_of(replicate_fake, pid) == "canceled"  # before CancelledError
+    assert await status_of(replicate_fake, pid) == "canceled"
     assert cancels(replicate_fake, pid) == 1
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
@@ -193,11 +192,10 @@ async def test_cancel_during_the_hold_cancels_once_the_hold_answers(
     replicate_fake: FakeReplicate, client: AsyncReplicate
 ) -> None:
     """Cancelled while ``Prefer: wait=1`` holds the create: the prediction's id only comes
-    with the answer, so cancellation waits for it (at most the hold), then cancels."""
+    with the answer: it is canceled in the background once the hold answers."""
     task = asyncio.ensure_future(client.run("fake/slow", input={}, wait=1))
     pid = await wait_created(replicate_fake, client, SLOW_CREATE)
-    took = await _cancel_and_check(task)
-    assert took < 1.5, took
+    await _cancel_and_check(task, client)
     assert await status_of(replicate_fake, pid) == "canceled"
     assert cancels(replicate_fake, pid) == 1
 
@@ -207,8 +205,7 @@ async def test_cancel_during_polling_cancels_at_once(
 ) -> None:
     task = asyncio.ensure_future(client.run("fake/slow", input={}, wait=False))
     await eventually(lambda: replicate_fake.count("GET", "/v1/predictions/*") >= 2)
-    took = await _cancel_and_check(task)
-    assert took < 0.5, took
+    await _cancel_and_check(task, client)
     pid = replicate_fake.requests_matching("GET", "/v1/predictions/*")[0].path.rsplit("/")[-1]
     assert await status_of(replicate_fake, pid) == "canceled"
     assert cancels(replicate_fake, pid) == 1
@@ -220,7 +217,7 @@ async def test_cancel_during_predictions_wait_cancels(
     prediction = await client.predictions.create(version="fake/slow", input={})
     task = asyncio.ensure_future(client.predictions.wait(prediction))
     await eventually(lambda: replicate_fake.count("GET", f"/v1/predictions/{prediction.id}") >= 1)
-    await _cancel_and_check(task)
+    await _cancel_and_check(task, client)
     assert await status_of(replicate_fake, prediction.id) == "canceled"
 
 
@@ -231,6 +228,7 @@ async def test_cancel_from_an_outer_timeout_scope_cancels(
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(0.3):
             await client.run("fake/slow", input={}, wait=False)
+    assert await client.inflight.drain()
     pid = await newest_prediction_id(client)
     assert pid is not None
     assert await status_of(replicate_fake, pid) == "canceled"

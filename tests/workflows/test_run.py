@@ -51,7 +51,7 @@ async def test_run_every_target_in_one_request(
     assert output == ({"text": "hello"} if target == "deployment" else "HELLO")
     assert [(r.method, r.path) for r in replicate_fake.requests] == [("POST", path)]
     create = replicate_fake.requests[0]
-    assert create.headers["prefer"] == "wait"
+    assert create.headers["prefer"] == "wait=5"  # run()'s default hold: the id is known early
     assert create.headers["authorization"] == f"Bearer {replicate_fake.token}"
     assert "cancel-after" not in create.headers  # no timeout: the server is not told one
     body = create.json()

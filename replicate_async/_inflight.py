@@ -1,0 +1,149 @@
+"""What a client has in flight: runs being awaited, open streams, server-side cancels.
+
+Every workflow (``run``, ``wait``, ``stream``, ``run_many``, a webhook wait) registers
+the task awaiting it with the client's :class:`InFlight` for as long as it waits. When the
+client closes, :meth:`InFlight.aclose` cancels those tasks (each cancels its run on the
+server) and they fail with :class:`ClientClosedError`, never a bare
+:class:`asyncio.CancelledError` nobody asked for. Server-side cancels that outlive their
+caller (the caller was cancelled and got control back at once) run as background tasks
+here, and ``aclose`` waits for them, bounded, before the connection pool goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Awaitable, Coroutine, Iterator
+from typing import Any, Protocol
+
+from ._clock import Clock, deadline
+from .exceptions import ClientClosedError
+
+__all__ = ["CANCEL_GRACE", "FOREGROUND", "Closable", "InFlight", "bounded"]
+
+logger = logging.getLogger("replicate_async")
+
+#: How long ``aclose()`` waits for runs to wind down and server-side cancels to land.
+CANCEL_GRACE = 10.0
+#: How long a cancelled or timed-out caller waits for its server-side cancel before
+#: getting control back (the cancel then goes on in the background).
+FOREGROUND = 1.0
+
+
+class Closable(Protocol):
+    """An open stream the client closes on ``aclose()`` (when nobody is iterating it)."""
+
+    @property
+    def running(self) -> bool:
+        """True while a task is inside the stream (that task is cancelled instead)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Leave the stream, cancelling its prediction on the server."""
+        ...
+
+
+class InFlight:
+    """The runs, streams and background cancels of one client."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._tasks: dict[asyncio.Task[Any], int] = {}
+        self._closed_by_us: set[asyncio.Task[Any]] = set()
+        self._background: set[asyncio.Task[Any]] = set()
+        # Weak: a stream left by ``break`` and dropped is still finalized (and so its
+        # prediction canceled) by the garbage collector, not kept until the client closes.
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.closed = False
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        """Register the current task as awaiting a run for the duration of the block.
+
+        If the client's ``aclose()`` cancels it, the :class:`asyncio.CancelledError` leaving
+        the block becomes :class:`ClientClosedError` (unless someone else cancelled too).
+        """
+        if self.closed:
+            raise ClientClosedError("this AsyncReplicate client is closed; create a new one")
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks[task] = self._tasks.get(task, 0) + 1
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task in self._closed_by_us and self._tasks[task] == 1:
+                self._closed_by_us.discard(task)
+                if task.uncancel() == 0:
+                    raise ClientClosedError(
+                        "the client was closed while this run was in flight; "
+                        "it was canceled on the server"
+                    ) from None
+            raise
+        finally:
+            left = self._tasks.pop(task) - 1
+            if left:
+                self._tasks[task] = left
+
+    def add_stream(self, stream: Closable) -> None:
+        """Remember an open stream until :meth:`discard_stream`."""
+        self._streams.add(stream)
+
+    def discard_stream(self, stream: Closable) -> None:
+        """Forget a stream that was left."""
+        self._streams.discard(stream)
+
+    def spawn(self, work: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
+        """Run ``work`` (a server-side cancel) in the background; ``aclose`` waits for it."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+
+        def forget(done: asyncio.Task[Any]) -> None:
+            self._background.discard(done)
+            if not done.cancelled() and done.exception() is not None:
+                logger.warning("%s failed: %r", what, done.exception())
+
+        task.add_done_callback(forget)
+        return task
+
+    async def drain(self, limit: float = CANCEL_GRACE) -> bool:
+        """Wait (at most ``limit`` seconds on the clock) until no server-side cancel is
+        still going on in the background; True if none is left."""
+        return await self._settle(limit, runs=False)
+
+    async def aclose(self, limit: float = CANCEL_GRACE) -> None:
+        """Cancel every run and stream in flight, then wait (at most ``limit`` seconds on
+        the clock) for them and for every server-side cancel to finish."""
+        self.closed = True
+        me = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not me and not task.done():
+                self._closed_by_us.add(task)
+                task.cancel()
+        for stream in [s for s in self._streams if not s.running]:
+            with contextlib.suppress(Exception):
+                await stream.aclose()
+        await self._settle(limit, runs=True)
+
+    async def _settle(self, limit: float, *, runs: bool) -> bool:
+        me = asyncio.current_task()
+        with contextlib.suppress(TimeoutError):
+            async with deadline(self.clock, limit):
+                while True:
+                    pending = {*self._background, *(self._tasks if runs else ())}
+                    pending = {t for t in pending if t is not me and not t.done()}
+                    if not pending:
+                        return True
+                    await asyncio.wait(pending)
+        return False
+
+
+async def bounded(clock: Clock, work: Awaitable[Any], seconds: float) -> bool:
+    """Wait up to ``seconds`` (on ``clock``) for ``work`` (a task: it is never cancelled
+    here). True when it finished; its own failure is for its owner to report."""
+    with contextlib.suppress(TimeoutError):
+        async with deadline(clock, seconds):
+            await asyncio.wait({asyncio.ensure_future(work)})
+            return True
+    return False

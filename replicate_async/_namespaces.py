@@ -1,0 +1,172 @@
+"""``client.predictions`` and ``client.trainings``: the typed operations of the resources,
+plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from . import _validate as check
+from ._config import PollPolicy
+from ._drive import Poll, drive, outcome
+from ._http import HTTPCore
+from ._run import RUN_HOLD, RunHost, run_prediction
+from ._sse import ServerSentEvent
+from ._stream import stream_events
+from .exceptions import StreamError
+from .models import Prediction, Training
+from .resources import Predictions, Trainings
+from .resources._base import InputPreparer
+
+__all__ = ["PredictionsAPI", "TrainingsAPI"]
+
+R = TypeVar("R", Prediction, Training)
+
+
+async def wait_for(
+    host: RunHost,
+    run: R | str,
+    cls: type[R],
+    *,
+    get: Callable[[str], Awaitable[R]],
+    cancel: Callable[[str], Awaitable[R]],
+    timeout: float | None,
+    poll: PollPolicy | None,
+    cancel_on_abandon: bool,
+) -> R:
+    """The shared body of ``predictions.wait`` and ``trainings.wait``: check the arguments,
+    fetch the run if given by id, then poll it to a terminal status under one deadline."""
+    timeout = check.seconds(timeout, "timeout")
+    check.poll_policy(poll)
+    if not isinstance(run, cls):
+        run = await get(check.require_id(run, cls.__name__.lower()))
+    return await drive(
+        start=run,
+        advance=Poll(get, poll or host.config.poll, host.config.clock),
+        cancel=cancel,
+        timeout=timeout,
+        inflight=host.inflight,
+        cancel_on_abandon=cancel_on_abandon,
+    )
+
+
+class PredictionsAPI(Predictions):
+    """Predictions: runs of a model version on an input (``client.predictions``)."""
+
+    __slots__ = ("_host",)
+
+    def __init__(self, http: HTTPCore, prepare: InputPreparer, host: RunHost) -> None:
+        super().__init__(http, prepare)
+        self._host = host
+
+    async def wait(
+        self,
+        prediction: Prediction | str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy | None = None,
+        cancel_on_abandon: bool = True,
+    ) -> Prediction:
+        """Poll until the prediction reaches a terminal status and return it.
+
+        Terminal means ``succeeded``, ``failed``, ``canceled``, ``aborted`` (or an unknown
+        status with ``completed_at`` set); check ``.status`` or use :meth:`run` to get
+        errors raised. When ``timeout`` passes, or the awaiting task is cancelled, the
+        prediction is canceled on the server first (``cancel_on_abandon=False`` leaves it
+        running) and :class:`~replicate_async.PredictionTimeoutError` /
+        ``CancelledError`` is raised.
+        """
+        return await wait_for(
+            self._host,
+            prediction,
+            Prediction,
+            get=self.get,
+            cancel=self.cancel,
+            timeout=timeout,
+            poll=poll,
+            cancel_on_abandon=cancel_on_abandon,
+        )
+
+    async def run(
+        self,
+        ref: str | None = None,
+        *,
+        input: Mapping[str, Any],
+        deployment: str | None = None,
+        timeout: float | None = None,
+        wait: bool | int | None = RUN_HOLD,
+        cancel_after: float | timedelta | str | None = None,
+        webhook: str | None = None,
+        webhook_events_filter: Iterable[str] | None = None,
+    ) -> Prediction:
+        """Like :meth:`AsyncReplicate.run` (same arguments, one deadline, cancel on
+        abandon, same errors), but return the succeeded :class:`Prediction` itself: its
+        ``id``, ``metrics``, ``logs`` and ``output``."""
+        prediction = await run_prediction(
+            self._host,
+            ref,
+            input=input,
+            deployment=deployment,
+            timeout=timeout,
+            wait=wait,
+            cancel_after=cancel_after,
+            webhook=webhook,
+            webhook_events_filter=webhook_events_filter,
+        )
+        outcome(prediction)
+        return prediction
+
+    def stream(
+        self,
+        prediction: Prediction,
+        *,
+        idle_timeout: float = 60.0,
+        max_reconnects: int = 5,
+        raise_on_error: bool = True,
+    ) -> AsyncIterator[ServerSentEvent]:
+        """Server-sent events (``output``, ``logs``, ``error``, ``done``, and any new type)
+        of a prediction whose model streams, resuming dropped connections."""
+        url = prediction.urls.stream if prediction.urls is not None else None
+        if not url:
+            raise StreamError(
+                f"prediction {prediction.id} has no stream URL (its model does not stream)"
+            )
+        return stream_events(
+            self._http,
+            url,
+            clock=self._host.config.clock,
+            idle_timeout=idle_timeout,
+            max_reconnects=max_reconnects,
+            raise_on_error=raise_on_error,
+        )
+
+
+class TrainingsAPI(Trainings):
+    """Trainings: fine-tuning a model version into a new version of your own model."""
+
+    __slots__ = ("_host",)
+
+    def __init__(self, http: HTTPCore, prepare: InputPreparer, host: RunHost) -> None:
+        super().__init__(http, prepare)
+        self._host = host
+
+    async def wait(
+        self,
+        training: Training | str,
+        *,
+        timeout: float | None = None,
+        poll: PollPolicy | None = None,
+        cancel_on_abandon: bool = True,
+    ) -> Training:
+        """Poll until the training is terminal and return it (see ``predictions.wait``)."""
+        return await wait_for(
+            self._host,
+            training,
+            Training,
+            get=self.get,
+            cancel=self.cancel,
+            timeout=timeout,
+            poll=poll,
+            cancel_on_abandon=cancel_on_abandon,
+        )

@@ -10,7 +10,7 @@ from .. import _validate as check
 from .._http import path
 from ..models import Deployment, Prediction
 from ..pagination import AsyncPaginator
-from ._base import Resource, create_prediction
+from ._base import InputPreparer, Resource, create_prediction
 
 
 def _instances(value: Any, what: str, high: int) -> int:
@@ -48,6 +48,7 @@ class DeploymentPredictions(Resource):
             stream=stream,
             wait=wait,
             cancel_after=cancel_after,
+            prepare=self._prepare,
         )
 
 
@@ -56,9 +57,9 @@ class Deployments(Resource):
 
     __slots__ = ("predictions",)
 
-    def __init__(self, http: Any) -> None:
+    def __init__(self, http: Any, prepare: InputPreparer | None = None) -> None:
         super().__init__(http)
-        self.predictions = DeploymentPredictions(http)
+        self.predictions = DeploymentPredictions(http, prepare)
 
     def list(self, *, cursor: str | None = None) -> AsyncPaginator[Deployment]:
         """All deployments, newest first."""

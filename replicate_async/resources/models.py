@@ -10,7 +10,7 @@ from .. import _validate as check
 from .._http import path
 from ..models import Model, Prediction, Version
 from ..pagination import AsyncPaginator
-from ._base import Resource, create_prediction
+from ._base import InputPreparer, Resource, create_prediction
 
 _SORT_BY = ("model_created_at", "latest_version_created_at")
 _SORT_DIRECTION = ("asc", "desc")
@@ -97,6 +97,7 @@ class ModelPredictions(Resource):
             stream=stream,
             wait=wait,
             cancel_after=cancel_after,
+            prepare=self._prepare,
         )
 
 
@@ -105,12 +106,12 @@ class Models(Resource):
 
     __slots__ = ("examples", "predictions", "readme", "versions")
 
-    def __init__(self, http: Any) -> None:
+    def __init__(self, http: Any, prepare: InputPreparer | None = None) -> None:
         super().__init__(http)
         self.versions = Versions(http)
         self.examples = Examples(http)
         self.readme = Readme(http)
-        self.predictions = ModelPredictions(http)
+        self.predictions = ModelPredictions(http, prepare)
 
     def list(
         self,

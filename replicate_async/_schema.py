@@ -17,15 +17,16 @@ does. Each problem carries the API's ``invalid_fields`` entry: ``type``, ``field
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import operator
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from ._files import _is_file
 from .exceptions import InputProblem
 
 __all__ = [
@@ -72,6 +73,12 @@ def type_name(value: Any) -> str:
     if isinstance(value, Mapping):
         return "object"
     return type(value).__name__
+
+
+def _is_file(value: Any) -> bool:
+    """Paths, bytes and file objects: the client turns them into URL strings."""
+    kinds = (bytes, bytearray, memoryview, os.PathLike, io.IOBase, AsyncIterable)
+    return isinstance(value, kinds) or hasattr(value, "read")
 
 
 def _is_type(value: Any, expected: str) -> bool:

@@ -12,6 +12,7 @@ if typing.TYPE_CHECKING:
     from ._files import FileOutput
     from ._run_many import Progress, RunResult
     from ._sse import ServerSentEvent
+    from ._use import ModelFunction, ModelSchema, RunOptions
     from ._webhook_wait import WebhookWaiter
     from .exceptions import (
         APIConnectionError,
@@ -24,6 +25,8 @@ if typing.TYPE_CHECKING:
         ClientClosedError,
         ConflictError,
         DataURLError,
+        InputProblem,
+        InputValidationError,
         InternalServerError,
         InvalidArgumentError,
         MissingTokenError,
@@ -40,6 +43,7 @@ if typing.TYPE_CHECKING:
         RateLimitError,
         ReplicateError,
         RequestMayHaveSucceededError,
+        RequestMayHaveSucceededTimeoutError,
         StreamError,
         UnprocessableEntityError,
         WebhookVerificationError,
@@ -85,11 +89,15 @@ __all__ = [
     "File",
     "FileOutput",
     "Hardware",
+    "InputProblem",
+    "InputValidationError",
     "InternalServerError",
     "InvalidArgumentError",
     "MissingTokenError",
     "Model",
     "ModelError",
+    "ModelFunction",
+    "ModelSchema",
     "NotFoundError",
     "Page",
     "PaginationError",
@@ -106,7 +114,9 @@ __all__ = [
     "RateLimitError",
     "ReplicateError",
     "RequestMayHaveSucceededError",
+    "RequestMayHaveSucceededTimeoutError",
     "RetryPolicy",
+    "RunOptions",
     "RunResult",
     "SearchResult",
     "ServerSentEvent",
@@ -132,6 +142,7 @@ _SOURCES = (
     "._files",
     "._run_many",
     "._webhook_wait",
+    "._use",
     "._client",
 )
 

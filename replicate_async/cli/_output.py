@@ -120,6 +120,23 @@ def fit_widths(
     return widths
 
 
+def _layout(
+    columns: Sequence[Column[Any]], cells: list[list[str]], room: int
+) -> tuple[list[int], list[int]]:
+    """Which columns a terminal table shows, and how wide: truncatable columns give way
+    first, and are left out (rightmost first) when even that is not enough."""
+    shown = list(range(len(columns)))
+    while True:
+        widths = fit_widths(
+            [columns[i] for i in shown], [[line[i] for i in shown] for line in cells], room
+        )
+        fits = sum(widths) + 3 * len(widths) + 1 <= room
+        flexible = [i for i in shown if columns[i].max_width]
+        if fits or not flexible:
+            return shown, widths
+        shown.remove(flexible[-1])
+
+
 async def _aiter(source: AsyncIterable[T] | Iterable[T]) -> AsyncIterator[T]:
     if isinstance(source, AsyncIterable):
         async for item in source:
@@ -290,22 +307,23 @@ class Output:
         from rich.table import Table
 
         values = [[column.get(row) for column in columns] for row in rows]
-        cells = [[cell(value, human=True) for value in line] for line in values]
-        headers = [
-            f"{c.header} ({zone_label()})"
+        labelled = [
+            Column(f"{c.header} ({zone_label()})", c.get, c.max_width)
             if any(isinstance(line[i], datetime) for line in values)
-            else c.header
+            else c
             for i, c in enumerate(columns)
         ]
-        labelled = [Column(h, c.get, c.max_width) for h, c in zip(headers, columns, strict=True)]
-        widths = fit_widths(labelled, cells, self.console.width)
+        cells = [[cell(value, human=True) for value in line] for line in values]
+        shown, widths = _layout(labelled, cells, self.console.width)
         table = Table(title=title, title_justify="left", header_style="bold")
-        for column, width in zip(labelled, widths, strict=True):
-            table.add_column(column.header, width=width, overflow="ellipsis", no_wrap=True)
+        for i, width in zip(shown, widths, strict=True):
+            table.add_column(labelled[i].header, width=width, overflow="ellipsis", no_wrap=True)
         for line in cells:
-            table.add_row(*map(escape, line))
+            table.add_row(*(escape(line[i]) for i in shown))
         self.stop_spinner()
-        self.console.print(table)
+        # Never cut a column without a max_width (ids): a table still too wide for the
+        # terminal is drawn at its own width, and the terminal wraps it.
+        self.console.print(table, width=max(self.console.width, sum(widths) + 3 * len(widths) + 1))
 
     def one(self, obj: T, fields: Sequence[Column[T]]) -> None:
         """Print one object: JSON, ``field  value`` lines on a terminal (blank fields
@@ -320,11 +338,9 @@ class Output:
             )
             return
         from rich.markup import escape
-        from rich.table import Table
 
-        table = Table.grid(padding=(0, 2))
-        table.add_column(style="bold")
-        table.add_column(overflow="fold")
+        width = max(len(name) for name, _ in pairs)
+        lines = []
         for (name, value), field in zip(pairs, fields, strict=True):
             text = cell(value, human=True)
             if isinstance(value, datetime):
@@ -332,6 +348,6 @@ class Output:
             if field.max_width is not None and len(text) > field.max_width:
                 text = text[: field.max_width - 1] + "…"
             if text:
-                table.add_row(name, escape(text))
+                lines.append(f"[bold]{escape(name.ljust(width))}[/bold]  {escape(text)}")
         self.stop_spinner()
-        self.console.print(table)
+        self.console.print("\n".join(lines), soft_wrap=True)

@@ -42,8 +42,7 @@ async def get_model(client: AsyncReplicate, out: Output, model: str) -> None:
     out.one(found, MODEL_FIELDS)
     specs = input_specs(found.latest_version)
     if specs and not out.json:
-        if not out.tty:
-            out.write("\n")
+        out.write("\n")
         out.table(specs, INPUT_COLUMNS, title="inputs")
 
 

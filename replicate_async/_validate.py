@@ -7,7 +7,7 @@ One rule per kind of argument, applied here and nowhere else:
   ``\\``, ``%``, ``?``, ``#``, whitespace or control characters. URL normalisation can
   never turn one into another endpoint.
 - **Durations** (``cancel_after``, ``timeout``, ``idle_timeout``...): finite, positive,
-  at most :data:`MAX_DURATION` seconds (7 days); duration strings use ASCII digits only.
+  at most :data:`MAX_DURATION` seconds (24 hours); duration strings use ASCII digits only.
 - **Inputs**: JSON-representable: no NaN or infinity, no cycles, nested at most
   :data:`MAX_JSON_DEPTH` levels, strings without lone surrogates, integers within 64 bits.
 
@@ -49,8 +49,9 @@ __all__ = [
 
 #: The longest path segment (an id, owner, model or deployment name) accepted.
 MAX_SEGMENT_LENGTH = 256
-#: The longest duration accepted, in seconds (7 days): ``cancel_after`` and client timeouts.
-MAX_DURATION = 7 * 24 * 3600
+#: The longest duration accepted, in seconds (24 hours): ``cancel_after`` (the fake
+#: enforces the same limit) and client-side timeouts (pass ``None`` for no limit).
+MAX_DURATION = 24 * 3600
 #: The longest webhook URL accepted.
 MAX_URL_LENGTH = 2048
 
@@ -155,6 +156,16 @@ def json_body(body: Mapping[str, Any]) -> bytes:
     raise TypeError(f"the request body is not JSON-serialisable: {problem}")
 
 
+def _split_url(value: str) -> tuple[str, str | None]:
+    """A URL's scheme (lower case) and host (``None`` if it has no usable one)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:  # e.g. an unclosed '[' or a bad port
+        return "", None
+    return parts.scheme.lower(), parts.hostname
+
+
 def webhook_url(value: Any) -> str:
     """A webhook URL: an absolute http(s) URL with a host (the API requires HTTPS in
     production), without whitespace or control characters."""
@@ -166,13 +177,8 @@ def webhook_url(value: Any) -> str:
         raise InvalidArgumentError(
             f"webhook must not contain whitespace or control characters, got {_shown(value)}"
         )
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        host = None
-    if parts.scheme.lower() not in ("https", "http") or not host:
+    scheme, host = _split_url(value)
+    if scheme not in ("https", "http") or not host:
         raise InvalidArgumentError(
             f"webhook must be an https:// URL with a host, got {_shown(value)}"
         )
@@ -305,17 +311,12 @@ def base_url(value: Any) -> str:
         raise TypeError(f"base_url must be a string, got {type(value).__name__}")
     if any(char.isspace() or not char.isprintable() for char in value):
         raise InvalidArgumentError(f"base_url must not contain whitespace, got {_shown(value)}")
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        host = None
-    if parts.scheme.lower() not in ("https", "http") or not host:
+    scheme, host = _split_url(value)
+    if scheme not in ("https", "http") or not host:
         raise InvalidArgumentError(
             f"base_url must be an http(s) URL with a host, got {_shown(value)}"
         )
-    if parts.query or parts.fragment or "?" in value or "#" in value:
+    if "?" in value or "#" in value:
         raise InvalidArgumentError(
             f"base_url must not have a query string or fragment, got {_shown(value)}"
         )

@@ -59,7 +59,7 @@ BAD_CALLS: list[tuple[str, Call, type[Exception]]] = [
     ("events=['start','finish']", _create(webhook_events_filter=["start", "finish"]), ValueError),
     ("webhook=ftp", _create(webhook="ftp://example.com/x"), ValueError),
     ("webhook=relative", _create(webhook="/hook"), ValueError),
-    ("webhook=123", _create(webhook=123), ValueError),
+    ("webhook=123", _create(webhook=123), TypeError),
     ("stream='yes'", _create(stream="yes"), TypeError),
     # predictions.create: version and input
     ("version=int", _create(version=123), TypeError),
@@ -409,9 +409,10 @@ def test_model_ref_splits() -> None:
 
 def test_events_filter_values() -> None:
     """events_filter keeps order and accepts any iterable of known events."""
-    assert events_filter(None) is None
-    assert events_filter(("completed", "start")) == ["completed", "start"]
-    assert events_filter([]) == []
+    hook = "https://example.com/hook"
+    assert events_filter(None, webhook=None) is None
+    assert events_filter(("completed", "start"), webhook=hook) == ["completed", "start"]
+    assert events_filter([], webhook=hook) == []
 
 
 async def test_cancel_after_timedelta_sent(client: AsyncReplicate, mocked: aioresponses) -> None:
@@ -470,7 +471,7 @@ async def test_bad_options_rejected_before_file_upload(
 
 async def test_trainings_webhook_validated(client: AsyncReplicate, mocked: aioresponses) -> None:
     """trainings.create checks its webhook like the prediction creates do."""
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError, match="webhook"):
         await client.trainings.create("a/b", "v1", destination="me/x", input={}, webhook=123)
     with pytest.raises(ValueError):
         await client.trainings.create("a/b", "v1", destination="me/x", input={}, webhook="x")

@@ -304,6 +304,21 @@ def machine() -> str:
     )
 
 
+BEGIN, END = "<!-- benchmarks.run: begin -->", "<!-- benchmarks.run: end -->"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Write the report between its markers in ``path``, keeping whatever else is there
+    (other sections of a shared results file); a file without markers is replaced."""
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}\n"
+    old = path.read_text() if path.exists() else ""
+    if BEGIN in old and END in old:
+        head, _, rest = old.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        section = head + section.rstrip("\n") + tail
+    path.write_text(section)
+
+
 def report(
     results: list[Result],
     curve: MemoryCurve,
@@ -316,7 +331,7 @@ def report(
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{x:.2f}" for x in load_before)
     header = [
-        "# Benchmark results",
+        "## Client CPU side by side: replicate_async, raw aiohttp, replicate 1.0.7",
         "",
         f"- Date: {when}; mode: {mode}; run took {took:.0f} s.",
         f"- Machine: {machine()}.",

@@ -28,7 +28,16 @@ from typing import Any
 import aiohttp
 
 from .contenders import BEFORE_ENV, Contender, RawAiohttp, ThisSDK, contenders
-from .report import BEFORE, Cell, MemoryCurve, Result, Sample, check_targets, report
+from .report import (
+    BEFORE,
+    Cell,
+    MemoryCurve,
+    Result,
+    Sample,
+    check_targets,
+    report,
+    write_section,
+)
 
 HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "tests" / "examples"
@@ -570,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(results, curve, mode=mode, notes=notes, took=took, load_before=load_before)
     print(text)
     if args.out is not None:
-        args.out.write_text(text)
+        write_section(args.out, text)
     return 0
 
 

@@ -237,7 +237,7 @@ def _check(tp: Any, where: str, ns: dict[str, Any], conv: cattrs.Converter) -> l
     if tp is bool:
         return [f"if v is not True and v is not False: raise _bad({w}, 'a boolean', v)"]
     if tp is datetime:
-        return [f"v = _as_datetime(v, {w})"]
+        return [f"v = parse_datetime(v) if v.__class__ is str else _as_datetime(v, {w})"]
     if tp is Any:
         return []
     if tp in (dict[str, Any], dict[str, str]):
@@ -313,6 +313,7 @@ def _builder(cls: type[Any], conv: cattrs.Converter) -> Callable[[Any], Any]:
         "_as_int": _as_int,
         "_as_float": _as_float,
         "_as_datetime": _as_datetime,
+        "parse_datetime": parse_datetime,
         "_as_str_list": _as_str_list,
         "_as_list": _as_list,
         "StructureError": StructureError,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -127,33 +129,74 @@ class FakeProcess:
             self.process.stdout.close()
 
 
-def start_workers(config: dict[str, Any], count: int) -> list[subprocess.Popen[bytes]]:
-    """``count`` worker processes (``tests.redis._worker``), worker ``i`` gets ``index=i``."""
-    return [
-        subprocess.Popen(
-            [sys.executable, "-m", "tests.redis._worker", json.dumps({**config, "index": i})],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+class Worker:
+    """A ``tests.redis._worker`` process, talked to over its stdin/stdout lines."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+
+    @classmethod
+    async def start(cls, config: dict[str, Any]) -> Worker:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.redis._worker",
+            json.dumps(config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
             cwd=ROOT,
             env=python_env(),
         )
-        for i in range(count)
-    ]
+        return cls(process)
 
+    async def line(self, timeout: float = 60) -> dict[str, Any]:
+        """The next JSON line the worker prints (bounded)."""
+        assert self.process.stdout is not None
+        async with asyncio.timeout(timeout):
+            while raw := await self.process.stdout.readline():
+                if raw.startswith(b"{"):
+                    result: dict[str, Any] = json.loads(raw)
+                    return result
+        raise AssertionError(f"worker exited: {await self.stderr()}")
 
-def finish_workers(
-    workers: list[subprocess.Popen[bytes]], timeout: float = 90
-) -> list[tuple[dict[str, Any], str]]:
-    """Each worker's last JSON line and its stderr, once all exited (bounded)."""
-    results = []
-    for worker in workers:
+    def send(self, text: str = "go") -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(text.encode() + b"\n")
+
+    async def stderr(self) -> str:
+        assert self.process.stderr is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                return (await self.process.stderr.read()).decode()
+        return ""
+
+    async def finish(self, timeout: float = 90) -> tuple[dict[str, Any], str]:
+        """Close stdin; the worker's last JSON line and its stderr, once it exited."""
+        assert self.process.stdin is not None
+        self.process.stdin.close()
         try:
-            out, err = worker.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
+            result = await self.line(timeout)
+            async with asyncio.timeout(timeout):
+                err = await self.stderr()
+                await self.process.wait()
+        finally:
+            self.kill()
+        assert self.process.returncode == 0, f"worker failed: {err[-3000:]}"
+        return result, err
+
+    def kill(self) -> None:
+        if self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+
+
+async def run_workers(configs: list[dict[str, Any]]) -> list[tuple[dict[str, Any], str]]:
+    """Start one worker per config, let them run, return each result and stderr."""
+    workers = [await Worker.start(config) for config in configs]
+    try:
+        return list(await asyncio.gather(*(w.finish() for w in workers)))
+    finally:
+        for worker in workers:
             worker.kill()
-            out, err = worker.communicate(timeout=10)
-        lines = [line for line in out.decode().splitlines() if line.startswith("{")]
-        text = err.decode()
-        assert worker.returncode == 0, f"worker failed ({worker.returncode}): {text[-3000:]}"
-        results.append((json.loads(lines[-1]), text))
-    return results
+            await worker.process.wait()

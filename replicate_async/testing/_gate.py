@@ -93,8 +93,14 @@ class Gate:
         except ApiError as exc:
             rejected = _detail(exc.response)
             record = self.log.record(request, None, fault=fault is not None, rejected=rejected)
-            exc.response.force_close()
-            return record, exc.response
+            resp = exc.response
+            resp.force_close()
+            if resp.status == 408:  # nothing more is coming: answer, then hang up at once
+                await resp.prepare(request)
+                await resp.write_eof()
+                if request.transport is not None:
+                    request.transport.close()
+            return record, resp
         request[BODY] = body
         record = self.log.record(request, body, fault=fault is not None)
         return record, await self._respond(request, handler, fault)

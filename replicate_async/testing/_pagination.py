@@ -150,7 +150,7 @@ class SortedIndex(Generic[V]):
                 end = min(b, start + limit)
             values = self.values[start:end]
             values.reverse()
-            nxt = Cursor(keys[start]) if start > a else None
+            nxt = Cursor(_key_at(keys, start)) if start > a else None
             prev = Cursor(keys[end - 1], True) if end < b and end > start else None
             if end < b and end == start:
                 prev = Cursor(keys[end] - 1, True)
@@ -164,8 +164,13 @@ class SortedIndex(Generic[V]):
         nxt = Cursor(keys[end - 1]) if end < b and end > start else None
         if end < b and end == start:
             nxt = Cursor(keys[end] - 1)
-        prev = Cursor(keys[start], True) if start > a else None
+        prev = Cursor(_key_at(keys, start), True) if start > a else None
         return PageSlice(self.values[start:end], nxt, prev)
+
+
+def _key_at(keys: list[int], position: int) -> int:
+    """The key at ``position``, or just past the last key for a cursor past the end."""
+    return keys[position] if position < len(keys) else keys[-1] + 1
 
 
 def page_url(

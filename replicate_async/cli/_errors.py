@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import unquote, urlsplit
 
@@ -63,7 +64,8 @@ def _status_line(exc: APIStatusError, base_url: str | None) -> str:
     if isinstance(exc, NotFoundError):
         subject = not_found_subject(exc.url)
         what = f"{subject} was not found" if subject else f"nothing at {exc.url}"
-        extra = "" if not detail or detail == _GENERIC_404 else f" ({detail})"
+        generic = not detail or detail == _GENERIC_404 or detail.rstrip(".").lower() == "not found"
+        extra = "" if generic else f" ({detail})"
         return f"{head}: {what}{extra}{_base_hint(base_url)}"
     text = f"{head}: {detail}" if detail else head
     if isinstance(exc, UnprocessableEntityError) and exc.invalid_fields:
@@ -86,8 +88,9 @@ def _os_reason(exc: BaseException) -> str | None:
         seen.add(id(current))
         inner = getattr(current, "os_error", None)
         for candidate in (inner, current):
-            if isinstance(candidate, OSError) and candidate.strerror:
-                return candidate.strerror[:1].lower() + candidate.strerror[1:]
+            if isinstance(candidate, OSError) and (candidate.errno or candidate.strerror):
+                text = os.strerror(candidate.errno) if candidate.errno else candidate.strerror
+                return (text or "")[:1].lower() + (text or "")[1:]
         current = current.__cause__ or current.__context__
     return None
 

@@ -81,9 +81,11 @@ async def wait_for_run(
     timeout: float | None,
     keep_running: bool = False,
     label: str = "",
+    announced: float | None = None,
 ) -> Any:
     """Wait until ``run`` is terminal; on Ctrl-C or timeout cancel it (unless
-    ``keep_running``) and say exactly what happened; on a lost connection, give its id."""
+    ``keep_running``) and say exactly what happened; on a lost connection, give its id.
+    ``announced`` is the deadline as the user gave it (``timeout`` may be what is left)."""
     kind: Kind = "training" if isinstance(run, Training) else "prediction"
     if run.status in TERMINAL_STATUSES:
         return run
@@ -102,13 +104,14 @@ async def wait_for_run(
         outcome = await cancel_confirmed(client, out, kind, run.id)
         raise Interrupted(f"Interrupted: {outcome}.") from None
     except TimeoutError:
+        limit = announced if announced is not None else timeout
         if keep_running:
             raise StillRunning(
-                f"{kind} {run.id} did not finish within {timeout:g}s and was left running "
+                f"{kind} {run.id} did not finish within {limit:g}s and was left running "
                 f"(check it with {_check(kind, run.id)})"
             ) from None
         outcome = await cancel_confirmed(client, out, kind, run.id)
-        raise CLIError(f"no result within {timeout:g}s: {outcome}") from None
+        raise CLIError(f"no result within {limit:g}s: {outcome}") from None
     except APIConnectionError as exc:
         raise StillRunning(
             f"{describe_error(exc)}; {kind} {run.id} may still be running "

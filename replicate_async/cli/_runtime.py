@@ -178,16 +178,16 @@ async def open_client(config: Settings, out: Output) -> AsyncIterator[AsyncRepli
 
 async def _guard_errors(work: Awaitable[None], config: Settings) -> None:
     """Await ``work``, turning SDK errors into :class:`CLIError` with a helpful line."""
-    from ..exceptions import ReplicateError
+    from ..exceptions import InvalidArgumentError, ReplicateError
     from ._errors import describe_error, exit_status
 
     try:
         await work
+    except (InvalidArgumentError, TypeError) as exc:  # the SDK's checks, before any request
+        raise ArgumentError(describe_error(exc, config.base_url)) from None
     except ReplicateError as exc:
         error = StillRunning if exit_status(exc) == STILL_RUNNING else CLIError
         raise error(describe_error(exc, config.base_url)) from None
-    except (ValueError, TypeError) as exc:  # the SDK's argument checks, before any request
-        raise ArgumentError(describe_error(exc, config.base_url)) from None
 
 
 Command = Callable[Concatenate["AsyncReplicate", "Output", P], Awaitable[None]]

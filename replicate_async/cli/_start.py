@@ -131,8 +131,10 @@ async def stream_prediction(
     prediction: Prediction,
     output_dir: Path | None,
     timeout: float | None,
+    announced: float | None,
 ) -> None:
-    """Print a prediction's output events as they come; Ctrl-C or the deadline cancels it."""
+    """Print a prediction's output events as they come; Ctrl-C or the deadline (``timeout``
+    seconds from now; ``announced`` as the user gave it) cancels it."""
     try:
         async with asyncio.timeout(timeout):
             await _print_events(client, out, prediction, output_dir)
@@ -142,7 +144,7 @@ async def stream_prediction(
         raise Interrupted(f"Interrupted: {outcome}.") from None
     except TimeoutError:
         outcome = await cancel_confirmed(client, out, "prediction", prediction.id)
-        raise CLIError(f"no result within {timeout:g}s: {outcome}") from None
+        raise CLIError(f"no result within {announced or timeout:g}s: {outcome}") from None
     except APIConnectionError as exc:
         raise StillRunning(
             f"{describe_error(exc)}; prediction {prediction.id} may still be running "

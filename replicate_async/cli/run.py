@@ -184,9 +184,11 @@ async def run(
         return
     remaining = deadline - loop.time() if deadline is not None else None
     if stream:
-        await stream_prediction(client, out, prediction, output_dir, remaining)
+        await stream_prediction(client, out, prediction, output_dir, remaining, timeout)
         return
-    final = await wait_for_run(client, out, prediction, timeout=remaining, label=f"Running {ref}:")
+    final = await wait_for_run(
+        client, out, prediction, timeout=remaining, label=f"Running {ref}:", announced=timeout
+    )
 
     async def shape(output: Any) -> Any:
         return await _shaped(client, ref, deployment, schema, output)

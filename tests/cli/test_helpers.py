@@ -134,9 +134,9 @@ def _status_error(cls: type[Any], status: int, body: Any, url: str = "https://ap
 def test_404_says_what_was_not_found_and_hints_at_v1() -> None:
     base = "https://api.replicate.com/v1"
     missing = _status_error(NotFoundError, 404, {"detail": "Not found."}, f"{base}/predictions/p1")
-    assert describe_error(missing, base) == (
-        "404 Not Found: prediction p1 was not found (Not found.)"
-    )
+    assert describe_error(missing, base) == "404 Not Found: prediction p1 was not found"
+    specific = _status_error(NotFoundError, 404, {"detail": "Deleted."}, f"{base}/files/f1")
+    assert describe_error(specific, base) == "404 Not Found: file f1 was not found (Deleted.)"
     model = _status_error(NotFoundError, 404, {}, f"{base}/models/a/b/versions/v9")
     assert describe_error(model, base) == "404 Not Found: version v9 of model a/b was not found"
     bare = _status_error(NotFoundError, 404, {}, "http://127.0.0.1:9/models/a/b")

@@ -23,7 +23,8 @@ def test_a_list_in_a_pipe_is_plain_tab_separated_lines(server: ThreadedFake) -> 
     ids = [row[0] for row in rows]
     assert all(len(i) >= 20 and "…" not in i for i in ids)  # whole ids, never cut
     created = rows[0][3]
-    assert created.endswith("Z") and "T" in created  # ISO 8601 UTC for programs
+    assert created.endswith("Z")
+    assert "T" in created
     assert result.stderr == ""  # quiet success
     capped = piped(server.env, "models", "list", "--limit", "3")
     assert len(capped.stdout.splitlines()) == 3
@@ -39,7 +40,8 @@ def test_a_list_on_a_terminal_is_a_table_with_whole_ids_at_60_columns(
         {**server.env, "TZ": "Asia/Kolkata"}, "predictions", "list", "--limit", "3", columns=60
     )
     assert code == 0
-    assert "┏" in text and "│" in text
+    assert "┏" in text
+    assert "│" in text
     assert all(i in text for i in ids)  # the id column never gives way
     wide_code, wide = on_terminal(
         {**server.env, "TZ": "Asia/Kolkata"}, "predictions", "list", "--limit", "3", columns=120
@@ -54,9 +56,7 @@ def test_json_lines_are_the_api_objects_and_jq_picks_fields(server: ThreadedFake
     assert len(models) == 2
     assert {"owner", "name", "latest_version"} <= set(models[0])
     names = piped(server.env, "models", "list", "--limit", "2", "--jq", ".owner,.name")
-    assert names.stdout.splitlines() == [
-        value for m in models for value in (m["owner"], m["name"])
-    ]
+    assert names.stdout.splitlines() == [value for m in models for value in (m["owner"], m["name"])]
     bad = piped(server.env, "--jq", "owner", "models", "list")
     assert bad.returncode == 2
     assert "a filter starts with '.'" in bad.stderr
@@ -84,7 +84,8 @@ def test_models_get_lists_inputs_with_types_defaults_and_required(server: Thread
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert "model\tfake/tokens" in lines
-    assert "prompt\tstring\t\ttrue\tText to generate from; the fake streams it back token by token" in lines
+    prompt = "Text to generate from; the fake streams it back token by token"
+    assert f"prompt\tstring\t\ttrue\t{prompt}" in lines
     assert "max_tokens\tinteger 1..4096\t128\tfalse\tMaximum number of tokens to generate" in lines
     code, text = on_terminal(server.env, "models", "get", "fake/tokens", columns=120)
     assert code == 0

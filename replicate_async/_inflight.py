@@ -86,6 +86,10 @@ class InFlight:
             if left:
                 self._tasks[task] = left
 
+    def busy(self) -> bool:
+        """True while some task awaits a run or a stream of this client."""
+        return bool(self._tasks)
+
     def add_stream(self, stream: Closable) -> None:
         """Remember an open stream until :meth:`discard_stream`."""
         self._streams.add(stream)

@@ -315,7 +315,7 @@ class AsyncReplicate:
         version's schema is fetched once, at the first call; inputs are checked against it
         before anything is sent (:class:`InputValidationError`) unless ``check_input=False``.
         """
-        opts = RunOptions(check_input=check_input, **options)
+        opts = RunOptions(options, check_input)
         return ModelFunction(self, self._config.clock, ref, deployment, opts)
 
     def file_output(self, url: str) -> FileOutput:

@@ -31,50 +31,70 @@ from .exceptions import (
 from .models import Prediction, Version
 from .resources import Deployments, Models, Predictions
 
-__all__ = ["ModelFunction", "ModelSchema", "RunOptions"]
+__all__ = ["RUN_OPTIONS", "ModelFunction", "ModelSchema", "RunOptions"]
 
 
 class _Client(Protocol):
     """What a model function needs of :class:`AsyncReplicate` (no import cycle)."""
 
-    models: Models
-    deployments: Deployments
-
+    # Read-only (so a subclass, such as the client's own predictions namespace, fits).
+    @property
+    def models(self) -> Models: ...
+    @property
+    def deployments(self) -> Deployments: ...
     @property
     def predictions(self) -> Predictions: ...
 
     async def run(
         self,
-        ref: str | None = None,
+        ref: str | None = ...,
         *,
         input: Mapping[str, Any],
-        deployment: str | None = None,
-        timeout: float | None = None,
-        wait: bool | int | None = True,
-        cancel_after: float | timedelta | str | None = None,
-        use_file_output: bool = False,
-        webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
+        deployment: str | None = ...,
+        timeout: float | None = ...,
+        wait: bool | int | None = ...,
+        cancel_after: float | timedelta | str | None = ...,
+        use_file_output: bool = ...,
+        webhook: str | None = ...,
+        webhook_events_filter: Iterable[str] | None = ...,
     ) -> Any: ...
 
     def stream_output(
-        self, ref: str | None = None, *, input: Mapping[str, Any], deployment: str | None = None
+        self, ref: str | None = ..., *, input: Mapping[str, Any], deployment: str | None = ...
     ) -> AsyncIterator[str | FileOutput]: ...
+
+
+#: The options of :meth:`AsyncReplicate.run` a model function passes on.
+RUN_OPTIONS = (
+    "timeout",
+    "wait",
+    "cancel_after",
+    "use_file_output",
+    "webhook",
+    "webhook_events_filter",
+)
+#: Those a :meth:`ModelFunction.create` passes on too.
+_CREATE_OPTIONS = ("cancel_after", "webhook", "webhook_events_filter")
+
+
+def _run_options(value: Mapping[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(value) - set(RUN_OPTIONS))
+    if unknown:
+        raise TypeError(f"unknown run option(s) {', '.join(unknown)}; known: {RUN_OPTIONS}")
+    check.seconds(value.get("timeout"), "timeout")
+    return dict(value)
 
 
 @attrs.frozen
 class RunOptions:
-    """How a model function's calls run: the options of :meth:`AsyncReplicate.run`.
+    """How a model function's calls run.
 
-    ``check_input=False`` sends inputs without checking them against the schema.
+    ``run`` holds the :meth:`AsyncReplicate.run` options given (``timeout``, ``wait``,
+    ``cancel_after``, ``use_file_output``, ``webhook``, ``webhook_events_filter``); the
+    others keep ``run``'s defaults. ``check_input=False`` sends inputs unchecked.
     """
 
-    timeout: float | None = None
-    wait: bool | int | None = True
-    cancel_after: float | timedelta | str | None = None
-    use_file_output: bool = False
-    webhook: str | None = None
-    webhook_events_filter: tuple[str, ...] | None = None
+    run: Mapping[str, Any] = attrs.field(factory=dict, converter=_run_options)
     check_input: bool = True
 
 
@@ -199,11 +219,13 @@ class ModelFunction:
         """The options every call runs with."""
         return self._options
 
-    def with_options(self, **changes: Any) -> ModelFunction:
-        """This function with some :class:`RunOptions` changed; the schema is shared."""
-        if "webhook_events_filter" in changes and changes["webhook_events_filter"] is not None:
-            changes["webhook_events_filter"] = tuple(changes["webhook_events_filter"])
-        options = attrs.evolve(self._options, **changes)
+    def with_options(self, *, check_input: bool | None = None, **run: Any) -> ModelFunction:
+        """This function with other options (``timeout=``, ``check_input=``...); the
+        schema is shared, not fetched again."""
+        options = RunOptions(
+            {**self._options.run, **run},
+            self._options.check_input if check_input is None else check_input,
+        )
         return ModelFunction(
             self._client, self._clock, self._ref, self._deployment, options, self._once
         )
@@ -246,8 +268,8 @@ class ModelFunction:
         The ``timeout`` option is one deadline for the whole call, the first call's schema
         fetch included.
         """
-        options = self._options
-        timeout = check.seconds(options.timeout, "timeout")
+        options = dict(self._options.run)
+        timeout = check.seconds(options.pop("timeout", None), "timeout")
         started = self._clock.monotonic()
         try:
             async with deadline(self._clock, timeout):
@@ -264,11 +286,7 @@ class ModelFunction:
             input=input,
             deployment=self._deployment,
             timeout=timeout,
-            wait=options.wait,
-            cancel_after=options.cancel_after,
-            use_file_output=options.use_file_output,
-            webhook=options.webhook,
-            webhook_events_filter=options.webhook_events_filter,
+            **options,
         )
         return shape_output(schema.output, output, document=schema.openapi_schema)
 
@@ -279,12 +297,8 @@ class ModelFunction:
         """
         schema = await self.schema()
         self._check(schema, input)
-        options = self._options
-        extra: dict[str, Any] = {
-            "cancel_after": options.cancel_after,
-            "webhook": options.webhook,
-            "webhook_events_filter": options.webhook_events_filter,
-        }
+        options = self._options.run
+        extra = {key: options[key] for key in _CREATE_OPTIONS if key in options}
         client = self._client
         if self._deployment is not None:
             return await client.deployments.predictions.create(

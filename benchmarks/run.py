@@ -29,7 +29,6 @@ import aiohttp
 
 from .contenders import BEFORE_ENV, Contender, RawAiohttp, ThisSDK, contenders
 from .report import (
-    BEFORE,
     Cell,
     MemoryCurve,
     Result,
@@ -58,7 +57,7 @@ class Sizes:
     gets: int
     models: tuple[int, int]  # (big, small): memory must not grow from small to big
     live_models: tuple[int, int]  # the same for live-shaped models
-    memory_models: tuple[int, ...]  # live-shaped walks measured for peak RSS vs N
+    memory_models: tuple[int, ...]  # more live-shaped walks measured for peak RSS vs N
     memory_all: bool  # the memory pass of walks for every client (else for this SDK only)
     waits: int
     events: int
@@ -71,16 +70,16 @@ class Sizes:
 FULL = Sizes(
     creates=2_000,
     gets=1_000,
-    models=(50_000, 10_000),
+    models=(10_000, 2_000),
     live_models=(50_000, 10_000),
-    memory_models=(10_000, 50_000, 200_000),
+    memory_models=(200_000,),
     memory_all=True,
     waits=500,
     events=50_000,
     structures=10_000,
     repeats=5,
     walk_repeats=3,
-    deadline=1500.0,
+    deadline=3000.0,
 )
 QUICK = Sizes(
     creates=400,
@@ -455,7 +454,11 @@ async def run_plan(plan: Plan, server_url: str, ctl: Control, stdlib_json: bool)
 
 
 async def memory_pass(
-    server_url: str, client: str, sizes: dict[str, int | str], stdlib_json: bool
+    server_url: str,
+    client: str,
+    sizes: dict[str, int | str],
+    stdlib_json: bool,
+    limit: float = REPEAT_TIMEOUT,
 ) -> tuple[float, int]:
     """Peak RSS (MiB) of one more walk, and the requests sent before its first item.
 
@@ -478,7 +481,7 @@ async def memory_pass(
         *command, cwd=HERE.parent, stdout=asyncio.subprocess.PIPE
     )
     try:
-        async with asyncio.timeout(REPEAT_TIMEOUT):
+        async with asyncio.timeout(limit):
             out, _ = await proc.communicate()
     finally:
         if proc.returncode is None:
@@ -503,8 +506,12 @@ async def run_all(
             results.append(await run_plan(plan, server_url, ctl, stdlib_json))
             print(f"  done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         if curve and sizes.memory_models and "g" in only:
-            clients = [SDK, RAW] + ([BEFORE] if os.environ.get(BEFORE_ENV) else [])
-            memory = await memory_curve(server_url, clients, sizes.memory_models, stdlib_json)
+            memory = await memory_curve(server_url, [SDK, RAW], sizes.memory_models, stdlib_json)
+        for result in results:  # the walks' own memory passes are points of the curve too
+            if result.key[0] == "g":
+                for cell in result.cells.values():
+                    if cell.peak_mib is not None:
+                        memory.setdefault(cell.client, {})[int(result.key[1:])] = cell.peak_mib
     return results, memory
 
 
@@ -516,9 +523,9 @@ async def memory_curve(
     for count in models:
         print(f"memory: walking {count:,} live-shaped models ...", file=sys.stderr, flush=True)
         for client in clients:
-            peak, _ = await memory_pass(
-                server_url, client, {"models": count, "shape": "live"}, stdlib_json
-            )
+            sizes: dict[str, int | str] = {"models": count, "shape": "live"}
+            limit = max(REPEAT_TIMEOUT, count / 250)  # 200,000 models: 800 s at most
+            peak, _ = await memory_pass(server_url, client, sizes, stdlib_json, limit)
             curve.setdefault(client, {})[count] = peak
     return curve
 

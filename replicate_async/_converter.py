@@ -5,11 +5,10 @@ It tolerates unknown keys (they stay in ``obj.raw``), parses timestamps with 0-9
 fractional digits, and turns any shape mismatch into a ``ValueError`` subclass that the
 HTTP layer reports as :class:`~replicate_async.APIResponseValidationError`.
 
-Model classes are built by a function generated once per class (:func:`_make_builder`):
-straight-line code that reads each field, checks its kind inline and stores it in its
-slot, nested models by their own builders. That is what lets a walk of typed models cost
-no more than the same walk over plain dicts (``benchmarks/``, scenario g); the cattrs
-converter registers these builders as its hooks and handles every other type.
+Model classes are built by a function generated once per class (:func:`_builder`): straight
+code that checks each field inline and stores it in its slot, so that a walk of typed models
+costs no more than one over plain dicts (``benchmarks/``, scenario g). The cattrs converter
+uses these builders as its hooks for model classes and handles every other type.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from typing import Any, Final, TypeVar, Union, get_args, get_origin
 
 import attrs
 import cattrs
+from cattrs.gen import make_dict_structure_fn, override
 
 from . import models
 
@@ -155,10 +155,25 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook_factory(is_optional, optional_hook)
 
     def model_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
-        build = _builder(cls, conv)
-        return lambda value, _type: build(value)
+        if _generated(cls):
+            build = _builder(cls, conv)
+            return lambda value, _type: build(value)
+        # A model class with validators or the like: cattrs' own code, ``raw`` set after.
+        generated = make_dict_structure_fn(cls, conv, raw=override(omit=True))
 
-    conv.register_structure_hook_factory(_generated, model_hook)
+        def hook(value: Any, _type: Any) -> Any:
+            if not isinstance(value, dict):
+                raise _bad(f"{cls.__name__}", "an object", value)
+            obj = generated(value, cls)
+            object.__setattr__(obj, "raw", value)
+            return obj
+
+        return hook
+
+    def is_model(cls: Any) -> bool:
+        return isinstance(cls, type) and attrs.has(cls) and cls.__module__ == models.__name__
+
+    conv.register_structure_hook_factory(is_model, model_hook)
     return conv
 
 

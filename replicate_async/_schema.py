@@ -26,6 +26,7 @@ import re
 from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 from .exceptions import InputProblem
 
@@ -178,7 +179,7 @@ class _Checker:
         pattern = schema.get("pattern")
         if isinstance(pattern, str) and not _search(pattern, value):
             self.add(top, "pattern", path, f"Does not match pattern '{pattern}'", value)
-        if schema.get("format") == "uri" and (not _URI.match(value) or "\\" in value):
+        if schema.get("format") == "uri" and not _is_uri(value):
             self.add(top, "format", path, "Does not match format 'uri'", value)
 
     def check_array(
@@ -210,6 +211,18 @@ class _Checker:
             sub = props.get(key)
             if isinstance(sub, Mapping):
                 self.check(item, sub, _join(path, key), key, top or key)
+
+
+def _is_uri(value: str) -> bool:
+    """An absolute URI, as the API's validator (Go's url.Parse) sees it: a scheme, no
+    backslash, and a well-formed authority."""
+    if not _URI.match(value) or "\\" in value:
+        return False
+    try:
+        urlsplit(value)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return True
 
 
 def _same(value: Any, option: Any) -> bool:

@@ -110,7 +110,7 @@ class ModelSchema:
 
     model: str
     version: str | None
-    openapi_schema: dict[str, Any] = attrs.field(repr=False)
+    openapi_schema: dict[str, Any] = attrs.field(repr=False, hash=False)
     run_ref: str | None
     deployment: str | None = None
 

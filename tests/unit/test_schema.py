@@ -7,8 +7,12 @@ import json
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from replicate_async import InvalidArgumentError
 from replicate_async._schema import (
@@ -326,3 +330,80 @@ def test_token_iterators_are_joined_into_text() -> None:
     assert shape_output(output_schema(LLAMA), [1, 2]) == [1, 2]
     assert shape_output(None, tokens) == tokens
     assert shape_output(output_schema(LLAMA), "already text") == "already text"
+
+
+# -- the checker against an independent validator, on generated inputs ----------------------
+
+JSON_JUNK = st.none() | st.booleans() | st.text(max_size=4) | st.lists(st.integers(), max_size=2)
+URIS = ["https://example.com/a.png", "data:,x", "a.png", "C:\\a.png", "", "https://[", "x:y"]
+
+
+def values_for(prop: dict[str, Any], document: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """Values near and across every rule of ``prop``: right and wrong types, enum members
+    and strangers, numbers around the bounds, good and bad URIs."""
+    prop = flatten(prop, document)
+    choices: list[st.SearchStrategy[Any]] = [JSON_JUNK]
+    if prop.get("enum"):
+        choices.append(st.sampled_from(prop["enum"]))
+    low, high = prop.get("minimum", -100), prop.get("maximum", 100)
+    if prop.get("type") in ("integer", "number"):
+        choices.append(st.integers(int(low) - 2, int(high) + 2))
+        choices.append(st.floats(low - 2, high + 2, allow_nan=False))
+    if prop.get("type") == "string":
+        choices.append(st.sampled_from(URIS) if prop.get("format") == "uri" else st.text())
+    return st.one_of(choices)
+
+
+@st.composite
+def inputs_for(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
+    """A generated input for a version's schema: any subset of its inputs, maybe an extra."""
+    props = input_schema(document)["properties"]  # type: ignore[index]
+    optional = {name: values_for(prop, document) for name, prop in props.items()}
+    value = draw(st.fixed_dictionaries({}, optional=optional))
+    if draw(st.booleans()):
+        value["unknown_input"] = draw(JSON_JUNK)
+    return value
+
+
+#: ``format: uri`` as the API's Go validator reads it: url.Parse succeeds with a scheme.
+FORMATS = jsonschema.FormatChecker(formats=())
+
+
+@FORMATS.checks("uri", raises=ValueError)
+def _uri(value: object) -> bool:
+    return not isinstance(value, str) or (bool(urlsplit(value).scheme) and "\\" not in value)
+
+
+def reference_names(document: dict[str, Any], value: dict[str, Any]) -> set[str]:
+    """The inputs jsonschema finds fault with (draft 7: 2.0 is an integer)."""
+    root = {**document, "$ref": "#/components/schemas/Input"}  # siblings of $ref are ignored
+    names: set[str] = set()
+    for error in jsonschema.Draft7Validator(root, format_checker=FORMATS).iter_errors(value):
+        if error.validator == "required" and not error.absolute_path:
+            names |= {n for n in error.validator_value if n not in value}
+        elif error.validator == "additionalProperties" and not error.absolute_path:
+            names |= set(value) - set(input_schema(document)["properties"])  # type: ignore[index]
+        else:
+            names.add(str(error.absolute_path[0]))
+    return names
+
+
+def _distinct(schemas: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    first: dict[str, tuple[str, dict[str, Any]]] = {}
+    for key, schema in schemas.items():
+        first.setdefault(json.dumps(schema, sort_keys=True), (key, schema))
+    return dict(first.values())
+
+
+#: Every distinct schema, recorded or served by the fake (sdxl's is in three places).
+ALL_SCHEMAS = _distinct({**RECORDED, **seeded_schemas()})
+
+
+@pytest.mark.parametrize("key", sorted(ALL_SCHEMAS))
+@settings(max_examples=80, deadline=None)
+@given(data=st.data())
+def test_the_checker_agrees_with_a_reference_validator(key: str, data: st.DataObject) -> None:
+    document = ALL_SCHEMAS[key]
+    value = data.draw(inputs_for(document))
+    problems = check_input(document, value)
+    assert {p.name for p in problems} == reference_names(document, value)

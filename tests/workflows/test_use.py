@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Any
 
 import aiohttp
 import pytest
@@ -20,9 +19,10 @@ from replicate_async import (
     PredictionTimeoutError,
     UnprocessableEntityError,
 )
-from replicate_async._schema import check_input, flatten, input_schema
+from replicate_async._schema import check_input
 from replicate_async.exceptions import InputValidationError
 from replicate_async.testing import FakeReplicate
+from tests.unit.test_schema import inputs_for
 
 from .conftest import json_bodies
 
@@ -205,34 +205,6 @@ SERVED = [
     "replicate/hello-world",
 ]
 
-JSON_JUNK = st.none() | st.booleans() | st.text(max_size=4) | st.lists(st.integers(), max_size=2)
-
-
-def _values(prop: dict[str, Any], document: dict[str, Any]) -> st.SearchStrategy[Any]:
-    prop = flatten(prop, document)
-    choices: list[st.SearchStrategy[Any]] = [JSON_JUNK]
-    if prop.get("enum"):
-        choices.append(st.sampled_from(prop["enum"]))
-    kind = prop.get("type")
-    low, high = prop.get("minimum", -100), prop.get("maximum", 100)
-    if kind in ("integer", "number"):
-        choices.append(st.integers(int(low) - 2, int(high) + 2))
-        choices.append(st.floats(low - 2, high + 2, allow_nan=False))
-    if kind == "string":
-        uris = ["https://example.com/a.png", "data:,x", "a.png", "C:\\a.png", ""]
-        choices.append(st.sampled_from(uris) if prop.get("format") == "uri" else st.text())
-    return st.one_of(choices)
-
-
-@st.composite
-def _inputs(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
-    props = input_schema(document)["properties"]  # type: ignore[index]
-    optional = {name: _values(prop, document) for name, prop in props.items()}
-    value = draw(st.fixed_dictionaries({}, optional=optional))
-    if draw(st.booleans()):
-        value["unknown_input"] = draw(JSON_JUNK)
-    return value
-
 
 @pytest.mark.parametrize("ref", SERVED)
 @settings(
@@ -247,7 +219,7 @@ async def test_the_checker_agrees_with_the_fakes_422s(
     async with replicate_fake.client() as client:
         schema = await client.use(ref).schema()
     document = schema.openapi_schema
-    input = data.draw(_inputs(document))
+    input = data.draw(inputs_for(document))
     local = [p.to_json() for p in check_input(document, input)]
     async with (
         aiohttp.ClientSession() as session,

@@ -11,10 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "deadline"]
+__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "current_deadline", "deadline"]
+
+#: The innermost :func:`deadline`'s end, on its clock's ``monotonic()`` scale.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "replicate_async_deadline", default=None
+)
+
+
+def current_deadline() -> float | None:
+    """When the innermost enclosing :func:`deadline` expires (``None``: no deadline).
+
+    The request path reads it, so retries of a 429 inside ``run(timeout=...)`` keep
+    queueing until the run's own deadline rather than the retry policy's budget.
+    """
+    return _DEADLINE.get()
 
 
 @runtime_checkable
@@ -62,19 +77,29 @@ async def deadline(clock: Clock, seconds: float | None) -> AsyncIterator[asyncio
     watcher task sleeps ``seconds`` on it, then makes the :class:`asyncio.Timeout` expire
     at once, so cancellation, ``expired()`` and the ``TimeoutError`` are asyncio's own.
     """
-    if seconds is None or isinstance(clock, SystemClock):
-        async with asyncio.timeout(seconds) as scope:
+    if seconds is None:
+        async with asyncio.timeout(None) as scope:
             yield scope
         return
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout(None) as scope:
+    end = clock.monotonic() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(end if outer is None else min(outer, end))
+    try:
+        if isinstance(clock, SystemClock):
+            async with asyncio.timeout(seconds) as scope:
+                yield scope
+            return
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(None) as scope:
 
-        async def expire() -> None:
-            await clock.sleep(seconds)
-            scope.reschedule(loop.time())
+            async def expire() -> None:
+                await clock.sleep(seconds)
+                scope.reschedule(loop.time())
 
-        watcher = loop.create_task(expire())
-        try:
-            yield scope
-        finally:
-            watcher.cancel()
+            watcher = loop.create_task(expire())
+            try:
+                yield scope
+            finally:
+                watcher.cancel()
+    finally:
+        _DEADLINE.reset(token)

@@ -6,9 +6,6 @@ Override one setting with :func:`attrs.evolve`, e.g.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-
 import attrs
 
 from ._clock import SYSTEM_CLOCK, Clock
@@ -41,10 +38,6 @@ class Timeouts:
     pool: float | None = attrs.field(default=None, validator=_positive)
 
 
-async def _real_sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
-
-
 @attrs.frozen
 class RetryPolicy:
     """When and how long to wait before retrying a failed request.
@@ -53,11 +46,23 @@ class RetryPolicy:
     5xx, 408, timeouts and dropped connections only for requests that cannot create
     anything twice; a create only when it provably never reached the server.
 
-    - ``max_retries``: retries after the first attempt (``0`` disables retrying).
-    - ``backoff_initial`` / ``backoff_max``: exponential backoff bounds, with full jitter.
-    - ``max_retry_after``: the longest ``Retry-After`` we honour; a longer one raises at once.
-    - ``total``: stop retrying once this much time has passed since the first attempt.
-    - ``sleep``: the coroutine used to wait; tests inject a fake one.
+    - ``max_retries``: resends after failures other than 429 (``0`` disables every retry,
+      429s included). With ``max_retries=N`` at most ``N + 1`` such attempts go out.
+    - ``backoff_initial`` / ``backoff_max``: retry ``n`` waits a random time drawn
+      uniformly from ``[backoff_initial / 2, min(backoff_max, backoff_initial * 2**(n-1))]``;
+      a ``Retry-After`` on a 503 is waited instead.
+    - ``max_retry_after``: the longest ``Retry-After`` honoured. A 429 asking for longer is
+      raised at once (:class:`RateLimitError`, with ``retry_after``) and leaves no hold
+      behind: the client's rate limiter learns of the 429 but not of that wait, so the
+      next, unrelated call goes out as usual.
+    - ``total``: the retry budget, counted from the first attempt and including every wait.
+      A retry whose wait would end past it is not made. Inside ``run(timeout=...)`` (any
+      enclosing deadline) that deadline is the budget instead.
+
+    A 429 proves the request was not processed, so it is retried on any method, queueing
+    behind the client's rate limiter (which paces and jitters the resends), for as long as
+    the budget allows: 429s do not count against ``max_retries``. Waits run on
+    :attr:`ClientConfig.clock`.
     """
 
     max_retries: int = attrs.field(default=4, validator=attrs.validators.ge(0))
@@ -65,9 +70,6 @@ class RetryPolicy:
     backoff_max: float = attrs.field(default=8.0, validator=_positive)
     max_retry_after: float = attrs.field(default=60.0, validator=_positive)
     total: float = attrs.field(default=120.0, validator=_positive)
-    sleep: Callable[[float], Awaitable[None]] = attrs.field(
-        default=_real_sleep, eq=False, repr=False
-    )
 
 
 @attrs.frozen

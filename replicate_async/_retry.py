@@ -1,17 +1,24 @@
-"""Retry decisions: what is safe to send again, and how long to wait first.
+"""Retry decisions: what is safe to send again, how long to wait, and when to stop.
 
-The waiting itself is tenacity's (see :meth:`HTTPCore.request`); this module only decides.
+:class:`RetryPlan` is the one retry construct: tenacity's loop, with the decisions below
+as its callbacks. The request path (:meth:`HTTPCore.request`) sends the first attempt on
+its own (no allocation when it succeeds) and hands a failure to a plan.
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+import attrs
+from tenacity import AsyncRetrying, AttemptManager, RetryCallState, retry_if_exception
+
+from ._clock import Clock
 from ._config import RetryPolicy
+from ._throttle import RateLimiter, RequestKind
 from .exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -19,7 +26,7 @@ from .exceptions import (
     RequestMayHaveSucceededError,
 )
 
-__all__ = ["is_retryable", "parse_retry_after", "retry_delay"]
+__all__ = ["RetryPlan", "is_retryable", "may_retry", "parse_retry_after", "retry_delay"]
 
 #: Statuses worth another try for a request that cannot create anything twice.
 _RETRY_STATUSES = frozenset({408, 425, 500, 502, 503, 504})
@@ -87,17 +94,101 @@ def _http_date_delay(value: str) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy) -> float:
-    """How long to sleep before retry number ``retry_number`` (1-based).
+def may_retry(exc: BaseException, idempotent: bool, policy: RetryPolicy) -> bool:
+    """Whether the failure ``exc`` may be retried at all under ``policy``.
 
-    A server-given ``Retry-After`` wins (capped at ``policy.max_retry_after``); otherwise
-    exponential backoff with full jitter between ``backoff_initial`` and ``backoff_max``.
+    :func:`is_retryable`, unless retries are disabled (``max_retries=0``) or a 429 asks for
+    a longer wait than ``max_retry_after`` (then it is the caller's decision).
+    """
+    if policy.max_retries == 0 or not is_retryable(exc, idempotent=idempotent):
+        return False
+    if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+        return exc.retry_after <= policy.max_retry_after
+    return True
+
+
+def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy) -> float:
+    """How long to sleep before retry number ``retry_number`` (1-based) of a failure.
+
+    - A 429's ``Retry-After`` ``R`` plus a random ``[0, min(1, R / 10)]`` s, so a throttled
+      crowd does not re-fire on one tick, never above ``policy.max_retry_after``. The retry
+      then still queues behind the rate limiter.
+    - A 503's ``Retry-After``, capped the same way.
+    - Otherwise a time drawn uniformly from ``[backoff_initial / 2, min(backoff_max,
+      backoff_initial * 2 ** (retry_number - 1))]``: exponential backoff, jittered.
     """
     if isinstance(exc, RateLimitError) and exc.retry_after is not None:
-        return min(exc.retry_after, policy.max_retry_after)
+        asked = min(exc.retry_after, policy.max_retry_after)
+        return min(policy.max_retry_after, asked + random.uniform(0.0, min(1.0, asked / 10)))
     if isinstance(exc, APIStatusError) and exc.status == 503:
-        asked = parse_retry_after(exc.headers)
-        if asked is not None:
-            return min(asked, policy.max_retry_after)
+        given = parse_retry_after(exc.headers)
+        if given is not None:
+            return min(given, policy.max_retry_after)
     ceiling = min(policy.backoff_max, policy.backoff_initial * 2 ** (retry_number - 1))
     return random.uniform(policy.backoff_initial / 2, ceiling)
+
+
+@attrs.define
+class RetryPlan:
+    """One retrying request's decisions, as the callbacks of a tenacity loop.
+
+    - A 429 is retried until ``end`` (the clock's ``monotonic()`` time): after its
+      jittered ``Retry-After`` (:func:`retry_delay`) the resend queues in the ``limiter``
+      like a first attempt, so it is paced with everything else. A retry whose waiting
+      would end past ``end`` is not made (the limiter's share counted when it can say).
+    - Any other retryable failure at most ``policy.max_retries`` times, after
+      :func:`retry_delay`, and never when that wait would end past ``end``.
+    """
+
+    policy: RetryPolicy
+    clock: Clock
+    limiter: RateLimiter
+    kind: RequestKind
+    idempotent: bool
+    #: The latest failure (the first attempt's, to begin with).
+    last: BaseException
+    end: float
+    failures: int = 0
+    _first: bool = True
+
+    def attempts(
+        self, on_retry: Callable[[BaseException, float], None]
+    ) -> AsyncIterator[AttemptManager]:
+        """Tenacity's attempts; ``on_retry(failure, wait)`` is called before each wait."""
+
+        def before_sleep(state: RetryCallState) -> None:
+            on_retry(self.last, state.upcoming_sleep)
+
+        return AsyncRetrying(
+            retry=retry_if_exception(self._retryable),
+            wait=self._wait,
+            stop=self._stop,
+            sleep=self.clock.sleep,
+            before_sleep=before_sleep,
+            reraise=True,
+        ).__aiter__()
+
+    async def queue(self) -> None:
+        """Raise the first attempt's failure (so tenacity decides on it), then queue behind
+        the limiter; when its wait would end past ``end``, raise the last failure now."""
+        if self._first:
+            self._first = False
+            raise self.last
+        delay = getattr(self.limiter, "delay", None)
+        if delay is not None and self.clock.monotonic() + delay(self.kind) > self.end:
+            raise self.last
+        await self.limiter.acquire(self.kind)
+
+    def _retryable(self, exc: BaseException) -> bool:
+        self.last = exc
+        return may_retry(exc, self.idempotent, self.policy)
+
+    def _wait(self, state: RetryCallState) -> float:
+        return retry_delay(self.last, state.attempt_number, self.policy)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        past_end = self.clock.monotonic() + state.upcoming_sleep > self.end
+        if isinstance(self.last, RateLimitError):
+            return past_end
+        self.failures += 1
+        return past_end or self.failures > self.policy.max_retries

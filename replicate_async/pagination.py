@@ -20,7 +20,8 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ._converter import StructureError, structure_list
-from ._http import HTTPCore, decode_model
+from ._http import HTTPCore
+from ._response import decode
 from .exceptions import PaginationError
 from .models import Page
 
@@ -108,7 +109,7 @@ class AsyncPaginator(Generic[T]):
             self._method, url, params=params, content=self._content, headers=self._headers
         )
         item = self._item
-        page: Page[T] = decode_model(response, lambda data: _build_page(data, item))
+        page: Page[T] = decode(response, lambda data: _build_page(data, item))
         return page
 
     def _next_url(self, link: str | None, visited: set[str]) -> str | None:

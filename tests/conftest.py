@@ -11,6 +11,7 @@ import pytest
 from aioresponses import aioresponses
 
 from replicate_async import AsyncReplicate, RetryPolicy
+from replicate_async.testing import ManualClock
 
 from ._aioresponses_shim import install
 
@@ -32,19 +33,11 @@ def example_names() -> list[str]:
     return sorted(p.stem for p in EXAMPLES_DIR.glob("*.json"))
 
 
-class FakeSleep:
-    """Records the sleeps the retry layer asks for, without sleeping."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-
-
 @pytest.fixture
-def sleeps() -> FakeSleep:
-    return FakeSleep()
+def clock() -> ManualClock:
+    """The tests' virtual clock, self-advancing: every sleep returns at once and moves time
+    forward by its length; ``clock.slept`` lists the sleeps asked for."""
+    return ManualClock(auto_advance=True)
 
 
 @pytest.fixture
@@ -54,7 +47,7 @@ def mocked() -> Iterator[aioresponses]:
 
 
 @pytest.fixture
-async def client(sleeps: FakeSleep) -> AsyncIterator[AsyncReplicate]:
-    policy = RetryPolicy(max_retries=3, sleep=sleeps)
-    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy) as c:
+async def client(clock: ManualClock) -> AsyncIterator[AsyncReplicate]:
+    policy = RetryPolicy(max_retries=3)
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy, clock=clock) as c:
         yield c

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._converter import structure_list
-from .._http import decode_model
+from .._response import decode
 from ..models import Account, Hardware, SearchResult, WebhookSecret
 from ._base import Resource
 
@@ -26,7 +26,7 @@ class HardwareResource(Resource):
     async def list(self) -> list[Hardware]:
         """Every hardware SKU (the API returns a plain array, not a page)."""
         response = await self._http.request("GET", "hardware")
-        result: list[Hardware] = decode_model(response, lambda data: structure_list(data, Hardware))
+        result: list[Hardware] = decode(response, lambda data: structure_list(data, Hardware))
         return result
 
 
@@ -77,5 +77,5 @@ class Search(Resource):
         response = await self._http.request("GET", "search", params=params, auth=False)
         from .._converter import structure
 
-        result: SearchResult = decode_model(response, lambda data: structure(data, SearchResult))
+        result: SearchResult = decode(response, lambda data: structure(data, SearchResult))
         return result

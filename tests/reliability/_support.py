@@ -1,7 +1,8 @@
 """Tools for the reliability suite: virtual time, a second origin, socket meters, stubs.
 
 Nothing here sleeps for real to make a test pass: waits the SDK asks for go through
-:class:`VirtualSleep`, and every server is a local one whose behaviour is scripted.
+:class:`~replicate_async.testing.ManualClock` (``auto_advance=True``), and every server
+is a local one whose behaviour is scripted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ __all__ = [
     "Seen",
     "ServerMeter",
     "StubSession",
-    "VirtualSleep",
     "chain",
     "closed_port",
     "open_client_objects",
@@ -63,28 +63,6 @@ def chain(exc: BaseException) -> Iterator[BaseException]:
         seen.add(id(current))
         yield current
         current = current.__cause__ or current.__context__
-
-
-class VirtualSleep:
-    """A ``RetryPolicy.sleep`` that records each wait and serves it in virtual time.
-
-    It moves the running loop's clock forward by the requested seconds instead of
-    waiting. The SDK's cooperative throttle reads ``loop.time()`` too, so a wait served
-    here counts as served there, exactly as after a real ``asyncio.sleep`` (a recording
-    sleep that returns at once would make the throttle ask for the same wait again).
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.calls: list[float] = []
-        self.offset = 0.0
-        real = loop.time
-        self._real_time = real
-        self.patched_time: Callable[[], float] = lambda: real() + self.offset
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
-        self.offset += max(0.0, seconds)
-        await asyncio.sleep(0)
 
 
 # -- a second origin ----------------------------------------------------------------------

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 
 from replicate_async import RetryPolicy
+from replicate_async.testing import ManualClock
 
-from ._support import LoopErrors, OtherServer, VirtualSleep
+from ._support import LoopErrors, OtherServer
 
 #: The token the fake accepts; asserted absent from everything the SDK exposes.
 SECRET = "r8_reliability_SECRET_d9f1c0ffee"
@@ -36,18 +37,16 @@ async def loop_errors() -> AsyncIterator[LoopErrors]:
 
 
 @pytest.fixture
-async def vsleep(monkeypatch: pytest.MonkeyPatch) -> VirtualSleep:
-    """Virtual time for retry waits (the loop's clock is restored afterwards)."""
-    loop = asyncio.get_running_loop()
-    sleep = VirtualSleep(loop)
-    monkeypatch.setattr(loop, "time", sleep.patched_time)
-    return sleep
+def vsleep() -> ManualClock:
+    """Virtual time for the client's waits (pass it as ``clock=``): every sleep returns
+    at once, moving the clock forward; ``vsleep.slept`` lists them."""
+    return ManualClock(auto_advance=True)
 
 
 @pytest.fixture
-def policy(vsleep: VirtualSleep) -> RetryPolicy:
-    """Two retries (three attempts), waits served in virtual time."""
-    return RetryPolicy(max_retries=2, sleep=vsleep)
+def policy() -> RetryPolicy:
+    """Two retries (three attempts)."""
+    return RetryPolicy(max_retries=2)
 
 
 @pytest.fixture

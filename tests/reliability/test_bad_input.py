@@ -26,13 +26,14 @@ from yarl import URL
 from replicate_async import (
     APIResponseValidationError,
     AsyncReplicate,
+    InvalidArgumentError,
     PaginationError,
     RateLimitError,
     RetryPolicy,
     models,
 )
 from replicate_async._converter import StructureError, dumps, parse_datetime, structure
-from replicate_async._http import Response, decode_model
+from replicate_async._response import Response, decode
 from replicate_async._retry import parse_retry_after, retry_delay
 from replicate_async._validate import json_body
 from replicate_async.pagination import _build_page
@@ -317,7 +318,7 @@ def test_any_response_body_decodes_or_raises_validation_error(body: bytes) -> No
     ):
         error: APIResponseValidationError | None = None
         try:
-            decode_model(response, build)
+            decode(response, build)
         except APIResponseValidationError as exc:
             error = exc
         if error is not None:
@@ -332,7 +333,7 @@ def test_non_finite_floats_are_not_json(bad: float) -> None:
     """JSON has no NaN or Infinity: sending one must fail, never turn into ``null``."""
     with pytest.raises(ValueError, match="JSON"):
         dumps({"input": {"x": [1.0, {"y": bad}]}})
-    with pytest.raises(TypeError, match="JSON-serialisable"):
+    with pytest.raises(InvalidArgumentError, match=r"the request body\['input'\]\['x'\]"):
         json_body({"input": {"x": bad}})
     assert dumps({"x": None, "y": 1.5}) == b'{"x":null,"y":1.5}'
 
@@ -380,7 +381,11 @@ BAD_ARGUMENTS: list[Any] = [
         lambda c, r, p: c.run(r, input={"x": object()}), TypeError, id="run input object()"
     ),
     pytest.param(lambda c, r, p: c.run(r, input={"x": {1, 2}}), TypeError, id="run input set"),
-    pytest.param(lambda c, r, p: c.run(r, input={"x": math.nan}), TypeError, id="run input nan"),
+    pytest.param(
+        lambda c, r, p: c.run(r, input={"x": math.nan}),
+        InvalidArgumentError,
+        id="run input nan",
+    ),
     pytest.param(lambda c, r, p: c.run(r, input={}, wait=0), ValueError, id="run wait=0"),
     pytest.param(lambda c, r, p: c.run(r, input={}, wait=1.5), TypeError, id="run wait=1.5"),
     pytest.param(

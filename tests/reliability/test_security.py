@@ -25,9 +25,9 @@ from replicate_async import (
     RetryPolicy,
     StreamError,
 )
-from replicate_async.testing import FakeReplicate
+from replicate_async.testing import FakeReplicate, ManualClock
 
-from ._support import OtherServer, VirtualSleep, chain, raw_http_server
+from ._support import OtherServer, chain, raw_http_server
 from .conftest import SECRET
 
 
@@ -53,13 +53,13 @@ def _log_texts(records: Iterable[logging.LogRecord]) -> Iterable[str]:
 
 
 async def test_token_never_appears_in_objects_errors_or_logs(
-    caplog: pytest.LogCaptureFixture, vsleep: VirtualSleep
+    caplog: pytest.LogCaptureFixture, vsleep: ManualClock
 ) -> None:
     caplog.set_level(logging.DEBUG)
     shown: list[Any] = []
     async with FakeReplicate(token=SECRET, page_size=2) as fake:
         version = fake.latest_version_id("fake/echo")
-        client = fake.client(retry=RetryPolicy(max_retries=2, sleep=vsleep))
+        client = fake.client(retry=RetryPolicy(max_retries=2), clock=vsleep)
         shown += [client, client.config, client.stats]
         async with client:
             fake.faults.add("/v1/account", status=503)  # retried (and logged)
@@ -103,7 +103,8 @@ async def test_token_never_appears_in_objects_errors_or_logs(
         garbage = AsyncReplicate(
             api_token=SECRET,
             base_url=f"http://127.0.0.1:{port}/v1",
-            retry=RetryPolicy(max_retries=1, sleep=vsleep),
+            retry=RetryPolicy(max_retries=1),
+            clock=vsleep,
         )
         async with garbage:
             with pytest.raises(Exception) as malformed:

@@ -17,11 +17,11 @@ from replicate_async import (
     ClientClosedError,
     ClientConfig,
     MissingTokenError,
-    RetryPolicy,
     Timeouts,
 )
 from replicate_async._config import DEFAULT_BASE_URL
-from tests.conftest import FakeSleep, example
+from replicate_async.testing import ManualClock
+from tests.conftest import example
 
 from ._helpers import API, TOKEN, request_count, sent
 
@@ -224,10 +224,10 @@ async def test_custom_user_agent_sent(mocked: aioresponses) -> None:
 async def test_async_with_opens_and_closes() -> None:
     """`async with` creates the session on entry and closes it on exit."""
     client = AsyncReplicate(api_token=TOKEN)
-    assert client._http._session is None
+    assert client._http._pool._session is None
     async with client as entered:
         assert entered is client
-        session = client._http._session
+        session = client._http._pool._session
         assert isinstance(session, aiohttp.ClientSession)
         assert not session.closed
         assert not client.closed
@@ -266,7 +266,7 @@ async def test_lazy_session_without_async_with(mocked: aioresponses) -> None:
     client = AsyncReplicate(api_token=TOKEN)
     account = await client.account.get()
     assert account.username == "acme"
-    session = client._http._session
+    session = client._http._pool._session
     assert session is not None
     assert not session.closed
     await client.aclose()
@@ -280,7 +280,7 @@ async def test_borrowed_session_not_closed(mocked: aioresponses) -> None:
     try:
         async with AsyncReplicate(api_token=TOKEN, session=session) as client:
             await client.account.get()
-            assert client._http._session is session
+            assert client._http._pool._session is session
         assert client.closed
         assert not session.closed
     finally:
@@ -308,7 +308,7 @@ def test_two_sequential_asyncio_runs() -> None:
 
     async def use() -> str:
         account = await client.account.get()
-        session = client._http._session
+        session = client._http._pool._session
         assert session is not None
         assert not session.closed
         sessions.append(session)
@@ -332,18 +332,16 @@ def test_two_sequential_asyncio_runs() -> None:
 
 async def test_stats_count_requests_and_retries(mocked: aioresponses) -> None:
     """client.stats counts every HTTP request sent and every retry."""
-    sleeps = FakeSleep()
+    clock = ManualClock(auto_advance=True)
     mocked.get(f"{API}/account", status=503, payload={"detail": "x"})
     mocked.get(f"{API}/account", payload=ACCOUNT)
     mocked.get(f"{API}/hardware", body=b"[]")
-    async with AsyncReplicate(
-        api_token=TOKEN, retry=RetryPolicy(max_retries=2, sleep=sleeps)
-    ) as client:
+    async with AsyncReplicate(api_token=TOKEN, max_retries=2, clock=clock) as client:
         assert client.stats == {"requests": 0, "retries": 0, "throttled": 0}
         await client.account.get()
         await client.hardware.list()
         assert client.stats == {"requests": 3, "retries": 1, "throttled": 0}
-    assert len(sleeps.calls) == 1
+    assert len(clock.slept) == 1
 
 
 async def test_max_connections_bounds_concurrency(mocked: aioresponses) -> None:

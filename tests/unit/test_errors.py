@@ -31,7 +31,6 @@ from replicate_async import (
     RateLimitError,
     ReplicateError,
     RequestMayHaveSucceededError,
-    RetryPolicy,
     UnprocessableEntityError,
 )
 from tests.conftest import example
@@ -81,11 +80,9 @@ def _no_token(error: BaseException) -> None:
 
 
 @pytest.fixture
-def no_retry_client(sleeps: Any) -> AsyncReplicate:
+def no_retry_client(clock: Any) -> AsyncReplicate:
     """A client that never retries, so each status is seen exactly once."""
-    return AsyncReplicate(
-        api_token=TOKEN, base_url=API, retry=RetryPolicy(max_retries=0, sleep=sleeps)
-    )
+    return AsyncReplicate(api_token=TOKEN, base_url=API, max_retries=0, clock=clock)
 
 
 @pytest.mark.parametrize(
@@ -511,10 +508,14 @@ async def test_token_never_in_errors_even_if_server_echoes_it(
 def test_exception_tree() -> None:
     """The documented hierarchy holds (status errors are APIErrors are ReplicateErrors)."""
     for name in replicate_async.exceptions.__all__:
-        cls = getattr(replicate_async, name)
-        assert issubclass(cls, ReplicateError), name
+        cls = getattr(replicate_async.exceptions, name)
+        if isinstance(cls, type) and issubclass(cls, BaseException):
+            assert issubclass(cls, ReplicateError), name
     assert issubclass(APITimeoutError, APIConnectionError)
     assert issubclass(RequestMayHaveSucceededError, APIConnectionError)
+    lost_in_time = replicate_async.exceptions.RequestMayHaveSucceededTimeoutError
+    assert issubclass(lost_in_time, RequestMayHaveSucceededError)
+    assert issubclass(lost_in_time, APITimeoutError)
     assert issubclass(InternalServerError, APIStatusError)
     assert issubclass(replicate_async.MissingTokenError, ValueError)
     assert issubclass(replicate_async.ClientClosedError, RuntimeError)

@@ -372,7 +372,7 @@ async def test_paginator_can_be_walked_twice(client: AsyncReplicate, mocked: aio
     assert len(sent_all(mocked, "GET", MODELS)) == 2
 
 
-async def test_custom_base_url_pagination(mocked: aioresponses, sleeps: Any) -> None:
+async def test_custom_base_url_pagination(mocked: aioresponses, clock: Any) -> None:
     """With a custom base URL, next links on that origin are followed, others refused."""
     base = "http://127.0.0.1:8123/v1"
     mocked.get(f"{base}/models", payload=_page([_model(1)], f"{base}/models?cursor=2"))

@@ -28,7 +28,8 @@ from replicate_async import (
     RetryPolicy,
 )
 from replicate_async._retry import is_retryable, parse_retry_after, retry_delay
-from tests.conftest import FakeSleep, example
+from replicate_async.testing import ManualClock
+from tests.conftest import example
 
 from ._helpers import API, TOKEN, multipart_parts, request_count, sent_all
 
@@ -136,12 +137,17 @@ def _mock(mocked: aioresponses, method: str, url: str, **kwargs: Any) -> None:
     mocked.add(url, method=method, **kwargs)
 
 
+def _waited_retry_after(wait: float, asked: float) -> bool:
+    """A 429's wait: what the server asked, plus a jitter of at most min(1 s, 10 %)."""
+    return asked <= wait <= asked + min(1.0, asked / 10)
+
+
 @pytest.mark.parametrize("status", RETRY_STATUSES)
 @pytest.mark.parametrize(("method", "url", "call", "ok"), IDEMPOTENT, ids=IDEMPOTENT_IDS)
 async def test_idempotent_retried_on_status(
     client: AsyncReplicate,
     mocked: aioresponses,
-    sleeps: FakeSleep,
+    clock: ManualClock,
     method: str,
     url: str,
     call: Call,
@@ -156,7 +162,7 @@ async def test_idempotent_retried_on_status(
     assert len(calls) == 2
     assert calls[0].headers == calls[1].headers
     assert calls[0].data == calls[1].data
-    assert len(sleeps.calls) == 1
+    assert len(clock.slept) == 1
     assert client.stats["requests"] == 2
     assert client.stats["retries"] == 1
 
@@ -175,7 +181,7 @@ async def test_idempotent_retried_on_status(
 async def test_idempotent_retried_on_transport_errors(
     client: AsyncReplicate,
     mocked: aioresponses,
-    sleeps: FakeSleep,
+    clock: ManualClock,
     method: str,
     url: str,
     call: Call,
@@ -188,7 +194,7 @@ async def test_idempotent_retried_on_transport_errors(
     _mock(mocked, method, url, **ok)
     await call(client)
     assert len(sent_all(mocked, method, url)) == 3
-    assert len(sleeps.calls) == 2
+    assert len(clock.slept) == 2
     assert client.stats["retries"] == 2
 
 
@@ -197,7 +203,7 @@ async def test_idempotent_retried_on_transport_errors(
 async def test_create_not_retried_on_status(
     client: AsyncReplicate,
     mocked: aioresponses,
-    sleeps: FakeSleep,
+    clock: ManualClock,
     url: str,
     call: Call,
     ok: dict[str, Any],
@@ -210,7 +216,7 @@ async def test_create_not_retried_on_status(
         await call(client)
     assert info.value.status == status
     assert len(sent_all(mocked, "POST", url)) == 1
-    assert sleeps.calls == []
+    assert clock.slept == []
     assert client.stats["retries"] == 0
 
 
@@ -228,7 +234,7 @@ async def test_create_not_retried_on_status(
 async def test_create_lost_response_not_retried(
     client: AsyncReplicate,
     mocked: aioresponses,
-    sleeps: FakeSleep,
+    clock: ManualClock,
     url: str,
     call: Call,
     ok: dict[str, Any],
@@ -241,14 +247,14 @@ async def test_create_lost_response_not_retried(
         await call(client)
     assert info.value.__cause__ is not None
     assert len(sent_all(mocked, "POST", url)) == 1
-    assert sleeps.calls == []
+    assert clock.slept == []
 
 
 @pytest.mark.parametrize(("url", "call", "ok"), CREATES, ids=CREATE_IDS)
 async def test_create_retried_on_429(
     client: AsyncReplicate,
     mocked: aioresponses,
-    sleeps: FakeSleep,
+    clock: ManualClock,
     url: str,
     call: Call,
     ok: dict[str, Any],
@@ -262,7 +268,7 @@ async def test_create_retried_on_429(
     calls = sent_all(mocked, "POST", url)
     assert len(calls) == 2
     assert calls[0].headers == calls[1].headers
-    assert sleeps.calls[0] == 1.0
+    assert _waited_retry_after(clock.slept[0], 1.0)
     assert client.stats["retries"] == 1
 
 
@@ -275,7 +281,7 @@ async def test_create_retried_on_429(
 async def test_create_retried_when_connection_never_opened(
     client: AsyncReplicate,
     mocked: aioresponses,
-    sleeps: FakeSleep,
+    clock: ManualClock,
     url: str,
     call: Call,
     ok: dict[str, Any],
@@ -286,7 +292,7 @@ async def test_create_retried_when_connection_never_opened(
     mocked.post(url, **ok)
     await call(client)
     assert len(sent_all(mocked, "POST", url)) == 2
-    assert len(sleeps.calls) == 1
+    assert len(clock.slept) == 1
 
 
 async def test_create_body_identical_on_retry(client: AsyncReplicate, mocked: aioresponses) -> None:
@@ -318,7 +324,7 @@ async def test_files_create_rebuilds_multipart_on_retry(
 
 
 async def test_streamed_upload_not_retried(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """An async-iterable upload cannot be replayed, so even a 429 is not retried."""
 
@@ -332,51 +338,50 @@ async def test_streamed_upload_not_retried(
     with pytest.raises(RateLimitError):
         await client.files.create(chunks())
     assert len(sent_all(mocked, "POST", url)) == 1
-    assert sleeps.calls == []
+    assert clock.slept == []
 
 
 # -- Retry-After --------------------------------------------------------------------
 
 
 async def test_429_waits_retry_after_seconds(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
-    """A 429 with Retry-After: 3 waits 3 s before the retry."""
+    """A 429 with Retry-After: 3 waits 3 s (plus at most 0.3 s of jitter) before the retry,
+    and the retry then goes out at once (the throttle's hold has passed meanwhile)."""
     mocked.get(PRED, status=429, payload={"detail": "t"}, headers={"Retry-After": "3"})
     mocked.get(PRED, payload=example("prediction-get-processing"))
     await client.predictions.get("abc")
-    assert sleeps.calls[0] == 3.0
-    # The fake sleep does not advance the clock, so the cooperative throttle may add a
-    # wait for the remainder of the same window; it never exceeds the asked-for time.
-    assert all(0 <= s <= 3.0 for s in sleeps.calls)
+    assert len(clock.slept) == 1
+    assert _waited_retry_after(clock.slept[0], 3.0)
     assert len(sent_all(mocked, "GET", PRED)) == 2
 
 
 async def test_429_waits_retry_after_http_date(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A 429 with an HTTP-date Retry-After waits until that moment."""
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
     mocked.get(PRED, status=429, payload={"detail": "t"}, headers={"Retry-After": when})
     mocked.get(PRED, payload=example("prediction-get-processing"))
     await client.predictions.get("abc")
-    assert 15.0 < sleeps.calls[0] <= 20.0
+    assert 15.0 < clock.slept[0] <= 22.0
 
 
 async def test_429_waits_body_retry_after(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A 429 with only the body's retry_after (5) waits 5 s."""
     url = f"{API}/predictions"
     mocked.post(url, status=429, payload=example("error-429-throttled-low-credit"))
     mocked.post(url, status=201, payload=CREATED)
     await client.predictions.create(version=VERSION, input={})
-    assert sleeps.calls[0] == 5.0
+    assert _waited_retry_after(clock.slept[0], 5.0)
     assert len(sent_all(mocked, "POST", url)) == 2
 
 
 async def test_429_retry_after_ms_wins(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """retry-after-ms takes precedence over Retry-After."""
     mocked.get(
@@ -387,11 +392,11 @@ async def test_429_retry_after_ms_wins(
     )
     mocked.get(PRED, payload=example("prediction-get-processing"))
     await client.predictions.get("abc")
-    assert sleeps.calls[0] == 0.25
+    assert _waited_retry_after(clock.slept[0], 0.25)
 
 
 async def test_429_above_cap_raises_immediately(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A Retry-After longer than max_retry_after (60 s) raises at once, without sleeping."""
     mocked.get(PRED, status=429, payload={"detail": "t"}, headers={"Retry-After": "120"})
@@ -399,58 +404,58 @@ async def test_429_above_cap_raises_immediately(
     with pytest.raises(RateLimitError) as info:
         await client.predictions.get("abc")
     assert info.value.retry_after == 120.0
-    assert sleeps.calls == []
+    assert clock.slept == []
     assert request_count(mocked) == 1
 
 
 async def test_429_at_cap_is_honoured(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A Retry-After exactly at the cap is still waited for."""
     mocked.get(PRED, status=429, payload={"detail": "t"}, headers={"Retry-After": "60"})
     mocked.get(PRED, payload=example("prediction-get-processing"))
     await client.predictions.get("abc")
-    assert sleeps.calls[0] == 60.0
+    assert _waited_retry_after(clock.slept[0], 60.0)
 
 
-async def test_custom_max_retry_after(mocked: aioresponses, sleeps: FakeSleep) -> None:
+async def test_custom_max_retry_after(mocked: aioresponses, clock: ManualClock) -> None:
     """RetryPolicy.max_retry_after lowers the cap."""
-    policy = RetryPolicy(max_retries=3, max_retry_after=10, sleep=sleeps)
+    policy = RetryPolicy(max_retries=3, max_retry_after=10)
     mocked.get(PRED, status=429, payload={"detail": "t"}, headers={"Retry-After": "11"})
-    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy) as client:
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy, clock=clock) as client:
         with pytest.raises(RateLimitError):
             await client.predictions.get("abc")
-    assert sleeps.calls == []
+    assert clock.slept == []
 
 
 async def test_429_without_retry_after_uses_backoff(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A 429 with no hint waits a jittered backoff within the first step's bounds."""
     mocked.get(PRED, status=429, body=b"")
     mocked.get(PRED, payload=example("prediction-get-processing"))
     await client.predictions.get("abc")
-    assert len(sleeps.calls) == 1
-    assert 0.25 <= sleeps.calls[0] <= 0.5
+    assert len(clock.slept) == 1
+    assert 0.25 <= clock.slept[0] <= 0.5
 
 
 async def test_cooperative_throttle_holds_same_kind(
-    mocked: aioresponses, sleeps: FakeSleep
+    mocked: aioresponses, clock: ManualClock
 ) -> None:
     """After a 429 on a GET, the next GET waits (the asked 2 s plus a spread of at most
     half of it, so held requests do not return all at once); a create does not."""
-    policy = RetryPolicy(max_retries=0, sleep=sleeps)
+    policy = RetryPolicy(max_retries=0)
     mocked.get(PRED, status=429, payload={"detail": "t"}, headers={"Retry-After": "2"})
     mocked.get(PRED, payload=example("prediction-get-processing"))
     mocked.post(f"{API}/predictions", status=201, payload=CREATED)
-    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy) as client:
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy, clock=clock) as client:
         with pytest.raises(RateLimitError):
             await client.predictions.get("abc")
         await client.predictions.create(version=VERSION, input={})
-        assert sleeps.calls == []
+        assert clock.slept == []
         await client.predictions.get("abc")
-        assert len(sleeps.calls) == 1
-        assert 2.0 <= sleeps.calls[0] <= 3.0
+        assert len(clock.slept) == 1
+        assert 2.0 <= clock.slept[0] <= 3.0
         assert client.stats["throttled"] == 1
 
 
@@ -458,7 +463,7 @@ async def test_cooperative_throttle_holds_same_kind(
 
 
 async def test_exhaustion_reraises_last_error(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """With max_retries=3, four failures raise the fourth error after four attempts."""
     for status in (500, 502, 503, 504):
@@ -469,12 +474,12 @@ async def test_exhaustion_reraises_last_error(
     assert info.value.status == 504
     assert info.value.detail == "e504"
     assert len(sent_all(mocked, "GET", PRED)) == 4
-    assert len(sleeps.calls) == 3
+    assert len(clock.slept) == 3
     assert client.stats == {"requests": 4, "retries": 3, "throttled": 0}
 
 
 async def test_exhaustion_on_transport_errors(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """Repeated timeouts end in APITimeoutError after 1 + max_retries attempts."""
     for _ in range(5):
@@ -482,52 +487,56 @@ async def test_exhaustion_on_transport_errors(
     with pytest.raises(APITimeoutError):
         await client.predictions.get("abc")
     assert len(sent_all(mocked, "GET", PRED)) == 4
-    assert len(sleeps.calls) == 3
+    assert len(clock.slept) == 3
 
 
-async def test_exhaustion_on_429(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+async def test_429_retried_until_the_budget_not_max_retries(
+    mocked: aioresponses, clock: ManualClock
 ) -> None:
-    """Repeated 429s on a create stop after 1 + max_retries attempts with RateLimitError."""
+    """429s do not count against max_retries: a create throttled (Retry-After: 10) is
+    resent until RetryPolicy.total (60 s, from the first attempt) would be passed, then
+    the last RateLimitError is raised."""
     url = f"{API}/predictions"
-    for _ in range(5):
-        mocked.post(url, status=429, payload={"detail": "t"}, headers={"Retry-After": "1"})
-    with pytest.raises(RateLimitError):
-        await client.predictions.create(version=VERSION, input={})
-    assert len(sent_all(mocked, "POST", url)) == 4
+    for _ in range(10):
+        mocked.post(url, status=429, payload={"detail": "t"}, headers={"Retry-After": "10"})
+    policy = RetryPolicy(max_retries=1, total=60)
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy, clock=clock) as c:
+        start = clock.monotonic()
+        with pytest.raises(RateLimitError):
+            await c.predictions.create(version=VERSION, input={})
+        assert clock.monotonic() - start <= 60
+    sent = len(sent_all(mocked, "POST", url))
+    assert 5 <= sent <= 6  # one every 10-11 s within 60 s
+    assert c.stats["throttled"] == sent
 
 
-async def test_max_retries_zero_disables(mocked: aioresponses, sleeps: FakeSleep) -> None:
+async def test_max_retries_zero_disables(mocked: aioresponses, clock: ManualClock) -> None:
     """max_retries=0 sends once, even for retryable failures."""
     mocked.get(PRED, status=503, payload={"detail": "x"})
     mocked.get(PRED, payload=example("prediction-get-processing"))
-    async with AsyncReplicate(
-        api_token=TOKEN, base_url=API, max_retries=0, retry=RetryPolicy(sleep=sleeps)
-    ) as client:
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, max_retries=0, clock=clock) as client:
         assert client.config.retry.max_retries == 0
         with pytest.raises(InternalServerError):
             await client.predictions.get("abc")
         assert client.stats["retries"] == 0
     assert request_count(mocked) == 1
-    assert sleeps.calls == []
+    assert clock.slept == []
 
 
 async def test_max_retries_argument_overrides_policy(
-    mocked: aioresponses, sleeps: FakeSleep
+    mocked: aioresponses, clock: ManualClock
 ) -> None:
     """max_retries=1 overrides the policy's count: two attempts in total."""
     for _ in range(3):
         mocked.get(PRED, status=500, payload={"detail": "x"})
-    async with AsyncReplicate(
-        api_token=TOKEN, base_url=API, max_retries=1, retry=RetryPolicy(sleep=sleeps)
-    ) as client:
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, max_retries=1, clock=clock) as client:
         with pytest.raises(InternalServerError):
             await client.predictions.get("abc")
     assert request_count(mocked) == 2
 
 
 async def test_non_retryable_error_mid_sequence_stops(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A 404 after a 500 is raised at once."""
     mocked.get(PRED, status=500, payload={"detail": "x"})
@@ -536,12 +545,12 @@ async def test_non_retryable_error_mid_sequence_stops(
     with pytest.raises(NotFoundError):
         await client.predictions.get("abc")
     assert len(sent_all(mocked, "GET", PRED)) == 2
-    assert len(sleeps.calls) == 1
+    assert len(clock.slept) == 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 409, 413, 422])
 async def test_client_errors_not_retried(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep, status: int
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock, status: int
 ) -> None:
     """4xx other than 408/425/429 are never retried, even on GET."""
     mocked.get(PRED, status=status, payload={"detail": "no"})
@@ -549,11 +558,11 @@ async def test_client_errors_not_retried(
     with pytest.raises(APIStatusError):
         await client.predictions.get("abc")
     assert request_count(mocked) == 1
-    assert sleeps.calls == []
+    assert clock.slept == []
 
 
 async def test_invalid_json_not_retried(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A 200 with a bad body is not retried."""
     mocked.get(PRED, body=b"nope")
@@ -564,7 +573,7 @@ async def test_invalid_json_not_retried(
 
 
 async def test_backoff_grows_exponentially(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep, monkeypatch: Any
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock, monkeypatch: Any
 ) -> None:
     """With jitter pinned to its ceiling, waits double: 0.5, 1, 2."""
     monkeypatch.setattr(random, "uniform", lambda low, high: high)
@@ -572,11 +581,11 @@ async def test_backoff_grows_exponentially(
         mocked.get(PRED, status=503, payload={"detail": "x"})
     mocked.get(PRED, payload=example("prediction-get-processing"))
     await client.predictions.get("abc")
-    assert sleeps.calls == [0.5, 1.0, 2.0]
+    assert clock.slept == [0.5, 1.0, 2.0]
 
 
 async def test_backoff_floor(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep, monkeypatch: Any
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock, monkeypatch: Any
 ) -> None:
     """With jitter pinned to its floor, every wait is backoff_initial / 2."""
     monkeypatch.setattr(random, "uniform", lambda low, high: low)
@@ -584,7 +593,7 @@ async def test_backoff_floor(
         mocked.get(PRED, status=503, payload={"detail": "x"})
     mocked.get(PRED, payload=example("prediction-get-processing"))
     await client.predictions.get("abc")
-    assert sleeps.calls == [0.25, 0.25, 0.25]
+    assert clock.slept == [0.25, 0.25, 0.25]
 
 
 def test_backoff_jitter_bounds() -> None:
@@ -609,19 +618,37 @@ def test_retry_delay_prefers_retry_after_capped() -> None:
             "t", retry_after=seconds, method="GET", url="u", status=429, headers={}, body=None
         )
 
-    assert retry_delay(limited(4), 1, policy) == 4
-    assert retry_delay(limited(100), 1, policy) == 30
+    assert 4 <= retry_delay(limited(4), 1, policy) <= 4.4
+    assert 30 <= retry_delay(limited(100), 1, policy) <= 31
 
 
-async def test_total_budget_stops_retrying(mocked: aioresponses, sleeps: FakeSleep) -> None:
-    """RetryPolicy.total bounds the retrying: a tiny budget allows a single resend."""
-    policy = RetryPolicy(max_retries=10, total=1e-9, sleep=sleeps)
+async def test_total_budget_stops_retrying(mocked: aioresponses, clock: ManualClock) -> None:
+    """RetryPolicy.total counts from the first attempt: a budget smaller than the first
+    backoff (0.25-0.5 s) allows no resend at all."""
+    policy = RetryPolicy(max_retries=10, total=0.2)
     for _ in range(12):
         mocked.get(PRED, status=503, payload={"detail": "x"})
-    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy) as client:
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy, clock=clock) as client:
         with pytest.raises(InternalServerError):
             await client.predictions.get("abc")
-    assert request_count(mocked) == 2
+    assert request_count(mocked) == 1
+    assert clock.slept == []
+
+
+async def test_total_budget_includes_waits(
+    mocked: aioresponses, clock: ManualClock, monkeypatch: Any
+) -> None:
+    """With backoff pinned at 2 s a wait and total=5, retries stop once the next wait would
+    end past 5 s after the first attempt: 1 + 2 retries (waits at 2 and 4 s)."""
+    monkeypatch.setattr(random, "uniform", lambda low, high: 2.0)
+    policy = RetryPolicy(max_retries=10, total=5)
+    for _ in range(12):
+        mocked.get(PRED, status=503, payload={"detail": "x"})
+    async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy, clock=clock) as client:
+        with pytest.raises(InternalServerError):
+            await client.predictions.get("abc")
+    assert request_count(mocked) == 3
+    assert clock.slept == [2.0, 2.0]
 
 
 def test_retry_policy_validation() -> None:
@@ -725,11 +752,11 @@ def test_is_retryable(exc: BaseException, idempotent: bool, expected: bool) -> N
 
 
 async def test_503_retry_after_header_is_honoured(
-    client: AsyncReplicate, mocked: aioresponses, sleeps: FakeSleep
+    client: AsyncReplicate, mocked: aioresponses, clock: ManualClock
 ) -> None:
     """A 503 with ``Retry-After: 7`` on a GET waits the asked 7 s, not the backoff."""
     mocked.get(f"{API}/account", status=503, headers={"Retry-After": "7"}, body="")
     mocked.get(f"{API}/account", payload={"type": "user", "username": "u"})
     account = await client.account.get()
     assert account.username == "u"
-    assert sleeps.calls[0] == 7.0
+    assert clock.slept[0] == 7.0

@@ -1,0 +1,245 @@
+"""Client-side rate limiting: pace requests so the server's rate limit is rarely hit.
+
+Replicate limits prediction creates to 600 a minute and every other request to 3000 a
+minute (low-credit accounts: 6 creates a minute with a burst of 1), with a token bucket
+per kind. The request path calls the client's :class:`RateLimiter` explicitly:
+
+- ``await limiter.acquire(kind)`` before every attempt, first attempts and retries alike;
+- ``await limiter.on_rate_limited(kind, retry_after)`` after a 429 (then the request is
+  retried, queueing in ``acquire`` again);
+- ``limiter.observe(kind, remaining)`` after any other outcome (optional method).
+
+The default, :class:`Throttle`, keeps an estimate of the server's bucket per kind:
+
+- **Unpaced until the limit shows.** Until a response carries ``ratelimit-remaining`` or a
+  429 arrives, ``acquire`` returns at once (no bookkeeping but a counter).
+- **Synced from the server.** ``ratelimit-remaining: r`` on a response means the server
+  had ``r`` tokens left when it admitted that request; requests sent after it and not
+  answered yet will take some, so the estimate becomes ``r`` minus those.
+- **Paced FIFO.** When the estimate is below one token, each request reserves the next
+  slot (one token per ``1 / rate`` seconds) and sleeps until it, plus a random jitter of
+  up to ``jitter`` of one interval, so a crowd never re-fires on one tick.
+- **Learning the rate.** The rate starts at the documented limit (600/min creates, 3000/min
+  others). A 429's ``Retry-After: R`` with ``R >= 2`` proves one token takes more than
+  ``R - 1`` seconds, so the rate drops to ``1 / R`` (the low-credit 6/min gives ``R = 10``).
+  Without ``ratelimit-remaining`` hints, every 429 on a paced request slows it by 5 %.
+  It recovers towards the documented rate by 25 % per response showing spare tokens
+  (``ratelimit-remaining >= 1``), or 10 % per request ending without a 429 when there
+  are no hints.
+- **A 429 holds the kind.** After a 429 the next slot of that kind is ``Retry-After`` away
+  (below 2 s, which servers round up from fractions, one interval); requests already
+  waiting are pushed back by as much as the estimate was ahead of the server.
+
+All waiting uses the client's :class:`~replicate_async._clock.Clock`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+from typing import Final, Literal, Protocol, runtime_checkable
+
+from ._clock import SYSTEM_CLOCK, Clock
+
+__all__ = ["DOCUMENTED_PER_MINUTE", "RateLimiter", "RequestKind", "Throttle"]
+
+RequestKind = Literal["create", "other"]
+"""Which of the server's buckets a request draws from: creates, or everything else."""
+
+#: Replicate's documented limits, requests per minute.
+DOCUMENTED_PER_MINUTE: Final[dict[RequestKind, float]] = {"create": 600.0, "other": 3000.0}
+
+#: Each request's ticket (its send order within its kind), for the outcome callbacks.
+_TICKET: contextvars.ContextVar[int] = contextvars.ContextVar("replicate_async_ticket", default=0)
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """What the request path needs from a rate limiter (in-process or shared, e.g. Redis).
+
+    After a 429 the request path itself sleeps the (jittered) ``Retry-After`` before it
+    acquires again; ``on_rate_limited`` should hold back the *other* requests of that kind.
+    """
+
+    async def acquire(self, kind: RequestKind) -> None:
+        """Wait until a request of this kind may be sent."""
+        ...
+
+    async def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> None:
+        """A request of this kind was answered 429 (``Retry-After`` in seconds, if any)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release whatever the limiter holds."""
+        ...
+
+
+class _Bucket:
+    """The estimate of one server-side token bucket, and the queue in front of it."""
+
+    __slots__ = (
+        "active",
+        "hinted",
+        "last_sync",
+        "live",
+        "pending",
+        "prior",
+        "rate",
+        "sent",
+        "shift",
+        "stamp",
+        "tokens",
+    )
+
+    def __init__(self, per_minute: float) -> None:
+        self.prior = per_minute / 60.0
+        self.rate = self.prior  # tokens per second
+        self.active = False  # pacing starts at the first sign of the limit
+        self.hinted = False  # responses carry ratelimit-remaining
+        self.tokens = 0.0  # estimated tokens available to requests not yet sent
+        self.stamp = 0.0  # when ``tokens`` was last brought up to date
+        self.sent = 0  # tickets handed out
+        self.live: dict[int, None] = {}  # tickets sent and not answered, in send order
+        self.last_sync = 0  # newest ticket whose outcome set ``tokens``
+        self.pending = 0  # requests sleeping on a reserved slot
+        self.shift = 0.0  # total delay added to reserved slots by later 429s
+
+    def refill(self, now: float) -> None:
+        # Burst is unknown: refill up to what the server last said it held, at most a minute.
+        elapsed = now - self.stamp
+        if elapsed > 0:
+            self.tokens = min(max(self.tokens, 1.0), self.tokens + elapsed * self.rate)
+            self.stamp = now
+
+    def sent_after(self, ticket: int) -> int:
+        count = 0
+        for other in reversed(self.live):
+            if other <= ticket:
+                break
+            count += 1
+        return count
+
+    def sync(self, ticket: int, tokens: float, now: float) -> float:
+        """Adopt the server's view; return how much later every reserved slot must be."""
+        if ticket < self.last_sync:
+            return 0.0  # an older answer than the one already adopted
+        self.last_sync = ticket
+        self.refill(now)
+        if not self.active:
+            self.active, self.tokens, self.stamp = True, tokens, now
+            return 0.0
+        behind = self.tokens - tokens
+        self.tokens = tokens
+        return behind / self.rate if behind > 0 else 0.0
+
+
+class Throttle:
+    """The in-process :class:`RateLimiter` (see the module docstring for the rules).
+
+    ``create_per_minute`` / ``other_per_minute`` are the starting rates (Replicate's
+    documented limits); the throttle only ever paces below them. ``jitter`` is the largest
+    random extra wait, as a fraction of one interval. ``rng`` makes the jitter reproducible.
+    """
+
+    def __init__(
+        self,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        create_per_minute: float = DOCUMENTED_PER_MINUTE["create"],
+        other_per_minute: float = DOCUMENTED_PER_MINUTE["other"],
+        jitter: float = 0.1,
+        rng: random.Random | None = None,
+    ) -> None:
+        if not (create_per_minute > 0 and other_per_minute > 0 and 0 <= jitter <= 1):
+            raise ValueError("rates must be positive and jitter within [0, 1]")
+        self.clock = clock
+        self.jitter = jitter
+        self._random = (rng or random.Random()).random
+        self._buckets: dict[str, _Bucket] = {
+            "create": _Bucket(create_per_minute),
+            "other": _Bucket(other_per_minute),
+        }
+        #: Waits caused by pacing (a request that slept before it was sent).
+        self.waits = 0
+
+    def rate(self, kind: RequestKind) -> float:
+        """The current pacing rate of ``kind``, in requests per second."""
+        return self._buckets[kind].rate
+
+    def delay(self, kind: RequestKind) -> float:
+        """How long a request of ``kind`` acquired now would wait (0 when unpaced)."""
+        bucket = self._buckets[kind]
+        if not bucket.active:
+            return 0.0
+        bucket.refill(self.clock.monotonic())
+        return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / bucket.rate
+
+    async def acquire(self, kind: RequestKind) -> None:
+        """Wait for this request's slot (at once while unpaced or tokens remain)."""
+        bucket = self._buckets[kind]
+        if bucket.active:
+            clock = self.clock
+            bucket.refill(clock.monotonic())
+            if bucket.tokens < 1:
+                await self._wait_for_slot(bucket, clock)
+            else:
+                bucket.tokens -= 1
+        bucket.sent += 1
+        bucket.live[bucket.sent] = None
+        _TICKET.set(bucket.sent)
+
+    async def _wait_for_slot(self, bucket: _Bucket, clock: Clock) -> None:
+        interval = 1 / bucket.rate
+        wait = (1 - bucket.tokens) * interval + self._random() * self.jitter * interval
+        bucket.tokens -= 1
+        bucket.pending += 1
+        self.waits += 1
+        shifted = bucket.shift
+        try:
+            await clock.sleep(wait)
+            while bucket.shift > shifted:  # a 429 since we reserved: the slot moved
+                late, shifted = bucket.shift - shifted, bucket.shift
+                await clock.sleep(late)
+        except BaseException:
+            bucket.tokens += 1  # cancelled (e.g. a deadline): the slot is free again
+            raise
+        finally:
+            bucket.pending -= 1
+
+    def observe(self, kind: RequestKind, remaining: int | None) -> None:
+        """A request of ``kind`` ended without a 429 (``remaining``: its rate-limit hint)."""
+        bucket = self._buckets[kind]
+        ticket = _TICKET.get()
+        bucket.live.pop(ticket, None)
+        if remaining is None:
+            if bucket.rate < bucket.prior:  # no hints: recover a little per outcome
+                bucket.rate = min(bucket.prior, bucket.rate * 1.1)
+            return
+        bucket.hinted = True
+        if remaining >= 1 and bucket.rate < bucket.prior:  # the server has tokens to spare
+            bucket.rate = min(bucket.prior, bucket.rate * 1.25)
+        estimate = remaining - bucket.sent_after(ticket) - bucket.pending
+        bucket.shift += bucket.sync(ticket, float(estimate), self.clock.monotonic())
+
+    async def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> None:
+        """Hold ``kind`` for ``retry_after`` (or one interval) and learn from it."""
+        bucket = self._buckets[kind]
+        ticket = _TICKET.get()
+        bucket.live.pop(ticket, None)
+        if retry_after is not None and retry_after >= 2:
+            bucket.rate = min(bucket.rate, 1 / retry_after)
+        elif bucket.active and not bucket.hinted:
+            bucket.rate = max(bucket.rate * 0.95, bucket.prior / 1000)
+        # Servers round Retry-After up to whole seconds: below 2 s it means "about one
+        # interval", and holding a full second per 429 would waste a fast bucket's refill.
+        hold = retry_after if retry_after is not None and retry_after >= 2 else 1 / bucket.rate
+        # The server has no token now and one in ``hold``; queued requests come first.
+        estimate = 1 - hold * bucket.rate - bucket.pending
+        bucket.shift += bucket.sync(ticket, estimate, self.clock.monotonic())
+
+    async def aclose(self) -> None:
+        """Nothing to release for the in-process throttle."""
+
+    def __repr__(self) -> str:
+        rates = ", ".join(f"{k}={b.rate * 60:g}/min" for k, b in self._buckets.items())
+        return f"Throttle({rates})"

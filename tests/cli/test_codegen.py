@@ -94,6 +94,20 @@ def test_codegen_prints_a_typed_module(invoke: Invoke) -> None:
     assert "-> list[str]:" in image
 
 
+def test_codegen_names_and_errors(invoke: Invoke) -> None:
+    named = invoke("codegen", "fake/echo", "--name", "echo_it")
+    assert named.exit_code == 0, named.stderr
+    assert "async def echo_it(client: AsyncReplicate, /, **input: Unpack[EchoItInput]) -> Any:" in (
+        named.stdout
+    )
+    missing = invoke("codegen", "nobody/nothing")
+    assert missing.exit_code == 1
+    assert "404" in missing.stderr
+    bare = invoke("codegen", "a" * 64)  # a version id alone: no model to read the schema of
+    assert bare.exit_code == 2
+    assert "owner/name" in bare.stderr
+
+
 def test_generated_modules_pass_mypy_strict_and_ruff(invoke: Invoke, tmp_path: Path) -> None:
     out = tmp_path / "generated"
     out.mkdir()

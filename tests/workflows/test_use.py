@@ -24,6 +24,7 @@ from replicate_async.exceptions import InputValidationError
 from replicate_async.testing import FakeReplicate
 from tests.unit.test_schema import inputs_for
 
+from ._virtual import virtual_client, virtual_fake
 from .conftest import json_bodies
 
 TOKENS = "meta/meta-llama-3-8b-instruct"  # official, an iterator-of-strings output
@@ -169,14 +170,20 @@ async def test_a_cancelled_first_caller_does_not_cancel_the_shared_fetch(
     assert schema_fetches(replicate_fake) == 1
 
 
-async def test_the_deadline_covers_the_run_and_cancels_it(replicate_fake: FakeReplicate) -> None:
-    async with replicate_fake.client() as client:
-        fn = client.use("fake/slow", timeout=2)
+async def test_the_deadline_covers_the_run_and_cancels_it() -> None:
+    async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
+        fn = client.use("fake/slow", timeout=30)  # a 600 s run on virtual time
+        call = asyncio.ensure_future(fn(text="never"))
+        for _ in range(200):  # 100 virtual seconds at most
+            if call.done():
+                break
+            await clock.advance_async(0.5)
         with pytest.raises(PredictionTimeoutError) as caught:
-            await fn(text="never")
-    prediction = caught.value.prediction
-    assert prediction is not None
-    assert replicate_fake.count("POST", f"/v1/predictions/{prediction.id}/cancel") == 1
+            await call
+        prediction = caught.value.prediction
+        assert prediction is not None
+        assert fake.count("POST", f"/v1/predictions/{prediction.id}/cancel") == 1
+        assert clock.monotonic() >= 30
 
 
 def test_bad_refs_fail_before_anything_is_sent() -> None:

@@ -67,13 +67,13 @@ def type_name(value: Any) -> str:
         return "integer"
     if isinstance(value, float):
         return "number"
-    if isinstance(value, str) or _is_file(value):
+    if isinstance(value, str):
         return "string"
     if isinstance(value, list | tuple):
         return "array"
-    if isinstance(value, Mapping):
+    if isinstance(value, dict | Mapping):
         return "object"
-    return type(value).__name__
+    return "string" if _is_file(value) else type(value).__name__
 
 
 def _is_file(value: Any) -> bool:

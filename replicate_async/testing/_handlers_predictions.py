@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,14 +18,15 @@ from ._sse import serve_stream
 from ._util import NS, ApiError, json_response, not_found, parse_ts, problem
 from ._validation import (
     PREDICTION_BODY,
-    TRAINING_BODY,
     VERSION_PREDICTION_BODY,
     input_schema,
     invalid_fields_response,
     validate,
 )
 
-__all__ = ["MAX_CANCEL_AFTER", "routes"]
+__all__ = ["MAX_CANCEL_AFTER", "object_handlers", "routes"]
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 JSON = dict[str, Any]
 
@@ -244,84 +245,35 @@ async def list_predictions(request: web.Request) -> web.Response:
     )
 
 
-def _prediction_or_404(ctx: Context, prediction_id: str) -> FakePrediction:
-    prediction = ctx.store.get_prediction(prediction_id) or ctx.store.trainings.get(prediction_id)
-    if prediction is None:
-        raise ApiError(not_found())
-    return prediction
+def object_handlers(
+    lookup: Callable[[Context, str], FakePrediction | None], kind: str
+) -> tuple[Handler, Handler]:
+    """The ``GET /v1/{kind}s/{id}`` and ``POST /v1/{kind}s/{id}/cancel`` handlers."""
+
+    def found(request: web.Request) -> tuple[Context, FakePrediction]:
+        ctx = request.app[CTX]
+        item = lookup(ctx, request.match_info["id"])
+        if item is None:
+            raise ApiError(not_found())
+        return ctx, item
+
+    async def get(request: web.Request) -> web.Response:
+        ctx, item = found(request)
+        return json_response(item.to_json(ctx.origin))
+
+    async def cancel(request: web.Request) -> web.Response:
+        ctx, item = found(request)
+        await ctx.runner.cancel(item)
+        return json_response(item.to_json(ctx.origin))
+
+    get.__doc__ = f"GET /v1/{kind}s/{{id}} [{kind}s.get]"
+    cancel.__doc__ = f"POST /v1/{kind}s/{{id}}/cancel [{kind}s.cancel]"
+    return get, cancel
 
 
-async def get_prediction(request: web.Request) -> web.Response:
-    """GET /v1/predictions/{id} [predictions.get]"""
-    ctx = request.app[CTX]
-    return json_response(_prediction_or_404(ctx, request.match_info["id"]).to_json(ctx.origin))
-
-
-async def cancel_prediction(request: web.Request) -> web.Response:
-    """POST /v1/predictions/{id}/cancel [predictions.cancel]"""
-    ctx = request.app[CTX]
-    prediction = _prediction_or_404(ctx, request.match_info["id"])
-    await ctx.runner.cancel(prediction)
-    return json_response(prediction.to_json(ctx.origin))
-
-
-async def create_training(request: web.Request) -> web.Response:
-    """POST /v1/models/{owner}/{name}/versions/{version_id}/trainings [trainings.create]"""
-    ctx = request.app[CTX]
-    model = ctx.model_or_404(request.match_info["owner"], request.match_info["name"])
-    version = ctx.store.get_version(request.match_info["version_id"])
-    if version is None or version.model != model.full_name:
-        raise ApiError(not_found())
-    body = await read_object(request, TRAINING_BODY)
-    destination = ctx.store.get_model(body["destination"])
-    if destination is None or destination.owner != ctx.store.account["username"]:
-        detail = "The specified training destination does not exist"
-        raise ApiError(problem(404, detail))
-    training = FakePrediction(
-        id=ctx.store.ids.new_id(),
-        model=model.full_name,
-        version=version.id,
-        version_id=version.id,
-        input=body["input"],
-        created_ns=ctx.now_ns(),
-        kind=model.kind,
-        is_training=True,
-        webhook=body.get("webhook"),
-        webhook_events_filter=body.get("webhook_events_filter"),
-        destination=destination.full_name,
-        behaviour=ctx.training_behaviour_effective(),
-    )
-    ctx.store.add_training(training)
-    ctx.runner.start(training)
-    return json_response(training.to_json(ctx.origin), 201)
-
-
-async def list_trainings(request: web.Request) -> web.Response:
-    """GET /v1/trainings [trainings.list]"""
-    ctx = request.app[CTX]
-    origin = ctx.origin
-    return ctx.page(request, ctx.store.trainings_index, lambda t: t.to_json(origin))
-
-
-def _training_or_404(ctx: Context, training_id: str) -> FakePrediction:
-    training = ctx.store.trainings.get(training_id)
-    if training is None:
-        raise ApiError(not_found())
-    return training
-
-
-async def get_training(request: web.Request) -> web.Response:
-    """GET /v1/trainings/{id} [trainings.get]"""
-    ctx = request.app[CTX]
-    return json_response(_training_or_404(ctx, request.match_info["id"]).to_json(ctx.origin))
-
-
-async def cancel_training(request: web.Request) -> web.Response:
-    """POST /v1/trainings/{id}/cancel [trainings.cancel]"""
-    ctx = request.app[CTX]
-    training = _training_or_404(ctx, request.match_info["id"])
-    await ctx.runner.cancel(training)
-    return json_response(training.to_json(ctx.origin))
+get_prediction, cancel_prediction = object_handlers(
+    lambda ctx, pid: ctx.store.get_prediction(pid) or ctx.store.trainings.get(pid), "prediction"
+)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -343,9 +295,5 @@ def routes() -> list[web.RouteDef]:
         web.post("/v1/predictions/{id}/cancel", cancel_prediction),
         web.post(f"{model}/predictions", create_model_prediction),
         web.post("/v1/deployments/{owner}/{name}/predictions", create_deployment_prediction),
-        web.post(f"{model}/versions/{{version_id}}/trainings", create_training),
-        web.get("/v1/trainings", list_trainings),
-        web.get("/v1/trainings/{id}", get_training),
-        web.post("/v1/trainings/{id}/cancel", cancel_training),
         web.get("/v1/streams/{id}", stream),
     ]

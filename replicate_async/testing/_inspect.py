@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
+from ._log import RecordedRequest
 from ._util import json_response
 from ._webhooks import WebhookDelivery
-
-if TYPE_CHECKING:
-    from ._server import FakeReplicate
 
 __all__ = ["routes"]
 
@@ -30,7 +29,9 @@ def _delivery(item: WebhookDelivery) -> dict[str, Any]:
     }
 
 
-def routes(fake: FakeReplicate) -> list[web.RouteDef]:
+def routes(
+    log: Callable[[], list[RecordedRequest]], deliveries: Callable[[], list[WebhookDelivery]]
+) -> list[web.RouteDef]:
     """``GET /_fake/requests`` (the log, ``Authorization`` redacted; ``?since=N`` skips the
     first N) and ``GET /_fake/webhooks`` (delivery attempts). Never recorded themselves."""
 
@@ -41,9 +42,9 @@ def routes(fake: FakeReplicate) -> list[web.RouteDef]:
             return 0
 
     async def requests(request: web.Request) -> web.Response:
-        return json_response([r.to_json() for r in fake.requests[since(request) :]])
+        return json_response([r.to_json() for r in log()[since(request) :]])
 
     async def webhooks(request: web.Request) -> web.Response:
-        return json_response([_delivery(d) for d in fake.webhook_deliveries[since(request) :]])
+        return json_response([_delivery(d) for d in deliveries()[since(request) :]])
 
     return [web.get("/_fake/requests", requests), web.get("/_fake/webhooks", webhooks)]

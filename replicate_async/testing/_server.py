@@ -16,6 +16,7 @@ from . import (
     _handlers_files,
     _handlers_models,
     _handlers_predictions,
+    _handlers_trainings,
     _inspect,
 )
 from ._clock import Clock, system_clock
@@ -141,6 +142,7 @@ class FakeReplicate(Controls):
         app[CTX] = self._ctx
         for module in (
             _handlers_predictions,
+            _handlers_trainings,
             _handlers_models,
             _handlers_account,
             _handlers_deployments,
@@ -148,7 +150,7 @@ class FakeReplicate(Controls):
         ):
             app.add_routes(module.routes())
         if self.options.inspect_endpoint:
-            app.add_routes(_inspect.routes(self))
+            app.add_routes(_inspect.routes(lambda: self.requests, lambda: self.webhook_deliveries))
         return app
 
     async def start(self) -> None:

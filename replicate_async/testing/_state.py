@@ -242,17 +242,19 @@ class Store:
 
     # -------------------------------------------------------------- everything else
 
+    def _add(self, table: dict[str, Any], index: SortedIndex[Any], name: str, item: Any) -> None:
+        table[name] = item
+        index.add(item.key, item)
+
     def add_training(self, training: FakePrediction) -> None:
         """Store a new training (listed newest first)."""
         training.key = make_key(training.created_ns, self.next_seq())
-        self.trainings[training.id] = training
-        self.trainings_index.add(training.key, training)
+        self._add(self.trainings, self.trainings_index, training.id, training)
 
     def add_deployment(self, deployment: Deployment) -> None:
         """Store a new deployment (listed newest first)."""
         deployment.key = make_key(deployment.release_ns, self.next_seq())
-        self.deployments[deployment.full_name] = deployment
-        self.deployments_index.add(deployment.key, deployment)
+        self._add(self.deployments, self.deployments_index, deployment.full_name, deployment)
 
     def remove_deployment(self, deployment: Deployment) -> None:
         """Delete a deployment."""
@@ -262,11 +264,10 @@ class Store:
     def add_file(self, file: FileObject) -> None:
         """Store an uploaded file (listed newest first)."""
         file.key = make_key(file.created_ns, self.next_seq())
-        self.files[file.id] = file
-        self.files_index.add(file.key, file)
+        self._add(self.files, self.files_index, file.id, file)
 
     def remove_file(self, file: FileObject) -> None:
-        """Delete an uploaded file."""
+        """Delete an uploaded file (its content is freed with it)."""
         self.files.pop(file.id, None)
         self.files_index.remove(file.key)
 
@@ -284,35 +285,7 @@ class Store:
         self.hardware = list(data["hardware"])
         self.search_pages = list(data["search_pages"])
         for raw in data["models"]:
-            model = Model(
-                owner=raw["owner"],
-                name=raw["name"],
-                kind=raw["kind"],
-                created_ns=parse_ts(raw["created_at"]),
-                description=raw["description"],
-                visibility=raw["visibility"],
-                github_url=raw["github_url"],
-                paper_url=raw["paper_url"],
-                license_url=raw["license_url"],
-                cover_image_url=raw["cover_image_url"],
-                readme=raw["readme"],
-                run_count=raw["run_count"],
-                is_official=raw["is_official"],
-                prediction_version=raw["prediction_version"],
-                tags=list(raw["tags"]),
-            )
-            for rv in raw["versions"]:
-                version = Version(
-                    rv["id"],
-                    model.full_name,
-                    parse_ts(rv["created_at"]),
-                    rv["cog_version"],
-                    rv["openapi_schema"],
-                )
-                self.add_version(model, version)
-            if raw["default_example"] is not None:
-                model.default_example = prediction_from_json(raw["default_example"], model.kind)
-            self.add_model(model)
+            self._load_model(raw)
         for raw in data["collections"]:
             self.add_collection(
                 Collection(
@@ -345,6 +318,37 @@ class Store:
             training.is_training = True
             training.destination = raw["output"]["version"].partition(":")[0]
             self.add_training(training)
+
+    def _load_model(self, raw: JSON) -> None:
+        model = Model(
+            owner=raw["owner"],
+            name=raw["name"],
+            kind=raw["kind"],
+            created_ns=parse_ts(raw["created_at"]),
+            description=raw["description"],
+            visibility=raw["visibility"],
+            github_url=raw["github_url"],
+            paper_url=raw["paper_url"],
+            license_url=raw["license_url"],
+            cover_image_url=raw["cover_image_url"],
+            readme=raw["readme"],
+            run_count=raw["run_count"],
+            is_official=raw["is_official"],
+            prediction_version=raw["prediction_version"],
+            tags=list(raw["tags"]),
+        )
+        for rv in raw["versions"]:
+            version = Version(
+                rv["id"],
+                model.full_name,
+                parse_ts(rv["created_at"]),
+                rv["cog_version"],
+                rv["openapi_schema"],
+            )
+            self.add_version(model, version)
+        if raw["default_example"] is not None:
+            model.default_example = prediction_from_json(raw["default_example"], model.kind)
+        self.add_model(model)
 
 
 def prediction_from_json(raw: JSON, kind: str) -> FakePrediction:

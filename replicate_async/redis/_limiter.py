@@ -88,7 +88,7 @@ class RedisRateLimiter:
         prefix: str = DEFAULT_PREFIX,
         default_hold: float = 1.0,
         max_hold: float = 60.0,
-        operation_timeout: float = 0.5,
+        operation_timeout: float = 1.0,
         local_share: float = 1.0,
         fallback: RateLimiter | None = None,
         clock: Clock = SYSTEM_CLOCK,

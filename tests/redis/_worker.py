@@ -33,7 +33,7 @@ async def creates(config: dict[str, Any]) -> dict[str, Any]:
             prefix=config["prefix"],
             create_per_minute=config["create_per_minute"],
             create_burst=config.get("create_burst"),
-            operation_timeout=0.5,
+            operation_timeout=config.get("operation_timeout") or 0.5,
             local_share=config.get("local_share", 1.0),
         )
     errors: Counter[str] = Counter()

@@ -38,6 +38,7 @@ def creates_config(fake: FakeProcess, redis_url: str | None, prefix: str, count:
         "concurrency": 32,
         "create_per_minute": 12_000,
         "create_burst": 10,
+        "operation_timeout": 2.0 if redis_url else None,
     }
 
 

@@ -11,7 +11,6 @@ from ..exceptions import (
     APIStatusError,
     MissingTokenError,
     NotFoundError,
-    PredictionError,
     RateLimitError,
     ReplicateError,
     RequestMayHaveSucceededError,
@@ -125,11 +124,8 @@ def describe_error(exc: BaseException, base_url: str | None = None) -> str:
 
 
 def exit_status(exc: ReplicateError) -> int:
-    """3 when something may still be running behind the error, else 1."""
+    """3 when something may still be running behind the error (a create whose answer was
+    lost), else 1."""
     from ._runtime import ERROR, STILL_RUNNING
 
-    if isinstance(exc, RequestMayHaveSucceededError):
-        return STILL_RUNNING
-    if isinstance(exc, PredictionError):
-        return ERROR
-    return ERROR
+    return STILL_RUNNING if isinstance(exc, RequestMayHaveSucceededError) else ERROR

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .. import AsyncReplicate
     from ._output import Output
 
-__all__ = ["OutputSaver", "output_filename", "save_outputs"]
+__all__ = ["OutputSaver", "output_filename", "save_outputs", "shorten_data_urls"]
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -72,14 +72,14 @@ class OutputSaver:
         return value
 
 
-def _urls_only(value: Any) -> Any:
-    """``data:`` URLs shortened for a message (http ones are kept whole)."""
+def shorten_data_urls(value: Any, hint: str = "") -> Any:
+    """Long ``data:`` URLs cut for a terminal or a message (http ones are kept whole)."""
     if isinstance(value, str) and value.startswith("data:") and len(value) > 80:
-        return value[:60] + f"… ({len(value)} chars)"
+        return value[:60] + f"… ({len(value)} chars{hint})"
     if isinstance(value, list):
-        return [_urls_only(item) for item in value]
+        return [shorten_data_urls(item, hint) for item in value]
     if isinstance(value, dict):
-        return {key: _urls_only(item) for key, item in value.items()}
+        return {key: shorten_data_urls(item, hint) for key, item in value.items()}
     return value
 
 
@@ -101,7 +101,7 @@ async def save_outputs(
     except ReplicateError as exc:
         out.say(
             f"could not download the outputs of prediction {run_id} ({describe_error(exc)}); "
-            f"they are at: {_urls_only(output)}"
+            f"they are at: {shorten_data_urls(output)}"
         )
         return output, False
     try:
@@ -110,7 +110,7 @@ async def save_outputs(
     except OSError as exc:
         out.say(
             f"cannot write a temporary folder either ({exc.strerror or exc}); "
-            f"the outputs of prediction {run_id} are at: {_urls_only(output)}"
+            f"the outputs of prediction {run_id} are at: {shorten_data_urls(output)}"
         )
         return output, False
     out.say(f"saved the outputs of prediction {run_id} in {fallback} instead")

@@ -8,6 +8,7 @@ import click
 
 from ._params import RUN_REF, finish_inputs, input_option, json_option, list_options
 from ._runtime import CLIError, with_client
+from ._waiting import wait_command
 
 if TYPE_CHECKING:
     from .. import AsyncReplicate
@@ -126,40 +127,4 @@ async def cancel(client: AsyncReplicate, out: Output, prediction_id: str) -> Non
     out.one(await client.predictions.cancel(prediction_id), PREDICTION_FIELDS)
 
 
-@predictions.command("wait")
-@click.argument("prediction_id")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Give up (and cancel the prediction) after this many seconds.",
-)
-@click.option(
-    "--keep-running", is_flag=True, help="On timeout or Ctrl-C, leave the prediction running."
-)
-@json_option
-@with_client(own_timeout=True)
-async def wait(
-    client: AsyncReplicate,
-    out: Output,
-    prediction_id: str,
-    timeout: float | None,
-    keep_running: bool,
-) -> None:
-    """Wait until a prediction finishes and print it; exit 1 unless it succeeded.
-
-    On timeout or Ctrl-C the prediction is canceled on the server (see --keep-running).
-    """
-    from ._formats import PREDICTION_FIELDS
-    from ._lifecycle import wait_for_run
-
-    prediction = await client.predictions.get(prediction_id)
-    final = await wait_for_run(
-        client,
-        out,
-        prediction,
-        timeout=timeout if timeout is not None else out.timeout,
-        keep_running=keep_running,
-    )
-    out.one(final, PREDICTION_FIELDS)
-    if final.status != "succeeded":
-        raise CLIError(f"prediction {final.id} ended {final.status}")
+predictions.add_command(wait_command("prediction"))

@@ -40,23 +40,14 @@ async def input_schema_of(client: AsyncReplicate, ref: str, *, deployment: bool)
     return latest.openapi_schema if latest is not None else None
 
 
-def _shorten(value: Any) -> Any:
-    """Long ``data:`` URLs cut for the terminal (``-o DIR`` saves the files)."""
-    if isinstance(value, str) and value.startswith("data:") and len(value) > 80:
-        return value[:60] + f"… ({len(value)} chars; -o DIR saves it)"
-    if isinstance(value, list):
-        return [_shorten(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _shorten(item) for key, item in value.items()}
-    return value
-
-
 def print_output(out: Output, output: Any) -> None:
     """An output: JSON with ``--json``; else strings as they are, lists one item a line."""
     if out.json:
         out.emit_json(output)
         return
-    shown = _shorten(output) if out.tty else output
+    from ._saver import shorten_data_urls
+
+    shown = shorten_data_urls(output, "; -o DIR saves it") if out.tty else output
     items = shown if isinstance(shown, list) else [shown]
     for item in items:
         text = item if isinstance(item, str) else json.dumps(item, indent=2, ensure_ascii=False)
@@ -102,6 +93,15 @@ async def _finish(
     print_output(out, output)
     if not saved_where_asked:
         raise CLIError(f"could not save into {output_dir} (see above; nothing was lost)")
+
+
+def _print_detached(out: Output, prediction: Prediction) -> None:
+    """``--detach``: the id (or the prediction with ``--json``), and how to follow it."""
+    if out.json:
+        out.emit_json(prediction)
+        return
+    out.write(f"{prediction.id}\n")
+    out.note(f"follow it with: replicate-async predictions logs -f {prediction.id}")
 
 
 @click.command("run")
@@ -176,11 +176,7 @@ async def run(
     if web:
         open_web(out, prediction)
     if detach:
-        if out.json:
-            out.emit_json(prediction)
-        else:
-            out.write(f"{prediction.id}\n")
-            out.note(f"follow it with: replicate-async predictions logs -f {prediction.id}")
+        _print_detached(out, prediction)
         return
     remaining = deadline - loop.time() if deadline is not None else None
     if stream:

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._params import MODEL_REF, RUN_REF, finish_inputs, input_option, json_option, list_options
-from ._runtime import CLIError, with_client
+from ._runtime import with_client
+from ._waiting import wait_command
 
 if TYPE_CHECKING:
     from .. import AsyncReplicate
@@ -83,40 +84,4 @@ async def cancel(client: AsyncReplicate, out: Output, training_id: str) -> None:
     out.one(await client.trainings.cancel(training_id), TRAINING_FIELDS)
 
 
-@trainings.command("wait")
-@click.argument("training_id")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    help="Give up (and cancel the training) after this many seconds.",
-)
-@click.option(
-    "--keep-running", is_flag=True, help="On timeout or Ctrl-C, leave the training running."
-)
-@json_option
-@with_client(own_timeout=True)
-async def wait(
-    client: AsyncReplicate,
-    out: Output,
-    training_id: str,
-    timeout: float | None,
-    keep_running: bool,
-) -> None:
-    """Wait until a training finishes and print it; exit 1 unless it succeeded.
-
-    On timeout or Ctrl-C the training is canceled on the server (see --keep-running).
-    """
-    from ._formats import TRAINING_FIELDS
-    from ._lifecycle import wait_for_run
-
-    training = await client.trainings.get(training_id)
-    final = await wait_for_run(
-        client,
-        out,
-        training,
-        timeout=timeout if timeout is not None else out.timeout,
-        keep_running=keep_running,
-    )
-    out.one(final, TRAINING_FIELDS)
-    if final.status != "succeeded":
-        raise CLIError(f"training {final.id} ended {final.status}")
+trainings.add_command(wait_command("training"))

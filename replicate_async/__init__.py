@@ -12,7 +12,7 @@ if typing.TYPE_CHECKING:
     from ._files import FileOutput
     from ._run_many import Progress, RunResult
     from ._sse import ServerSentEvent
-    from ._use import ModelFunction, ModelSchema, RunOptions
+    from ._use import ModelFunction, ModelSchema, OutputStream, RunOptions
     from ._webhook_wait import WebhookWaiter
     from .exceptions import (
         APIConnectionError,
@@ -99,6 +99,7 @@ __all__ = [
     "ModelFunction",
     "ModelSchema",
     "NotFoundError",
+    "OutputStream",
     "Page",
     "PaginationError",
     "PayloadTooLargeError",

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 import attrs
 
@@ -31,7 +31,7 @@ from .exceptions import (
 from .models import Prediction, Version
 from .resources import Deployments, Models, Predictions
 
-__all__ = ["RUN_OPTIONS", "ModelFunction", "ModelSchema", "RunOptions"]
+__all__ = ["RUN_OPTIONS", "ModelFunction", "ModelSchema", "OutputStream", "RunOptions"]
 
 
 class _Client(Protocol):
@@ -61,7 +61,44 @@ class _Client(Protocol):
 
     def stream_output(
         self, ref: str | None = ..., *, input: Mapping[str, Any], deployment: str | None = ...
-    ) -> AsyncIterator[str | FileOutput]: ...
+    ) -> _Outputs: ...
+
+
+class _Outputs(Protocol):
+    """What ``client.stream_output()`` returns: iterable, and closable at once."""
+
+    def __aiter__(self) -> AsyncIterator[str | FileOutput]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class OutputStream:
+    """The outputs of :meth:`ModelFunction.stream`, as they are produced.
+
+    Iterate it; or use it as a context manager (``async with fn.stream(...) as outputs``)
+    to have the prediction canceled on the server the moment you leave.
+    """
+
+    __slots__ = ("_gen",)
+
+    def __init__(self, gen: AsyncGenerator[str | FileOutput, None]) -> None:
+        self._gen = gen
+
+    def __aiter__(self) -> OutputStream:
+        return self
+
+    async def __anext__(self) -> str | FileOutput:
+        return await self._gen.__anext__()
+
+    async def aclose(self) -> None:
+        """Leave the stream; an unfinished prediction is canceled on the server."""
+        await self._gen.aclose()
+
+    async def __aenter__(self) -> OutputStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 #: The options of :meth:`AsyncReplicate.run` a model function passes on.
@@ -272,9 +309,11 @@ class ModelFunction:
         timeout = check.seconds(options.pop("timeout", None), "timeout")
         started = self._clock.monotonic()
         try:
-            async with deadline(self._clock, timeout):
+            async with deadline(self._clock, timeout) as scope:
                 schema = await self.schema()
         except TimeoutError:
+            if not scope.expired():
+                raise
             raise PredictionTimeoutError(
                 f"the model's schema was not fetched within {timeout}s; nothing was run", None
             ) from None
@@ -309,17 +348,20 @@ class ModelFunction:
             return await client.predictions.create(version=schema.run_ref, input=input, **extra)
         return await client.models.predictions.create(schema.run_ref, input=input, **extra)
 
-    async def stream(self, /, **input: Any) -> AsyncIterator[str | FileOutput]:
+    def stream(self, /, **input: Any) -> OutputStream:
         """Check ``input``, run the model and yield its outputs as they are produced
-        (text fragments, or :class:`FileOutput` for file streams). Leaving the loop
-        early cancels the prediction on the server."""
+        (text fragments, or :class:`FileOutput` for file streams). Nothing is sent until
+        it is iterated; leaving early cancels the prediction on the server."""
+        return OutputStream(self._stream(input))
+
+    async def _stream(self, input: Mapping[str, Any]) -> AsyncGenerator[str | FileOutput, None]:
         schema = await self.schema()
         self._check(schema, input)
         outputs = self._client.stream_output(
             schema.run_ref, input=input, deployment=self._deployment
         )
-        # Closing the inner generator at once is what cancels the prediction on the server.
-        async with contextlib.aclosing(cast("AsyncGenerator[str | FileOutput, None]", outputs)):
+        # Closing the inner stream at once is what cancels the prediction on the server.
+        async with contextlib.aclosing(outputs):
             async for item in outputs:
                 yield item
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from replicate_async import (
     AsyncReplicate,
+    FileOutput,
     InvalidArgumentError,
     NotFoundError,
     Prediction,
@@ -24,7 +25,7 @@ from replicate_async.exceptions import InputValidationError
 from replicate_async.testing import FakeReplicate
 from tests.unit.test_schema import inputs_for
 
-from ._virtual import virtual_client, virtual_fake
+from ._virtual import PROMPT, cancels, newest, virtual_client, virtual_fake
 from .conftest import json_bodies
 
 TOKENS = "meta/meta-llama-3-8b-instruct"  # official, an iterator-of-strings output
@@ -184,6 +185,27 @@ async def test_the_deadline_covers_the_run_and_cancels_it() -> None:
         assert prediction is not None
         assert fake.count("POST", f"/v1/predictions/{prediction.id}/cancel") == 1
         assert clock.monotonic() >= 30
+
+
+async def test_leaving_a_stream_cancels_the_prediction() -> None:
+    async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
+        fn = client.use("fake/tokens")
+
+        async def first_token() -> str | FileOutput:
+            async with fn.stream(prompt=PROMPT) as outputs:
+                async for token in outputs:
+                    return token
+            raise AssertionError("no output")  # pragma: no cover
+
+        call = asyncio.ensure_future(first_token())
+        for _ in range(200):  # 100 virtual seconds at most
+            if call.done():
+                break
+            await clock.advance_async(0.5)
+        assert await call == "w0"
+        pid = newest(fake)
+        assert pid is not None
+        assert cancels(fake, pid) == 1
 
 
 def test_bad_refs_fail_before_anything_is_sent() -> None:

@@ -209,3 +209,22 @@ def test_a_404_names_what_and_a_base_url_without_v1_gets_a_hint(server: Threaded
         f"Error: 404 Not Found: model fake/echo was not found; the base URL {origin} has no "
         f"/v1 (did you mean {origin}/v1?)\n"
     )
+
+
+def test_ctrl_c_while_streaming_cancels_and_confirms(server: ThreadedFake) -> None:
+    server.call(lambda fake: fake.set_model_behaviour("fake/tokens", duration=60))
+    try:
+        words = " ".join(f"w{i}" for i in range(40))
+        term = Terminal(server.env, "run", "fake/tokens", "-i", f"prompt={words}", "--stream")
+        term.expect(r"w0 w1")  # tokens appear as they are generated
+        term.type(CTRL_C)
+        code, text = term.finish()
+    finally:
+        server.call(lambda fake: fake.reset_model_behaviour("fake/tokens"))
+    assert code == 130, text
+    prediction_id = term.expect(
+        r"Interrupted: prediction (\w+) was canceled on the server\."
+    ).group(1)
+    assert "w39" not in text
+    assert _cancels(server, prediction_id) == 1
+    assert _status(server, prediction_id) == "canceled"

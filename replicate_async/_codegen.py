@@ -23,6 +23,7 @@ __all__ = ["generate_module", "python_name"]
 _WIDTH = 100  # the line length ruff checks and formats to
 _DOC_WIDTH = 96
 _FILE = "FileInput"
+_TAKEN = frozenset({"cast", "os", "weakref", "annotations"})
 _IMPORTS = "\0imports\0"  # where the import block goes once the code is known
 
 
@@ -106,7 +107,10 @@ class _Types:
 
     def alias(self, hint: str, values: list[Any]) -> str:
         name = f"{self.prefix}{_class_name(hint)}"
-        while name in self.aliases and self.aliases[name] != _literal_body(values):
+        taken = {f"{self.prefix}Input", _FILE}  # the module's other names
+        while name in taken or (
+            name in self.aliases and self.aliases[name] != _literal_body(values)
+        ):
             name += "_"
         self.aliases[name] = _literal_body(values)
         return name
@@ -160,6 +164,8 @@ def generate_module(
     """
     model_name = ref.split(":")[0].split("/")[-1]
     func = python_name(name or model_name)
+    if func in _TAKEN:  # the module's own imports
+        func += "_"
     prefix = _class_name(func)
     types = _Types(openapi_schema, prefix)
     fields = _fields(openapi_schema, types)

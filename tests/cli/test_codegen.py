@@ -121,7 +121,11 @@ def test_generated_modules_pass_mypy_strict_and_ruff(invoke: Invoke, tmp_path: P
     pinned = "stability-ai/sdxl:" + "0" * 64
     (out / "pinned.py").write_text(generate_module(pinned, RECORDED["version-get-sdxl"]))
     (out / "tricky.py").write_text(generate_module("someone/tricky-model", TRICKY))
-    assert len(list(out.glob("*.py"))) == len(SERVED) + len(RECORDED) + 2
+    # No schema at all; and names that would clash with the module's own.
+    (out / "empty.py").write_text(generate_module("someone/empty", {}))
+    clash = {"components": {"schemas": {"Input": {"properties": {"input": {"enum": ["a"]}}}}}}
+    (out / "clash.py").write_text(generate_module("someone/cast", clash))
+    assert len(list(out.glob("*.py"))) == len(SERVED) + len(RECORDED) + 4
     config = str(ROOT / "pyproject.toml")
     ruff = [sys.executable, "-m", "ruff"]
     for command in (

@@ -187,7 +187,12 @@ def generate_module(
             "",
         ]
     for alias, body in types.aliases.items():
-        lines += [f"{alias} = Literal[", body, "]", ""]
+        # One per line (a magic trailing comma); a lone value stays on one line, as ruff wants.
+        one = body.count("\n") == 0
+        lines += [
+            f"{alias} = Literal[{body.strip()[:-1]}]" if one else f"{alias} = Literal[\n{body}\n]",
+            "",
+        ]
     lines += ["", *_input_class(f"{prefix}Input", ref, fields), ""]
     lines += _functions(func, f"{prefix}Input", returns, description or ref.split(":")[0])
     code = "\n".join(lines).rstrip() + "\n"

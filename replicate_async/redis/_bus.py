@@ -11,6 +11,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
+from .._clock import SYSTEM_CLOCK, Clock
 from .._converter import dumps, loads
 from ..exceptions import ClientClosedError
 from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded_retry, logger
@@ -47,11 +48,13 @@ class RedisCompletionBus:
         result_ttl: float = 3600.0,
         dedup_ttl: float = 3600.0,
         operation_timeout: float = 2.0,
+        clock: Clock = SYSTEM_CLOCK,
         close_redis: bool = False,
     ) -> None:
         if not result_ttl >= 1 or not dedup_ttl >= 1:
             raise ValueError("result_ttl and dedup_ttl must be at least 1 second")
         self._redis = redis
+        self._clock = clock
         self._close_redis = close_redis
         self._prefix = prefix
         self._channel = f"{prefix}:completed"
@@ -61,9 +64,10 @@ class RedisCompletionBus:
         self._waiters: dict[str, list[asyncio.Future[Mapping[str, Any]]]] = {}
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._listener: asyncio.Task[None] | None = None
-        self._subscribed: asyncio.Event | None = None
+        # Set once the first subscription attempt settled (subscribed, or Redis failed).
+        self._settled: asyncio.Event | None = None
         self._closed = False
-        self._outage = Outage("webhook deliveries resolve waiters in this process only")
+        self._outage = Outage("webhook deliveries resolve waiters in this process only", clock)
         #: Counters: deliveries published, completions received from the channel, waits
         #: answered from the stored value, (re)subscriptions made.
         self.stats: dict[str, int] = {
@@ -180,14 +184,15 @@ class RedisCompletionBus:
 
     async def _ensure_listening(self) -> None:
         if self._listener is None or self._listener.done():
-            self._subscribed = asyncio.Event()
+            self._settled = asyncio.Event()
             self._listener = asyncio.get_running_loop().create_task(self._listen())
-        assert self._subscribed is not None
-        # Wait (bounded) for the subscription, so a publication from now on reaches us;
-        # if Redis is down the stored-value check after reconnecting covers the gap.
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._timeout):
-                await self._subscribed.wait()
+        assert self._settled is not None
+        # Wait (bounded) for the first subscription, so a publication from now on reaches
+        # us; if Redis is down, the stored-value check after reconnecting covers the gap.
+        if not self._settled.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timeout):
+                    await self._settled.wait()
 
     async def _listen(self) -> None:
         """Receive completions until closed, reconnecting with back-off (1 s .. 30 s)."""
@@ -198,18 +203,22 @@ class RedisCompletionBus:
                 await pubsub.subscribe(self._channel)
                 self.stats["subscribed"] += 1
                 await self._recheck_pending()
-                assert self._subscribed is not None
-                self._subscribed.set()
+                self._settle()
                 delay = 1.0
                 await self._receive(pubsub)
             except REDIS_ERRORS as exc:
                 self._outage.failed(exc)
+                self._settle()
                 logger.debug("completion channel lost; reconnecting in %.1fs", delay)
             finally:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
-            await asyncio.sleep(delay)
+            await self._clock.sleep(delay)
             delay = min(delay * 2.0, 30.0)
+
+    def _settle(self) -> None:
+        if self._settled is not None:
+            self._settled.set()
 
     async def _receive(self, pubsub: PubSub) -> None:
         while True:

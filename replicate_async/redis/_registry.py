@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
+from .._clock import SYSTEM_CLOCK, Clock
 from ..exceptions import NotFoundError, ReplicateError
 from ..models import Prediction
 from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded, logger
@@ -65,7 +66,8 @@ class InFlightRegistry:
     So a worker that dies (killed, OOM, lost host) has its predictions canceled within
     about ``lease + sweep_interval`` seconds; ``Cancel-After`` (``cancel_after=``)
     stays the last backstop if no worker survives. Closing the registry cancels what
-    this worker still tracks (bounded by ``operation_timeout`` per call).
+    this worker still tracks (bounded by ``operation_timeout`` per call). Heartbeats and
+    sweeps wait on ``clock``; Redis's key expiry decides when a heartbeat has lapsed.
     """
 
     def __init__(
@@ -78,10 +80,12 @@ class InFlightRegistry:
         owner: str | None = None,
         prefix: str = DEFAULT_PREFIX,
         operation_timeout: float = 2.0,
+        clock: Clock = SYSTEM_CLOCK,
         close_redis: bool = False,
     ) -> None:
         if not lease >= 0.1:
             raise ValueError("lease must be at least 0.1 seconds")
+        self._clock = clock
         self._redis = redis
         self._client = client
         self._close_redis = close_redis
@@ -93,7 +97,7 @@ class InFlightRegistry:
         self._timeout = operation_timeout
         self._tracked: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
-        self._outage = Outage("orphaned predictions are not swept meanwhile")
+        self._outage = Outage("orphaned predictions are not swept meanwhile", clock)
         #: Counters: sweeps run, orphaned predictions canceled.
         self.stats: dict[str, int] = {"sweeps": 0, "canceled": 0}
 
@@ -202,13 +206,14 @@ class InFlightRegistry:
             logger.warning("this worker's heartbeat lapsed; its predictions may be canceled")
 
     async def _loop(self) -> None:
+        clock = self._clock
         beat_every = self._lease_ms / 3000
-        next_beat = time.monotonic() + beat_every
+        next_beat = clock.monotonic() + beat_every
         while True:
-            await asyncio.sleep(min(self._sweep_interval, max(0.0, next_beat - time.monotonic())))
-            if time.monotonic() >= next_beat:
+            await clock.sleep(min(self._sweep_interval, max(0.0, next_beat - clock.monotonic())))
+            if clock.monotonic() >= next_beat:
                 await self._heartbeat()
-                next_beat = time.monotonic() + beat_every
+                next_beat = clock.monotonic() + beat_every
             with contextlib.suppress(*REDIS_ERRORS):
                 await self.sweep()
 

@@ -94,7 +94,7 @@ class FleetSemaphore:
         self._held: set[str] = set()
         self._released = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
-        self._outage = Outage("limiting concurrency in this process only")
+        self._outage = Outage("limiting concurrency in this process only", clock)
 
     @classmethod
     def from_url(cls, url: str, limit: int, **options: Any) -> FleetSemaphore:

@@ -129,7 +129,7 @@ class InputProblem:
     def __str__(self) -> str:
         where = f"{self.field}: " if self.field else ""
         quiet = self.type in ("required", "additional_property_not_allowed")
-        return where + self.description + ("" if quiet else f" (given {self.value!r:.60})")
+        return where + self.description + ("" if quiet else f" (got {self.value!r:.60})")
 
 
 class InputValidationError(InvalidArgumentError):

@@ -160,7 +160,7 @@ def test_every_problem_of_an_input_is_listed_in_the_api_words() -> None:
         ("seed", "invalid_type", "input.seed", "Invalid type. Expected: integer, given: null"),
     ]
     assert [p.value for p in problems] == list(bad.values())
-    assert str(problems[3]) == "input.num_outputs: Must be less than or equal to 4 (given 9)"
+    assert str(problems[3]) == "input.num_outputs: Must be less than or equal to 4 (got 9)"
 
 
 def test_unknown_inputs_follow_the_schema_like_the_api() -> None:

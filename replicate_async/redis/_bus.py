@@ -10,14 +10,26 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .._clock import SYSTEM_CLOCK, Clock
 from .._converter import dumps, loads
 from ..exceptions import ClientClosedError
-from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded_retry, logger
+from ._common import (
+    DEFAULT_PREFIX,
+    REDIS_ERRORS,
+    Outage,
+    connect,
+    guarded,
+    guarded_retry,
+    logger,
+)
 
 __all__ = ["RedisCompletionBus"]
 
+#: Seconds without a message before the completion channel is PINGed (and then, with no
+#: answer for as long again, reconnected).
+_KEEPALIVE = 15.0
 #: Webhook ids remembered in-process for de-duplication while Redis is unreachable.
 _LOCAL_SEEN = 10_000
 
@@ -200,7 +212,7 @@ class RedisCompletionBus:
         while not self._closed:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                await guarded(pubsub.subscribe(self._channel), self._timeout)
                 self.stats["subscribed"] += 1
                 await self._recheck_pending()
                 self._settle()
@@ -221,9 +233,18 @@ class RedisCompletionBus:
             self._settled.set()
 
     async def _receive(self, pubsub: PubSub) -> None:
+        """Dispatch completions; PING when quiet, so a silently dead link is noticed."""
+        quiet = 0
         while True:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            if message is None or message.get("type") != "message":
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_KEEPALIVE)
+            if message is None:
+                quiet += 1
+                if quiet > 1:
+                    raise RedisConnectionError("the completion channel stopped answering PING")
+                await guarded(pubsub.ping(), self._timeout)
+                continue
+            quiet = 0
+            if message.get("type") != "message":
                 continue
             try:
                 prediction = loads(message["data"])

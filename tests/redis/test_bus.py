@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 
 import pytest
 import redis.asyncio as aioredis
@@ -124,3 +125,32 @@ async def test_close_fails_pending_waits(aredis: aioredis.Redis, prefix: str) ->
         await waiting
     with pytest.raises(ClientClosedError, match="closed"):
         await bus.wait("p6")
+
+
+async def test_a_silent_channel_is_pinged_and_a_dead_one_replaced(
+    own_redis: RedisServer, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("replicate_async.redis._bus._KEEPALIVE", 0.1)
+    waiter = RedisCompletionBus.from_url(own_redis.url, prefix=prefix, operation_timeout=0.5)
+    publisher = RedisCompletionBus.from_url(own_redis.url, prefix=prefix)
+    assert own_redis.process is not None
+    try:
+        async with asyncio.timeout(40):
+            waiting = asyncio.ensure_future(waiter.wait("p7"))
+            await subscribed(waiter)
+            await asyncio.sleep(0.5)  # five quiet periods: PINGs answered, no reconnect
+            assert waiter.stats["subscribed"] == 1
+            own_redis.process.send_signal(signal.SIGSTOP)  # alive, but answers nothing
+            await asyncio.sleep(0.6)
+            own_redis.process.send_signal(signal.SIGCONT)
+            for _ in range(200):  # bounded: 20 s
+                if waiter.stats["subscribed"] >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert waiter.stats["subscribed"] >= 2  # the silent link was noticed, replaced
+            await publisher.publish(done("p7"))
+            assert await waiting == done("p7")
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+        await waiter.aclose()
+        await publisher.aclose()

@@ -7,7 +7,7 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import APIConnectionError, ReplicateError
+from ..exceptions import APIConnectionError, ReplicateError, StreamError
 from ._errors import describe_error
 from ._lifecycle import cancel_confirmed
 from ._runtime import CLIError, Interrupted, StillRunning
@@ -145,8 +145,23 @@ async def stream_prediction(
     except TimeoutError:
         outcome = await cancel_confirmed(client, out, "prediction", prediction.id)
         raise CLIError(f"no result within {announced or timeout:g}s: {outcome}") from None
-    except APIConnectionError as exc:
+    except (APIConnectionError, StreamError) as exc:
+        ended = await _ended(client, prediction.id) if isinstance(exc, StreamError) else None
+        if ended is not None:  # the model's own error event: the prediction is over
+            error = f": {ended.error}" if ended.error else ""
+            raise CLIError(f"prediction {ended.id} {ended.status}{error}") from None
         raise StillRunning(
             f"{describe_error(exc)}; prediction {prediction.id} may still be running "
             f"(check with `replicate-async predictions get {prediction.id}`)"
         ) from None
+
+
+async def _ended(client: AsyncReplicate, prediction_id: str) -> Prediction | None:
+    """The prediction if the server says it is over (``None`` if not, or it cannot say)."""
+    from ..models import TERMINAL_STATUSES
+
+    try:
+        found = await client.predictions.get(prediction_id)
+    except ReplicateError:
+        return None
+    return found if found.status in TERMINAL_STATUSES else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import uuid
 from pathlib import Path
@@ -349,3 +350,10 @@ def test_fake_server_reports_a_busy_port(invoke: Invoke) -> None:
         result = invoke("fake-server", "--port", str(port))
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot serve on 127.0.0.1:{port}: ")
+
+
+def test_run_stream_of_a_failing_model_says_it_failed(invoke: Invoke) -> None:
+    result = invoke("run", "fake/fail", "--stream", "-i", "error=boom")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert re.fullmatch(r"Error: prediction \w+ failed: boom\n", result.stderr)

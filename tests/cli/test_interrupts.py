@@ -55,7 +55,7 @@ def test_ctrl_c_while_running_cancels_and_says_so_once_confirmed(slow: ThreadedF
 
 
 def test_ctrl_c_during_the_held_create_still_cancels_it(slow: ThreadedFake) -> None:
-    term = Terminal(slow.env, "run", "fake/slow", "-i", "text=held", "--wait", "3")
+    term = Terminal(slow.env, "run", "fake/slow", "-i", "text=held", "--wait", "5")
     term.expect(r"Starting fake/slow")
     term.type(CTRL_C)
     term.expect(r"Waiting for the server's answer, to cancel the prediction")
@@ -110,13 +110,13 @@ def test_wait_keep_running_and_ctrl_c_never_claims_a_cancel(slow: ThreadedFake) 
 
 
 def test_a_timeout_cancels_and_prints_the_id(slow: ThreadedFake) -> None:
-    result = piped(slow.env, "run", "fake/slow", "-i", "text=t", "--timeout", "2", "--wait", "0")
+    result = piped(slow.env, "run", "fake/slow", "-i", "text=t", "--timeout", "3", "--wait", "0")
     assert result.returncode == 1
     *_, canceling, error = result.stderr.splitlines()
     prediction_id = canceling.split()[2]
     assert canceling.startswith(f"Canceling prediction {prediction_id} on the server")
     assert error == (
-        f"Error: no result within 2s: prediction {prediction_id} was canceled on the server"
+        f"Error: no result within 3s: prediction {prediction_id} was canceled on the server"
     )
     assert _status(slow, prediction_id) == "canceled"
 

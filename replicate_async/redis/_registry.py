@@ -97,6 +97,7 @@ class InFlightRegistry:
         self._timeout = operation_timeout
         self._tracked: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
+        self._beating = False  # a heartbeat has been written before
         self._outage = Outage("orphaned predictions are not swept meanwhile", clock)
         #: Counters: sweeps run, orphaned predictions canceled.
         self.stats: dict[str, int] = {"sweeps": 0, "canceled": 0}
@@ -194,16 +195,20 @@ class InFlightRegistry:
         return result
 
     async def _heartbeat(self) -> None:
+        """Renew the heartbeat and rewrite this worker's runs as tracked now (which also
+        repairs what an outage left stale)."""
         alive, runs, _ = self._keys(self.owner)
         pipe = self._redis.pipeline(transaction=True)
         pipe.set(alive, b"1", px=self._lease_ms, get=True)
         pipe.sadd(f"{self._prefix}:owners", self.owner)
+        pipe.delete(runs)
         if self._tracked:
             tracked: dict[Any, Any] = dict(self._tracked)
             pipe.hset(runs, mapping=tracked)
         result = await self._call(pipe.execute())
-        if result is not None and result[0] is None and self.stats["sweeps"] > 0:
+        if result is not None and result[0] is None and self._beating:
             logger.warning("this worker's heartbeat lapsed; its predictions may be canceled")
+        self._beating = self._beating or result is not None
 
     async def _loop(self) -> None:
         clock = self._clock

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from replicate_async.redis import InFlightRegistry
 from replicate_async.testing import FakeReplicate
 
-from ._servers import RedisServer
+from ._servers import RedisServer, free_port
 
 
 def cancels(fake: FakeReplicate) -> list[str]:
@@ -118,3 +118,39 @@ async def test_runs_past_their_deadline_are_dropped_not_canceled(
 def test_bad_arguments_are_refused(aredis: aioredis.Redis) -> None:
     with pytest.raises(ValueError, match="lease"):
         InFlightRegistry(aredis, None, lease=0)  # type: ignore[arg-type]
+
+
+async def test_a_worker_learns_its_own_heartbeat_lapsed(
+    aredis: aioredis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="replicate_async.redis")
+    async with (
+        FakeReplicate() as fake,
+        fake.client() as client,
+        InFlightRegistry(aredis, client, prefix=prefix, lease=0.3, owner="slow"),
+    ):
+        await aredis.delete(f"{prefix}:owner:slow:alive")  # as if it stalled past a lease
+        for _ in range(200):  # bounded: 10 s
+            if any("heartbeat lapsed" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.05)
+        assert await aredis.exists(f"{prefix}:owner:slow:alive") == 1  # beating again
+    assert any("heartbeat lapsed" in r.getMessage() for r in caplog.records)
+
+
+async def test_without_redis_tracking_goes_on_and_closing_still_cancels(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="replicate_async.redis")
+    dead = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0")
+    async with FakeReplicate(slow_duration=60) as fake, fake.client() as client:
+        prediction = await client.predictions.create(version="fake/slow", input={})
+        async with asyncio.timeout(30):  # a hang guard
+            async with InFlightRegistry(dead, client, lease=1.0) as registry:
+                await registry.add(prediction)
+                assert registry.in_flight == {prediction.id}
+        assert cancels(fake) == [prediction.id]
+    await dead.aclose()
+    messages = [r.getMessage() for r in caplog.records if r.name == "replicate_async.redis"]
+    assert len(messages) == 1
+    assert "not swept" in messages[0]

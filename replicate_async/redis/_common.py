@@ -33,6 +33,10 @@ DEFAULT_PREFIX = "replicate_async"
 
 #: What "Redis is unreachable or unhealthy" looks like: redis-py's errors (connection,
 #: timeout, loading, read-only...), socket errors, and our own per-call timeout.
+#: Seconds after which a probe that never reported (its caller was cancelled) no longer
+#: stops another caller from probing.
+_PROBE_LIMIT = 10.0
+
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
@@ -67,7 +71,7 @@ class Outage:
     back-off (1 s, doubling up to 30 s) and sends every other caller to the local path.
     """
 
-    __slots__ = ("_clock", "_delay", "_next_try", "_probing", "down", "what")
+    __slots__ = ("_clock", "_delay", "_next_try", "_probe_started", "down", "what")
 
     def __init__(self, what: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self.what = what
@@ -75,20 +79,24 @@ class Outage:
         self.down = False
         self._delay = 1.0
         self._next_try = 0.0
-        self._probing = False
+        self._probe_started: float | None = None
 
     def should_try(self) -> bool:
         """True when this caller should use Redis (always while it is up)."""
         if not self.down:
             return True
-        if self._probing or self._clock.monotonic() < self._next_try:
+        now = self._clock.monotonic()
+        if now < self._next_try:
             return False
-        self._probing = True
+        started = self._probe_started
+        if started is not None and now - started < _PROBE_LIMIT:
+            return False  # one probe at a time (a cancelled probe expires)
+        self._probe_started = now
         return True
 
     def failed(self, exc: BaseException) -> None:
         """Record a failed Redis call."""
-        self._probing = False
+        self._probe_started = None
         if not self.down:
             self.down = True
             self._delay = 1.0
@@ -104,7 +112,7 @@ class Outage:
 
     def succeeded(self) -> None:
         """Record a successful Redis call."""
-        self._probing = False
+        self._probe_started = None
         if self.down:
             self.down = False
             logger.warning("Redis reachable again; %s: back to the shared state", self.what)

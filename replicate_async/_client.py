@@ -24,6 +24,7 @@ from ._sse import ServerSentEvent
 from ._stream import PredictionStream, open_stream
 from ._throttle import RateLimiter
 from ._use import ModelFunction, RunOptions
+from .exceptions import InvalidArgumentError
 from .resources import (
     AccountResource,
     Collections,
@@ -321,7 +322,7 @@ class AsyncReplicate:
     def file_output(self, url: str) -> FileOutput:
         """A :class:`FileOutput` for an output URL (e.g. from a file stream's events)."""
         if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
-            raise ValueError(f"not a file URL: {url!r:.80}")
+            raise InvalidArgumentError(f"not a file URL: {url!r:.80}")
         return FileOutput(url, self._http)
 
     def __repr__(self) -> str:

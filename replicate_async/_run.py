@@ -19,6 +19,7 @@ from ._drive import Poll, drive, outcome
 from ._files import FileOutput, wrap_output
 from ._inflight import InFlight
 from ._validate import split_version_ref
+from .exceptions import InvalidArgumentError
 from .models import Prediction
 
 __all__ = [
@@ -141,7 +142,7 @@ def creator(
     ``options`` are the create's keyword arguments (``wait``, ``webhook``, ...).
     """
     if (ref is None) == (deployment is None):
-        raise ValueError("pass exactly one of a model ref or deployment=")
+        raise InvalidArgumentError("pass exactly one of a model ref or deployment=")
     if not isinstance(input, Mapping):
         raise TypeError(f"input must be a mapping, got {type(input).__name__}")
     if deployment is not None:

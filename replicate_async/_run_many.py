@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from .exceptions import PredictionError
+from .exceptions import InvalidArgumentError, PredictionError
 from .models import Prediction
 
 __all__ = ["Progress", "RunResult", "run_many"]
@@ -73,7 +73,7 @@ async def run_many(
     a cancelled task) cancels the runs still in flight, on the server too.
     """
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-        raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+        raise InvalidArgumentError(f"concurrency must be a positive int, got {concurrency!r}")
     progress = Progress(total=len(inputs) if isinstance(inputs, Sized) else None)
     source = iter(enumerate(inputs))
     running: set[asyncio.Task[RunResult]] = set()

@@ -26,7 +26,7 @@ from typing import Any
 
 import attrs
 
-from .exceptions import StreamError
+from .exceptions import InvalidArgumentError, StreamError
 
 __all__ = ["DEFAULT_MAX_EVENT_SIZE", "SSEDecoder", "ServerSentEvent", "iter_sse"]
 
@@ -109,7 +109,7 @@ class SSEDecoder:
         last_event_id: str | None = None,
     ) -> None:
         if max_event_size < 1:
-            raise ValueError("max_event_size must be positive")
+            raise InvalidArgumentError("max_event_size must be positive")
         self.max_event_size = max_event_size
         self.on_comment = on_comment
         self.comments = 0

@@ -4,8 +4,8 @@ One rule per kind of argument, applied here and nowhere else:
 
 - **Path segments** (owner, name, id, version, deployment, file id): a non-empty string
   of at most :data:`MAX_SEGMENT_LENGTH` characters, not ``.`` or ``..``, without ``/``,
-  ``\\``, ``%``, ``?``, ``#``, whitespace or control characters. URL normalisation can
-  never turn one into another endpoint.
+  ``\\``, ``%``, whitespace or control characters (``?`` and ``#`` are percent-encoded).
+  URL normalisation can never turn one into another endpoint.
 - **Durations** (``cancel_after``, ``timeout``, ``idle_timeout``...): finite, positive,
   at most :data:`MAX_DURATION` seconds (24 hours); duration strings use ASCII digits only.
 - **Inputs**: JSON-representable: no NaN or infinity, no cycles, nested at most
@@ -67,7 +67,7 @@ _DURATION = re.compile(
 _MAX_DURATION_TEXT = 32
 _MAX_RETRIES = 100
 _WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
-_SEGMENT_FORBIDDEN = frozenset("/\\%?#")
+_SEGMENT_FORBIDDEN = frozenset("/\\%")
 
 
 def _shown(value: str) -> str:
@@ -89,7 +89,7 @@ def segment(value: Any, what: str) -> str:
     for char in value:
         if char in _SEGMENT_FORBIDDEN or char.isspace() or not char.isprintable():
             raise InvalidArgumentError(
-                f"{what} must not contain {char!r} (no '/', '\\', '%', '?', '#', whitespace"
+                f"{what} must not contain {char!r} (no '/', '\\', '%', whitespace"
                 f" or control characters), got {_shown(value)}"
             )
     return value

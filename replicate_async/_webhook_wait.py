@@ -35,7 +35,7 @@ from ._drive import drive
 from ._run import RunHost, creator, deadline_options, output_of
 from ._run_many import Progress, RunResult, run_many
 from ._stream import PredictionStream
-from .exceptions import ClientClosedError, WebhookVerificationError
+from .exceptions import ClientClosedError, InvalidArgumentError, WebhookVerificationError
 from .models import Prediction
 from .webhooks import DEFAULT_TOLERANCE, parse_prediction, verify
 
@@ -93,13 +93,15 @@ class WebhookWaiter:
         bus: CompletionBus | None = None,
     ) -> None:
         if not path.startswith("/"):
-            raise ValueError("path must start with '/'")
+            raise InvalidArgumentError("path must start with '/'")
         if safety_poll is not None and not safety_poll > 0:
-            raise ValueError("safety_poll must be a positive number of seconds or None")
+            raise InvalidArgumentError("safety_poll must be a positive number of seconds or None")
         if max_buffered < 1:
-            raise ValueError("max_buffered must be positive")
+            raise InvalidArgumentError("max_buffered must be positive")
         if not listen and not public_url:
-            raise ValueError("listen=False needs public_url= (the URL your app receives on)")
+            raise InvalidArgumentError(
+                "listen=False needs public_url= (the URL your app receives on)"
+            )
         self._secret = secret
         self._host = host
         self._port = port

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import _validate as check
 from .._http import path
+from ..exceptions import InvalidArgumentError
 from ..models import Deployment, Prediction
 from ..pagination import AsyncPaginator
 from ._base import InputPreparer, Resource, create_prediction
@@ -17,7 +18,7 @@ def _instances(value: Any, what: str, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{what} must be an int, got {value!r}")
     if not 0 <= value <= high:
-        raise ValueError(f"{what} must be between 0 and {high}, got {value}")
+        raise InvalidArgumentError(f"{what} must be between 0 and {high}, got {value}")
     return value
 
 
@@ -85,11 +86,11 @@ class Deployments(Resource):
         check.model_ref(model)
         check.require_id(version, "version")
         if not isinstance(hardware, str) or not hardware:
-            raise ValueError("hardware must be a SKU such as 'gpu-t4'")
+            raise InvalidArgumentError("hardware must be a SKU such as 'gpu-t4'")
         low = _instances(min_instances, "min_instances", 5)
         high = _instances(max_instances, "max_instances", 20)
         if low > high:
-            raise ValueError("min_instances must not exceed max_instances")
+            raise InvalidArgumentError("min_instances must not exceed max_instances")
         body = {
             "name": name,
             "model": model,
@@ -121,7 +122,7 @@ class Deployments(Resource):
         if max_instances is not None:
             body["max_instances"] = _instances(max_instances, "max_instances", 20)
         if not body:
-            raise ValueError("nothing to update: pass at least one field")
+            raise InvalidArgumentError("nothing to update: pass at least one field")
         return await self._send_json("PATCH", path("deployments", owner, name), body, Deployment)
 
     async def delete(self, deployment: str) -> None:

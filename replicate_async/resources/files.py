@@ -70,6 +70,7 @@ class Files(Resource):
         async def build() -> aiohttp.MultipartWriter:
             form = aiohttp.MultipartWriter("form-data")
             part = aiohttp.payload.get_payload(await factory(), content_type=ctype)
+            part.headers[hdrs.CONTENT_TYPE] = ctype
             part.headers[hdrs.CONTENT_DISPOSITION] = _content_disposition(name)
             form.append_payload(part)
             # The API's own ``filename`` field: the exact name, as UTF-8 text.

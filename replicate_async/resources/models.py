@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import _validate as check
 from .._http import path
+from ..exceptions import InvalidArgumentError
 from ..models import Model, Prediction, Version
 from ..pagination import AsyncPaginator
 from ._base import InputPreparer, Resource, create_prediction
@@ -124,11 +125,11 @@ class Models(Resource):
         params: dict[str, str] = {}
         if sort_by is not None:
             if sort_by not in _SORT_BY:
-                raise ValueError(f"sort_by must be one of {_SORT_BY}, got {sort_by!r}")
+                raise InvalidArgumentError(f"sort_by must be one of {_SORT_BY}, got {sort_by!r}")
             params["sort_by"] = sort_by
         if sort_direction is not None:
             if sort_direction not in _SORT_DIRECTION:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"sort_direction must be one of {_SORT_DIRECTION}, got {sort_direction!r}"
                 )
             params["sort_direction"] = sort_direction
@@ -139,7 +140,7 @@ class Models(Resource):
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
         if not query.strip():
-            raise ValueError("query must not be empty")
+            raise InvalidArgumentError("query must not be empty")
         return AsyncPaginator(
             self._http,
             Model,
@@ -171,9 +172,11 @@ class Models(Resource):
         """Create a model owned by ``owner`` (your account or one of your organisations)."""
         check.model_ref(f"{owner}/{name}")
         if visibility not in _VISIBILITY:
-            raise ValueError(f"visibility must be 'public' or 'private', got {visibility!r}")
+            raise InvalidArgumentError(
+                f"visibility must be 'public' or 'private', got {visibility!r}"
+            )
         if not isinstance(hardware, str) or not hardware:
-            raise ValueError("hardware must be a SKU such as 'cpu' or 'gpu-t4'")
+            raise InvalidArgumentError("hardware must be a SKU such as 'cpu' or 'gpu-t4'")
         body: dict[str, Any] = {
             "owner": owner,
             "name": name,
@@ -198,7 +201,7 @@ class Models(Resource):
         if unknown:
             raise TypeError(f"unknown model fields {unknown}; updatable: {list(_UPDATABLE)}")
         if not changes:
-            raise ValueError("nothing to update: pass at least one field")
+            raise InvalidArgumentError("nothing to update: pass at least one field")
         for key, value in changes.items():
             if not isinstance(value, str):
                 raise TypeError(f"{key} must be a string, got {type(value).__name__}")

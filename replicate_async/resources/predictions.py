@@ -10,6 +10,7 @@ from typing import Any
 from .. import _validate as check
 from .._http import path
 from .._response import decode
+from ..exceptions import InvalidArgumentError
 from ..models import Prediction
 from ..pagination import AsyncPaginator
 from ._base import Resource, create_prediction
@@ -84,6 +85,6 @@ class Predictions(Resource):
             params["created_before"] = check.timestamp(created_before, "created_before")
         if source is not None:
             if source != "web":
-                raise ValueError("source can only be 'web'")
+                raise InvalidArgumentError("source can only be 'web'")
             params["source"] = source
         return AsyncPaginator(self._http, Prediction, "predictions", params=params, cursor=cursor)

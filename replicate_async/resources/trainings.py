@@ -8,6 +8,7 @@ from typing import Any
 from .. import _validate as check
 from .._http import path
 from .._response import decode
+from ..exceptions import InvalidArgumentError
 from ..models import Training
 from ..pagination import AsyncPaginator
 from ._base import Resource
@@ -38,9 +39,11 @@ class Trainings(Resource):
         if version is None:
             version = ref_version
         elif ref_version is not None and ref_version != version:
-            raise ValueError("the version is given twice, with different values")
+            raise InvalidArgumentError("the version is given twice, with different values")
         if version is None:
-            raise ValueError("a version is required: pass version= or 'owner/name:version'")
+            raise InvalidArgumentError(
+                "a version is required: pass version= or 'owner/name:version'"
+            )
         check.require_id(version, "version")
         check.model_ref(destination, "destination")
         body: dict[str, Any] = {"destination": destination, "input": check.check_input(input)}

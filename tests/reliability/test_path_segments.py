@@ -26,8 +26,6 @@ BAD_SEGMENTS = {
     "slash": "a/b",
     "encoded dot-dot": "%2e%2e",
     "backslash": "a\\b",
-    "query": "a?b=1",
-    "fragment": "a#b",
     "NUL": "a\x00b",
     "newline": "a\nb",
     "DEL": "a\x7fb",
@@ -155,7 +153,7 @@ async def test_non_string_segments_raise_type_error_naming_the_argument(
 
 @pytest.mark.parametrize(
     "segment",
-    ["abc123", "a.b", "a-b_c", "x" * MAX_SEGMENT_LENGTH, "..a", "a..", "é"],
+    ["abc123", "a.b", "a-b_c", "x" * MAX_SEGMENT_LENGTH, "..a", "a..", "é", "a?b#c"],
 )
 async def test_good_segments_still_reach_the_api_percent_encoded(
     replicate_fake: FakeReplicate, segment: str

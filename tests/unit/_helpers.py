@@ -154,8 +154,9 @@ class _Sink:
 
 
 async def multipart_parts(data: Any) -> tuple[str, list[Part]]:
-    """Render an aiohttp ``FormData`` and parse it back: (Content-Type, parts)."""
-    writer = data()
+    """Render an aiohttp ``FormData`` or ``MultipartWriter`` and parse it back:
+    (Content-Type, parts)."""
+    writer = data() if callable(data) else data
     sink = _Sink()
     await writer.write(sink)
     content_type = writer.content_type

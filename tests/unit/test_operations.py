@@ -333,8 +333,9 @@ async def test_files_create(client: AsyncReplicate, mocked: aioresponses) -> Non
     assert_standard_headers(request)
     content_type, parts = await multipart_parts(request.data)
     assert content_type.startswith("multipart/form-data; boundary=")
-    assert [p.name for p in parts] == ["content", "metadata"]
-    content, metadata = parts
+    assert [p.name for p in parts] == ["content", "filename", "metadata"]
+    content, name, metadata = parts
+    assert name.body == b"hello.txt"  # the API's own field: the exact name, as UTF-8
     assert content.filename == "hello.txt"
     assert content.content_type == "text/plain"
     assert content.body == b"hello world"
@@ -356,7 +357,8 @@ async def test_files_create_defaults(client: AsyncReplicate, mocked: aioresponse
     assert parts[0].filename == "file"
     assert parts[0].content_type == "application/octet-stream"
     assert parts[0].body == b"\x00\x01"
-    assert parts[1].body == b"{}"
+    assert parts[1].body == b"file"
+    assert parts[2].body == b"{}"
 
 
 async def test_files_create_from_file_object(client: AsyncReplicate, mocked: aioresponses) -> None:

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from .exceptions import ClientClosedError
+from .exceptions import ClientClosedError, InvalidArgumentError
 
 __all__ = ["CompletionBus", "MemoryBus"]
 
@@ -48,7 +48,7 @@ class MemoryBus:
 
     def __init__(self, *, max_buffered: int = 10_000, max_remembered: int = 10_000) -> None:
         if max_buffered < 1 or max_remembered < 1:
-            raise ValueError("max_buffered and max_remembered must be positive")
+            raise InvalidArgumentError("max_buffered and max_remembered must be positive")
         self._max_buffered = max_buffered
         self._max_remembered = max_remembered
         self._seen: OrderedDict[str, None] = OrderedDict()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import attrs
 
 from ._clock import SYSTEM_CLOCK, Clock
+from .exceptions import InvalidArgumentError
 
 __all__ = ["DEFAULT_BASE_URL", "ClientConfig", "PollPolicy", "RetryPolicy", "Timeouts"]
 
@@ -17,7 +18,9 @@ DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: float | None) -> None:
     if value is not None and not value > 0:
-        raise ValueError(f"{attribute.name} must be a positive number of seconds, got {value!r}")
+        raise InvalidArgumentError(
+            f"{attribute.name} must be a positive number of seconds, got {value!r}"
+        )
 
 
 @attrs.frozen

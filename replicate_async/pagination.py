@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from ._converter import StructureError, structure_list
 from ._http import HTTPCore
 from ._response import decode
-from .exceptions import PaginationError
+from .exceptions import InvalidArgumentError, PaginationError
 from .models import Page
 
 __all__ = ["AsyncPaginator"]
@@ -60,7 +60,9 @@ class AsyncPaginator(Generic[T]):
 
     def _resume_url(self, start: str, cursor: str) -> str:
         if not isinstance(cursor, str) or not cursor or cursor == "null":
-            raise ValueError("cursor must be a non-empty string: a page's `next` URL or cursor")
+            raise InvalidArgumentError(
+                "cursor must be a non-empty string: a page's `next` URL or cursor"
+            )
         if cursor.startswith(("http://", "https://", "/")) or "?" in cursor:
             # A saved ``next`` link: the same host checks apply as during a walk. (A raw
             # cursor is base64 and may itself contain "/", so that alone proves nothing.)
@@ -93,7 +95,7 @@ class AsyncPaginator(Generic[T]):
     async def collect(self, limit: int | None = None) -> list[T]:
         """All items (or the first ``limit``) as a list. Prefer ``async for`` for big lists."""
         if limit is not None and limit < 0:
-            raise ValueError("limit must be >= 0")
+            raise InvalidArgumentError("limit must be >= 0")
         items: list[T] = []
         if limit == 0:
             return items

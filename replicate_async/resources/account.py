@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .._converter import structure_list
 from .._response import decode
+from ..exceptions import InvalidArgumentError
 from ..models import Account, Hardware, SearchResult, WebhookSecret
 from ._base import Resource
 
@@ -68,11 +69,11 @@ class Search(Resource):
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
         if not query.strip():
-            raise ValueError("query must not be empty")
+            raise InvalidArgumentError("query must not be empty")
         params = {"query": query}
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:
-                raise ValueError(f"limit must be an int from 1 to 50, got {limit!r}")
+                raise InvalidArgumentError(f"limit must be an int from 1 to 50, got {limit!r}")
             params["limit"] = str(limit)
         response = await self._http.request("GET", "search", params=params, auth=False)
         from .._converter import structure

@@ -84,9 +84,15 @@ def settings() -> Settings:
 
 
 class CLIError(click.ClickException):
-    """A one-line ``Error: ...`` on stderr and exit status 1."""
+    """A one-line ``Error: ...`` on stderr (red on a terminal) and exit status 1."""
 
     exit_code = ERROR
+
+    def show(self, file: Any = None) -> None:
+        """Print ``Error: message`` (click drops the colour when stderr is not a terminal)."""
+        click.echo(
+            f"{click.style('Error:', fg='red', bold=True)} {self.format_message()}", err=True
+        )
 
 
 class ArgumentError(CLIError):

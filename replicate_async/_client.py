@@ -81,8 +81,8 @@ class AsyncReplicate:
         limiter: RateLimiter | None = None,
     ) -> None:
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
-        if token is not None and not isinstance(token, str):
-            raise TypeError("api_token must be a string")
+        if token is not None:
+            check.header_text(token, "api_token")  # never echoes the token
         url = base_url or os.environ.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL
         self._config = ClientConfig(
             base_url=check.base_url(url),

@@ -257,3 +257,19 @@ async def test_a_base_url_query_can_no_longer_reach_a_wrong_path(
     with pytest.raises(InvalidArgumentError):
         AsyncReplicate(api_token=replicate_fake.token, base_url=replicate_fake.base_url + "?x=1")
     assert replicate_fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "token", ["r8_SECRET\r\nX-Evil: 1", "r8_SECRET\x00", "r8_SECRET\n"], ids=["CRLF", "NUL", "LF"]
+)
+def test_a_token_with_control_characters_is_refused_without_echoing_it(token: str) -> None:
+    """It used to fail at the first request with aiohttp's bare ``ValueError``."""
+    with pytest.raises(InvalidArgumentError, match="api_token") as info:
+        AsyncReplicate(api_token=token)
+    assert "SECRET" not in str(info.value)
+    assert "SECRET" not in repr(info.value.args)
+
+
+def test_a_token_of_the_wrong_type_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="api_token"):
+        AsyncReplicate(api_token=b"r8_token")  # type: ignore[arg-type]

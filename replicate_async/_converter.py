@@ -47,7 +47,17 @@ try:  # optional speed-up: pip install "replicate-async[speedups]"
         return data
 
 except ImportError:  # pragma: no cover - exercised when orjson is absent
-    _decode = json.JSONDecoder().decode
+
+    def _no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")  # as orjson: no NaN or Infinity
+
+    def _finite(text: str) -> float:
+        value = float(text)
+        if math.isinf(value):
+            raise ValueError(f"number out of range: {text[:40]}")  # as orjson: no 1e400
+        return value
+
+    _decode = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite).decode
     _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
     def loads(data: bytes | str) -> Any:

@@ -17,8 +17,8 @@ The default, :class:`Throttle`, keeps an estimate of the server's bucket per kin
   had ``r`` tokens left when it admitted that request; requests sent after it and not
   answered yet will take some, so the estimate becomes ``r`` minus those.
 - **Paced FIFO.** When the estimate is below one token, each request reserves the next
-  slot (one token per ``1 / rate`` seconds) and sleeps until it, plus a random jitter of
-  up to ``jitter`` of one interval, so a crowd never re-fires on one tick.
+  slot (one token per ``1 / rate`` seconds, so a crowd never re-fires on one tick) and
+  sleeps until it, plus a random jitter of up to ``jitter`` (2 %) of one interval.
 - **Learning the rate.** The rate starts at the documented limit (600/min creates, 3000/min
   others). A 429's ``Retry-After: R`` with ``R >= 2`` proves one token takes more than
   ``R - 1`` seconds, so the rate drops to ``1 / R`` (the low-credit 6/min gives ``R = 10``).
@@ -80,6 +80,7 @@ class _Bucket:
     __slots__ = (
         "active",
         "hinted",
+        "last_slot",
         "last_sync",
         "live",
         "pending",
@@ -99,16 +100,19 @@ class _Bucket:
         self.tokens = 0.0  # estimated tokens available to requests not yet sent
         self.stamp = 0.0  # when ``tokens`` was last brought up to date
         self.sent = 0  # tickets handed out
-        self.live: dict[int, None] = {}  # tickets sent and not answered, in send order
+        self.live: dict[int, float] = {}  # tickets sent and not answered: when sent
         self.last_sync = 0  # newest ticket whose outcome set ``tokens``
         self.pending = 0  # requests sleeping on a reserved slot
-        self.shift = 0.0  # total delay added to reserved slots by later 429s
+        self.shift = 0.0  # total delay added to reserved slots since they were reserved
+        self.last_slot = 0.0  # when the latest reserved slot is due (shifts included)
 
     def refill(self, now: float) -> None:
-        # Burst is unknown: refill up to what the server last said it held, at most a minute.
+        # ``tokens`` is the server's count minus the slots reserved by queued requests. The
+        # burst is unknown: the server's count refills up to what it last held, or 1.
         elapsed = now - self.stamp
         if elapsed > 0:
-            self.tokens = min(max(self.tokens, 1.0), self.tokens + elapsed * self.rate)
+            held = self.tokens + self.pending
+            self.tokens = min(max(held, 1.0), held + elapsed * self.rate) - self.pending
             self.stamp = now
 
     def sent_after(self, ticket: int) -> int:
@@ -119,18 +123,28 @@ class _Bucket:
             count += 1
         return count
 
-    def sync(self, ticket: int, tokens: float, now: float) -> float:
-        """Adopt the server's view; return how much later every reserved slot must be."""
+    def sync(self, ticket: int, tokens: float, now: float) -> bool:
+        """Adopt the server's view of the tokens; ``False`` for an outdated answer.
+
+        When the estimate was ahead of the server, the reserved slots move back by the
+        time the missing tokens take to refill.
+        """
         if ticket < self.last_sync:
-            return 0.0  # an older answer than the one already adopted
+            return False  # an older answer than the one already adopted
         self.last_sync = ticket
         self.refill(now)
         if not self.active:
             self.active, self.tokens, self.stamp = True, tokens, now
-            return 0.0
-        behind = self.tokens - tokens
+            return True
+        ahead = self.tokens - tokens
         self.tokens = tokens
-        return behind / self.rate if behind > 0 else 0.0
+        if ahead > 0 and self.pending:
+            self.delay_slots(ahead / self.rate)
+        return True
+
+    def delay_slots(self, seconds: float) -> None:
+        self.shift += seconds
+        self.last_slot += seconds
 
 
 class Throttle:
@@ -138,7 +152,10 @@ class Throttle:
 
     ``create_per_minute`` / ``other_per_minute`` are the starting rates (Replicate's
     documented limits); the throttle only ever paces below them. ``jitter`` is the largest
-    random extra wait, as a fraction of one interval. ``rng`` makes the jitter reproducible.
+    random extra wait, as a fraction of one interval: queued requests already get distinct
+    slots, so it only de-synchronises processes sharing a limit, and it is kept small
+    because with a burst of 1 every late arrival is throughput lost. ``rng`` makes the
+    jitter reproducible.
     """
 
     def __init__(
@@ -147,7 +164,7 @@ class Throttle:
         *,
         create_per_minute: float = DOCUMENTED_PER_MINUTE["create"],
         other_per_minute: float = DOCUMENTED_PER_MINUTE["other"],
-        jitter: float = 0.1,
+        jitter: float = 0.02,
         rng: random.Random | None = None,
     ) -> None:
         if not (create_per_minute > 0 and other_per_minute > 0 and 0 <= jitter <= 1):
@@ -185,12 +202,14 @@ class Throttle:
             else:
                 bucket.tokens -= 1
         bucket.sent += 1
-        bucket.live[bucket.sent] = None
+        bucket.live[bucket.sent] = self.clock.monotonic()
         _TICKET.set(bucket.sent)
 
     async def _wait_for_slot(self, bucket: _Bucket, clock: Clock) -> None:
         interval = 1 / bucket.rate
-        wait = (1 - bucket.tokens) * interval + self._random() * self.jitter * interval
+        due = (1 - bucket.tokens) * interval
+        bucket.last_slot = max(bucket.last_slot, clock.monotonic() + due)
+        wait = due + self._random() * self.jitter * interval
         bucket.tokens -= 1
         bucket.pending += 1
         self.waits += 1
@@ -210,7 +229,7 @@ class Throttle:
         """A request of ``kind`` ended without a 429 (``remaining``: its rate-limit hint)."""
         bucket = self._buckets[kind]
         ticket = _TICKET.get()
-        bucket.live.pop(ticket, None)
+        sent = bucket.live.pop(ticket, None)
         if remaining is None:
             if bucket.rate < bucket.prior:  # no hints: recover a little per outcome
                 bucket.rate = min(bucket.prior, bucket.rate * 1.1)
@@ -218,8 +237,12 @@ class Throttle:
         bucket.hinted = True
         if remaining >= 1 and bucket.rate < bucket.prior:  # the server has tokens to spare
             bucket.rate = min(bucket.prior, bucket.rate * 1.25)
-        estimate = remaining - bucket.sent_after(ticket) - bucket.pending
-        bucket.shift += bucket.sync(ticket, float(estimate), self.clock.monotonic())
+        now = self.clock.monotonic()
+        # The server counted ``remaining`` when it admitted the request, about halfway
+        # through the round trip; it has refilled since.
+        refilled = (now - sent) / 2 * bucket.rate if sent is not None else 0.0
+        estimate = remaining + refilled - bucket.sent_after(ticket) - bucket.pending
+        bucket.sync(ticket, estimate, now)
 
     async def on_rate_limited(self, kind: RequestKind, retry_after: float | None) -> None:
         """Hold ``kind`` for ``retry_after`` (or one interval) and learn from it."""
@@ -233,9 +256,13 @@ class Throttle:
         # Servers round Retry-After up to whole seconds: below 2 s it means "about one
         # interval", and holding a full second per 429 would waste a fast bucket's refill.
         hold = retry_after if retry_after is not None and retry_after >= 2 else 1 / bucket.rate
-        # The server has no token now and one in ``hold``; queued requests come first.
-        estimate = 1 - hold * bucket.rate - bucket.pending
-        bucket.shift += bucket.sync(ticket, estimate, self.clock.monotonic())
+        # The server has no token now and one in ``hold``; queued requests come first,
+        # one interval apart from then on (at the rate just learned).
+        now = self.clock.monotonic()
+        if bucket.sync(ticket, 1 - hold * bucket.rate - bucket.pending, now) and bucket.pending:
+            late = now + hold + (bucket.pending - 1) / bucket.rate - bucket.last_slot
+            if late > 0:
+                bucket.delay_slots(late)
 
     async def aclose(self) -> None:
         """Nothing to release for the in-process throttle."""

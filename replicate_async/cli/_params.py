@@ -28,6 +28,7 @@ __all__ = [
     "MODEL_REF",
     "RUN_REF",
     "Text",
+    "checked_inputs",
     "finish_inputs",
     "input_option",
     "json_option",
@@ -140,6 +141,21 @@ def finish_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict
         )
         for key, value in inputs.items()
     }
+
+
+def checked_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
+    """:func:`finish_inputs`, then, when the schema is known, every problem the API would
+    answer with a 422, reported at once before anything is sent (exit status 2)."""
+    from .._schema import check_input
+    from ._runtime import ArgumentError
+
+    finished = finish_inputs(inputs, openapi_schema)
+    if isinstance(openapi_schema, Mapping):
+        problems = check_input(openapi_schema, finished)
+        if problems:
+            listed = "; ".join(str(problem) for problem in problems)
+            raise ArgumentError(f"the inputs do not fit the model's schema: {listed}")
+    return finished
 
 
 def _read_json_file(name: str) -> dict[str, Any]:

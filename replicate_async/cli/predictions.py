@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._params import RUN_REF, finish_inputs, input_option, json_option, list_options
+from ._params import RUN_REF, checked_inputs, input_option, json_option, list_options
 from ._runtime import CLIError, with_client
 from ._waiting import wait_command
 
@@ -53,7 +53,7 @@ async def create(
         client,
         ref,
         deployment=deployment,
-        input=finish_inputs(input, schema),
+        input=checked_inputs(input, schema),
         wait=wait,
         webhook=webhook,
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._params import RUN_REF, Text, finish_inputs, input_option, json_option
+from ._params import RUN_REF, Text, checked_inputs, input_option, json_option
 from ._runtime import CLIError, with_client
 
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ async def run(
     if timeout is not None:
         hold = min(hold, int(timeout // 2))  # leave time to learn the id, to cancel it
     prediction = await start_prediction(
-        client, out, ref, deployment=deployment, input=finish_inputs(input, schema),
+        client, out, ref, deployment=deployment, input=checked_inputs(input, schema),
         hold=hold, stream=stream, timeout=timeout,
     )  # fmt: skip
     if web:

@@ -158,3 +158,16 @@ def test_a_422_is_one_line_that_does_not_repeat_itself(server: ThreadedFake) -> 
     (line,) = result.stderr.splitlines()
     assert line.startswith("Error: 422 ")
     assert line.count("prompt") == 1
+
+
+def test_inputs_that_break_the_schema_are_refused_before_anything_is_sent(
+    server: ThreadedFake,
+) -> None:
+    path = "/v1/models/fake/tokens/predictions"
+    before = server.call(lambda fake: fake.count("POST", path))
+    result = piped(server.env, "run", "fake/tokens", "-i", "prompt=x", "-i", "max_tokens=lots")
+    assert result.returncode == 2
+    assert result.stderr.startswith("Error: the inputs do not fit the model's schema: ")
+    assert "max_tokens" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert server.call(lambda fake: fake.count("POST", path)) == before

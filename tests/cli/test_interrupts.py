@@ -228,3 +228,27 @@ def test_ctrl_c_while_streaming_cancels_and_confirms(server: ThreadedFake) -> No
     assert "w39" not in text
     assert _cancels(server, prediction_id) == 1
     assert _status(server, prediction_id) == "canceled"
+
+
+def test_a_second_ctrl_c_during_the_held_create_says_plainly_what_is_unknown(
+    slow: ThreadedFake,
+) -> None:
+    marker = f"text=held-{time.monotonic_ns()}"
+    term = Terminal(slow.env, "run", "fake/slow", "-i", marker, "--wait", "20")
+    term.expect(r"Starting fake/slow")
+    term.type(CTRL_C)
+    term.expect(r"Waiting for the server's answer, to cancel the prediction")
+    term.type(CTRL_C)
+    code, text = term.finish()
+    assert code == 3, text
+    assert "the prediction may have been created and may be running; its id is unknown" in (
+        " ".join(text.split())
+    )
+    assert "canceled" not in text
+    created = slow.call(
+        lambda fake: [
+            r for r in fake.requests_matching("POST", "/v1/models/fake/slow/predictions")
+            if marker.encode()[5:] in r.body
+        ]
+    )  # fmt: skip
+    assert len(created) == 1  # it was sent once, and never resent

@@ -593,3 +593,23 @@ async def test_handler_answers_400_to_undecodable_or_too_deep_signed_bodies(
 def test_parse_prediction_turns_decoder_failures_into_verification_errors(body: bytes) -> None:
     with pytest.raises(WebhookVerificationError):
         parse_prediction(body)
+
+
+async def test_handler_answers_400_to_too_deep_bodies_with_the_stdlib_decoder(
+    monkeypatch: pytest.MonkeyPatch, received: list[Any]
+) -> None:
+    """Without orjson, a deep body is a RecursionError inside the decoder: still a 400."""
+    import replicate_async._converter as converter
+
+    monkeypatch.setattr(converter, "loads", lambda data: json.loads(data))
+
+    async def on_prediction(prediction: Any) -> None:
+        received.append(prediction)
+
+    body = b"[" * 100_000 + b"]" * 100_000
+    app = web.Application(client_max_size=1024 * 1024)
+    app.router.add_post("/hook", webhook_handler(SECRET, on_prediction))
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.post("/hook", data=body, headers=_signed_headers(body, "msg_std"))
+        assert resp.status == 400
+    assert received == []

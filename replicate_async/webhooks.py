@@ -139,7 +139,7 @@ def sign(body: bytes | str, secret: str, *, msg_id: str, timestamp: int | float)
 
 def verify(
     headers: Mapping[str, str],
-    body: bytes | str,
+    body: bytes | bytearray | memoryview | str,
     secret: str,
     *,
     tolerance: float | None = DEFAULT_TOLERANCE,

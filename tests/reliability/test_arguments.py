@@ -155,7 +155,7 @@ async def test_a_webhook_url_of_the_wrong_type_is_a_type_error(
     version = replicate_fake.latest_version_id("fake/echo")
     async with replicate_fake.client() as client:
         with pytest.raises(TypeError, match="webhook"):
-            await client.predictions.create(version=version, input={}, webhook=b"https://x/h")
+            await client.predictions.create(version=version, input={}, webhook=b"https://x/h")  # type: ignore[arg-type]
     assert replicate_fake.requests == []
 
 

@@ -145,7 +145,8 @@ async def test_non_string_segments_raise_type_error_naming_the_argument(
     call = TYPED[operation]
     async with fake.client(max_retries=0) as client:
         fake.clear_requests()
-        for bad in (None, 5, b"id", ["id"]):
+        bad_values: list[Any] = [None, 5, b"id", ["id"]]
+        for bad in bad_values:
             with pytest.raises(TypeError, match="must be"):
                 await call(client, bad, "")
         assert fake.requests == []

@@ -16,6 +16,7 @@ from ..exceptions import (
     RequestMayHaveSucceededError,
     UnprocessableEntityError,
 )
+from ._exits import ERROR, STILL_RUNNING
 
 __all__ = ["describe_error", "exit_status", "not_found_subject"]
 
@@ -126,6 +127,4 @@ def describe_error(exc: BaseException, base_url: str | None = None) -> str:
 def exit_status(exc: ReplicateError) -> int:
     """3 when something may still be running behind the error (a create whose answer was
     lost), else 1."""
-    from ._runtime import ERROR, STILL_RUNNING
-
     return STILL_RUNNING if isinstance(exc, RequestMayHaveSucceededError) else ERROR

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
 
 import click
 
-from ._signals import INTERRUPTED, Interrupts, install
+from ._exits import ERROR, INTERRUPTED, OK, STILL_RUNNING, USAGE
+from ._signals import Interrupts, install
 
 if TYPE_CHECKING:
     from .. import AsyncReplicate
@@ -48,13 +49,6 @@ __all__ = [
 
 P = ParamSpec("P")
 T = TypeVar("T")
-
-OK = 0
-ERROR = 1
-USAGE = 2
-#: We stopped waiting (timeout, lost connection, Ctrl-C without a confirmed cancel, or
-#: ``--keep-running``): the prediction may still be running, and its id was printed.
-STILL_RUNNING = 3
 
 
 @dataclass

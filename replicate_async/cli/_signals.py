@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import asyncio
 
-__all__ = ["INTERRUPTED", "Interrupts", "absorb_cancel", "install"]
+__all__ = ["Interrupts", "absorb_cancel", "install"]
 
-#: Exit status after Ctrl-C (128 + SIGINT), as shells report it.
-INTERRUPTED = 130
+from ._exits import INTERRUPTED
 
 
 class Interrupts:

@@ -56,8 +56,8 @@ class RetryPolicy:
       a ``Retry-After`` on a 503 is waited instead.
     - ``max_retry_after``: the longest ``Retry-After`` honoured. A 429 asking for longer is
       raised at once (:class:`RateLimitError`, with ``retry_after``) and leaves no hold
-      behind: the client's rate limiter learns of the 429 but not of that wait, so the
-      next, unrelated call goes out as usual.
+      behind: the client's rate limiter is not told of that 429, so the next, unrelated
+      call goes out as usual (and, if the limit still holds, gets its own 429).
     - ``total``: the retry budget, counted from the first attempt and including every wait.
       A retry whose wait would end past it is not made. Inside ``run(timeout=...)`` (any
       enclosing deadline) that deadline is the budget instead.

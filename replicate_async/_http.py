@@ -265,13 +265,14 @@ class HTTPCore:
         error = status_error(
             response.method, response.url, response.status, response.headers, response.content
         )
+        wait = error.retry_after if isinstance(error, RateLimitError) else None
         if isinstance(error, RateLimitError):
             self.stats["throttled"] += 1
-            wait = error.retry_after
-            # A Retry-After beyond max_retry_after is raised to the caller, and the limiter
-            # is told of the 429 but not of that wait: no silent hold on unrelated calls.
-            if wait is not None and wait > self.config.retry.max_retry_after:
-                wait = None
+        # A Retry-After beyond max_retry_after is raised to the caller at once, and the
+        # limiter is not told of that 429: no silent hold on the next, unrelated call.
+        if isinstance(error, RateLimitError) and (
+            wait is None or wait <= self.config.retry.max_retry_after
+        ):
             await self.limiter.on_rate_limited(kind, wait)
         else:
             self._settled(kind, None)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import json
 import pickle
 import warnings
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -13,11 +16,15 @@ import pytest
 from aioresponses import aioresponses
 
 from replicate_async import (
+    APIConnectionError,
     AsyncReplicate,
     ClientClosedError,
     ClientConfig,
     MissingTokenError,
+    RateLimitError,
+    RetryPolicy,
     Timeouts,
+    _clock,
 )
 from replicate_async._config import DEFAULT_BASE_URL
 from replicate_async.testing import ManualClock
@@ -363,3 +370,150 @@ async def test_max_connections_bounds_concurrency(mocked: aioresponses) -> None:
     assert len(results) == 6
     assert peak == 2
     assert request_count(mocked) == 6
+
+
+# -- the rate limiter seam, aiohttp's keep-alive resend, deadlines ------------------------
+
+
+class RecordingLimiter:
+    """A RateLimiter that never waits and records what the request path tells it."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, float | None]] = []
+
+    async def acquire(self, kind: str) -> None:
+        self.events.append(("acquire", kind, None))
+
+    async def on_rate_limited(self, kind: str, retry_after: float | None) -> None:
+        self.events.append(("429", kind, retry_after))
+
+    async def aclose(self) -> None:
+        self.events.append(("aclose", "", None))
+
+
+async def test_limiter_is_asked_before_every_attempt_and_told_of_429s(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """First attempts and retries both acquire; a 429 is reported with its Retry-After; a
+    limiter passed in is shared, so the client does not close it."""
+    limiter = RecordingLimiter()
+    url = f"{API}/predictions"
+    mocked.post(url, status=429, payload={"detail": "slow"}, headers={"Retry-After": "2"})
+    mocked.post(url, status=201, payload=example("prediction-create-async-starting"))
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN, limiter=limiter, clock=clock) as client:
+        await client.predictions.create(version="a" * 64, input={})
+        await client.account.get()
+    assert limiter.events == [
+        ("acquire", "create", None),
+        ("429", "create", 2.0),
+        ("acquire", "create", None),
+        ("acquire", "other", None),
+    ]
+    assert 2.0 <= clock.slept[0] <= 2.2  # the retry's own Retry-After wait, jittered
+
+
+async def test_retry_after_above_the_cap_leaves_no_hold(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """A 429 asking for 120 s (cap 60) is raised at once; the throttle learns of the 429
+    but not of that wait, so the next, unrelated call goes out without waiting."""
+    mocked.get(
+        f"{API}/account", status=429, payload={"detail": "t"}, headers={"Retry-After": "120"}
+    )
+    mocked.get(f"{API}/hardware", body=b"[]")
+    async with AsyncReplicate(api_token=TOKEN, clock=clock) as client:
+        with pytest.raises(RateLimitError) as info:
+            await client.account.get()
+        assert info.value.retry_after == 120
+        assert await client.hardware.list() == []
+    assert clock.slept == []
+    assert request_count(mocked) == 2
+
+
+async def test_request_deadline_bounds_429_retries(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """HTTPCore.request(deadline=...) replaces RetryPolicy.total: 429s asking for 10 s are
+    resent while the next wait ends before the deadline (25 s): at 0, ~10, ~20."""
+    for _ in range(5):
+        mocked.get(
+            f"{API}/account", status=429, payload={"detail": "t"}, headers={"Retry-After": "10"}
+        )
+    async with AsyncReplicate(api_token=TOKEN, clock=clock) as client:
+        with pytest.raises(RateLimitError):
+            await client._http.request("GET", "account", deadline=clock.monotonic() + 25)
+    assert request_count(mocked) == 3
+
+
+async def test_enclosing_deadline_is_the_retry_budget(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """Inside a clock deadline (as run(timeout=...) sets), 429s are retried until it, not
+    until RetryPolicy.total (here 15 s): a 40 s deadline allows resends at ~10, ~20, ~30."""
+    for _ in range(6):
+        mocked.get(
+            f"{API}/account", status=429, payload={"detail": "t"}, headers={"Retry-After": "10"}
+        )
+    policy = RetryPolicy(total=15)
+    async with AsyncReplicate(api_token=TOKEN, retry=policy, clock=clock) as client:
+        token = _clock._DEADLINE.set(clock.monotonic() + 40)
+        try:
+            with pytest.raises(RateLimitError):
+                await client.account.get()
+        finally:
+            _clock._DEADLINE.reset(token)
+    assert request_count(mocked) == 4
+
+
+@contextlib.asynccontextmanager
+async def _drops_second_request_on_a_connection() -> AsyncIterator[tuple[str, list[bytes]]]:
+    """A raw HTTP/1.1 server on 127.0.0.1: the first request on each connection gets the
+    account (kept alive); the second is read, then the connection is closed unanswered."""
+    seen: list[bytes] = []
+    body = json.dumps(ACCOUNT).encode()
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for n in range(2):
+                head = await reader.readuntil(b"\r\n\r\n")
+                seen.append(head.split(b"\r\n", 1)[0])
+                if n == 0:
+                    writer.write(answer)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1", seen
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("max_retries", [0, 1])
+async def test_max_retries_counts_every_request_on_the_wire(
+    clock: ManualClock, max_retries: int
+) -> None:
+    """A kept-alive connection dropped under a GET: aiohttp would silently resend it once;
+    the client turns that off, so max_retries=N means at most N + 1 requests (real sockets)."""
+    async with _drops_second_request_on_a_connection() as (base_url, seen), AsyncReplicate(
+        api_token=TOKEN, base_url=base_url, max_retries=max_retries, clock=clock
+    ) as client:
+        await client.account.get()
+        seen.clear()
+        if max_retries == 0:
+            with pytest.raises(APIConnectionError):
+                await client.account.get()
+        else:
+            assert (await client.account.get()).username == ACCOUNT["username"]
+    assert seen == [b"GET /v1/account HTTP/1.1"] * (max_retries + 1)

@@ -327,6 +327,71 @@ async def test_huge_error_body_is_truncated(
 
 # -- bad 2xx bodies -------------------------------------------------------------------
 
+#: Bodies every JSON decoder must reject, with orjson and with the standard library.
+HOSTILE = {
+    "deep": b"[" * 5_000 + b"]" * 5_000,
+    "deep object": b'{"a":' * 2_000 + b"1" + b"}" * 2_000,
+    "NaN": b'{"id": "x", "metrics": {"predict_time": NaN}}',
+    "Infinity": b'{"id": "x", "metrics": {"predict_time": -Infinity}}',
+    "1e400": b'{"id": "x", "metrics": {"predict_time": 1e400}}',
+    "huge int": b'{"id": "x", "n": ' + b"9" * 5000 + b"}",
+}
+
+
+def _stdlib_loads(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The converter's ``loads`` as built without orjson (the stdlib fallback)."""
+    import importlib.util
+    import sys
+
+    import replicate_async._converter as converter
+
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    spec = importlib.util.spec_from_file_location(
+        "replicate_async._converter_stdlib", converter.__file__
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.loads
+
+
+@pytest.mark.parametrize("decoder", ["orjson", "stdlib"])
+@pytest.mark.parametrize("name", list(HOSTILE))
+async def test_hostile_200_bodies_are_validation_errors(
+    client: AsyncReplicate,
+    mocked: aioresponses,
+    monkeypatch: pytest.MonkeyPatch,
+    decoder: str,
+    name: str,
+) -> None:
+    """Depth, NaN, infinities and huge numbers: APIResponseValidationError with either
+    decoder, never RecursionError/OverflowError (and never a 'valid' NaN)."""
+    if decoder == "stdlib":
+        monkeypatch.setattr("replicate_async._response.loads", _stdlib_loads(monkeypatch))
+    mocked.get(PRED, body=HOSTILE[name])
+    with pytest.raises(APIResponseValidationError) as info:
+        await client.predictions.get("abc")
+    assert info.value.status == 200
+    assert len(str(info.value.body)) <= 2048
+
+
+@pytest.mark.parametrize("decoder", ["orjson", "stdlib"])
+async def test_hostile_error_body_keeps_the_status_error(
+    client: AsyncReplicate,
+    mocked: aioresponses,
+    monkeypatch: pytest.MonkeyPatch,
+    decoder: str,
+) -> None:
+    """A 404 whose body nests 2,000 deep is still a NotFoundError, its body kept as text."""
+    if decoder == "stdlib":
+        monkeypatch.setattr("replicate_async._errors.loads", _stdlib_loads(monkeypatch))
+    mocked.get(PRED, status=404, body=HOSTILE["deep object"], content_type=PROBLEM)
+    with pytest.raises(NotFoundError) as info:
+        await client.predictions.get("abc")
+    assert isinstance(info.value.body, str)
+    assert len(info.value.body) == 2048
+
 
 @pytest.mark.parametrize("body", [b"not json", b"", b'{"id": "x", ', b"<html>ok</html>"])
 async def test_200_invalid_json(client: AsyncReplicate, mocked: aioresponses, body: bytes) -> None:

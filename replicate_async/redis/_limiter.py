@@ -36,8 +36,9 @@ _MAX_RECHECKS = 4
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local start = math.max(now, tonumber(redis.call('GET', KEYS[2]) or '0'))
-if ARGV[3] == 'recheck' and start <= tonumber(ARGV[4]) then return {0, ARGV[4]} end
+local hold_end = tonumber(redis.call('GET', KEYS[2]) or '0')
+if ARGV[3] == 'recheck' and hold_end <= tonumber(ARGV[4]) then return {0, ARGV[4]} end
+local start = math.max(now, hold_end)
 local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 local allowed = math.max(start, tat - tonumber(ARGV[2]))

@@ -66,6 +66,15 @@ async def test_two_processes_share_one_pace(redis_server: RedisServer, prefix: s
         await two.aclose()
 
 
+async def test_a_request_sleeps_once_for_its_slot(aredis: aioredis.Redis, prefix: str) -> None:
+    # Real sleeps, which overshoot their slot a little: waking late is no reason to queue
+    # again (only a hold that ends after the slot is).
+    shared = RedisRateLimiter(aredis, prefix=prefix, other_per_minute=6000, other_burst=1)
+    async with asyncio.timeout(30):  # a hang guard
+        await asyncio.gather(*(shared.acquire("other") for _ in range(20)))
+    assert shared.stats["waited"] == 19
+
+
 async def test_burst_goes_at_once_then_the_pace_holds(aredis: aioredis.Redis, prefix: str) -> None:
     clock = RecordingClock()
     shared = limiter(aredis, prefix, clock, other_per_minute=60, other_burst=5)

@@ -127,6 +127,8 @@ class PredictionsAPI(Predictions):
     ) -> AsyncIterator[ServerSentEvent]:
         """Server-sent events (``output``, ``logs``, ``error``, ``done``, and any new type)
         of a prediction whose model streams, resuming dropped connections."""
+        if not isinstance(prediction, Prediction):
+            raise TypeError(f"prediction must be a Prediction, got {type(prediction).__name__}")
         url = prediction.urls.stream if prediction.urls is not None else None
         if not url:
             raise StreamError(

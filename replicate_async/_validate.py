@@ -271,7 +271,7 @@ def _number(value: float | int) -> str:
 def timestamp(value: datetime | str, what: str) -> str:
     """An ISO 8601 query value from a datetime (naive means UTC) or a string."""
     if isinstance(value, str):
-        return value
+        return query_text(value, what)
     if not isinstance(value, datetime):
         raise TypeError(f"{what} must be a datetime or an ISO 8601 string, got {value!r:.80}")
     if value.tzinfo is None:
@@ -357,6 +357,19 @@ def session(value: Any) -> Any:
         callable(getattr(value, "request", None)) and callable(getattr(value, "close", None))
     ):
         raise TypeError(f"session must be an aiohttp.ClientSession, got {type(value).__name__}")
+    return value
+
+
+def query_text(value: Any, what: str) -> str:
+    """Non-blank text sent in a query string or text body (UTF-8: no lone surrogates)."""
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise InvalidArgumentError(f"{what} must not be empty")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidArgumentError(f"{what} contains a lone surrogate") from None
     return value
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _validate as check
 from .._converter import structure_list
 from .._response import decode
 from ..exceptions import InvalidArgumentError
@@ -66,10 +67,7 @@ class Search(Resource):
 
     async def __call__(self, query: str, *, limit: int | None = None) -> SearchResult:
         """Search models, collections and documentation for ``query``."""
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a string, got {type(query).__name__}")
-        if not query.strip():
-            raise InvalidArgumentError("query must not be empty")
+        check.query_text(query, "query")
         params = {"query": query}
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:

@@ -100,11 +100,8 @@ class Files(Resource):
         fid = check.require_id(file_id, "file_id")
         if isinstance(expiry, bool) or not isinstance(expiry, int):
             raise TypeError("expiry must be a unix timestamp (int)")
-        for value, what in ((owner, "owner"), (signature, "signature")):
-            if not isinstance(value, str):
-                raise TypeError(f"{what} must be a string, got {type(value).__name__}")
-            if not value:
-                raise InvalidArgumentError(f"{what} is required (from the signed download URL)")
+        check.query_text(owner, "owner")
+        check.query_text(signature, "signature")
         response = await self._http.request(
             "GET",
             path("files", fid, "download"),

@@ -137,10 +137,7 @@ class Models(Resource):
 
     def search(self, query: str, *, cursor: str | None = None) -> AsyncPaginator[Model]:
         """Search public models (``QUERY /models`` with the query text as the body)."""
-        if not isinstance(query, str):
-            raise TypeError(f"query must be a string, got {type(query).__name__}")
-        if not query.strip():
-            raise InvalidArgumentError("query must not be empty")
+        check.query_text(query, "query")
         return AsyncPaginator(
             self._http,
             Model,

@@ -227,33 +227,38 @@ class HTTPCore:
 
     async def _attempt(self, call: _Call, *, queued: bool = False) -> Response:
         """One attempt: the limiter (unless ``queued`` already), a slot, the send, mapping."""
-        session = self._pool.session()
-        content = call.content
+        method, url, params, content, headers, timeout, idempotent, kind = call
+        pool = self._pool
+        session = pool.session()
         body = await content() if callable(content) else content
         if not queued:
-            await self.limiter.acquire(call.kind)
-        slots = await self._pool.take_slot(call.method, call.url)
+            await self.limiter.acquire(kind)
+        slots = pool.slots
+        if slots.locked() or pool.config.timeouts.pool is not None:
+            await pool.take_slot(method, url)
+        else:
+            await slots.acquire()  # free at once: no timeout to arm
         self.stats["requests"] += 1
         try:
             async with session.request(
-                call.method,
-                call.url,
-                params=call.params,
+                method,
+                url,
+                params=params,
                 data=body,
-                headers=call.headers,
-                timeout=call.timeout,
+                headers=headers,
+                timeout=timeout,
                 allow_redirects=False,
             ) as resp:
                 data = await resp.read()
-                response = Response(call.method, str(resp.url), resp.status, resp.headers, data)
+                response = Response(method, str(resp.url), resp.status, resp.headers, data)
         except TRANSPORT_ERRORS as exc:
-            self._settled(call.kind, None)
-            raise transport_error(exc, call.method, call.url, creates=not call.idempotent) from exc
+            self._settled(kind, None)
+            raise transport_error(exc, method, url, creates=not idempotent) from exc
         finally:
             slots.release()
         if response.status >= 400:
-            raise await self._status_failure(call.kind, response)
-        self._settled(call.kind, response.headers.get("ratelimit-remaining"))
+            raise await self._status_failure(kind, response)
+        self._settled(kind, response.headers.get("ratelimit-remaining"))
         return response
 
     def _settled(self, kind: RequestKind, remaining: str | None) -> None:

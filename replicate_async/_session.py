@@ -86,7 +86,8 @@ class Pool:
         return session
 
     async def take_slot(self, method: str, url: str) -> asyncio.Semaphore:
-        """Wait for a free slot (at most ``Timeouts.pool``); release what is returned."""
+        """Wait for a free slot (at most ``Timeouts.pool``); release what is returned (the
+        semaphore of the loop the slot was taken in)."""
         slots = self.slots
         pool = self.config.timeouts.pool
         if pool is None:

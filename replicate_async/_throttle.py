@@ -194,15 +194,19 @@ class Throttle:
     async def acquire(self, kind: RequestKind) -> None:
         """Wait for this request's slot (at once while unpaced or tokens remain)."""
         bucket = self._buckets[kind]
-        if bucket.active:
-            clock = self.clock
-            bucket.refill(clock.monotonic())
-            if bucket.tokens < 1:
-                await self._wait_for_slot(bucket, clock)
-            else:
-                bucket.tokens -= 1
-        bucket.sent += 1
-        bucket.live[bucket.sent] = self.clock.monotonic()
+        if not bucket.active:  # the fast path: a ticket, tracked until answered
+            bucket.sent += 1
+            bucket.live[bucket.sent] = 0.0
+            _TICKET.set(bucket.sent)
+            return
+        clock = self.clock
+        bucket.refill(clock.monotonic())
+        if bucket.tokens < 1:
+            await self._wait_for_slot(bucket, clock)
+        else:
+            bucket.tokens -= 1
+        bucket.sent += 1  # tickets follow the send order, after any wait
+        bucket.live[bucket.sent] = clock.monotonic()
         _TICKET.set(bucket.sent)
 
     async def _wait_for_slot(self, bucket: _Bucket, clock: Clock) -> None:
@@ -228,6 +232,9 @@ class Throttle:
     def observe(self, kind: RequestKind, remaining: int | None) -> None:
         """A request of ``kind`` ended without a 429 (``remaining``: its rate-limit hint)."""
         bucket = self._buckets[kind]
+        if remaining is None and not bucket.active:  # the fast path: nothing to learn
+            bucket.live.pop(_TICKET.get(), None)
+            return
         ticket = _TICKET.get()
         sent = bucket.live.pop(ticket, None)
         if remaining is None:
@@ -240,7 +247,7 @@ class Throttle:
         now = self.clock.monotonic()
         # The server counted ``remaining`` when it admitted the request, about halfway
         # through the round trip; it has refilled since.
-        refilled = (now - sent) / 2 * bucket.rate if sent is not None else 0.0
+        refilled = (now - sent) / 2 * bucket.rate if sent else 0.0  # 0.0: sent unpaced
         estimate = remaining + refilled - bucket.sent_after(ticket) - bucket.pending
         bucket.sync(ticket, estimate, now)
 

@@ -28,33 +28,48 @@ __all__ = ["RedisRateLimiter"]
 #: A request re-checks the shared hold after a wait at most this many times.
 _MAX_RECHECKS = 4
 
-# KEYS: the kind's TAT (theoretical arrival time, us) and hold keys.
-# ARGV: interval (us), tau = (burst - 1) * interval (us), mode, slot (us).
-# mode "reserve": take the next slot (after any hold). "recheck": a caller that waited for
-# its slot (ARGV[4]) takes a new one only if a hold now ends after that slot.
-# Returns {microseconds to wait, the slot}. Time is Redis's own: process clocks never matter.
-_ACQUIRE = """
+# Shared by both scripts. KEYS[3]: the learned pace (a hash: interval us, stamp us).
+# ARGV[1]: the configured interval (us), ARGV[2]: tau = (burst - 1) * interval (us).
+# A learned interval slower than the configured one wins, with no burst.
+_PACE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local base = tonumber(ARGV[1])
+local interval, tau = base, tonumber(ARGV[2])
+local learned = tonumber(redis.call('HGET', KEYS[3], 'interval') or '0')
+if learned > base then interval, tau = learned, 0 end
+"""
+
+# KEYS: the kind's TAT (theoretical arrival time, us), hold and learned keys.
+# ARGV[3]: mode, ARGV[4]: slot (us). "reserve": take the next slot (after any hold).
+# "recheck": a caller that waited for its slot takes a new one only if a hold now ends
+# after that slot. Returns {microseconds to wait, the slot}; Redis's clock throughout.
+_ACQUIRE = (
+    _PACE
+    + """
 local hold_end = tonumber(redis.call('GET', KEYS[2]) or '0')
 if ARGV[3] == 'recheck' and hold_end <= tonumber(ARGV[4]) then return {0, ARGV[4]} end
 local start = math.max(now, hold_end)
-local interval = tonumber(ARGV[1])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-local allowed = math.max(start, tat - tonumber(ARGV[2]))
+local allowed = math.max(start, tat - tau)
 local new_tat = math.max(tat, start) + interval
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
            math.ceil((new_tat - now) / 1000) + 1000)
 return {math.floor(allowed - now), string.format('%.0f', allowed)}
 """
+)
 
-# KEYS: TAT and hold keys. ARGV: hold (ms), tau (us). Hold that kind for ARGV[1] ms (never
-# shortening a longer hold; the value is the hold's end in us) and push the TAT so the pace
-# resumes after it without a burst.
-_HOLD = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local ms = tonumber(ARGV[1])
+# KEYS: TAT, hold and learned keys. ARGV[3]: hold (ms), ARGV[4]: the 429's Retry-After
+# (us, 0 if none), ARGV[5]: how long a learned pace lasts (ms), ARGV[6]: slowest pace (us).
+# Holds the kind (never shortening a longer hold; the value is its end, us); learns from a
+# Retry-After R of 2 s or more that the account is slower than configured (one token per
+# R). A 429 at the learned pace L (one interval or more after the last lesson) means a
+# token takes more than L + R - 1 s: the pace becomes that, and at least 10 % slower.
+# Then pushes the TAT so the pace resumes after the hold without a burst.
+_HOLD = (
+    _PACE
+    + """
+local ms = tonumber(ARGV[3])
 local hold_end = now + ms * 1000
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 if current < hold_end then
@@ -62,7 +77,21 @@ if current < hold_end then
 else
   hold_end = current
 end
-local floor = hold_end + tonumber(ARGV[2])
+local r = tonumber(ARGV[4])
+local new = learned
+if r >= 2000000 and r > learned then new = r end
+local stamp = tonumber(redis.call('HGET', KEYS[3], 'stamp') or '0')
+if learned > base and r > 0 and now - stamp >= learned then
+  new = math.max(new, learned * 1.1, learned + r - 1000000)
+end
+new = math.min(new, tonumber(ARGV[6]))
+if new > base and new > learned then
+  redis.call('HSET', KEYS[3], 'interval', string.format('%.0f', new),
+             'stamp', string.format('%.0f', now))
+  interval, tau = new, 0
+end
+if new > base then redis.call('PEXPIRE', KEYS[3], ARGV[5]) end
+local floor = hold_end + tau
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < floor then
   redis.call('SET', KEYS[1], string.format('%.0f', floor), 'PX',
@@ -70,6 +99,7 @@ if tat < floor then
 end
 return math.floor((hold_end - now) / 1000)
 """
+)
 
 
 class RedisRateLimiter:
@@ -82,7 +112,10 @@ class RedisRateLimiter:
     ``create_burst`` / ``other_burst`` at once (default: a second's worth). A 429 seen by
     any process sets a hold key with that ``Retry-After`` (``default_hold`` when absent,
     at most ``max_hold``); the next reservation anywhere sees it, and a request that was
-    already waiting re-checks it before it goes.
+    already waiting re-checks it before it goes. A ``Retry-After`` of 2 s or more shows
+    the account is slower than configured (a low-credit account: 6 creates a minute,
+    burst 1): the fleet then paces at one request per ``Retry-After`` with no burst
+    (slower again while 429s go on), for ``learn_for`` seconds after the last 429.
 
     If Redis is unreachable (``operation_timeout`` per call), requests go through
     ``fallback`` (default: the client's in-process
@@ -102,6 +135,7 @@ class RedisRateLimiter:
         prefix: str = DEFAULT_PREFIX,
         default_hold: float = 1.0,
         max_hold: float = 60.0,
+        learn_for: float = 600.0,
         operation_timeout: float = 1.0,
         local_share: float = 1.0,
         fallback: RateLimiter | None = None,
@@ -120,6 +154,7 @@ class RedisRateLimiter:
         self._timeout = operation_timeout
         self._default_hold = default_hold
         self._max_hold = max_hold
+        self._learn_ms = max(1, round(learn_for * 1000))
         self._params: dict[str, tuple[list[str], int, int]] = {}
         for kind, rate, burst in (
             ("create", create_per_minute, create_burst),
@@ -127,7 +162,7 @@ class RedisRateLimiter:
         ):
             interval = round(60_000_000 / rate)
             tau = (default_burst(rate, burst) - 1) * interval
-            keys = [f"{prefix}:rate:{kind}:tat", f"{prefix}:rate:{kind}:hold"]
+            keys = [f"{prefix}:rate:{kind}:{part}" for part in ("tat", "hold", "learned")]
             self._params[kind] = (keys, interval, tau)
         self._acquire_script = redis.register_script(_ACQUIRE)
         self._hold_script = redis.register_script(_HOLD)
@@ -167,9 +202,11 @@ class RedisRateLimiter:
         """A 429 was seen: hold this kind fleet-wide for ``retry_after`` seconds."""
         seconds = self._default_hold if retry_after is None else retry_after
         hold_ms = max(1, round(min(max(seconds, 0.0), self._max_hold) * 1000))
-        keys, _, tau = self._params[kind]
+        keys, interval, tau = self._params[kind]
         await self._fallback.on_rate_limited(kind, retry_after)
-        if await self._run(self._hold_script, keys, [hold_ms, tau]) is not None:
+        told_us = round(retry_after * 1_000_000) if retry_after is not None else 0
+        args = [interval, tau, hold_ms, told_us, self._learn_ms, round(self._max_hold * 1e6)]
+        if await self._run(self._hold_script, keys, args) is not None:
             self.stats["holds"] += 1
 
     async def _run(self, script: Any, keys: list[str], args: list[Any]) -> Any:

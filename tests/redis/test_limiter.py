@@ -92,24 +92,52 @@ async def test_a_429_anywhere_holds_every_process(redis_server: RedisServer, pre
     first = limiter(seen, prefix, RecordingClock(), create_per_minute=600, create_burst=10)
     second = limiter(other, prefix, clock, create_per_minute=600, create_burst=10)
     try:
-        await first.on_rate_limited("create", 5.0)
+        await first.on_rate_limited("create", 1.5)
         await second.acquire("create")
         await second.acquire("create")
         await second.acquire("other")  # the hold is per kind
         assert len(clock.sleeps) == 2
         held, paced = clock.sleeps
-        assert 3.0 <= held <= 5.0
+        assert 1.0 <= held <= 1.5
         # After the hold the pace resumes with no burst: the next slot is 0.1 s later.
         assert paced - held == pytest.approx(0.1, abs=0.02)
         assert first.stats["holds"] == 1
         # A shorter hold never shortens a longer one.
-        await first.on_rate_limited("create", 1.0)
-        assert 2.0 <= await seen.pttl(f"{prefix}:rate:create:hold") / 1000 <= 5.0
+        await first.on_rate_limited("create", 0.5)
+        assert 1.0 <= await seen.pttl(f"{prefix}:rate:create:hold") / 1000 <= 1.5
+        assert not await seen.exists(f"{prefix}:rate:create:learned")  # nothing learned
     finally:
         await first.aclose()
         await second.aclose()
         await seen.aclose()
         await other.aclose()
+
+
+async def test_a_long_retry_after_slows_the_fleet_to_the_accounts_pace(
+    aredis: aioredis.Redis, prefix: str
+) -> None:
+    # A low-credit account answers creates beyond 6 a minute (burst 1) with Retry-After
+    # of several seconds: one token per Retry-After, and no burst, from then on.
+    clock = RecordingClock()
+    shared = limiter(aredis, prefix, clock, create_per_minute=600, learn_for=120)
+    await shared.on_rate_limited("create", 2.0)
+    for _ in range(3):
+        await shared.acquire("create")
+    assert clock.sleeps == [pytest.approx(s, abs=0.1) for s in (2.0, 4.0, 6.0)]
+    learned = f"{prefix}:rate:create:learned"
+    assert 119 <= await aredis.pttl(learned) / 1000 <= 120
+    # Still limited at that pace one interval later, told to wait 2 s more: a token takes
+    # more than 2 + 2 - 1 s.
+    await asyncio.sleep(2.05)
+    await shared.on_rate_limited("create", 2.0)
+    assert int(await aredis.hget(learned, "interval")) == 3_000_000
+    # Right after a lesson, another 429 (from requests already sent) teaches nothing new.
+    await shared.on_rate_limited("create", 2.0)
+    assert int(await aredis.hget(learned, "interval")) == 3_000_000
+    # A 1 s Retry-After at the learned pace: at least 10 % slower.
+    await asyncio.sleep(3.05)
+    await shared.on_rate_limited("create", 1.0)
+    assert int(await aredis.hget(learned, "interval")) == 3_300_000
 
 
 async def test_a_waiting_request_rechecks_the_hold(aredis: aioredis.Redis, prefix: str) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any
 
@@ -65,6 +66,10 @@ _MAKE_EVENT: tuple[Callable[..., Any], ...] = (
     object.__new__,
     *(ServerSentEvent.__dict__[name].__set__ for name in ("event", "data", "id", "retry")),
 )
+
+
+#: Replicate's own block shape: exactly these three fields, in this order, an id without NUL.
+_BLOCK = re.compile(r"event: ([^\n]*)\nid: ([^\n\0]*)\ndata: ([^\n]*)\n\n")
 
 
 class SSEDecoder:
@@ -150,33 +155,76 @@ class SSEDecoder:
             # A trailing "\r" ends a line now; a "\n" starting the next chunk is its pair.
             self._skip_lf = text[-1] == "\r"
             text = text.replace("\r\n", "\n").replace("\r", "\n")
-        lines = text.split("\n")
-        tail = lines.pop()
+        cut = text.rfind("\n") + 1
         limit = self.max_event_size
-        if not lines:  # no line ending in this chunk: just remember the piece
-            if tail:
-                self._pending.append(tail)
-                self._pending_size += len(tail)
-                if self._pending_size > limit:
-                    raise StreamError(f"an event-stream line exceeds {limit} characters")
+        if not cut:  # no line ending in this chunk: just remember the piece
+            self._pending.append(text)
+            self._pending_size += len(text)
+            if self._pending_size > limit:
+                raise StreamError(f"an event-stream line exceeds {limit} characters")
             return []
+        body, tail = text[:cut], text[cut:]  # whole lines (each ending in "\n"), the rest
         if self._pending:
-            self._pending.append(lines[0])
-            lines[0] = "".join(self._pending)
+            self._pending.append(body)
+            body = "".join(self._pending)
             self._pending = []
-        if self._pending_size + len(text) > limit and max(map(len, lines)) > limit:
+        if self._pending_size + len(text) > limit and max(map(len, body.split("\n"))) > limit:
             raise StreamError(f"an event-stream line exceeds {limit} characters")
         if tail:
             if len(tail) > limit:
                 raise StreamError(f"an event-stream line exceeds {limit} characters")
             self._pending = [tail]
         self._pending_size = len(tail)
-        return self._process(lines)
+        return self._consume(body)
 
-    def _process(self, lines: list[str]) -> list[ServerSentEvent]:
-        # The hot loop of every stream: locals only, one ``partition`` per line, and events
-        # made without ``__init__`` (see ``_event``).
+    def _consume(self, body: str) -> list[ServerSentEvent]:
+        """The events of whole lines. Blocks of Replicate's own shape (``_BLOCK``) found at a
+        block boundary are made straight from the regular expression's groups; any other
+        text, or a match that does not start a block, goes line by line (:meth:`_process`)."""
         events: list[ServerSentEvent] = []
+        parts = _BLOCK.split(body)  # [before, event, id, data, between, event, id, ...]
+        slow = parts[0]  # text not yet decoded; it always starts at a line start
+        idle = not self._data and not self._event and self._event_retry is None
+        last_id: str | None = None  # the id of the latest block made here, not yet stored
+        new, set_event, set_data, set_id, set_retry = _MAKE_EVENT
+        append = events.append
+        fields = iter(parts)
+        next(fields)
+        for event, event_id, data, between in zip(fields, fields, fields, fields, strict=True):
+            if slow and slow[-1] == "\n":
+                if last_id is not None:
+                    self._id = self._last_event_id = last_id
+                    last_id = None
+                self._lines(slow, events)
+                slow = ""
+                idle = not self._data and not self._event and self._event_retry is None
+            if idle and not slow:  # what _process makes of the block, without the lines
+                made = new(ServerSentEvent)
+                set_event(made, event or "message")
+                set_data(made, data)
+                set_id(made, event_id or None)
+                set_retry(made, None)
+                append(made)
+                last_id = event_id
+            else:  # mid-block or mid-line: the matched text is decoded as any other
+                slow += f"event: {event}\nid: {event_id}\ndata: {data}\n\n"
+                idle = True
+            if between:
+                slow += between
+        if last_id is not None:
+            self._id = self._last_event_id = last_id
+        if slow:
+            self._lines(slow, events)
+        return events
+
+    def _lines(self, text: str, events: list[ServerSentEvent]) -> None:
+        lines = text.split("\n")
+        lines.pop()  # the "" after the final line ending
+        self._process(lines, events)
+
+    def _process(self, lines: list[str], events: list[ServerSentEvent]) -> None:
+        # Any block, line by line: locals only, one ``partition`` per line, and events
+        # made without ``__init__`` (see ``_MAKE_EVENT``).
         new, set_event, set_data, set_id, set_retry = _MAKE_EVENT
         data = self._data
         data_size = self._data_size
@@ -231,7 +279,6 @@ class SSEDecoder:
         self._id = event_id
         self._last_event_id = committed
         self._event_retry = retry
-        return events
 
     def flush(self) -> list[ServerSentEvent]:
         """Mark the end of the stream; returns no events (the list is for symmetry).

@@ -535,3 +535,47 @@ def test_arbitrary_bytes_only_raise_stream_error(raw: bytes, data: st.DataObject
         decoder.flush()
     except StreamError:
         pass
+
+
+# Pieces that make Replicate's own block shape ("event: ..\nid: ..\ndata: ..\n\n", decoded by
+# a fast path) and everything that must stop that path: the shape starting mid-block or
+# mid-line, a retry or comment inside, an id with NUL, two data lines, odd names.
+_block_pieces = st.lists(
+    st.sampled_from(
+        [
+            b"event: output\nid: 1:0\ndata: hi\n\n",
+            b"event: output\nid: 1:1\ndata: \n\n",
+            b"event: \nid: \ndata: x\n\n",
+            b"event: done\nid: 1:2\ndata: {}\n\n",
+            b"event: output\nid: a\x00b\ndata: nul\n\n",
+            b"event: a: b\nid: 7\ndata: c: d\n\n",
+            *(b"event: output\n", b"id: 9\n", b"data: more\n", b"retry: 5\n", b": ping\n"),
+            *(b"\n", b"data: event: x\nid: 2\ndata: y\n\n", b"x", b"event: ", b"\r\n"),
+        ]
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(max_examples=500, deadline=None)
+@given(raw=_block_pieces, data=st.data())
+def test_replicate_block_shape_matches_reference(raw: bytes, data: st.DataObject) -> None:
+    """The fast path for Replicate's block shape decodes exactly as the spec, any chunking."""
+    cuts = data.draw(st.lists(st.integers(min_value=0, max_value=len(raw)), max_size=10))
+    decoder = SSEDecoder()
+    events: list[ServerSentEvent] = []
+    for chunk in split_at(raw, cuts):
+        events.extend(decoder.feed(chunk))
+    expected_events, expected_id, expected_retry = reference_decode(raw)
+    assert events == expected_events
+    assert decoder.last_event_id == expected_id
+    assert decoder.retry == expected_retry
+
+
+def test_replicate_block_shape_mid_block_is_not_a_new_event() -> None:
+    """The shape found after a retry line, or inside a data line, continues that block."""
+    raw = b"retry: 5\nevent: output\nid: 1\ndata: a\n\ndata: event: x\nid: 2\ndata: y\n\n"
+    assert decode([raw]) == [
+        ServerSentEvent("output", "a", "1", 5),
+        ServerSentEvent("message", "event: x\ny", "2"),
+    ]

@@ -52,7 +52,8 @@ class Controls:
         return found
 
     def hold(self, prediction_id: str) -> None:
-        """Stop a running prediction (or training) where it is until released or ended."""
+        """Stop a running prediction (or training) at its next step, keeping its status,
+        until :meth:`release` (or :meth:`complete`, :meth:`fail`, :meth:`cancel`)."""
         self._ctx.runner.hold(self._run(prediction_id))
 
     def release(self, prediction_id: str) -> None:

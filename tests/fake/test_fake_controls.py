@@ -3,6 +3,7 @@ the environment helper, in-process webhook receivers and the read-only log endpo
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -298,3 +299,19 @@ def test_every_option_is_a_flag_of_both_command_lines() -> None:
     assert {flag for flag, _, _ in _specs()} <= flags
     with pytest.raises(click.UsageError, match="page_size"):
         fake_server.main(["--page-size", "0"], standalone_mode=False)
+
+
+async def test_the_client_waits_out_a_429_on_the_same_manual_clock() -> None:
+    clock = ManualClock()
+    options = {"rate_limits_enabled": True, "create_limit_per_minute": 6, "create_burst": 1}
+    async with FakeReplicate(clock=clock, **options) as fake, fake.client(clock=clock) as client:
+        await client.predictions.create(version="fake/echo", input={"n": 1})
+        second = asyncio.create_task(client.predictions.create(version="fake/echo", input={"n": 2}))
+        await clock.wait_for_sleepers(1)  # the client is pacing itself, on virtual time
+        assert not second.done()
+        await clock.advance_async(120)
+        created = await asyncio.wait_for(second, 5)
+        assert created.input == {"n": 2}
+        statuses = [r.status for r in fake.requests]
+        assert statuses[0] == statuses[-1] == 201
+        assert set(statuses[1:-1]) <= {429}

@@ -34,17 +34,16 @@ async def _canceled_once(fake: FakeReplicate, client: AsyncReplicate, pid: str) 
 
 @pytest.mark.parametrize("phase", PHASES)
 async def test_cancelled_task_returns_at_once_and_its_run_is_canceled(phase: str) -> None:
-    async with virtual_fake() as (fake, clock):
-        async with virtual_client(fake, clock) as client:
-            task = asyncio.ensure_future(workload(client, phase)())
-            pid = await reach(fake, clock, phase)
-            now = clock.monotonic()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await asyncio.wait_for(task, 10)
-            assert clock.monotonic() == now  # control came back with no time passing
-            await settle(fake, clock, phase)
-            await _canceled_once(fake, client, pid)
+    async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
+        task = asyncio.ensure_future(workload(client, phase)())
+        pid = await reach(fake, clock, phase)
+        now = clock.monotonic()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(task, 10)
+        assert clock.monotonic() == now  # control came back with no time passing
+        await settle(fake, clock, phase)
+        await _canceled_once(fake, client, pid)
 
 
 @pytest.mark.parametrize("phase", PHASES)
@@ -70,7 +69,7 @@ async def test_app_shutdown_cancels_in_flight_runs_and_fails_them_plainly(phase:
 @contextlib.asynccontextmanager
 async def _raw_request(port: int) -> AsyncIterator[None]:
     """A browser: send one GET over a real socket, and hang up when the block exits."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"GET /generate HTTP/1.1\r\nHost: app.test\r\n\r\n")
     await writer.drain()
     try:

@@ -32,6 +32,38 @@ _SYN_PRED_RE = re.compile(r"^synth(\d{21})$")
 _SYN_VERSION_PREFIX = "fa4e"
 
 
+_MODEL_FIELDS = [
+    "owner",
+    "name",
+    "kind",
+    "description",
+    "visibility",
+    "github_url",
+    "paper_url",
+    "license_url",
+    "cover_image_url",
+    "readme",
+    "run_count",
+    "is_official",
+    "prediction_version",
+]
+_DEPLOYMENT_FIELDS = [
+    "owner",
+    "name",
+    "model",
+    "version",
+    "hardware",
+    "min_instances",
+    "max_instances",
+    "number",
+]
+
+
+def _pick(raw: JSON, names: list[str]) -> JSON:
+    """The seed record's values for ``names`` (each one required)."""
+    return {name: raw[name] for name in names}
+
+
 def load_seed() -> JSON:
     """The packaged seed data (``seed.json``)."""
     text = resources.files(__package__).joinpath("seed.json").read_text(encoding="utf-8")
@@ -297,19 +329,10 @@ class Store:
                 )
             )
         for raw in data["deployments"]:
+            fields = _pick(raw, _DEPLOYMENT_FIELDS)
+            release_ns = parse_ts(raw["created_at"])
             self.add_deployment(
-                Deployment(
-                    owner=raw["owner"],
-                    name=raw["name"],
-                    model=raw["model"],
-                    version=raw["version"],
-                    hardware=raw["hardware"],
-                    min_instances=raw["min_instances"],
-                    max_instances=raw["max_instances"],
-                    number=raw["number"],
-                    release_ns=parse_ts(raw["created_at"]),
-                    created_by=self.account,
-                )
+                Deployment(**fields, release_ns=release_ns, created_by=self.account)
             )
         for raw in data["predictions"]:
             self.add_prediction(prediction_from_json(raw, "echo"))
@@ -320,23 +343,8 @@ class Store:
             self.add_training(training)
 
     def _load_model(self, raw: JSON) -> None:
-        model = Model(
-            owner=raw["owner"],
-            name=raw["name"],
-            kind=raw["kind"],
-            created_ns=parse_ts(raw["created_at"]),
-            description=raw["description"],
-            visibility=raw["visibility"],
-            github_url=raw["github_url"],
-            paper_url=raw["paper_url"],
-            license_url=raw["license_url"],
-            cover_image_url=raw["cover_image_url"],
-            readme=raw["readme"],
-            run_count=raw["run_count"],
-            is_official=raw["is_official"],
-            prediction_version=raw["prediction_version"],
-            tags=list(raw["tags"]),
-        )
+        fields = _pick(raw, _MODEL_FIELDS)
+        model = Model(**fields, created_ns=parse_ts(raw["created_at"]), tags=list(raw["tags"]))
         for rv in raw["versions"]:
             version = Version(
                 rv["id"],

@@ -81,16 +81,15 @@ def test_a_body_shorter_than_its_content_length_times_out_as_a_408(
     answered_normally(server)
 
 
+def post_gzipped(server: ThreadedFake, body: bytes) -> tuple[int, str, bytes]:
+    headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    return server.request("POST", "/v1/predictions", body, headers)
+
+
 def test_a_broken_gzip_body_is_a_400_and_is_logged(server: ThreadedFake) -> None:
     assert server.fake is not None
     before = len(server.fake.predictions)
-    body = b"this is not gzip"
-    status, content_type, answer = server.request(
-        "POST",
-        "/v1/predictions",
-        body,
-        {"Content-Encoding": "gzip", "Content-Type": "application/json"},
-    )
+    status, content_type, answer = post_gzipped(server, b"this is not gzip")
     assert status == 400
     assert content_type.startswith("application/problem+json")
     assert "Content-Encoding" in json.loads(answer)["detail"]
@@ -103,12 +102,7 @@ def test_a_broken_gzip_body_is_a_400_and_is_logged(server: ThreadedFake) -> None
 
 def test_a_good_gzip_body_is_accepted(server: ThreadedFake) -> None:
     body = gzip.compress(json.dumps({"version": "fake/echo", "input": {"a": 1}}).encode())
-    status, _, answer = server.request(
-        "POST",
-        "/v1/predictions",
-        body,
-        {"Content-Encoding": "gzip", "Content-Type": "application/json"},
-    )
+    status, _, answer = post_gzipped(server, body)
     assert status == 201
     assert json.loads(answer)["input"] == {"a": 1}
 

@@ -346,7 +346,7 @@ def plans(sizes: Sizes, server_url: str, only: set[str]) -> list[Plan]:
             Plan(
                 f"c{models}",
                 f"(c) walk {models:,} models, 100 per page",
-                "page",
+                "model",
                 walk(models),
                 sizes.walk_repeats,
                 warmup=walk(300),
@@ -361,9 +361,9 @@ def plans(sizes: Sizes, server_url: str, only: set[str]) -> list[Plan]:
             Plan(
                 f"g{models}",
                 f"(g) walk {models:,} live-shaped models, 100 per page",
-                "page",
+                "model",
                 walk(models),
-                sizes.walk_repeats,
+                sizes.repeats,  # the headline: as many repeats as the short scenarios
                 warmup=walk(300),
                 warm_sizes={"models": 300, "shape": "live"},
                 sizes={"models": models, "shape": "live"},
@@ -581,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     took = time.perf_counter() - started
     mode = "quick" if args.quick else "full"
-    mode += f" (median of {sizes.repeats} interleaved repeats, {sizes.walk_repeats} for walks)"
+    mode += f" (median of {sizes.repeats} interleaved repeats, {sizes.walk_repeats} for the lean walks (c))"
     notes = [note, "replicate_async decodes with stdlib json" if args.stdlib_json else ""]
     text = report(results, curve, mode=mode, notes=notes, took=took, load_before=load_before)
     print(text)

@@ -581,7 +581,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     took = time.perf_counter() - started
     mode = "quick" if args.quick else "full"
-    mode += f" (median of {sizes.repeats} interleaved repeats, {sizes.walk_repeats} for the lean walks (c))"
+    mode += (
+        f" (median of {sizes.repeats} interleaved repeats, "
+        f"{sizes.walk_repeats} for the lean walks (c))"
+    )
     notes = [note, "replicate_async decodes with stdlib json" if args.stdlib_json else ""]
     text = report(results, curve, mode=mode, notes=notes, took=took, load_before=load_before)
     print(text)

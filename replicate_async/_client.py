@@ -55,9 +55,12 @@ class AsyncReplicate:
     ``REPLICATE_BASE_URL``, or the public API.
 
     ``timeout`` is a :class:`Timeouts` or a number (the read timeout); ``max_retries``
-    overrides the retry policy's count (``0`` disables retries); ``max_connections``
-    bounds the connection pool (extra requests queue for a free connection). A
-    ``session`` you pass is borrowed: the client never closes it.
+    overrides the retry policy's count (``0`` disables retries). ``max_connections`` is
+    two budgets of that many connections each: one for quick calls, one for requests that
+    stay open (creates held by ``Prefer: wait``, SSE streams), so long holds never starve
+    a quick ``GET``; extra requests queue for a free slot of their budget (at most
+    ``2 * max_connections`` sockets in all). A ``session`` you pass is borrowed: the
+    client never closes it.
 
     ``limiter`` paces requests under Replicate's rate limits (default: an in-process
     :class:`~replicate_async._throttle.Throttle`; pass a shared one, e.g. Redis-backed, to

@@ -54,6 +54,7 @@ class _Call(NamedTuple):
     timeout: aiohttp.ClientTimeout
     idempotent: bool
     kind: RequestKind
+    held: bool = False
 
 
 class HTTPCore:
@@ -155,6 +156,7 @@ class HTTPCore:
         read_timeout: float | None = None,
         retry: bool = True,
         deadline: float | None = None,
+        held: bool = False,
     ) -> Response:
         """Send a request, retrying what is safe to retry, and return the read response.
 
@@ -167,6 +169,9 @@ class HTTPCore:
         enclosing :func:`~replicate_async._clock.deadline`, e.g. ``run(timeout=...)``'s,
         else ``RetryPolicy.total`` after the first attempt). 429s are retried, behind the
         rate limiter, until then; other failures at most ``max_retries`` times.
+
+        ``held=True`` marks a request the server may hold open (``Prefer: wait``): it takes
+        a slot of the separate budget for held requests and streams, never a quick call's.
         """
         if not url.startswith(("http://", "https://")):
             url = self.base_url + url
@@ -184,6 +189,7 @@ class HTTPCore:
             self._timeout_for(read_timeout),
             idempotent,
             kind,
+            held,
         )
         started = self.clock.monotonic()
         try:
@@ -227,15 +233,15 @@ class HTTPCore:
 
     async def _attempt(self, call: _Call, *, queued: bool = False) -> Response:
         """One attempt: the limiter (unless ``queued`` already), a slot, the send, mapping."""
-        method, url, params, content, headers, timeout, idempotent, kind = call
+        method, url, params, content, headers, timeout, idempotent, kind, held = call
         pool = self._pool
         session = pool.session()
         body = await content() if callable(content) else content
         if not queued:
             await self.limiter.acquire(kind)
-        slots = pool.slots
+        slots = pool.held_slots if held else pool.slots
         if slots.locked() or pool.config.timeouts.pool is not None:
-            await pool.take_slot(method, url)
+            await pool.take_slot(method, url, held=held)
         else:
             await slots.acquire()  # free at once: no timeout to arm
         self.stats["requests"] += 1
@@ -309,7 +315,7 @@ class HTTPCore:
             sock_read=read_timeout or self.config.timeouts.read,
         )
         await self.limiter.acquire("other")
-        slots = await self._pool.take_slot(method, url)
+        slots = await self._pool.take_slot(method, url, held=True)
         self.stats["requests"] += 1
         try:
             async with self._open_stream(session, method, url, send_headers, timeout) as resp:

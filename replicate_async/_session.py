@@ -29,8 +29,11 @@ class Pool:
         self._state = _UNOPENED
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: asyncio.Task[None] | None = None
-        #: The connection slots of the current loop (set by :meth:`session`).
+        #: The connection slots of the current loop (set by :meth:`session`): quick calls
+        #: take ``slots``; held creates (``Prefer: wait``) and streams take ``held_slots``,
+        #: a budget of their own, so they never starve quick calls.
         self.slots = asyncio.Semaphore(config.max_connections)
+        self.held_slots = asyncio.Semaphore(config.max_connections)
         timeouts = config.timeouts
         #: The default per-attempt timeout.
         self.timeout: Final = aiohttp.ClientTimeout(
@@ -66,12 +69,16 @@ class Pool:
         self._session = session
         self._loop = loop
         self.slots = asyncio.Semaphore(self.config.max_connections)
+        self.held_slots = asyncio.Semaphore(self.config.max_connections)
         self._state = _OPENED
         return session
 
     def _new_session(self, loop: asyncio.AbstractEventLoop, guarded: bool) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            limit=self.config.max_connections, limit_per_host=0, enable_cleanup_closed=False
+            # Quick calls and held requests/streams each have max_connections slots.
+            limit=2 * self.config.max_connections,
+            limit_per_host=0,
+            enable_cleanup_closed=False,
         )
         session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         # aiohttp silently resends an idempotent request once when a kept-alive connection
@@ -85,10 +92,10 @@ class Pool:
             self._guard = loop.create_task(_close_on_cancel(session))
         return session
 
-    async def take_slot(self, method: str, url: str) -> asyncio.Semaphore:
+    async def take_slot(self, method: str, url: str, *, held: bool = False) -> asyncio.Semaphore:
         """Wait for a free slot (at most ``Timeouts.pool``); release what is returned (the
-        semaphore of the loop the slot was taken in)."""
-        slots = self.slots
+        semaphore of the loop the slot was taken in). ``held``: from the held budget."""
+        slots = self.held_slots if held else self.slots
         pool = self.config.timeouts.pool
         if pool is None:
             await slots.acquire()

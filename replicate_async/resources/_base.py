@@ -92,6 +92,11 @@ async def create_prediction(
     if prepare is not None:
         body["input"] = await prepare(body["input"])
     response = await http.request(
-        "POST", path, content=check.json_body(body), headers=headers, read_timeout=read_timeout
+        "POST",
+        path,
+        content=check.json_body(body),
+        headers=headers,
+        read_timeout=read_timeout,
+        held=hold is not None,
     )
     return decode(response, Prediction)

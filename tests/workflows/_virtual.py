@@ -98,3 +98,15 @@ def status(fake: FakeReplicate, pid: str) -> str:
     found = fake.prediction(pid)
     assert found is not None
     return str(found["status"])
+
+
+async def tick(clock: ManualClock) -> None:
+    """Let virtual time run (one second per real step) until cancelled."""
+    for _ in range(10_000):
+        await clock.advance_async(1)
+        await asyncio.sleep(0.001)
+
+
+def made(fake: FakeReplicate) -> list[Any]:
+    """The predictions the test created (not the seeded ones)."""
+    return [p for key, p in fake.predictions.items() if key not in _SEEDED[fake]]

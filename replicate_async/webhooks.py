@@ -35,6 +35,7 @@ __all__ = [
     "parse_training",
     "sign",
     "verify",
+    "verify_prediction",
     "verify_request",
     "webhook_handler",
 ]
@@ -254,6 +255,23 @@ def parse_prediction(body: bytes | str) -> Prediction:
     from .models import Prediction
 
     return _parse(body, Prediction)
+
+
+def verify_prediction(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str,
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+) -> Prediction:
+    """:func:`verify` a delivery, then :func:`parse_prediction` it: for any web framework.
+
+    ``headers`` is any mapping of the request's headers (names matched case-insensitively:
+    a dict, Starlette's ``request.headers``, aiohttp's...), ``body`` the raw body. Raises
+    :class:`WebhookVerificationError` if the signature, timestamp or shape is wrong.
+    """
+    verify(headers, body, secret, tolerance=tolerance)
+    return parse_prediction(body)
 
 
 def parse_training(body: bytes | str) -> Training:

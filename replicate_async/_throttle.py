@@ -255,10 +255,10 @@ class Throttle:
         """Hold ``kind`` for ``retry_after`` (or one interval) and learn from it."""
         bucket = self._buckets[kind]
         ticket = _TICKET.get()
-        bucket.live.pop(ticket, None)
+        paced = bucket.live.pop(ticket, 0.0) > 0.0  # sent while pacing (not in a blind crowd)
         if retry_after is not None and retry_after >= 2:
             bucket.rate = min(bucket.rate, 1 / retry_after)
-        elif bucket.active and not bucket.hinted:
+        elif paced and not bucket.hinted:
             bucket.rate = max(bucket.rate * 0.95, bucket.prior / 1000)
         # Servers round Retry-After up to whole seconds: below 2 s it means "about one
         # interval", and holding a full second per 429 would waste a fast bucket's refill.

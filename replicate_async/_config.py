@@ -6,20 +6,39 @@ Override one setting with :func:`attrs.evolve`, e.g.
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 from ._clock import SYSTEM_CLOCK, Clock
 from .exceptions import InvalidArgumentError
 
-__all__ = ["DEFAULT_BASE_URL", "ClientConfig", "PollPolicy", "RetryPolicy", "Timeouts"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_DURATION",
+    "ClientConfig",
+    "PollPolicy",
+    "RetryPolicy",
+    "Timeouts",
+]
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float | None) -> None:
-    if value is not None and not value > 0:
+#: The longest duration accepted anywhere, in seconds (24 hours): timeouts, waits and
+#: ``cancel_after`` (the fake enforces the same ``Cancel-After`` limit).
+MAX_DURATION = 24 * 3600
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{attribute.name} must be a number of seconds, got {value!r:.40}")
+    if not 0 < value <= MAX_DURATION:  # NaN and infinities fail too; 10**400 is not converted
+        shown = f"{value:.6g}" if isinstance(value, float) or abs(value) < 10**300 else "huge"
         raise InvalidArgumentError(
-            f"{attribute.name} must be a positive number of seconds, got {value!r}"
+            f"{attribute.name} must be more than 0 and at most {MAX_DURATION} seconds, got {shown}"
         )
 
 

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._config import MAX_DURATION
 from ._converter import dumps
 from ._jsoninput import MAX_JSON_DEPTH, check_json_input
 from .exceptions import InvalidArgumentError
@@ -49,9 +50,6 @@ __all__ = [
 
 #: The longest path segment (an id, owner, model or deployment name) accepted.
 MAX_SEGMENT_LENGTH = 256
-#: The longest duration accepted, in seconds (24 hours): ``cancel_after`` (the fake
-#: enforces the same limit) and client-side timeouts (pass ``None`` for no limit).
-MAX_DURATION = 24 * 3600
 #: The longest webhook URL accepted.
 MAX_URL_LENGTH = 2048
 

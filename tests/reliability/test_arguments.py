@@ -273,3 +273,16 @@ def test_a_token_with_control_characters_is_refused_without_echoing_it(token: st
 def test_a_token_of_the_wrong_type_is_a_type_error() -> None:
     with pytest.raises(TypeError, match="api_token"):
         AsyncReplicate(api_token=b"r8_token")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [10**400, -(10**400), math.nan, math.inf, 0, MAX_DURATION + 1])
+@pytest.mark.parametrize("field", ["connect", "read", "total", "pool"])
+def test_timeouts_values_are_finite_and_bounded(field: str, value: Any) -> None:
+    with pytest.raises(InvalidArgumentError, match=field):
+        Timeouts(**{field: value})
+
+
+@pytest.mark.parametrize("value", ["5", True, [5]], ids=repr)
+def test_timeouts_values_of_the_wrong_type_are_type_errors(value: Any) -> None:
+    with pytest.raises(TypeError, match="read"):
+        Timeouts(read=value)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 
 from replicate_async import AsyncReplicate, Prediction, PredictionTimeoutError
-from replicate_async.testing import FakeReplicate
+from replicate_async.testing import FakeReplicate, ManualClock
 
+from ._virtual import newest, reach, status, virtual_client, virtual_fake
 from .conftest import eventually, newest_prediction_id
 
 SLOW_CREATE = "/v1/models/fake/slow/predictions"
@@ -44,69 +44,77 @@ async def wait_created(fake: FakeReplicate, client: AsyncReplicate, path: str) -
 # -- one deadline ---------------------------------------------------------------------------
 
 
-async def test_timeout_during_held_create_raises_on_time_and_cancels_on_server(
-    replicate_fake: FakeReplicate, client: AsyncReplicate
-) -> None:
-    """timeout=0.5 on a 5 s model: the 1 s hold (the API's shortest) is still in flight at
-    the deadline. The error comes at the deadline; the prediction is canceled on the server
-    as soon as the create answers, and ``Cancel-After`` bounds it there meanwhile."""
-    started = time.perf_counter()
-    with pytest.raises(PredictionTimeoutError) as info:
-        await client.run("fake/slow", input={}, timeout=0.5)
-    elapsed = time.perf_counter() - started
-    assert 0.5 <= elapsed < 0.8, elapsed
-    assert isinstance(info.value, TimeoutError)
-    assert "canceled when it does" in str(info.value)
-
-    create = replicate_fake.requests_matching("POST", SLOW_CREATE)[0]
-    assert create.headers["prefer"] == "wait=1"
-    assert create.headers["cancel-after"] == "5s"
-    pid = await newest_prediction_id(client)
-    assert pid is not None
-    final = await replicate_fake.wait_for_prediction(pid, timeout=3)
-    assert final["status"] == "canceled"
-    assert cancels(replicate_fake, pid) == 1
+async def _expire(task: asyncio.Future[object], clock: ManualClock, limit: float) -> None:
+    """Move virtual time in 0.05 s steps until ``task`` ends, then await it."""
+    for _ in range(int(limit / 0.05) + 1):
+        if task.done():
+            break
+        clock.advance(0.05)
+        await asyncio.sleep(0.005)
+    await asyncio.wait_for(task, 10)
 
 
-async def test_timeout_while_polling_cancels_before_raising(
-    replicate_fake: FakeReplicate, client: AsyncReplicate
-) -> None:
+async def test_timeout_during_held_create_raises_on_time_and_cancels_on_server() -> None:
+    """timeout=0.5 on a slow model: the 1 s hold (the API's shortest) is still in flight at
+    the deadline. The error comes at the deadline (virtual time); the prediction is canceled
+    on the server as soon as the create answers, and ``Cancel-After`` bounds it meanwhile."""
+    async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
+        task = asyncio.ensure_future(client.run("fake/slow", input={}, timeout=0.5))
+        pid = await reach(fake, clock, "hold")
+        start = clock.monotonic()
+        clock.advance(0.5)
+        with pytest.raises(PredictionTimeoutError) as info:
+            await asyncio.wait_for(task, 10)
+        assert clock.monotonic() - start == 0.5
+        assert isinstance(info.value, TimeoutError)
+        assert "canceled when it does" in str(info.value)
+        create = fake.requests_matching("POST", SLOW_CREATE)[0]
+        assert create.headers["prefer"] == "wait=1"
+        assert create.headers["cancel-after"] == "5s"
+        await clock.advance_async(1)  # the hold answers: the background cancel goes out
+        assert await client.inflight.drain()
+        assert status(fake, pid) == "canceled"
+        assert cancels(fake, pid) == 1
+
+
+async def test_timeout_while_polling_cancels_before_raising() -> None:
     """timeout=1.6: the hold is 1 s (ending before the deadline), then polling; at the
     deadline the prediction is canceled on the server before the error is raised."""
-    started = time.perf_counter()
-    with pytest.raises(PredictionTimeoutError) as info:
-        await client.run("fake/slow", input={}, timeout=1.6)
-    elapsed = time.perf_counter() - started
-    assert 1.6 <= elapsed < 1.9, elapsed
-    prediction = info.value.prediction
-    assert isinstance(prediction, Prediction)
-    assert prediction.status == "canceled"
-    assert await status_of(replicate_fake, prediction.id) == "canceled"
-    assert cancels(replicate_fake, prediction.id) == 1
-    create = replicate_fake.requests_matching("POST", SLOW_CREATE)[0]
-    assert create.headers["prefer"] == "wait=1"
-    assert create.headers["cancel-after"] == "5s"
-    assert replicate_fake.count("GET", "/v1/predictions/*") >= 1  # it did poll
+    async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
+        start = clock.monotonic()
+        task = asyncio.ensure_future(client.run("fake/slow", input={}, timeout=1.6))
+        await reach(fake, clock, "hold")
+        with pytest.raises(PredictionTimeoutError) as info:
+            await _expire(task, clock, 5)
+        assert 1.6 <= clock.monotonic() - start < 1.7
+        prediction = info.value.prediction
+        assert isinstance(prediction, Prediction)
+        assert prediction.status == "canceled"
+        assert status(fake, prediction.id) == "canceled"
+        assert cancels(fake, prediction.id) == 1
+        create = fake.requests_matching("POST", SLOW_CREATE)[0]
+        assert create.headers["prefer"] == "wait=1"
+        assert create.headers["cancel-after"] == "5s"
+        assert fake.count("GET", "/v1/predictions/*") >= 1  # it did poll
 
 
-async def test_create_that_hangs_still_times_out_within_the_deadline(
-    replicate_fake: FakeReplicate, client: AsyncReplicate
-) -> None:
+async def test_create_that_hangs_still_times_out_within_the_deadline() -> None:
     """The create itself hangs (a slow gateway): the deadline still holds, and the
     prediction it eventually creates is canceled when its answer lands."""
-    replicate_fake.faults.add(SLOW_CREATE, method="POST", delay=0.8)
-    started = time.perf_counter()
-    with pytest.raises(PredictionTimeoutError) as info:
-        await client.run("fake/slow", input={}, timeout=0.3, wait=False)
-    elapsed = time.perf_counter() - started
-    assert 0.3 <= elapsed < 0.55, elapsed
-    assert info.value.prediction is None
-    assert await newest_prediction_id(client) is None  # not even created yet
-
-    pid = await wait_created(replicate_fake, client, SLOW_CREATE)
-    final = await replicate_fake.wait_for_prediction(pid, timeout=3)
-    assert final["status"] == "canceled"
-    assert cancels(replicate_fake, pid) == 1
+    async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
+        fake.faults.add(SLOW_CREATE, method="POST", delay=0.3)
+        task = asyncio.ensure_future(client.run("fake/slow", input={}, timeout=0.3, wait=False))
+        await eventually(lambda: fake.count("POST", SLOW_CREATE) == 1)
+        clock.advance(0.3)
+        with pytest.raises(PredictionTimeoutError) as info:
+            await asyncio.wait_for(task, 10)
+        assert info.value.prediction is None
+        await eventually(lambda: newest(fake) is not None)  # the late answer lands
+        pid = newest(fake)
+        assert pid is not None
+        assert await client.inflight.drain()
+        await eventually(lambda: status(fake, pid) == "canceled")
+        assert cancels(fake, pid) == 1
 
 
 async def test_predictions_wait_timeout_cancels_unless_told_not_to(

@@ -22,6 +22,8 @@ from ._run import RUN_HOLD, creator, output_of, run_prediction
 from ._run_many import Progress, RunResult, run_many
 from ._sse import ServerSentEvent
 from ._stream import PredictionStream, open_stream
+from ._hooks import Hooks
+from ._options import RequestOptions
 from ._throttle import RateLimiter
 from ._use import ModelFunction, RunOptions
 from .exceptions import InvalidArgumentError
@@ -82,6 +84,7 @@ class AsyncReplicate:
         user_agent: str | None = None,
         clock: Clock | None = None,
         limiter: RateLimiter | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
         if token is not None:
@@ -97,9 +100,34 @@ class AsyncReplicate:
             clock=SYSTEM_CLOCK if clock is None else clock,
         )
         check.session(session)
-        self._http = HTTPCore(self._config, token or None, session, limiter)
-        http = self._http
+        self._http = HTTPCore(self._config, token or None, session, limiter, hooks)
         self._inflight = InFlight(self._config.clock)
+        self._namespaces(self._http)
+
+    def with_options(
+        self,
+        *,
+        timeout: float | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+        extra_query: Mapping[str, str] | None = None,
+        extra_body: Mapping[str, Any] | None = None,
+        max_retries: int | None = None,
+    ) -> AsyncReplicate:
+        """A copy of this client whose every request uses these :class:`RequestOptions`
+        (on top of this client's own), sharing its connection pool, rate limiter, hooks and
+        counters (closing either closes the shared pool)::
+
+            patient = client.with_options(timeout=120, max_retries=8)
+        """
+        options = RequestOptions(timeout, extra_headers, extra_query, extra_body, max_retries)
+        clone = object.__new__(AsyncReplicate)
+        clone.__dict__.update(self.__dict__)
+        clone._http = self._http.with_options(options)
+        clone._namespaces(clone._http)
+        return clone
+
+    def _namespaces(self, http: HTTPCore) -> None:
+        """Build the resource namespaces on ``http``."""
         prepare = functools.partial(prepare_input, http)
         self.account = AccountResource(http)
         self.collections = Collections(http)
@@ -195,8 +223,7 @@ class AsyncReplicate:
         :class:`FileOutput` objects; by default outputs are returned exactly as the API
         gave them.
         """
-        prediction = await run_prediction(
-            self,
+        prediction = await self.predictions.run(
             ref,
             input=input,
             deployment=deployment,

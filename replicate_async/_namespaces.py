@@ -3,9 +3,9 @@ plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from . import _validate as check
 from ._config import PollPolicy
@@ -22,15 +22,23 @@ from .resources._base import InputPreparer
 __all__ = ["PredictionsAPI", "TrainingsAPI"]
 
 R = TypeVar("R", Prediction, Training)
+R_co = TypeVar("R_co", Prediction, Training, covariant=True)
+
+
+class _Waits(Protocol[R_co]):
+    """What :func:`wait_for` uses of a namespace."""
+
+    _host: RunHost
+
+    async def get(self, run_id: str, /) -> R_co: ...
+
+    async def cancel(self, run_id: str, /) -> R_co: ...
 
 
 async def wait_for(
-    host: RunHost,
+    ns: _Waits[R],
     run: R | str,
     cls: type[R],
-    *,
-    get: Callable[[str], Awaitable[R]],
-    cancel: Callable[[str], Awaitable[R]],
     timeout: float | None,
     poll: PollPolicy | None,
     cancel_on_abandon: bool,
@@ -40,11 +48,12 @@ async def wait_for(
     timeout = check.seconds(timeout, "timeout")
     check.poll_policy(poll)
     if not isinstance(run, cls):
-        run = await get(check.require_id(run, cls.__name__.lower()))
+        run = await ns.get(check.require_id(run, cls.__name__.lower()))
+    host = ns._host
     return await drive(
         start=run,
-        advance=Poll(get, poll or host.config.poll, host.config.clock),
-        cancel=cancel,
+        advance=Poll(ns.get, poll or host.config.poll, host.config.clock),
+        cancel=ns.cancel,
         timeout=timeout,
         inflight=host.inflight,
         cancel_on_abandon=cancel_on_abandon,
@@ -77,16 +86,7 @@ class PredictionsAPI(Predictions):
         running) and :class:`~replicate_async.PredictionTimeoutError` /
         ``CancelledError`` is raised.
         """
-        return await wait_for(
-            self._host,
-            prediction,
-            Prediction,
-            get=self.get,
-            cancel=self.cancel,
-            timeout=timeout,
-            poll=poll,
-            cancel_on_abandon=cancel_on_abandon,
-        )
+        return await wait_for(self, prediction, Prediction, timeout, poll, cancel_on_abandon)
 
     async def run(
         self,
@@ -162,13 +162,4 @@ class TrainingsAPI(Trainings):
         cancel_on_abandon: bool = True,
     ) -> Training:
         """Poll until the training is terminal and return it (see ``predictions.wait``)."""
-        return await wait_for(
-            self._host,
-            training,
-            Training,
-            get=self.get,
-            cancel=self.cancel,
-            timeout=timeout,
-            poll=poll,
-            cancel_on_abandon=cancel_on_abandon,
-        )
+        return await wait_for(self, training, Training, timeout, poll, cancel_on_abandon)

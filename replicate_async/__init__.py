@@ -10,8 +10,11 @@ if typing.TYPE_CHECKING:
     from ._client import AsyncReplicate
     from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
     from ._files import FileOutput
+    from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
+    from ._options import RequestOptions
     from ._run_many import Progress, RunResult
     from ._sse import ServerSentEvent
+    from ._throttle import RateLimiter, Throttle
     from ._use import ModelFunction, ModelSchema, OutputStream, RunOptions
     from ._webhook_wait import WebhookWaiter
     from .exceptions import (
@@ -89,6 +92,7 @@ __all__ = [
     "File",
     "FileOutput",
     "Hardware",
+    "Hooks",
     "InputProblem",
     "InputValidationError",
     "InternalServerError",
@@ -113,9 +117,14 @@ __all__ = [
     "PredictionTimeoutError",
     "Progress",
     "RateLimitError",
+    "RateLimiter",
     "ReplicateError",
+    "RequestEvent",
     "RequestMayHaveSucceededError",
     "RequestMayHaveSucceededTimeoutError",
+    "RequestOptions",
+    "ResponseEvent",
+    "RetryEvent",
     "RetryPolicy",
     "RunOptions",
     "RunResult",
@@ -123,6 +132,8 @@ __all__ = [
     "ServerSentEvent",
     "Status",
     "StreamError",
+    "Throttle",
+    "ThrottleEvent",
     "Timeouts",
     "Training",
     "UnprocessableEntityError",
@@ -138,6 +149,9 @@ _SOURCES = (
     ".exceptions",
     ".models",
     "._config",
+    "._options",
+    "._hooks",
+    "._throttle",
     ".pagination",
     "._sse",
     "._files",

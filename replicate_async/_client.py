@@ -15,15 +15,15 @@ from . import _validate as check
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
 from ._files import FileOutput, prepare_input
+from ._hooks import Hooks
 from ._http import HTTPCore
 from ._inflight import InFlight
 from ._namespaces import PredictionsAPI, TrainingsAPI
+from ._options import RequestOptions
 from ._run import RUN_HOLD, creator, output_of, run_prediction
 from ._run_many import Progress, RunResult, run_many
 from ._sse import ServerSentEvent
 from ._stream import PredictionStream, open_stream
-from ._hooks import Hooks
-from ._options import RequestOptions
 from ._throttle import RateLimiter
 from ._use import ModelFunction, RunOptions
 from .exceptions import InvalidArgumentError

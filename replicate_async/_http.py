@@ -9,6 +9,7 @@ file downloads) use :meth:`HTTPCore.stream`, which shares the limiter, slots and
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, NamedTuple
@@ -18,17 +19,23 @@ import aiohttp
 from yarl import URL
 
 from ._clock import current_deadline
-from ._config import ClientConfig
+from ._config import ClientConfig, RetryPolicy
 from ._errors import TRANSPORT_ERRORS, safe_url, status_error, transport_error
+from ._hooks import (
+    Hooks,
+    RequestEvent,
+    RetryEvent,
+    ThrottleEvent,
+    emit,
+    response_event,
+    retry_reason,
+)
+from ._options import NO_OPTIONS, RequestOptions
 from ._response import Response
 from ._retry import RetryPlan, may_retry
 from ._session import Pool, default_user_agent
 from ._throttle import RateLimiter, RequestKind, Throttle
-from .exceptions import (
-    APIError,
-    MissingTokenError,
-    RateLimitError,
-)
+from .exceptions import APIError, MissingTokenError, RateLimitError
 
 __all__ = ["HTTPCore", "Response", "path"]
 
@@ -71,8 +78,12 @@ class HTTPCore:
         token: str | None,
         session: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         self.config = config
+        self.hooks: Final = hooks if hooks else None
+        #: Options applied to every request of this core (see :meth:`with_options`).
+        self.options = NO_OPTIONS
         self.clock: Final = config.clock
         base = config.base_url.rstrip("/") + "/"
         self.base_url: Final = base
@@ -87,6 +98,13 @@ class HTTPCore:
         self._base_headers: Final = {"User-Agent": agent, "Accept": "application/json"}
         #: Counters for observability and benchmarks: requests sent, retries, 429s seen.
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0}
+
+    def with_options(self, options: RequestOptions) -> HTTPCore:
+        """A view of this core with ``options`` on top of its own: the same session, slots,
+        limiter, hooks and counters (closing either closes the shared session)."""
+        view = copy.copy(self)
+        view.options = self.options.merged(options)
+        return view
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -157,6 +175,7 @@ class HTTPCore:
         retry: bool = True,
         deadline: float | None = None,
         held: bool = False,
+        options: RequestOptions | None = None,
     ) -> Response:
         """Send a request, retrying what is safe to retry, and return the read response.
 
@@ -172,6 +191,7 @@ class HTTPCore:
 
         ``held=True`` marks a request the server may hold open (``Prefer: wait``): it takes
         a slot of the separate budget for held requests and streams, never a quick call's.
+        ``options`` (:class:`RequestOptions`) go on top of the core's own, merged here once.
         """
         if not url.startswith(("http://", "https://")):
             url = self.base_url + url
@@ -180,45 +200,46 @@ class HTTPCore:
         kind: RequestKind = (
             "create" if method == "POST" and url.endswith("/predictions") else "other"
         )
-        call = _Call(
-            method,
-            url,
-            params,
-            content,
-            self._headers(url, headers, auth),
-            self._timeout_for(read_timeout),
-            idempotent,
-            kind,
-            held,
-        )
+        policy, timeout = self.config.retry, None
+        opts = self.options if options is None else self.options.merged(options)
+        if opts is not NO_OPTIONS:
+            params, content, headers = opts.apply(params, content, headers)
+            policy, timeout = opts.policy(policy), opts.attempt_timeout(read_timeout)
+        send_headers = self._headers(url, headers, auth)
+        timeout = timeout or self._timeout_for(read_timeout)
+        call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)
         started = self.clock.monotonic()
         try:
             return await self._attempt(call)
         except APIError as exc:
-            if not retry or not may_retry(exc, idempotent, self.config.retry):
+            if not retry or not may_retry(exc, idempotent, policy):
                 raise
             failure = exc
         end = deadline if deadline is not None else current_deadline()
         return await self._retry(
-            call, failure, started + self.config.retry.total if end is None else end
+            call, failure, policy, started + policy.total if end is None else end
         )
 
-    async def _retry(self, call: _Call, failure: APIError, end: float) -> Response:
+    async def _retry(
+        self, call: _Call, failure: APIError, policy: RetryPolicy, end: float
+    ) -> Response:
         """The one retry loop: wait, queue behind the limiter, resend; until ``end``."""
 
-        def retried(exc: BaseException, wait: float) -> None:
+        async def retried(exc: BaseException, wait: float, attempt: int) -> None:
             self.stats["retries"] += 1
             name = type(exc).__name__
             url = safe_url(call.url)
             logger.debug("retrying %s %s after %s in %.2fs", call.method, url, name, wait)
+            if self.hooks is not None and self.hooks.on_retry is not None:
+                reason = retry_reason(exc)
+                event = RetryEvent(call.method, url, reason, wait, attempt, exc)
+                await emit(self.hooks.on_retry, event)
 
-        plan = RetryPlan(
-            self.config.retry, self.clock, self.limiter, call.kind, call.idempotent, failure, end
-        )
+        plan = RetryPlan(policy, self.clock, self.limiter, call.kind, call.idempotent, failure, end)
         async for attempt in plan.attempts(retried):
             with attempt:
-                await plan.queue()  # the first round re-raises the first attempt's failure
-                return await self._attempt(call, queued=True)
+                plan.check()  # the first round re-raises the first attempt's failure
+                return await self._attempt(call, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _timeout_for(self, read_timeout: float | None) -> aiohttp.ClientTimeout:
@@ -231,14 +252,17 @@ class HTTPCore:
             sock_read=read_timeout,
         )
 
-    async def _attempt(self, call: _Call, *, queued: bool = False) -> Response:
-        """One attempt: the limiter (unless ``queued`` already), a slot, the send, mapping."""
+    async def _attempt(self, call: _Call, attempt: int = 1) -> Response:
+        """One attempt: the limiter, a slot, the send, the mapping (and the hooks, if any)."""
         method, url, params, content, headers, timeout, idempotent, kind, held = call
         pool = self._pool
         session = pool.session()
         body = await content() if callable(content) else content
-        if not queued:
+        hooks = self.hooks
+        if hooks is None:
             await self.limiter.acquire(kind)
+        else:
+            started = await self._hooked_acquire(call, attempt, hooks)
         slots = pool.held_slots if held else pool.slots
         if slots.locked() or pool.config.timeouts.pool is not None:
             await pool.take_slot(method, url, held=held)
@@ -262,10 +286,25 @@ class HTTPCore:
             raise transport_error(exc, method, url, creates=not idempotent) from exc
         finally:
             slots.release()
+        if hooks is not None and hooks.on_response is not None:
+            await emit(hooks.on_response, response_event(response, attempt, self.clock, started))
         if response.status >= 400:
             raise await self._status_failure(kind, response)
         self._settled(kind, response.headers.get("ratelimit-remaining"))
         return response
+
+    async def _hooked_acquire(self, call: _Call, attempt: int, hooks: Hooks) -> float:
+        """``limiter.acquire`` with the throttle and request hooks; returns the send time."""
+        clock = self.clock
+        before = clock.monotonic()
+        await self.limiter.acquire(call.kind)
+        now = clock.monotonic()
+        url = safe_url(call.url)
+        if now > before and hooks.on_throttle is not None:
+            await emit(hooks.on_throttle, ThrottleEvent(call.method, url, call.kind, now - before))
+        if hooks.on_request is not None:
+            await emit(hooks.on_request, RequestEvent(call.method, url, call.kind, attempt))
+        return clock.monotonic()
 
     def _settled(self, kind: RequestKind, remaining: str | None) -> None:
         observe = self._observe

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -152,12 +152,13 @@ class RetryPlan:
     _first: bool = True
 
     def attempts(
-        self, on_retry: Callable[[BaseException, float], None]
+        self, on_retry: Callable[[BaseException, float, int], Awaitable[None]]
     ) -> AsyncIterator[AttemptManager]:
-        """Tenacity's attempts; ``on_retry(failure, wait)`` is called before each wait."""
+        """Tenacity's attempts; ``await on_retry(failure, wait, next_attempt)`` runs before
+        each wait."""
 
-        def before_sleep(state: RetryCallState) -> None:
-            on_retry(self.last, state.upcoming_sleep)
+        async def before_sleep(state: RetryCallState) -> None:
+            await on_retry(self.last, state.upcoming_sleep, state.attempt_number + 1)
 
         return AsyncRetrying(
             retry=retry_if_exception(self._retryable),
@@ -168,16 +169,16 @@ class RetryPlan:
             reraise=True,
         ).__aiter__()
 
-    async def queue(self) -> None:
-        """Raise the first attempt's failure (so tenacity decides on it), then queue behind
-        the limiter; when its wait would end past ``end``, raise the last failure now."""
+    def check(self) -> None:
+        """Raise the first attempt's failure (so tenacity decides on it); later, raise the
+        last failure at once when queueing in the limiter would end past ``end`` (when the
+        limiter can say how long it would wait). The attempt itself then acquires."""
         if self._first:
             self._first = False
             raise self.last
         delay = getattr(self.limiter, "delay", None)
         if delay is not None and self.clock.monotonic() + delay(self.kind) > self.end:
             raise self.last
-        await self.limiter.acquire(self.kind)
 
     def _retryable(self, exc: BaseException) -> bool:
         self.last = exc

@@ -17,11 +17,15 @@ from aioresponses import aioresponses
 
 from replicate_async import (
     APIConnectionError,
+    APIStatusError,
     AsyncReplicate,
     ClientClosedError,
     ClientConfig,
+    Hooks,
     MissingTokenError,
     RateLimitError,
+    RequestOptions,
+    RetryEvent,
     RetryPolicy,
     Timeouts,
     _clock,
@@ -506,9 +510,12 @@ async def test_max_retries_counts_every_request_on_the_wire(
 ) -> None:
     """A kept-alive connection dropped under a GET: aiohttp would silently resend it once;
     the client turns that off, so max_retries=N means at most N + 1 requests (real sockets)."""
-    async with _drops_second_request_on_a_connection() as (base_url, seen), AsyncReplicate(
-        api_token=TOKEN, base_url=base_url, max_retries=max_retries, clock=clock
-    ) as client:
+    async with (
+        _drops_second_request_on_a_connection() as (base_url, seen),
+        AsyncReplicate(
+            api_token=TOKEN, base_url=base_url, max_retries=max_retries, clock=clock
+        ) as client,
+    ):
         await client.account.get()
         seen.clear()
         if max_retries == 0:
@@ -517,3 +524,148 @@ async def test_max_retries_counts_every_request_on_the_wire(
         else:
             assert (await client.account.get()).username == ACCOUNT["username"]
     assert seen == [b"GET /v1/account HTTP/1.1"] * (max_retries + 1)
+
+
+# -- request options and with_options ---------------------------------------------------
+
+
+async def test_with_options_sends_the_extras_and_shares_the_pool(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """Extra headers, query and body go out exactly; the copy shares the session, the
+    throttle and the counters; the original client is unchanged."""
+    url = f"{API}/predictions"
+    mocked.post(f"{url}?trace=1", status=201, payload=example("prediction-create-async-starting"))
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN, clock=clock) as client:
+        tuned = client.with_options(
+            extra_headers={"X-Trace": "abc"}, extra_query={"trace": "1"}, extra_body={"tag": "t"}
+        )
+        assert tuned._http._pool is client._http._pool
+        assert tuned._http.limiter is client._http.limiter
+        await tuned.predictions.create(version="a" * 64, input={"p": 1})
+        await client.account.get()
+        request = sent(mocked, "POST", f"{url}?trace=1")
+        assert request.json() == {"version": "a" * 64, "input": {"p": 1}, "tag": "t"}
+        assert request.headers["X-Trace"] == "abc"
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert "X-Trace" not in sent(mocked, "GET", f"{API}/account").headers
+        assert client.stats["requests"] == 2
+
+
+async def test_extra_headers_never_replace_the_token(mocked: aioresponses) -> None:
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN) as client:
+        await client.with_options(extra_headers={"Authorization": "Bearer other"}).account.get()
+    assert sent(mocked, "GET", f"{API}/account").headers["Authorization"] == f"Bearer {TOKEN}"
+
+
+async def test_with_options_max_retries_and_timeout(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """max_retries=0 in the copy disables its retries; timeout sets every phase."""
+    mocked.get(f"{API}/account", status=503, payload={"detail": "x"})
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN, clock=clock) as client:
+        strict = client.with_options(max_retries=0, timeout=7)
+        with pytest.raises(APIStatusError):
+            await strict.account.get()
+        timeout = sent(mocked, "GET", f"{API}/account").kwargs["timeout"]
+        assert (timeout.total, timeout.sock_connect, timeout.sock_read) == (7, 7, 7)
+        await client.account.get()  # the original still retries (and gets the 200)
+
+
+async def test_per_request_options_merge_over_the_clients(mocked: aioresponses) -> None:
+    """HTTPCore.request(options=...) merges once over the client's options, by key."""
+    mocked.get(f"{API}/account?a=1&b=2", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN) as client:
+        base = client.with_options(extra_query={"a": "1", "b": "1"}, extra_headers={"X-A": "1"})
+        call = RequestOptions(extra_query={"b": "2"}, extra_headers={"X-B": "2"})
+        await base._http.request("GET", "account", options=call)
+    request = sent(mocked, "GET", f"{API}/account?a=1&b=2")
+    assert (request.headers["X-A"], request.headers["X-B"]) == ("1", "2")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"timeout": 0}, ValueError),
+        ({"timeout": float("inf")}, ValueError),
+        ({"timeout": "5"}, TypeError),
+        ({"max_retries": -1}, ValueError),
+        ({"max_retries": 1.5}, TypeError),
+        ({"extra_headers": {"X": "a\r\nInjected: 1"}}, ValueError),
+        ({"extra_headers": {"X": 1}}, TypeError),
+        ({"extra_body": ["x"]}, TypeError),
+    ],
+)
+def test_request_options_are_checked(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        RequestOptions(**kwargs)
+
+
+# -- hooks -------------------------------------------------------------------------------
+
+
+async def test_hooks_see_requests_responses_retries_and_throttling(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """Sync and async hooks get one event per attempt, per response, per retry (with its
+    reason) and per throttled wait."""
+    events: list[Any] = []
+
+    async def on_retry(event: RetryEvent) -> None:
+        events.append(("retry", event.reason, event.attempt, round(event.wait)))
+
+    hooks = Hooks(
+        on_request=lambda e: events.append(("request", e.method, e.kind, e.attempt)),
+        on_response=lambda e: events.append(("response", e.status, e.attempt, e.request_id)),
+        on_retry=on_retry,
+        on_throttle=lambda e: events.append(("throttle", e.kind)),
+    )
+    url = f"{API}/predictions"
+    mocked.post(url, status=429, payload={"detail": "t"}, headers={"Retry-After": "3"})
+    mocked.post(
+        url,
+        status=201,
+        payload=example("prediction-create-async-starting"),
+        headers={"x-request-id": "req-1"},
+    )
+    async with AsyncReplicate(api_token=TOKEN, clock=clock, hooks=hooks) as client:
+        await client.predictions.create(version="a" * 64, input={})
+    assert events == [
+        ("request", "POST", "create", 1),
+        ("response", 429, 1, None),
+        ("retry", "429", 2, 3),
+        ("request", "POST", "create", 2),
+        ("response", 201, 2, "req-1"),
+    ]
+
+
+async def test_a_failing_hook_is_logged_and_never_breaks_the_request(
+    mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(event: Any) -> None:
+        raise RuntimeError("hook bug")
+
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    hooks = Hooks(on_request=broken, on_response=broken)
+    async with AsyncReplicate(api_token=TOKEN, hooks=hooks) as client:
+        assert (await client.account.get()).username == ACCOUNT["username"]
+    failures = [r for r in caplog.records if "hook" in r.getMessage()]
+    assert len(failures) == 2
+    assert TOKEN not in caplog.text
+
+
+async def test_on_throttle_reports_the_wait(mocked: aioresponses, clock: ManualClock) -> None:
+    """After a hint of 0 tokens, the next create waits one interval: on_throttle says so."""
+    waits: list[float] = []
+    hooks = Hooks(on_throttle=lambda e: waits.append(e.wait))
+    url = f"{API}/predictions"
+    created = example("prediction-create-async-starting")
+    mocked.post(url, status=201, payload=created, headers={"ratelimit-remaining": "0"})
+    mocked.post(url, status=201, payload=created, headers={"ratelimit-remaining": "0"})
+    async with AsyncReplicate(api_token=TOKEN, clock=clock, hooks=hooks) as client:
+        await client.predictions.create(version="a" * 64, input={})
+        await client.predictions.create(version="a" * 64, input={})
+    assert waits == [pytest.approx(0.1, abs=0.003)]

@@ -234,3 +234,23 @@ def _made(fake: Any) -> list[Any]:
     from ._virtual import _SEEDED
 
     return [p for key, p in fake.predictions.items() if key not in _SEEDED[fake]]
+
+
+async def test_aclose_waits_for_cancels_but_only_so_long() -> None:
+    """A cancel that hangs does not hang the shutdown: ``aclose()`` gives up after 10 s."""
+    async with virtual_fake() as (fake, clock):
+        client = virtual_client(fake, clock)
+        task = asyncio.ensure_future(client.run("fake/slow", input={}, wait=False))
+        await reach(fake, clock, "polling")
+        fake.faults.add("/v1/predictions/*/cancel", method="POST", delay=1.0)
+        closing = asyncio.ensure_future(client.aclose())
+        await eventually(lambda: fake.count("POST", "/v1/predictions/*/cancel") == 1)
+        assert not closing.done()  # waiting for the cancel...
+        start = clock.monotonic()
+        await clock.advance_async(10)
+        await asyncio.wait_for(closing, 10)
+        assert clock.monotonic() - start == 10
+        cancel = fake.requests_matching("POST", "/v1/predictions/*/cancel")[0]
+        assert cancel.status is None  # aclose() returned while the cancel was unanswered
+        with pytest.raises(ClientClosedError):
+            await task

@@ -243,7 +243,7 @@ def test_good_client_options_are_kept() -> None:
         user_agent="my-app/1.0",
     )
     assert client.base_url == "http://127.0.0.1:9/v1"
-    assert client.config.timeouts == Timeouts(read=5.0)
+    assert client.config.timeouts == Timeouts.every(5.0)
     assert client.config.retry.max_retries == 0
     assert client.config.retry.backoff_initial == 1.0
     assert client.config.poll.initial == 1.0

@@ -56,7 +56,8 @@ class AsyncReplicate:
     the first request that needs one. The base URL comes from ``base_url``,
     ``REPLICATE_BASE_URL``, or the public API.
 
-    ``timeout`` is a :class:`Timeouts` or a number (the read timeout); ``max_retries``
+    ``timeout`` is a :class:`Timeouts` or a number (every timeout of an attempt: connect,
+    read and total, as in httpx; see :meth:`Timeouts.every`); ``max_retries``
     overrides the retry policy's count (``0`` disables retries). ``max_connections`` is
     two budgets of that many connections each: one for quick calls, one for requests that
     stay open (creates held by ``Prefer: wait``, SSE streams), so long holds never starve

@@ -59,6 +59,13 @@ class Timeouts:
     total: float = attrs.field(default=300.0, validator=_positive)
     pool: float | None = attrs.field(default=None, validator=_positive)
 
+    @classmethod
+    def every(cls, seconds: float) -> Timeouts:
+        """``connect``, ``read`` and ``total`` all ``seconds`` (what ``AsyncReplicate(timeout=N)``
+        means, as in httpx); ``pool`` stays unbounded so fan-outs can queue. A ``Prefer:
+        wait`` hold still raises the read timeout above the hold."""
+        return cls(connect=seconds, read=seconds, total=seconds)
+
 
 @attrs.frozen
 class RetryPolicy:

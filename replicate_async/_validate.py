@@ -322,7 +322,8 @@ def base_url(value: Any) -> str:
 
 
 def client_timeouts(value: Any) -> Any:
-    """``None``, a :class:`~replicate_async.Timeouts`, or a number: the read timeout."""
+    """``None``, a :class:`~replicate_async.Timeouts`, or a number: every timeout
+    (:meth:`Timeouts.every <replicate_async.Timeouts.every>`)."""
     from ._config import Timeouts
 
     if value is None:
@@ -331,7 +332,7 @@ def client_timeouts(value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"timeout must be a Timeouts or a number of seconds, got {value!r:.80}")
-    return Timeouts(read=seconds(value, "timeout") or 0.0)
+    return Timeouts.every(seconds(value, "timeout") or 0.0)
 
 
 def retry_policy(retry: Any, max_retries: Any) -> Any:

@@ -126,9 +126,12 @@ def test_constructor_validation(kwargs: dict[str, Any], error: type[Exception]) 
         AsyncReplicate(**kwargs)
 
 
-def test_timeout_number_sets_read_timeout() -> None:
-    """timeout=30 sets the read timeout; a Timeouts object is used as is."""
-    assert AsyncReplicate(api_token=TOKEN, timeout=30).config.timeouts.read == 30.0
+def test_timeout_number_sets_every_timeout() -> None:
+    """timeout=30 sets connect, read and total (pool stays unbounded); a Timeouts object is
+    used as is."""
+    assert AsyncReplicate(api_token=TOKEN, timeout=30).config.timeouts == Timeouts(
+        connect=30, read=30, total=30, pool=None
+    )
     custom = Timeouts(connect=1, read=2, total=3)
     assert AsyncReplicate(api_token=TOKEN, timeout=custom).config.timeouts is custom
     assert isinstance(AsyncReplicate(api_token=TOKEN).config, ClientConfig)

@@ -23,6 +23,7 @@ from ._common import (
     guarded,
     guarded_retry,
     logger,
+    stop_task,
 )
 
 __all__ = ["RedisCompletionBus"]
@@ -161,10 +162,7 @@ class RedisCompletionBus:
         close the connection pool if this bus made it."""
         self._closed = True
         listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+        await stop_task(listener)
         for futures in self._waiters.values():
             for future in futures:
                 if not future.done():
@@ -235,7 +233,7 @@ class RedisCompletionBus:
     async def _receive(self, pubsub: PubSub) -> None:
         """Dispatch completions; PING when quiet, so a silently dead link is noticed."""
         quiet = 0
-        while True:
+        while not self._closed:
             message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_KEEPALIVE)
             if message is None:
                 quiet += 1

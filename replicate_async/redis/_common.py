@@ -20,6 +20,7 @@ __all__ = [
     "connect",
     "guarded",
     "guarded_retry",
+    "stop_task",
     "logger",
 ]
 
@@ -49,9 +50,27 @@ def connect(url: str, **options: Any) -> aioredis.Redis:
 
 
 async def guarded(call: Awaitable[T], timeout: float) -> T:
-    """Await one Redis call, giving up after ``timeout`` seconds (``TimeoutError``)."""
+    """Await one Redis call, giving up after ``timeout`` seconds (``TimeoutError``).
+
+    A cancellation that arrives as the call completes can be lost inside redis-py (its
+    ``asyncio.wait_for`` on Python 3.11 returns the result instead); it is raised here, so
+    cancelling a task waiting on Redis always works.
+    """
+    task = asyncio.current_task()
+    before = task.cancelling() if task is not None else 0
     async with asyncio.timeout(timeout):
-        return await call
+        result = await call
+    if task is not None and task.cancelling() > before:
+        raise asyncio.CancelledError
+    return result
+
+
+async def stop_task(task: asyncio.Task[Any] | None, timeout: float = 5.0) -> None:
+    """Cancel a background task and wait for it, at most ``timeout`` seconds."""
+    if task is None or task.done():
+        return
+    task.cancel()
+    await asyncio.wait({task}, timeout=timeout)
 
 
 async def guarded_retry(call: Callable[[], Awaitable[T]], timeout: float) -> T:

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from .._clock import SYSTEM_CLOCK, Clock
 from ..exceptions import NotFoundError, ReplicateError
 from ..models import Prediction
-from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded, logger
+from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded, logger, stop_task
 
 if TYPE_CHECKING:
     from .._client import AsyncReplicate
@@ -98,6 +98,7 @@ class InFlightRegistry:
         self._tracked: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._beating = False  # a heartbeat has been written before
+        self._stopping = False
         self._outage = Outage("orphaned predictions are not swept meanwhile", clock)
         #: Counters: sweeps run, orphaned predictions canceled.
         self.stats: dict[str, int] = {"sweeps": 0, "canceled": 0}
@@ -123,10 +124,8 @@ class InFlightRegistry:
     async def aclose(self) -> None:
         """Stop; cancel what this worker still tracks; withdraw its heartbeat."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self._stopping = True
+        await stop_task(task)
         if self._tracked:
             await self._cancel_all(list(self._tracked), self.owner)
         alive, runs, _ = self._keys(self.owner)
@@ -214,7 +213,7 @@ class InFlightRegistry:
         clock = self._clock
         beat_every = self._lease_ms / 3000
         next_beat = clock.monotonic() + beat_every
-        while True:
+        while not self._stopping:
             await clock.sleep(min(self._sweep_interval, max(0.0, next_beat - clock.monotonic())))
             if clock.monotonic() >= next_beat:
                 await self._heartbeat()

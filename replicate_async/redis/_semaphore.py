@@ -12,7 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from .._clock import SYSTEM_CLOCK, Clock
-from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded, logger
+from ._common import DEFAULT_PREFIX, REDIS_ERRORS, Outage, connect, guarded, logger, stop_task
 
 __all__ = ["FleetSemaphore"]
 
@@ -94,6 +94,7 @@ class FleetSemaphore:
         self._held: set[str] = set()
         self._released = asyncio.Event()
         self._renewer: asyncio.Task[None] | None = None
+        self._closing = False
         self._outage = Outage("limiting concurrency in this process only", clock)
 
     @classmethod
@@ -158,10 +159,8 @@ class FleetSemaphore:
     async def aclose(self) -> None:
         """Stop renewing and give back this process's slots."""
         renewer, self._renewer = self._renewer, None
-        if renewer is not None:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await renewer
+        self._closing = True
+        await stop_task(renewer)
         if self._held:
             with contextlib.suppress(*REDIS_ERRORS):
                 await guarded(self._redis.zrem(self._key, *self._held), self._timeout)
@@ -174,7 +173,7 @@ class FleetSemaphore:
             self._renewer = asyncio.get_running_loop().create_task(self._renew())
 
     async def _renew(self) -> None:
-        while self._held:
+        while self._held and not self._closing:
             await self._clock.sleep(self._lease_ms / 3000)
             if not self._held:
                 return

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import random
 
 import pytest
+import redis.asyncio as aioredis
 
-from replicate_async.redis._common import Outage
+from replicate_async.redis._common import Outage, guarded
 
 
 class Clock:
@@ -45,3 +49,21 @@ def test_one_probe_at_a_time_with_back_off(caplog: pytest.LogCaptureFixture) -> 
         "Redis unreachable (ConnectionError: refused); doing it locally",
         "Redis reachable again; doing it locally: back to the shared state",
     ]
+
+
+async def test_cancelling_a_task_waiting_on_redis_always_cancels_it(
+    aredis: aioredis.Redis,
+) -> None:
+    # redis-py can return a result to a task cancelled as the reply arrives (Python 3.11's
+    # asyncio.wait_for); every Redis call here goes through guarded(), which re-raises it.
+    rng = random.Random(7)
+    lost = 0
+    for _ in range(300):  # bounded
+        task = asyncio.ensure_future(guarded(aredis.get("key"), 5.0))
+        for _ in range(rng.randint(1, 6)):
+            await asyncio.sleep(0)
+        requested = task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        lost += requested and not task.cancelled()
+    assert lost == 0

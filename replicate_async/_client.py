@@ -20,6 +20,7 @@ from ._http import HTTPCore
 from ._inflight import InFlight
 from ._namespaces import PredictionsAPI, TrainingsAPI
 from ._options import RequestOptions
+from ._raw import RawResponses
 from ._run import RUN_HOLD, creator, output_of, run_prediction
 from ._run_many import Progress, RunResult, run_many
 from ._sse import ServerSentEvent
@@ -126,6 +127,18 @@ class AsyncReplicate:
         clone._http = self._http.with_options(options)
         clone._namespaces(clone._http)
         return clone
+
+    @property
+    def with_raw_response(self) -> RawResponses:
+        """The same namespaces, each operation returning a :class:`RawResponse` (status,
+        headers, ``request_id``, ``elapsed``, ``retries``, and ``.parse()`` for the typed
+        result)::
+
+            raw = await client.with_raw_response.predictions.get("abc")
+            print(raw.status, raw.request_id)
+            prediction = raw.parse()
+        """
+        return RawResponses(self)
 
     def _namespaces(self, http: HTTPCore) -> None:
         """Build the resource namespaces on ``http``."""

@@ -118,16 +118,9 @@ def retry_reason(error: BaseException) -> RetryReason:
     return "timeout" if isinstance(error, APITimeoutError) else "connection"
 
 
-def response_event(response: Any, attempt: int, clock: Any, started: float) -> ResponseEvent:
+def response_event(response: Any, attempt: int, elapsed: float) -> ResponseEvent:
     """The :class:`ResponseEvent` of a read response."""
     headers = response.headers
     request_id = headers.get("x-request-id") or headers.get("request-id")
-    elapsed = clock.monotonic() - started
-    return ResponseEvent(
-        response.method,
-        response.url.split("?", 1)[0],
-        response.status,
-        elapsed,
-        attempt,
-        request_id,
-    )
+    url = response.url.split("?", 1)[0]
+    return ResponseEvent(response.method, url, response.status, elapsed, attempt, request_id)

@@ -31,6 +31,7 @@ from ._hooks import (
     retry_reason,
 )
 from ._options import NO_OPTIONS, RequestOptions
+from ._raw import record, recording
 from ._response import Response
 from ._retry import RetryPlan, may_retry
 from ._session import Pool, default_user_agent
@@ -100,8 +101,7 @@ class HTTPCore:
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0}
 
     def with_options(self, options: RequestOptions) -> HTTPCore:
-        """A view of this core with ``options`` on top of its own: the same session, slots,
-        limiter, hooks and counters (closing either closes the shared session)."""
+        """A view with ``options`` on top, sharing session, limiter, hooks and counters."""
         view = copy.copy(self)
         view.options = self.options.merged(options)
         return view
@@ -262,12 +262,13 @@ class HTTPCore:
         if hooks is None:
             await self.limiter.acquire(kind)
         else:
-            started = await self._hooked_acquire(call, attempt, hooks)
+            await self._hooked_acquire(call, attempt, hooks)
         slots = pool.held_slots if held else pool.slots
         if slots.locked() or pool.config.timeouts.pool is not None:
             await pool.take_slot(method, url, held=held)
         else:
             await slots.acquire()  # free at once: no timeout to arm
+        started = self.clock.monotonic() if hooks is not None or recording() else 0.0
         self.stats["requests"] += 1
         try:
             async with session.request(
@@ -286,15 +287,24 @@ class HTTPCore:
             raise transport_error(exc, method, url, creates=not idempotent) from exc
         finally:
             slots.release()
-        if hooks is not None and hooks.on_response is not None:
-            await emit(hooks.on_response, response_event(response, attempt, self.clock, started))
+        if started:
+            await self._answered(response, attempt, started, hooks)
         if response.status >= 400:
             raise await self._status_failure(kind, response)
         self._settled(kind, response.headers.get("ratelimit-remaining"))
         return response
 
-    async def _hooked_acquire(self, call: _Call, attempt: int, hooks: Hooks) -> float:
-        """``limiter.acquire`` with the throttle and request hooks; returns the send time."""
+    async def _answered(
+        self, response: Response, attempt: int, started: float, hooks: Hooks | None
+    ) -> None:
+        """Tell the raw-response recorder and the ``on_response`` hook of an answer."""
+        elapsed = self.clock.monotonic() - started
+        record(response, elapsed, attempt)
+        if hooks is not None and hooks.on_response is not None:
+            await emit(hooks.on_response, response_event(response, attempt, elapsed))
+
+    async def _hooked_acquire(self, call: _Call, attempt: int, hooks: Hooks) -> None:
+        """``limiter.acquire`` with the throttle and request hooks."""
         clock = self.clock
         before = clock.monotonic()
         await self.limiter.acquire(call.kind)
@@ -304,7 +314,6 @@ class HTTPCore:
             await emit(hooks.on_throttle, ThrottleEvent(call.method, url, call.kind, now - before))
         if hooks.on_request is not None:
             await emit(hooks.on_request, RequestEvent(call.method, url, call.kind, attempt))
-        return clock.monotonic()
 
     def _settled(self, kind: RequestKind, remaining: str | None) -> None:
         observe = self._observe
@@ -315,14 +324,14 @@ class HTTPCore:
         error = status_error(
             response.method, response.url, response.status, response.headers, response.content
         )
-        wait = error.retry_after if isinstance(error, RateLimitError) else None
-        if isinstance(error, RateLimitError):
-            self.stats["throttled"] += 1
+        if not isinstance(error, RateLimitError):
+            self._settled(kind, None)
+            return error
+        self.stats["throttled"] += 1
+        wait = error.retry_after
         # A Retry-After beyond max_retry_after is raised to the caller at once, and the
         # limiter is not told of that 429: no silent hold on the next, unrelated call.
-        if isinstance(error, RateLimitError) and (
-            wait is None or wait <= self.config.retry.max_retry_after
-        ):
+        if wait is None or wait <= self.config.retry.max_retry_after:
             await self.limiter.on_rate_limited(kind, wait)
         else:
             self._settled(kind, None)

@@ -31,6 +31,8 @@ from replicate_async import (
     _clock,
 )
 from replicate_async._config import DEFAULT_BASE_URL
+from replicate_async._raw import RawResponses
+from replicate_async.models import Prediction
 from replicate_async.testing import ManualClock
 from tests.conftest import example
 
@@ -672,3 +674,42 @@ async def test_on_throttle_reports_the_wait(mocked: aioresponses, clock: ManualC
         await client.predictions.create(version="a" * 64, input={})
         await client.predictions.create(version="a" * 64, input={})
     assert waits == [pytest.approx(0.1, abs=0.003)]
+
+
+# -- raw responses -------------------------------------------------------------------------
+
+
+async def test_with_raw_response_gives_status_headers_and_the_parsed_object(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """The last response's status (201), headers, request id, elapsed time and retries,
+    and .parse() returns exactly what the plain call would."""
+    url = f"{API}/predictions"
+    mocked.post(url, status=503, payload={"detail": "x"}, headers={"Retry-After": "1"})
+    mocked.post(
+        url,
+        status=201,
+        payload=example("prediction-create-async-starting"),
+        headers={"x-request-id": "req-42"},
+    )
+    async with AsyncReplicate(api_token=TOKEN, clock=clock) as client:
+        with pytest.raises(APIStatusError):  # a create is never resent after a 503
+            await client.with_raw_response.predictions.create(version="a" * 64, input={})
+        raw = await client.with_raw_response.predictions.create(version="a" * 64, input={})
+    assert (raw.method, raw.url, raw.status) == ("POST", url, 201)
+    assert raw.request_id == "req-42"
+    assert raw.retries == 0
+    assert raw.elapsed >= 0
+    prediction = raw.parse()
+    assert isinstance(prediction, Prediction)
+    assert prediction.id == example("prediction-create-async-starting")["id"]
+
+
+async def test_raw_response_counts_retries(mocked: aioresponses, clock: ManualClock) -> None:
+    mocked.get(f"{API}/account", status=502, payload={"detail": "x"})
+    mocked.get(f"{API}/account", payload=ACCOUNT)
+    async with AsyncReplicate(api_token=TOKEN, clock=clock) as client:
+        raw = await client.with_raw_response.account.get()
+        assert isinstance(client.with_raw_response.models, RawResponses)
+    assert (raw.status, raw.retries) == (200, 1)
+    assert raw.parse().username == ACCOUNT["username"]

@@ -1,0 +1,111 @@
+"""Raw responses: ``client.with_raw_response.<resource>.<operation>(...)``.
+
+Any operation called through ``with_raw_response`` returns a :class:`RawResponse` for the
+last HTTP response it read (status, headers, request id, elapsed time, retries) and its
+typed result through :meth:`RawResponse.parse`. The request path records responses only
+while such a call runs (one context variable), so ordinary calls pay nothing else.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import attrs
+from multidict import CIMultiDictProxy
+
+from ._response import Response
+
+__all__ = ["RawResponse", "RawResponses", "record"]
+
+T = TypeVar("T")
+
+#: While a raw call runs: (response, elapsed seconds, attempt number) of each attempt read.
+_RECORDED: contextvars.ContextVar[list[tuple[Response, float, int]] | None] = (
+    contextvars.ContextVar("replicate_async_raw", default=None)
+)
+
+
+def record(response: Response, elapsed: float, attempt: int) -> None:
+    """Keep ``response`` for the raw call in progress, if any (the request path calls it)."""
+    recorded = _RECORDED.get()
+    if recorded is not None:
+        recorded.append((response, elapsed, attempt))
+
+
+def recording() -> bool:
+    """Whether a raw call is in progress in this context."""
+    return _RECORDED.get() is not None
+
+
+@attrs.frozen
+class RawResponse(Generic[T]):
+    """The last HTTP response of an operation, and its parsed result.
+
+    ``elapsed`` is the last attempt's time on the client's clock; ``retries`` how many
+    attempts came before it; ``request_id`` the ``x-request-id`` header, if any.
+    """
+
+    method: str
+    url: str
+    status: int
+    headers: CIMultiDictProxy[str]
+    elapsed: float
+    retries: int
+    _parsed: T
+
+    @property
+    def request_id(self) -> str | None:
+        """The server's request id (``x-request-id`` or ``request-id``), if it sent one."""
+        return self.headers.get("x-request-id") or self.headers.get("request-id")
+
+    def parse(self) -> T:
+        """The operation's typed result (what the plain call returns)."""
+        return self._parsed
+
+
+class RawResponses:
+    """``client.with_raw_response``: the client's namespaces, each operation returning a
+    :class:`RawResponse` instead of its result. (Typed loosely: ``parse()`` gives the
+    operation's own result type at run time.)"""
+
+    __slots__ = ("_target",)
+
+    def __init__(self, target: object) -> None:
+        self._target = target
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if inspect.iscoroutinefunction(value):
+            return _raw_call(value)
+        if callable(value) or name.startswith("_"):
+            return value  # plain methods (paginators, streams) are returned as they are
+        return RawResponses(value)
+
+
+def _raw_call(operation: Callable[..., Any]) -> Callable[..., Any]:
+    async def call(*args: Any, **kwargs: Any) -> RawResponse[Any]:
+        recorded: list[tuple[Response, float, int]] = []
+        token = _RECORDED.set(recorded)
+        try:
+            result = await operation(*args, **kwargs)
+        finally:
+            _RECORDED.reset(token)
+        if not recorded:
+            raise RuntimeError(f"{operation.__qualname__} sent no request to report on")
+        response, elapsed, attempt = recorded[-1]
+        return RawResponse(
+            response.method,
+            response.url.split("?", 1)[0],
+            response.status,
+            response.headers,
+            elapsed,
+            attempt - 1,
+            result,
+        )
+
+    call.__doc__ = operation.__doc__
+    call.__name__ = getattr(operation, "__name__", "call")
+    return call

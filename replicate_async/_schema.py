@@ -255,24 +255,21 @@ def validate(
     return checker.problems
 
 
+def _component(openapi_schema: Any, name: str) -> JSON | None:
+    node: Any = openapi_schema
+    for key in ("components", "schemas", name):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else None
+
+
 def input_schema(openapi_schema: Any) -> JSON | None:
     """The ``components.schemas.Input`` of a version's OpenAPI schema, if it has one."""
-    if not isinstance(openapi_schema, Mapping):
-        return None
-    components = openapi_schema.get("components")
-    schemas = components.get("schemas") if isinstance(components, Mapping) else None
-    found = schemas.get("Input") if isinstance(schemas, Mapping) else None
-    return found if isinstance(found, Mapping) else None
+    return _component(openapi_schema, "Input")
 
 
 def output_schema(openapi_schema: Any) -> JSON | None:
     """The ``components.schemas.Output`` of a version's OpenAPI schema, if it has one."""
-    if not isinstance(openapi_schema, Mapping):
-        return None
-    components = openapi_schema.get("components")
-    schemas = components.get("schemas") if isinstance(components, Mapping) else None
-    found = schemas.get("Output") if isinstance(schemas, Mapping) else None
-    return found if isinstance(found, Mapping) else None
+    return _component(openapi_schema, "Output")
 
 
 def check_input(schema: JSON, input: Mapping[str, Any]) -> list[InputProblem]:

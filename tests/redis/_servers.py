@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -102,9 +103,15 @@ class FakeProcess:
         self.base_url: str = ready["base_url"]
         self.token: str = ready["token"]
 
-    def _line(self) -> dict[str, Any]:
+    def _line(self, timeout: float = 60) -> dict[str, Any]:
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            reading = pool.submit(self.process.stdout.readline)
+            try:
+                line = reading.result(timeout)  # bounded: a stuck fake fails the test
+            except concurrent.futures.TimeoutError:
+                self.process.kill()
+                raise
         if not line:
             raise RuntimeError("the fake server process exited")
         result: dict[str, Any] = json.loads(line)

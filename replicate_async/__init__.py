@@ -15,7 +15,7 @@ if typing.TYPE_CHECKING:
     from ._run_many import Progress, RunResult
     from ._sse import ServerSentEvent
     from ._throttle import RateLimiter, Throttle
-    from ._use import ModelFunction, ModelSchema, OutputStream, RunOptions
+    from ._use import ModelFunction, ModelSchema, OutputStream, RunOptions, SchemaCache
     from ._webhook_wait import WebhookWaiter
     from .exceptions import (
         APIConnectionError,
@@ -128,6 +128,7 @@ __all__ = [
     "RetryPolicy",
     "RunOptions",
     "RunResult",
+    "SchemaCache",
     "SearchResult",
     "ServerSentEvent",
     "Status",

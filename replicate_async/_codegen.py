@@ -23,7 +23,7 @@ __all__ = ["generate_module", "python_name"]
 _WIDTH = 100  # the line length ruff checks and formats to
 _DOC_WIDTH = 96
 _FILE = "FileInput"
-_TAKEN = frozenset({"cast", "os", "weakref", "annotations"})
+_TAKEN = frozenset({"cast", "os", "annotations"})
 _IMPORTS = "\0imports\0"  # where the import block goes once the code is known
 
 
@@ -223,8 +223,8 @@ def _imports(code: str) -> list[str]:
     lines = ["from __future__ import annotations", ""]
     if "os.PathLike" in code:
         lines.append("import os")
-    lines += ["import weakref", f"from typing import {', '.join(used)}", ""]
-    lines.append("from replicate_async import AsyncReplicate, ModelFunction")
+    lines += [f"from typing import {', '.join(used)}", ""]
+    lines.append("from replicate_async import AsyncReplicate, ModelFunction, SchemaCache")
     return lines
 
 
@@ -260,17 +260,14 @@ def _functions(func: str, cls: str, returns: str, about: str) -> list[str]:
     body = f"    return {result}" if returns == "Any" else f"    return cast({returns}, {result})"
     return [
         "",
-        "_FUNCTIONS: weakref.WeakKeyDictionary[AsyncReplicate, ModelFunction] = "
-        "weakref.WeakKeyDictionary()",
+        "#: The model's schema, fetched at the first call and kept for every client's calls.",
+        "SCHEMA = SchemaCache()",
         "",
         "",
         f"def {func}_function(client: AsyncReplicate) -> ModelFunction:",
-        '    """The model as a function of ``client`` (one per client: its schema is fetched',
-        '    once); use it for ``.create``, ``.stream`` and ``.with_options``."""',
-        "    model = _FUNCTIONS.get(client)",
-        "    if model is None:",
-        "        model = _FUNCTIONS[client] = client.use(MODEL)",
-        "    return model",
+        '    """The model as a function of ``client``, for ``.create``, ``.stream`` and',
+        '    ``.with_options`` (its schema is fetched once, whatever the client)."""',
+        "    return client.use(MODEL).sharing(SCHEMA)",
         "",
         "",
         *_signature(func, cls, returns),

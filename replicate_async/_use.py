@@ -31,7 +31,14 @@ from .exceptions import (
 from .models import Prediction, Version
 from .resources import Deployments, Models, Predictions
 
-__all__ = ["RUN_OPTIONS", "ModelFunction", "ModelSchema", "OutputStream", "RunOptions"]
+__all__ = [
+    "RUN_OPTIONS",
+    "ModelFunction",
+    "ModelSchema",
+    "OutputStream",
+    "RunOptions",
+    "SchemaCache",
+]
 
 
 class _Client(Protocol):
@@ -182,24 +189,37 @@ def _of_version(model: str, version: Version | None, **where: Any) -> ModelSchem
     return ModelSchema(model, version.id if version else None, schema, **where)
 
 
-class _Once:
-    """One in-flight fetch shared by concurrent callers; the result kept, a failure not."""
+class SchemaCache:
+    """A model's schema, fetched once and shared: by concurrent first calls (one request
+    in flight), by :meth:`ModelFunction.with_options` copies, and by the functions of
+    several clients that :meth:`ModelFunction.sharing` it (a generated module keeps one).
 
-    def __init__(self, fetch: Callable[[], Awaitable[ModelSchema]]) -> None:
-        self._fetch = fetch
+    A failed fetch is not kept: the next call tries again. It holds no client.
+    """
+
+    __slots__ = ("_task", "_value")
+
+    def __init__(self) -> None:
         self._value: ModelSchema | None = None
         self._task: asyncio.Future[ModelSchema] | None = None
 
-    async def get(self) -> ModelSchema:
+    @property
+    def value(self) -> ModelSchema | None:
+        """The schema, once fetched."""
+        return self._value
+
+    async def get(self, fetch: Callable[[], Awaitable[ModelSchema]]) -> ModelSchema:
+        """The schema; ``fetch`` runs only if none is kept or in flight (on this loop)."""
         if self._value is not None:
             return self._value
         task = self._task
         loop = asyncio.get_running_loop()
         if task is None or task.get_loop() is not loop or (task.done() and not _ok(task)):
-            task = self._task = asyncio.ensure_future(self._fetch())
+            task = self._task = asyncio.ensure_future(fetch())
         # Shielded: a cancelled caller never cancels the fetch the others are waiting on.
         value = await asyncio.shield(task)
         self._value = value
+        self._task = None
         return value
 
 
@@ -227,7 +247,7 @@ class ModelFunction:
         ref: str | None,
         deployment: str | None,
         options: RunOptions,
-        once: _Once | None = None,
+        cache: SchemaCache | None = None,
     ) -> None:
         if (ref is None) == (deployment is None):
             raise InvalidArgumentError("use() needs exactly one of a model ref or deployment=")
@@ -244,7 +264,7 @@ class ModelFunction:
         self._version = version
         self._deployment = deployment
         self._options = options
-        self._once = once or _Once(self._fetch)
+        self._cache = cache or SchemaCache()
 
     @property
     def ref(self) -> str:
@@ -264,12 +284,18 @@ class ModelFunction:
             self._options.check_input if check_input is None else check_input,
         )
         return ModelFunction(
-            self._client, self._clock, self._ref, self._deployment, options, self._once
+            self._client, self._clock, self._ref, self._deployment, options, self._cache
+        )
+
+    def sharing(self, cache: SchemaCache) -> ModelFunction:
+        """This function, keeping its schema in ``cache`` (which others may share)."""
+        return ModelFunction(
+            self._client, self._clock, self._ref, self._deployment, self._options, cache
         )
 
     async def schema(self) -> ModelSchema:
         """The version's schema, fetched on first use and kept."""
-        return await self._once.get()
+        return await self._cache.get(self._fetch)
 
     async def _fetch(self) -> ModelSchema:
         client = self._client

@@ -155,8 +155,10 @@ async def test_a_generated_function_runs_the_model(
         second = await module.image(client, prompt="a dog")
         assert len(first) == 2
         assert len(second) == 1
-        assert module.image_function(client) is module.image_function(client)
+        async with replicate_fake.client() as another:  # the module's schema serves every client
+            assert len(await module.image(another, prompt="a bird")) == 1
         assert replicate_fake.count("GET", "/v1/models/fake/image") == 1
+        assert module.SCHEMA.value is not None
         replicate_fake.clear_requests()
         with pytest.raises(InputValidationError) as caught:
             await module.image(client, prompt="x", width=1, scheduler="FAST")

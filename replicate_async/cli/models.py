@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import AsyncReplicate
+from .._literals import ModelSortBy, SortDirection
 from ._formats import INPUT_COLUMNS, MODEL_COLUMNS, MODEL_FIELDS, VERSION_COLUMNS, input_specs
 from ._output import Output
 from ._params import MODEL_REF, json_option, list_options
@@ -24,7 +25,10 @@ def models() -> None:
 @list_options
 @with_client
 async def list_models(
-    client: AsyncReplicate, out: Output, sort_by: str | None, sort_direction: str | None
+    client: AsyncReplicate,
+    out: Output,
+    sort_by: ModelSortBy | None,
+    sort_direction: SortDirection | None,
 ) -> None:
     """List public models, page by page."""
     found = client.models.list(sort_by=sort_by, sort_direction=sort_direction)

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import _validate as check
 from .._http import path
+from .._literals import ModelSortBy, SortDirection, Visibility
 from ..exceptions import InvalidArgumentError
 from ..models import Model, Prediction, Version
 from ..pagination import AsyncPaginator
@@ -117,8 +118,8 @@ class Models(Resource):
     def list(
         self,
         *,
-        sort_by: str | None = None,
-        sort_direction: str | None = None,
+        sort_by: ModelSortBy | None = None,
+        sort_direction: SortDirection | None = None,
         cursor: str | None = None,
     ) -> AsyncPaginator[Model]:
         """Public models (``GET /models``)."""
@@ -158,7 +159,7 @@ class Models(Resource):
         owner: str,
         name: str,
         *,
-        visibility: str,
+        visibility: Visibility,
         hardware: str,
         description: str | None = None,
         github_url: str | None = None,

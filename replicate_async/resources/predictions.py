@@ -9,6 +9,7 @@ from typing import Any
 
 from .. import _validate as check
 from .._http import path
+from .._literals import PredictionSource
 from .._response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import Prediction
@@ -74,7 +75,7 @@ class Predictions(Resource):
         *,
         created_after: datetime | str | None = None,
         created_before: datetime | str | None = None,
-        source: str | None = None,
+        source: PredictionSource | None = None,
         cursor: str | None = None,
     ) -> AsyncPaginator[Prediction]:
         """All predictions of the account, newest first (``GET /predictions``)."""

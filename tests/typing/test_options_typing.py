@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import assert_type
 
+import pytest
+
 from replicate_async import (
     AsyncReplicate,
     Hooks,
+    InvalidArgumentError,
     RateLimiter,
     RequestEvent,
     RequestOptions,
@@ -70,3 +73,14 @@ def test_raw_response_parse_keeps_the_type() -> None:
     )
     assert_type(raw.parse(), int)
     assert_type(raw.request_id, str | None)
+
+
+def test_enumerated_parameters_are_literals() -> None:
+    """Type checkers reject values outside the API's sets (the ignores below must be
+    needed: mypy --strict warns about unused ones); at run time they are refused too."""
+    client = AsyncReplicate(api_token="t")
+    client.models.list(sort_by="latest_version_created_at", sort_direction="asc")
+    with pytest.raises(InvalidArgumentError):
+        client.models.list(sort_by="popularity")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError):
+        client.predictions.list(source="api")  # type: ignore[arg-type]

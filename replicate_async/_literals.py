@@ -1,0 +1,26 @@
+"""The enumerated parameter values of the API, as ``Literal`` types for type checkers.
+
+The SDK still checks the values at run time (a clear :class:`InvalidArgumentError`), for
+callers without a type checker.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+__all__ = ["ModelSortBy", "PredictionSource", "SortDirection", "Visibility", "WebhookEvent"]
+
+WebhookEvent = Literal["start", "output", "logs", "completed"]
+"""When a webhook is sent (``webhook_events_filter``)."""
+
+ModelSortBy = Literal["model_created_at", "latest_version_created_at"]
+"""How ``models.list`` sorts."""
+
+SortDirection = Literal["asc", "desc"]
+"""Ascending or descending."""
+
+Visibility = Literal["public", "private"]
+"""Who can see a model."""
+
+PredictionSource = Literal["web"]
+"""``predictions.list(source=...)``: only predictions made on the website."""

@@ -69,10 +69,11 @@ async def test_two_processes_share_one_pace(redis_server: RedisServer, prefix: s
 async def test_a_request_sleeps_once_for_its_slot(aredis: aioredis.Redis, prefix: str) -> None:
     # Real sleeps, which overshoot their slot a little: waking late is no reason to queue
     # again (only a hold that ends after the slot is).
-    shared = RedisRateLimiter(aredis, prefix=prefix, other_per_minute=6000, other_burst=1)
+    shared = RedisRateLimiter(aredis, prefix=prefix, other_per_minute=600, other_burst=1)
     async with asyncio.timeout(30):  # a hang guard
-        await asyncio.gather(*(shared.acquire("other") for _ in range(20)))
-    assert shared.stats["waited"] == 19
+        await asyncio.gather(*(shared.acquire("other") for _ in range(10)))
+    # Nine of them had to wait (fewer only if the machine stalled a whole interval).
+    assert 5 <= shared.stats["waited"] <= 9
 
 
 async def test_burst_goes_at_once_then_the_pace_holds(aredis: aioredis.Redis, prefix: str) -> None:
@@ -92,19 +93,20 @@ async def test_a_429_anywhere_holds_every_process(redis_server: RedisServer, pre
     first = limiter(seen, prefix, RecordingClock(), create_per_minute=600, create_burst=10)
     second = limiter(other, prefix, clock, create_per_minute=600, create_burst=10)
     try:
-        await first.on_rate_limited("create", 1.5)
+        await first.on_rate_limited("create", 1.9)
         await second.acquire("create")
         await second.acquire("create")
         await second.acquire("other")  # the hold is per kind
         assert len(clock.sleeps) == 2
         held, paced = clock.sleeps
-        assert 1.0 <= held <= 1.5
-        # After the hold the pace resumes with no burst: the next slot is 0.1 s later.
-        assert paced - held == pytest.approx(0.1, abs=0.02)
+        assert 0.9 <= held <= 1.9
+        # After the hold the pace resumes with no burst: the next slot is 0.1 s later
+        # (less the real time between the two calls).
+        assert 0 < paced - held <= 0.1  # a burst right after the hold would give <= 0
         assert first.stats["holds"] == 1
         # A shorter hold never shortens a longer one.
         await first.on_rate_limited("create", 0.5)
-        assert 1.0 <= await seen.pttl(f"{prefix}:rate:create:hold") / 1000 <= 1.5
+        assert 0.9 <= await seen.pttl(f"{prefix}:rate:create:hold") / 1000 <= 1.9
         assert not await seen.exists(f"{prefix}:rate:create:learned")  # nothing learned
     finally:
         await first.aclose()
@@ -123,7 +125,7 @@ async def test_a_long_retry_after_slows_the_fleet_to_the_accounts_pace(
     await shared.on_rate_limited("create", 2.0)
     for _ in range(3):
         await shared.acquire("create")
-    assert clock.sleeps == [pytest.approx(s, abs=0.1) for s in (2.0, 4.0, 6.0)]
+    assert clock.sleeps == [pytest.approx(s, abs=0.3) for s in (2.0, 4.0, 6.0)]
     learned = f"{prefix}:rate:create:learned"
     assert 119 <= await aredis.pttl(learned) / 1000 <= 120
     # Still limited at that pace one interval later, told to wait 2 s more: a token takes

@@ -62,12 +62,12 @@ async def test_a_dead_holders_slot_comes_back_when_its_lease_lapses(
 
 
 async def test_held_slots_are_renewed(aredis: aioredis.Redis, prefix: str) -> None:
-    semaphore = FleetSemaphore(aredis, 1, prefix=prefix, lease=0.3)
-    other = FleetSemaphore(aredis, 1, prefix=prefix, lease=0.3, poll_max=0.05)
+    semaphore = FleetSemaphore(aredis, 1, prefix=prefix, lease=0.8)
+    other = FleetSemaphore(aredis, 1, prefix=prefix, lease=0.8, poll_max=0.05)
     try:
         token = await semaphore.acquire()
         with pytest.raises(TimeoutError):
-            async with asyncio.timeout(1.0):  # three leases: renewed meanwhile
+            async with asyncio.timeout(2.5):  # three leases: renewed meanwhile
                 await other.acquire()
         await semaphore.release(token)
         async with asyncio.timeout(30):

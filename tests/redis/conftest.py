@@ -13,8 +13,7 @@ redis = pytest.importorskip("redis", reason="redis-py is not installed (extra [r
 import redis.asyncio as aioredis  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
+def _redis() -> Iterator[RedisServer]:
     executable = redis_executable()
     if executable is None:
         pytest.skip(MISSING)
@@ -24,20 +23,18 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One redis-server for the session (tests keep apart by key prefix)."""
+    yield from _redis()
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own (to stop and restart mid-run)."""
-    executable = redis_executable()
-    if executable is None:
-        pytest.skip(MISSING)
-    server = RedisServer(executable)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _redis()
 
 
 @pytest.fixture

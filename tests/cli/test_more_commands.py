@@ -212,3 +212,32 @@ def test_help_and_version_load_neither_aiohttp_nor_rich() -> None:
         loaded = {line.split("|")[-1].strip() for line in result.stderr.splitlines()}
         assert "click" in loaded
         assert not {"aiohttp", "rich", "asyncio", "replicate_async._client"} & loaded
+
+
+def test_the_same_commands_on_a_terminal(server: ThreadedFake, tmp_path: Path) -> None:
+    code, text = on_terminal(server.env, "predictions", "get", "nope")
+    assert code == 1
+    assert "Error: 404 Not Found: prediction nope was not found" in text
+    code, text = on_terminal(server.env, "run", "fake/tokens", "-i", "prompt=one two three")
+    assert code == 0
+    assert text.rstrip().endswith("one two three")  # joined, not one token a line
+    code, text = on_terminal(server.env, "api", "/v1/account")
+    assert code == 0
+    assert '\n  "username": "alice",' in text  # pretty JSON for people
+    code, text = on_terminal(server.env, "auth", "status")
+    assert (code, "as alice (user)" in text) == (0, True)
+    code, text = on_terminal(server.env, "--verbose", "account")
+    assert code == 0
+    assert f"> GET {server.env['REPLICATE_BASE_URL']}/account" in text
+    assert server.env["REPLICATE_API_TOKEN"] not in text
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, text = on_terminal(
+        server.env, "run", "fake/image", "-i", "prompt=t", "-o", str(blocker / "x"), columns=200
+    )
+    assert code == 1
+    assert "instead" in text
+    assert ".png" in text  # where the paid output went
+    code, text = on_terminal(server.env, "run", "fake/slow", "-i", "text=d", "--detach")
+    assert code == 0
+    assert "follow it with: replicate-async predictions logs -f " in text

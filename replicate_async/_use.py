@@ -108,17 +108,9 @@ class OutputStream:
         await self.aclose()
 
 
-#: The options of :meth:`AsyncReplicate.run` a model function passes on.
-RUN_OPTIONS = (
-    "timeout",
-    "wait",
-    "cancel_after",
-    "use_file_output",
-    "webhook",
-    "webhook_events_filter",
-)
-#: Those a :meth:`ModelFunction.create` passes on too.
+#: The options of :meth:`AsyncReplicate.run` a model function passes on (``create``: some).
 _CREATE_OPTIONS = ("cancel_after", "webhook", "webhook_events_filter")
+RUN_OPTIONS = ("timeout", "wait", "use_file_output", *_CREATE_OPTIONS)
 
 
 def _run_options(value: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from email.message import Message
 from email.parser import BytesParser
+from types import ModuleType
 from typing import Any
 
 import attrs
@@ -22,6 +25,7 @@ __all__ = [
     "Sent",
     "all_sent",
     "assert_standard_headers",
+    "converter_without_orjson",
     "multipart_parts",
     "request_count",
     "sent",
@@ -179,3 +183,20 @@ async def multipart_parts(data: Any) -> tuple[str, list[Part]]:
             )
         )
     return content_type, parts
+
+
+def converter_without_orjson(monkeypatch: Any) -> ModuleType:
+    """A separate copy of the converter module, imported while orjson is unavailable (the
+    stdlib JSON fallback). A copy, not a reload, so the real module and the classes others
+    imported from it stay untouched."""
+    import replicate_async._converter as converter
+
+    monkeypatch.setitem(sys.modules, "orjson", None)  # makes `import orjson` fail
+    spec = importlib.util.spec_from_file_location(
+        "replicate_async._converter_without_orjson", converter.__file__
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

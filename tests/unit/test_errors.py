@@ -35,7 +35,7 @@ from replicate_async import (
 )
 from tests.conftest import example
 
-from ._helpers import API, TOKEN, request_count
+from ._helpers import API, TOKEN, converter_without_orjson, request_count
 
 PROBLEM = "application/problem+json"
 PRED = f"{API}/predictions/abc"
@@ -340,20 +340,7 @@ HOSTILE = {
 
 def _stdlib_loads(monkeypatch: pytest.MonkeyPatch) -> Any:
     """The converter's ``loads`` as built without orjson (the stdlib fallback)."""
-    import importlib.util
-    import sys
-
-    import replicate_async._converter as converter
-
-    monkeypatch.setitem(sys.modules, "orjson", None)
-    spec = importlib.util.spec_from_file_location(
-        "replicate_async._converter_stdlib", converter.__file__
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.loads
+    return converter_without_orjson(monkeypatch).loads
 
 
 @pytest.mark.parametrize("decoder", ["orjson", "stdlib"])

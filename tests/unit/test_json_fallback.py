@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from types import ModuleType
 
 import pytest
 
 import replicate_async._converter as converter
 
+from ._helpers import converter_without_orjson
+
 
 def _load_without_orjson(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """A separate copy of the converter module, imported while orjson is unavailable.
-
-    A copy (not a reload) so the real module, and the classes others imported from it,
-    stay untouched.
-    """
-    monkeypatch.setitem(sys.modules, "orjson", None)  # makes `import orjson` fail
-    spec = importlib.util.spec_from_file_location(
-        "replicate_async._converter_without_orjson", converter.__file__
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The converter module as imported without orjson."""
+    return converter_without_orjson(monkeypatch)
 
 
 def test_stdlib_json_fallback_round_trips(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -118,7 +118,9 @@ async def abandon(
     is waited for at most :data:`FOREGROUND` seconds, then goes on in the background.
     """
     if latest is None:
-        if creating is None or (creating.done() and creating.exception() is not None):
+        if creating is None or (
+            creating.done() and (creating.cancelled() or creating.exception() is not None)
+        ):
             return None
         if not creating.done():
             inflight.spawn(_cancel_when_created(creating, cancel), "canceling an abandoned run")

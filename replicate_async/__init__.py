@@ -69,7 +69,7 @@ if typing.TYPE_CHECKING:
     )
     from .pagination import AsyncPaginator
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "TERMINAL_STATUSES",

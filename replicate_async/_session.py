@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import platform
-import sys
 from typing import Final
 
 import aiohttp
 
 from ._config import ClientConfig
 from ._errors import safe_url
+from ._version import __version__
 from .exceptions import APITimeoutError, ClientClosedError
 
 __all__ = ["Pool", "default_user_agent"]
@@ -139,9 +139,6 @@ async def _close_on_cancel(session: aiohttp.ClientSession) -> None:
 
 def default_user_agent() -> str:
     """``replicate-async/<version> aiohttp/<version> python/<version>``."""
-    # Read from the package object (always imported before its modules), not imported:
-    # an import of the package from here would close a cycle through the client.
-    __version__ = sys.modules[__package__ or "replicate_async"].__version__
     return (
         f"replicate-async/{__version__} aiohttp/{aiohttp.__version__} "
         f"python/{platform.python_version()}"

@@ -31,13 +31,26 @@ def _is_file(value: Any) -> bool:
     )
 
 
-def _check_text(text: str, where: str) -> None:
+#: Where a value sits, rendered only when there is something to report: the root's name,
+#: or (parent, key) for an item of a list or object.
+_Where = str | tuple["_Where", object]
+
+
+def _named(where: _Where) -> str:
+    keys: list[object] = []
+    while isinstance(where, tuple):
+        where, key = where
+        keys.append(key)
+    return where + "".join(f"[{key!r:.40}]" for key in reversed(keys))
+
+
+def _check_text(text: str, where: _Where) -> None:
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise InvalidArgumentError(
-                f"{where} contains a lone surrogate, which UTF-8 JSON cannot carry"
+                f"{_named(where)} contains a lone surrogate, which UTF-8 JSON cannot carry"
             ) from None
 
 
@@ -51,41 +64,45 @@ def check_json_input(value: Any, what: str = "input") -> None:
     _check_json(value, what, 0, set())
 
 
-def _check_json(value: Any, where: str, depth: int, active: set[int]) -> None:
+def _check_json(value: Any, where: _Where, depth: int, active: set[int]) -> None:
     kind = type(value)
     if kind is str:
         _check_text(value, where)
     elif value is None or kind is bool:
         return
-    elif isinstance(value, int) and not isinstance(value, bool):
+    elif isinstance(value, int):
         if not _INT_RANGE[0] <= value < _INT_RANGE[1]:
-            raise InvalidArgumentError(f"{where} is an integer outside the 64-bit range")
+            raise InvalidArgumentError(f"{_named(where)} is an integer outside the 64-bit range")
     elif isinstance(value, float):
         if not math.isfinite(value):
-            raise InvalidArgumentError(f"{where} is {value!r}, which JSON cannot represent")
+            raise InvalidArgumentError(f"{_named(where)} is {value!r}, which JSON cannot represent")
     elif isinstance(value, str):
         _check_text(value, where)
     elif isinstance(value, Mapping | list | tuple):
         _check_container(value, where, depth + 1, active)
     elif not _is_file(value):
-        raise TypeError(f"{where} is a {type(value).__name__}, which is not JSON-serialisable")
+        raise TypeError(
+            f"{_named(where)} is a {type(value).__name__}, which is not JSON-serialisable"
+        )
 
 
-def _check_container(value: Any, where: str, depth: int, active: set[int]) -> None:
+def _check_container(value: Any, where: _Where, depth: int, active: set[int]) -> None:
     if id(value) in active:
-        raise InvalidArgumentError(f"{where} contains itself (a cycle cannot be sent as JSON)")
+        raise InvalidArgumentError(
+            f"{_named(where)} contains itself (a cycle cannot be sent as JSON)"
+        )
     if depth > MAX_JSON_DEPTH:
-        raise InvalidArgumentError(f"{where} is nested deeper than {MAX_JSON_DEPTH} levels")
+        raise InvalidArgumentError(f"{_named(where)} is nested deeper than {MAX_JSON_DEPTH} levels")
     active.add(id(value))
     try:
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise TypeError(f"{where} has a key {key!r:.40}: keys must be strings")
-                _check_text(key, f"a key of {where}")
-                _check_json(item, f"{where}[{key!r:.40}]", depth, active)
+                    raise TypeError(f"{_named(where)} has a key {key!r:.40}: keys must be strings")
+                _check_text(key, ("a key of " + _named(where)) if not key.isascii() else where)
+                _check_json(item, (where, key), depth, active)
         else:
             for index, item in enumerate(value):
-                _check_json(item, f"{where}[{index}]", depth, active)
+                _check_json(item, (where, index), depth, active)
     finally:
         active.discard(id(value))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,13 @@ async def _run_tests(namespace: dict[str, Any]) -> int:
     return ran
 
 
+def _unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 @pytest.mark.parametrize(
     ("line", "code"), PYTHON_BLOCKS, ids=[f"line{n}" for n, _ in PYTHON_BLOCKS]
 )
@@ -88,6 +96,10 @@ def test_python_block_runs(
 ) -> None:
     for name, value in server.env.items():
         monkeypatch.setenv(name, value)
+    # The "many workers" programs read REDIS_URL: here they get a loopback port nobody
+    # listens on, so they run on the documented local fallback and never reach a Redis we
+    # did not start (tests/redis/test_readme_section.py runs them against a real one).
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{_unused_port()}/0")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "__main__"}
     exec(compile(code, f"README.md:{line}", "exec"), namespace)

@@ -33,7 +33,6 @@ __all__ = [
     "closed_port",
     "open_client_objects",
     "raw_http_server",
-    "until",
 ]
 
 
@@ -43,16 +42,6 @@ def closed_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Let the loop run until ``condition()`` holds; fails (TimeoutError) if it never does.
-
-    For state with no event to wait on (sockets closing, tasks ending on the server side).
-    """
-    async with asyncio.timeout(timeout):
-        while not condition():  # noqa: ASYNC110 - nothing to await: polling is the point
-            await asyncio.sleep(0.01)
 
 
 def chain(exc: BaseException) -> Iterator[BaseException]:

@@ -3,7 +3,7 @@ argument checks of run/run_many/stream/wait.
 
 The SSE decoder's properties (arbitrary bytes and chunkings raise only StreamError, a
 round trip, and a differential test against a reference decoder) are in
-``tests/test_sse.py``; they are not repeated here.
+``tests/unit/test_sse.py``; they are not repeated here.
 """
 
 from __future__ import annotations

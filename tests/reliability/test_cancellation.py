@@ -34,8 +34,9 @@ from aiohttp import web
 
 from replicate_async import PollPolicy
 from replicate_async.testing import FakeReplicate
+from tests.helpers import eventually
 
-from ._support import LoopErrors, ServerMeter, open_client_objects, until
+from ._support import LoopErrors, ServerMeter, open_client_objects
 
 RUNS = 1_000
 SEED = 20_240_611
@@ -113,8 +114,8 @@ async def test_cancelled_runs_cancel_their_predictions(loop_errors: LoopErrors) 
                 serving_after = meter.in_flight
                 left_open = open_client_objects()  # before the close would release them
                 stats = dict(client.stats)
-            await until(lambda: meter.open_now() == 0)
-            await until(lambda: not (asyncio.all_tasks() - before - {me}))
+            await eventually(lambda: meter.open_now() == 0, timeout=10.0)
+            await eventually(lambda: not (asyncio.all_tasks() - before - {me}), timeout=10.0)
             del tasks
             open_client_objects()  # a full collection: "never retrieved" reports surface
             await asyncio.sleep(0)

@@ -16,8 +16,9 @@ import warnings
 
 from replicate_async import AsyncReplicate
 from replicate_async.testing import FakeReplicate
+from tests.helpers import eventually
 
-from ._support import LoopErrors, ServerMeter, open_client_objects, until
+from ._support import LoopErrors, ServerMeter, open_client_objects
 
 FULL = os.environ.get("REPLICATE_ASYNC_FULL_LOAD") == "1"
 RUNS = 10_000 if FULL else 2_000
@@ -63,8 +64,8 @@ async def test_concurrent_runs_through_one_client(loop_errors: LoopErrors) -> No
                 left_open = open_client_objects()  # before the close would release them
             sdk_leftovers = _sdk_tasks()
             # The fake's per-connection handlers end once they see the client's sockets close.
-            await until(lambda: not (asyncio.all_tasks() - before - {me}))
-            await until(lambda: meter.open_now() == 0)
+            await eventually(lambda: not (asyncio.all_tasks() - before - {me}), timeout=10.0)
+            await eventually(lambda: meter.open_now() == 0, timeout=10.0)
             del outputs[1:-1]  # (keep the ends to check below; free the rest)
             gc.collect()
     print(

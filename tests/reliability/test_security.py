@@ -1,7 +1,7 @@
 """Security: the API token stays secret, and only the API host ever receives it.
 
 Webhook verification (wrong secret, altered body or id, stale and future timestamps,
-missing headers, malformed signatures, replays) is covered by ``tests/test_webhooks.py``
+missing headers, malformed signatures, replays) is covered by ``tests/unit/test_webhooks.py``
 and is not repeated here.
 """
 

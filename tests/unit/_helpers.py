@@ -16,7 +16,7 @@ from aioresponses.compat import merge_params, normalize_url
 from multidict import CIMultiDict
 from yarl import URL
 
-from tests.conftest import API, TOKEN
+from tests.helpers import API, TOKEN
 
 __all__ = [
     "API",

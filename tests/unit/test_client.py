@@ -34,7 +34,7 @@ from replicate_async._config import DEFAULT_BASE_URL
 from replicate_async._raw import RawResponses
 from replicate_async.models import Prediction
 from replicate_async.testing import ManualClock
-from tests.conftest import example
+from tests.helpers import example
 
 from ._helpers import API, TOKEN, request_count, sent
 

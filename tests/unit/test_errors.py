@@ -33,7 +33,7 @@ from replicate_async import (
     RequestMayHaveSucceededError,
     UnprocessableEntityError,
 )
-from tests.conftest import example
+from tests.helpers import example
 
 from ._helpers import API, TOKEN, converter_without_orjson, request_count
 

@@ -33,7 +33,7 @@ from replicate_async._converter import (
     structure_list,
 )
 from replicate_async.pagination import _build_page
-from tests.conftest import example, example_names
+from tests.helpers import example, example_names
 
 #: File-name prefix -> model class (longest prefix wins). Pages map to their item class.
 PREFIXES: dict[str, type[Any]] = {

@@ -24,7 +24,7 @@ from replicate_async import (
     Version,
     WebhookSecret,
 )
-from tests.conftest import example
+from tests.helpers import example
 
 from ._helpers import API, assert_standard_headers, multipart_parts, request_count, sent
 

@@ -20,7 +20,7 @@ from replicate_async import (
     pagination,
 )
 from replicate_async._converter import structure_list
-from tests.conftest import example
+from tests.helpers import example
 
 from ._helpers import API, TOKEN, all_sent, request_count, sent, sent_all
 

@@ -29,7 +29,7 @@ from replicate_async import (
 )
 from replicate_async._retry import is_retryable, parse_retry_after, retry_delay
 from replicate_async.testing import ManualClock
-from tests.conftest import example
+from tests.helpers import example
 
 from ._helpers import API, TOKEN, multipart_parts, request_count, sent_all
 

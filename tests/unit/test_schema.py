@@ -25,7 +25,7 @@ from replicate_async._schema import (
     shape_output,
 )
 from replicate_async.exceptions import InputProblem, InputValidationError
-from tests.conftest import example, example_names
+from tests.helpers import example, example_names
 
 SEED = Path(__file__).resolve().parents[2] / "replicate_async" / "testing" / "seed.json"
 

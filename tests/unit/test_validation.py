@@ -18,7 +18,7 @@ from replicate_async._validate import (
     prefer_wait,
     version_ref,
 )
-from tests.conftest import example
+from tests.helpers import example
 
 from ._helpers import API, request_count, sent
 

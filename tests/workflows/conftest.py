@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,20 +22,6 @@ async def client(replicate_fake: FakeReplicate) -> AsyncIterator[AsyncReplicate]
     """An SDK client for the fake, polling fast (overrides the mocked-API ``client``)."""
     async with replicate_fake.client(poll=FAST_POLL) as c:
         yield c
-
-
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0, every: float = 0.005
-) -> None:
-    """Wait until ``check()`` is true, polling at most ``timeout`` real seconds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            result = check()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(every)
 
 
 #: Seeded predictions are older than this; every one a test creates is newer.

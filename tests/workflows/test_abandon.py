@@ -21,9 +21,9 @@ from aiohttp import web
 from replicate_async import AsyncReplicate, ClientClosedError
 from replicate_async.asgi import CancelOnDisconnect
 from replicate_async.testing import FakeReplicate, ManualClock
+from tests.helpers import eventually
 
 from ._virtual import PHASES, cancels, reach, settle, status, virtual_client, virtual_fake, workload
-from .conftest import eventually
 
 
 async def _canceled_once(fake: FakeReplicate, client: AsyncReplicate, pid: str) -> None:

@@ -9,9 +9,10 @@ import pytest
 
 from replicate_async import AsyncReplicate, Prediction, PredictionTimeoutError
 from replicate_async.testing import FakeReplicate, ManualClock
+from tests.helpers import eventually
 
 from ._virtual import newest, reach, status, virtual_client, virtual_fake
-from .conftest import eventually, newest_prediction_id
+from .conftest import newest_prediction_id
 
 SLOW_CREATE = "/v1/models/fake/slow/predictions"
 

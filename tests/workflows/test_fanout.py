@@ -20,9 +20,10 @@ from replicate_async import (
     UnprocessableEntityError,
 )
 from replicate_async.testing import FakeReplicate
+from tests.helpers import eventually
 
 from ._proxy import CountingProxy
-from .conftest import FAST_POLL, eventually
+from .conftest import FAST_POLL
 
 FANOUT = 10_000
 MAX_CONNECTIONS = 20

@@ -15,8 +15,9 @@ from aiohttp import web
 
 from replicate_async import AsyncReplicate, AuthenticationError, FileOutput
 from replicate_async.testing import FakeReplicate
+from tests.helpers import eventually
 
-from .conftest import eventually, serve
+from .conftest import serve
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LARGE = 256 * 1024 + 1  # one byte over the inline threshold

@@ -19,8 +19,9 @@ from replicate_async import (
     PredictionError,
 )
 from replicate_async.testing import FakeReplicate, ManualClock
+from tests.helpers import eventually
 
-from .conftest import eventually, newest_prediction_id
+from .conftest import newest_prediction_id
 
 DEPLOYMENT = "alice/echo-deployment"  # a seeded deployment of fake/echo
 

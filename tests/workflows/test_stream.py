@@ -14,8 +14,9 @@ from aiohttp import web
 
 from replicate_async import AsyncReplicate, FileOutput, Prediction, ServerSentEvent, StreamError
 from replicate_async.testing import FakeReplicate
+from tests.helpers import eventually
 
-from .conftest import eventually, newest_prediction_id, serve
+from .conftest import newest_prediction_id, serve
 
 PROMPT = "the quick brown fox jumps over the lazy dog"
 

@@ -17,9 +17,10 @@ from replicate_async._converter import structure
 from replicate_async._stream import MAX_RETRY_DELAY, reconnect_delay
 from replicate_async.exceptions import BadRequestError
 from replicate_async.testing import ManualClock
+from tests.helpers import eventually
 
 from ._virtual import PROMPT, cancels, newest, reach, status, virtual_client, virtual_fake
-from .conftest import eventually, serve
+from .conftest import serve
 
 CREATE = "/v1/models/fake/upper/predictions"
 

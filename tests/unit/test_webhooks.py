@@ -26,7 +26,7 @@ from replicate_async.webhooks import (
     webhook_handler,
 )
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def _example(name: str) -> Any:

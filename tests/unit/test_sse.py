@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from replicate_async._sse import ServerSentEvent, SSEDecoder, iter_sse
 from replicate_async.exceptions import StreamError
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 TRANSCRIPTS: dict[str, str] = {
     name: value
     for name, value in json.loads(

@@ -1,0 +1,45 @@
+"""Helpers shared by every test folder: recorded API examples, the test token, waiting.
+
+Import them from here (``from tests.helpers import example``), never from ``conftest``:
+conftest files hold fixtures only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+#: Recorded real API responses (copied from the project's shared/replicate-examples).
+EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
+API = "https://api.replicate.com/v1"
+TOKEN = "r8_test_token_0123456789abcdef"
+
+
+def example(name: str) -> Any:
+    """A recorded API body by file name, without ``.json``."""
+    return json.loads((EXAMPLES_DIR / f"{name}.json").read_text())
+
+
+def example_names() -> list[str]:
+    """Every recorded example's name."""
+    return sorted(p.stem for p in EXAMPLES_DIR.glob("*.json"))
+
+
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], *, timeout: float = 5.0, every: float = 0.005
+) -> None:
+    """Let the loop run until ``check()`` holds, polling; TimeoutError after ``timeout`` s.
+
+    For state with no event to wait on (sockets closing, tasks ending, server-side effects).
+    """
+    async with asyncio.timeout(timeout):
+        while True:
+            result = check()
+            if not isinstance(result, bool):
+                result = await result
+            if result:
+                return
+            await asyncio.sleep(every)

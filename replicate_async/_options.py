@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import attrs
@@ -12,7 +12,7 @@ import attrs
 from ._config import RetryPolicy
 from ._converter import dumps, loads
 
-__all__ = ["NO_OPTIONS", "RequestOptions"]
+__all__ = ["NO_OPTIONS", "OPTION_NAMES", "RequestOptions", "RequestOptionsDict", "call_options"]
 
 
 def _timeout(_instance: object, _attribute: object, value: float | None) -> None:
@@ -129,3 +129,25 @@ class RequestOptions:
 
 #: No options: every request goes exactly as the SDK builds it.
 NO_OPTIONS = RequestOptions()
+
+
+class RequestOptionsDict(TypedDict, total=False):
+    """The per-call option keywords every operation accepts (``**options``), typed for
+    checkers through ``Unpack``; the same fields as :class:`RequestOptions`."""
+
+    timeout: float | None
+    extra_headers: Mapping[str, str] | None
+    extra_query: Mapping[str, str] | None
+    extra_body: Mapping[str, Any] | None
+    max_retries: int | None
+
+
+#: The option keyword names.
+OPTION_NAMES = frozenset(RequestOptionsDict.__optional_keys__)
+
+
+def call_options(options: RequestOptionsDict) -> RequestOptions:
+    """The one conversion of an operation's option keywords (checked before any request)."""
+    if not options:
+        return NO_OPTIONS
+    return RequestOptions(**options)

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from .. import _validate as check
 from .._http import HTTPCore
+from .._options import RequestOptionsDict, call_options
 from .._response import decode
 from ..models import Prediction
 
@@ -38,12 +39,24 @@ class Resource:
         """``value`` with its files replaced by URLs (unchanged without a preparer)."""
         return value if self._prepare is None else await self._prepare(value)
 
-    async def _get(self, path: str, cls: type[T], **params: str) -> T:
-        response = await self._http.request("GET", path, params=params or None)
+    def _via(self, options: RequestOptionsDict) -> HTTPCore:
+        """The request path for one call: the client's, or a view with the call's option
+        keywords on top (converted and checked here once; every request of the call uses it)."""
+        return self._http.with_options(call_options(options)) if options else self._http
+
+    async def _get(self, path: str, cls: type[T], options: RequestOptionsDict) -> T:
+        response = await self._via(options).request("GET", path)
         return decode(response, cls)
 
-    async def _send_json(self, method: str, path: str, body: Mapping[str, Any], cls: type[T]) -> T:
-        response = await self._http.request(
+    async def _send_json(
+        self,
+        method: str,
+        path: str,
+        body: Mapping[str, Any],
+        cls: type[T],
+        options: RequestOptionsDict,
+    ) -> T:
+        response = await self._via(options).request(
             method,
             path,
             content=check.json_body(body),

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from .. import _validate as check
 from .._converter import structure_list
+from .._options import RequestOptionsDict
 from .._response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import Account, Hardware, SearchResult, WebhookSecret
@@ -15,9 +18,9 @@ class AccountResource(Resource):
 
     __slots__ = ()
 
-    async def get(self) -> Account:
+    async def get(self, **options: Unpack[RequestOptionsDict]) -> Account:
         """The account (user or organisation) that owns the token."""
-        return await self._get("account", Account)
+        return await self._get("account", Account, options)
 
 
 class HardwareResource(Resource):
@@ -25,9 +28,9 @@ class HardwareResource(Resource):
 
     __slots__ = ()
 
-    async def list(self) -> list[Hardware]:
+    async def list(self, **options: Unpack[RequestOptionsDict]) -> list[Hardware]:
         """Every hardware SKU (the API returns a plain array, not a page)."""
-        response = await self._http.request("GET", "hardware")
+        response = await self._via(options).request("GET", "hardware")
         result: list[Hardware] = decode(response, lambda data: structure_list(data, Hardware))
         return result
 
@@ -37,9 +40,9 @@ class WebhookSecretResource(Resource):
 
     __slots__ = ()
 
-    async def get(self) -> WebhookSecret:
+    async def get(self, **options: Unpack[RequestOptionsDict]) -> WebhookSecret:
         """The secret that signs webhook deliveries (cache it)."""
-        return await self._get("webhooks/default/secret", WebhookSecret)
+        return await self._get("webhooks/default/secret", WebhookSecret, options)
 
 
 class DefaultWebhooks:
@@ -65,7 +68,9 @@ class Search(Resource):
 
     __slots__ = ()
 
-    async def __call__(self, query: str, *, limit: int | None = None) -> SearchResult:
+    async def __call__(
+        self, query: str, *, limit: int | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> SearchResult:
         """Search models, collections and documentation for ``query``."""
         check.query_text(query, "query")
         params = {"query": query}
@@ -73,7 +78,7 @@ class Search(Resource):
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:
                 raise InvalidArgumentError(f"limit must be an int from 1 to 50, got {limit!r}")
             params["limit"] = str(limit)
-        response = await self._http.request("GET", "search", params=params, auth=False)
+        response = await self._via(options).request("GET", "search", params=params, auth=False)
         from .._converter import structure
 
         result: SearchResult = decode(response, lambda data: structure(data, SearchResult))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from .. import _validate as check
 from .._http import path
+from .._options import RequestOptionsDict
 from ..models import Collection
 from ..pagination import AsyncPaginator
 from ._base import Resource
@@ -14,10 +17,14 @@ class Collections(Resource):
 
     __slots__ = ()
 
-    def list(self, *, cursor: str | None = None) -> AsyncPaginator[Collection]:
+    def list(
+        self, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> AsyncPaginator[Collection]:
         """All collections (without their models)."""
-        return AsyncPaginator(self._http, Collection, "collections", cursor=cursor)
+        return AsyncPaginator(self._via(options), Collection, "collections", cursor=cursor)
 
-    async def get(self, slug: str) -> Collection:
+    async def get(self, slug: str, **options: Unpack[RequestOptionsDict]) -> Collection:
         """One collection with its models."""
-        return await self._get(path("collections", check.require_id(slug, "slug")), Collection)
+        return await self._get(
+            path("collections", check.require_id(slug, "slug")), Collection, options
+        )

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from .. import _validate as check
 from .._http import path
+from .._options import RequestOptionsDict
 from ..exceptions import InvalidArgumentError
 from ..models import Deployment, Prediction
 from ..pagination import AsyncPaginator
@@ -37,11 +38,12 @@ class DeploymentPredictions(Resource):
         stream: bool | None = None,
         wait: bool | int | None = None,
         cancel_after: float | timedelta | str | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> Prediction:
         """Create a prediction on a deployment (``"owner/name"``)."""
         owner, name = check.model_ref(deployment, "deployment")
         return await create_prediction(
-            self._http,
+            self._via(options),
             path("deployments", owner, name, "predictions"),
             {"input": check.check_input(input)},
             webhook=webhook,
@@ -62,14 +64,16 @@ class Deployments(Resource):
         super().__init__(http)
         self.predictions = DeploymentPredictions(http, prepare)
 
-    def list(self, *, cursor: str | None = None) -> AsyncPaginator[Deployment]:
+    def list(
+        self, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> AsyncPaginator[Deployment]:
         """All deployments, newest first."""
-        return AsyncPaginator(self._http, Deployment, "deployments", cursor=cursor)
+        return AsyncPaginator(self._via(options), Deployment, "deployments", cursor=cursor)
 
-    async def get(self, deployment: str) -> Deployment:
+    async def get(self, deployment: str, **options: Unpack[RequestOptionsDict]) -> Deployment:
         """One deployment by ``"owner/name"``."""
         owner, name = check.model_ref(deployment, "deployment")
-        return await self._get(path("deployments", owner, name), Deployment)
+        return await self._get(path("deployments", owner, name), Deployment, options)
 
     async def create(
         self,
@@ -80,6 +84,7 @@ class Deployments(Resource):
         hardware: str,
         min_instances: int,
         max_instances: int,
+        **options: Unpack[RequestOptionsDict],
     ) -> Deployment:
         """Create a deployment of ``model`` at ``version`` on ``hardware``."""
         check.model_ref(f"owner/{name}", "name")
@@ -99,7 +104,7 @@ class Deployments(Resource):
             "min_instances": low,
             "max_instances": high,
         }
-        return await self._send_json("POST", "deployments", body, Deployment)
+        return await self._send_json("POST", "deployments", body, Deployment, options)
 
     async def update(
         self,
@@ -109,6 +114,7 @@ class Deployments(Resource):
         hardware: str | None = None,
         min_instances: int | None = None,
         max_instances: int | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> Deployment:
         """Change a deployment; any change makes a new release."""
         owner, name = check.model_ref(deployment, "deployment")
@@ -123,9 +129,11 @@ class Deployments(Resource):
             body["max_instances"] = _instances(max_instances, "max_instances", 20)
         if not body:
             raise InvalidArgumentError("nothing to update: pass at least one field")
-        return await self._send_json("PATCH", path("deployments", owner, name), body, Deployment)
+        return await self._send_json(
+            "PATCH", path("deployments", owner, name), body, Deployment, options
+        )
 
-    async def delete(self, deployment: str) -> None:
+    async def delete(self, deployment: str, **options: Unpack[RequestOptionsDict]) -> None:
         """Delete a deployment (only after it has been idle for 15 minutes)."""
         owner, name = check.model_ref(deployment, "deployment")
-        await self._http.request("DELETE", path("deployments", owner, name))
+        await self._via(options).request("DELETE", path("deployments", owner, name))

@@ -9,7 +9,7 @@ import os
 import unicodedata
 from collections.abc import AsyncIterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Unpack
 from urllib.parse import quote
 
 import aiohttp
@@ -18,6 +18,7 @@ from aiohttp import hdrs
 
 from .. import _validate as check
 from .._http import path
+from .._options import RequestOptionsDict
 from .._response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import File
@@ -46,6 +47,7 @@ class Files(Resource):
         filename: str | None = None,
         content_type: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> File:
         """Upload a file (multipart ``POST /files``) and return it; pass ``file.urls["get"]``
         as a model input.
@@ -78,31 +80,43 @@ class Files(Resource):
             form.append_payload(_text_part("metadata", meta, "application/json"))
             return form
 
-        response = await self._http.request(
+        response = await self._via(options).request(
             "POST", "files", content=build, read_timeout=None, retry=retry
         )
         return decode(response, File)
 
-    def list(self, *, cursor: str | None = None) -> AsyncPaginator[File]:
+    def list(
+        self, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> AsyncPaginator[File]:
         """Uploaded files, newest first."""
-        return AsyncPaginator(self._http, File, "files", cursor=cursor)
+        return AsyncPaginator(self._via(options), File, "files", cursor=cursor)
 
-    async def get(self, file_id: str) -> File:
+    async def get(self, file_id: str, **options: Unpack[RequestOptionsDict]) -> File:
         """A file's metadata."""
-        return await self._get(path("files", check.require_id(file_id, "file_id")), File)
+        return await self._get(path("files", check.require_id(file_id, "file_id")), File, options)
 
-    async def delete(self, file_id: str) -> None:
+    async def delete(self, file_id: str, **options: Unpack[RequestOptionsDict]) -> None:
         """Delete a file; afterwards it is 404."""
-        await self._http.request("DELETE", path("files", check.require_id(file_id, "file_id")))
+        await self._via(options).request(
+            "DELETE", path("files", check.require_id(file_id, "file_id"))
+        )
 
-    async def download(self, file_id: str, *, owner: str, expiry: int, signature: str) -> bytes:
+    async def download(
+        self,
+        file_id: str,
+        *,
+        owner: str,
+        expiry: int,
+        signature: str,
+        **options: Unpack[RequestOptionsDict],
+    ) -> bytes:
         """A file's bytes through a signed download link (``GET /files/{id}/download``)."""
         fid = check.require_id(file_id, "file_id")
         if isinstance(expiry, bool) or not isinstance(expiry, int):
             raise TypeError("expiry must be a unix timestamp (int)")
         check.query_text(owner, "owner")
         check.query_text(signature, "signature")
-        response = await self._http.request(
+        response = await self._via(options).request(
             "GET",
             path("files", fid, "download"),
             params={"owner": owner, "expiry": str(expiry), "signature": signature},

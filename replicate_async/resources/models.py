@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, Unpack, cast
 
 from .. import _validate as check
 from .._http import path
 from .._literals import ModelSortBy, SortDirection, Visibility
+from .._options import OPTION_NAMES, RequestOptionsDict
 from ..exceptions import InvalidArgumentError
 from ..models import Model, Prediction, Version
 from ..pagination import AsyncPaginator
@@ -20,29 +21,46 @@ _VISIBILITY = ("public", "private")
 _UPDATABLE = ("description", "readme", "github_url", "paper_url", "weights_url", "license_url")
 
 
+class ModelChanges(RequestOptionsDict, total=False):
+    """What ``models.update`` may change (and the request option keywords)."""
+
+    description: str
+    readme: str
+    github_url: str
+    paper_url: str
+    weights_url: str
+    license_url: str
+
+
 class Versions(Resource):
     """``/models/{owner}/{name}/versions``."""
 
     __slots__ = ()
 
-    def list(self, model: str, *, cursor: str | None = None) -> AsyncPaginator[Version]:
+    def list(
+        self, model: str, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> AsyncPaginator[Version]:
         """The model's versions, newest first."""
         owner, name = check.model_ref(model)
         return AsyncPaginator(
-            self._http, Version, path("models", owner, name, "versions"), cursor=cursor
+            self._via(options), Version, path("models", owner, name, "versions"), cursor=cursor
         )
 
-    async def get(self, model: str, version_id: str) -> Version:
+    async def get(
+        self, model: str, version_id: str, **options: Unpack[RequestOptionsDict]
+    ) -> Version:
         """One version of a model."""
         owner, name = check.model_ref(model)
         vid = check.require_id(version_id, "version_id")
-        return await self._get(path("models", owner, name, "versions", vid), Version)
+        return await self._get(path("models", owner, name, "versions", vid), Version, options)
 
-    async def delete(self, model: str, version_id: str) -> None:
+    async def delete(
+        self, model: str, version_id: str, **options: Unpack[RequestOptionsDict]
+    ) -> None:
         """Delete a version of your own private model (asynchronous on the server: 202)."""
         owner, name = check.model_ref(model)
         vid = check.require_id(version_id, "version_id")
-        await self._http.request("DELETE", path("models", owner, name, "versions", vid))
+        await self._via(options).request("DELETE", path("models", owner, name, "versions", vid))
 
 
 class Examples(Resource):
@@ -50,11 +68,13 @@ class Examples(Resource):
 
     __slots__ = ()
 
-    def list(self, model: str, *, cursor: str | None = None) -> AsyncPaginator[Prediction]:
+    def list(
+        self, model: str, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> AsyncPaginator[Prediction]:
         """Example predictions the model's author picked."""
         owner, name = check.model_ref(model)
         return AsyncPaginator(
-            self._http, Prediction, path("models", owner, name, "examples"), cursor=cursor
+            self._via(options), Prediction, path("models", owner, name, "examples"), cursor=cursor
         )
 
 
@@ -63,10 +83,10 @@ class Readme(Resource):
 
     __slots__ = ()
 
-    async def get(self, model: str) -> str:
+    async def get(self, model: str, **options: Unpack[RequestOptionsDict]) -> str:
         """The model's README as Markdown text."""
         owner, name = check.model_ref(model)
-        response = await self._http.request(
+        response = await self._via(options).request(
             "GET", path("models", owner, name, "readme"), headers={"Accept": "text/plain"}
         )
         return response.text()
@@ -87,11 +107,12 @@ class ModelPredictions(Resource):
         stream: bool | None = None,
         wait: bool | int | None = None,
         cancel_after: float | timedelta | str | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> Prediction:
         """Create a prediction on the latest version of an official model."""
         owner, name = check.model_ref(model)
         return await create_prediction(
-            self._http,
+            self._via(options),
             path("models", owner, name, "predictions"),
             {"input": check.check_input(input)},
             webhook=webhook,
@@ -121,6 +142,7 @@ class Models(Resource):
         sort_by: ModelSortBy | None = None,
         sort_direction: SortDirection | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> AsyncPaginator[Model]:
         """Public models (``GET /models``)."""
         params: dict[str, str] = {}
@@ -134,13 +156,15 @@ class Models(Resource):
                     f"sort_direction must be one of {_SORT_DIRECTION}, got {sort_direction!r}"
                 )
             params["sort_direction"] = sort_direction
-        return AsyncPaginator(self._http, Model, "models", params=params, cursor=cursor)
+        return AsyncPaginator(self._via(options), Model, "models", params=params, cursor=cursor)
 
-    def search(self, query: str, *, cursor: str | None = None) -> AsyncPaginator[Model]:
+    def search(
+        self, query: str, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> AsyncPaginator[Model]:
         """Search public models (``QUERY /models`` with the query text as the body)."""
         check.query_text(query, "query")
         return AsyncPaginator(
-            self._http,
+            self._via(options),
             Model,
             "models",
             method="QUERY",
@@ -149,10 +173,10 @@ class Models(Resource):
             cursor=cursor,
         )
 
-    async def get(self, model: str) -> Model:
+    async def get(self, model: str, **options: Unpack[RequestOptionsDict]) -> Model:
         """One model by ``"owner/name"``."""
         owner, name = check.model_ref(model)
-        return await self._get(path("models", owner, name), Model)
+        return await self._get(path("models", owner, name), Model, options)
 
     async def create(
         self,
@@ -166,6 +190,7 @@ class Models(Resource):
         paper_url: str | None = None,
         license_url: str | None = None,
         cover_image_url: str | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> Model:
         """Create a model owned by ``owner`` (your account or one of your organisations)."""
         check.model_ref(f"{owner}/{name}")
@@ -189,12 +214,15 @@ class Models(Resource):
             "cover_image_url": cover_image_url,
         }
         body.update({k: v for k, v in optional.items() if v is not None})
-        return await self._send_json("POST", "models", body, Model)
+        return await self._send_json("POST", "models", body, Model, options)
 
-    async def update(self, model: str, **changes: str) -> Model:
+    async def update(self, model: str, **changes: Unpack[ModelChanges]) -> Model:
         """Change metadata of your model: any of description, readme, github_url,
-        paper_url, weights_url, license_url (``PATCH``)."""
+        paper_url, weights_url, license_url (``PATCH``); and the request option keywords."""
         owner, name = check.model_ref(model)
+        fields: dict[str, object] = dict(changes)
+        options = cast(RequestOptionsDict, {k: fields.pop(k) for k in OPTION_NAMES & set(fields)})
+        changes = cast(ModelChanges, fields)
         unknown = sorted(set(changes) - set(_UPDATABLE))
         if unknown:
             raise TypeError(f"unknown model fields {unknown}; updatable: {list(_UPDATABLE)}")
@@ -203,9 +231,9 @@ class Models(Resource):
         for key, value in changes.items():
             if not isinstance(value, str):
                 raise TypeError(f"{key} must be a string, got {type(value).__name__}")
-        return await self._send_json("PATCH", path("models", owner, name), changes, Model)
+        return await self._send_json("PATCH", path("models", owner, name), changes, Model, options)
 
-    async def delete(self, model: str) -> None:
+    async def delete(self, model: str, **options: Unpack[RequestOptionsDict]) -> None:
         """Delete your private model that has no versions."""
         owner, name = check.model_ref(model)
-        await self._http.request("DELETE", path("models", owner, name))
+        await self._via(options).request("DELETE", path("models", owner, name))

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from .. import _validate as check
 from .._http import path
 from .._literals import PredictionSource
+from .._options import RequestOptionsDict
 from .._response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import Prediction
@@ -32,6 +33,7 @@ class Predictions(Resource):
         stream: bool | None = None,
         wait: bool | int | None = None,
         cancel_after: float | timedelta | str | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> Prediction:
         """Create a prediction (``POST /predictions``).
 
@@ -45,7 +47,7 @@ class Predictions(Resource):
             "input": check.check_input(input),
         }
         return await create_prediction(
-            self._http,
+            self._via(options),
             "predictions",
             body,
             webhook=webhook,
@@ -56,16 +58,18 @@ class Predictions(Resource):
             prepare=self._prepare,
         )
 
-    async def get(self, prediction_id: str) -> Prediction:
+    async def get(self, prediction_id: str, **options: Unpack[RequestOptionsDict]) -> Prediction:
         """Fetch a prediction by id (``GET /predictions/{id}``)."""
         return await self._get(
-            path("predictions", check.require_id(prediction_id, "prediction_id")), Prediction
+            path("predictions", check.require_id(prediction_id, "prediction_id")),
+            Prediction,
+            options,
         )
 
-    async def cancel(self, prediction_id: str) -> Prediction:
+    async def cancel(self, prediction_id: str, **options: Unpack[RequestOptionsDict]) -> Prediction:
         """Cancel a prediction (``POST /predictions/{id}/cancel``); safe to repeat."""
         pid = check.require_id(prediction_id, "prediction_id")
-        response = await self._http.request(
+        response = await self._via(options).request(
             "POST", path("predictions", pid, "cancel"), idempotent=True
         )
         return decode(response, Prediction)
@@ -77,6 +81,7 @@ class Predictions(Resource):
         created_before: datetime | str | None = None,
         source: PredictionSource | None = None,
         cursor: str | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> AsyncPaginator[Prediction]:
         """All predictions of the account, newest first (``GET /predictions``)."""
         params: dict[str, str] = {}
@@ -88,4 +93,6 @@ class Predictions(Resource):
             if source != "web":
                 raise InvalidArgumentError("source can only be 'web'")
             params["source"] = source
-        return AsyncPaginator(self._http, Prediction, "predictions", params=params, cursor=cursor)
+        return AsyncPaginator(
+            self._via(options), Prediction, "predictions", params=params, cursor=cursor
+        )

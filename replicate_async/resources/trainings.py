@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Unpack
 
 from .. import _validate as check
 from .._http import path
+from .._options import RequestOptionsDict
 from .._response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import Training
@@ -28,6 +29,7 @@ class Trainings(Resource):
         input: Mapping[str, Any],
         webhook: str | None = None,
         webhook_events_filter: Iterable[str] | None = None,
+        **options: Unpack[RequestOptionsDict],
     ) -> Training:
         """Start a training of ``model`` at ``version`` into ``destination`` (``owner/name``).
 
@@ -54,23 +56,29 @@ class Trainings(Resource):
             body["webhook_events_filter"] = events
         body["input"] = await self._prepared(body["input"])
         return await self._send_json(
-            "POST", path("models", owner, name, "versions", version, "trainings"), body, Training
+            "POST",
+            path("models", owner, name, "versions", version, "trainings"),
+            body,
+            Training,
+            options,
         )
 
-    async def get(self, training_id: str) -> Training:
+    async def get(self, training_id: str, **options: Unpack[RequestOptionsDict]) -> Training:
         """Fetch a training by id."""
         return await self._get(
-            path("trainings", check.require_id(training_id, "training_id")), Training
+            path("trainings", check.require_id(training_id, "training_id")), Training, options
         )
 
-    async def cancel(self, training_id: str) -> Training:
+    async def cancel(self, training_id: str, **options: Unpack[RequestOptionsDict]) -> Training:
         """Cancel a training; safe to repeat."""
         tid = check.require_id(training_id, "training_id")
-        response = await self._http.request(
+        response = await self._via(options).request(
             "POST", path("trainings", tid, "cancel"), idempotent=True
         )
         return decode(response, Training)
 
-    def list(self, *, cursor: str | None = None) -> AsyncPaginator[Training]:
+    def list(
+        self, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
+    ) -> AsyncPaginator[Training]:
         """All trainings of the account, newest first."""
-        return AsyncPaginator(self._http, Training, "trainings", cursor=cursor)
+        return AsyncPaginator(self._via(options), Training, "trainings", cursor=cursor)

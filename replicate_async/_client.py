@@ -18,6 +18,7 @@ from ._files import FileOutput, prepare_input
 from ._hooks import Hooks
 from ._http import HTTPCore
 from ._inflight import InFlight
+from ._literals import WebhookEvent
 from ._namespaces import PredictionsAPI, TrainingsAPI
 from ._options import RequestOptions
 from ._raw import RawResponses
@@ -215,7 +216,7 @@ class AsyncReplicate:
         cancel_after: float | timedelta | str | None = None,
         use_file_output: bool = False,
         webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
+        webhook_events_filter: Iterable[WebhookEvent] | None = None,
     ) -> Any:
         """Run a model and return its output (:meth:`predictions.run
         <replicate_async._namespaces.PredictionsAPI.run>` returns the whole prediction).

@@ -29,7 +29,7 @@ from .exceptions import (
     PredictionError,
     PredictionTimeoutError,
 )
-from .models import Prediction, Status, Training
+from .models import Prediction, Training
 
 __all__ = ["Advance", "Poll", "abandon", "drive", "outcome"]
 
@@ -168,14 +168,14 @@ def _timed_out(
 def outcome(run: Prediction | Training) -> Any:
     """The output of a succeeded run, or the matching :class:`PredictionError`."""
     status = run.status
-    if status == Status.SUCCEEDED:
+    if status == "succeeded":
         return run.output
     what = "training" if isinstance(run, Training) else "prediction"
-    if status == Status.FAILED:
+    if status == "failed":
         raise ModelError(f"{what} {run.id} failed: {run.error}", run)
-    if status == Status.CANCELED:
+    if status == "canceled":
         raise PredictionCanceledError(f"{what} {run.id} was canceled", run)
-    if status == Status.ABORTED:
+    if status == "aborted":
         raise PredictionAbortedError(
             f"{what} {run.id} was aborted: its deadline passed before it started", run
         )

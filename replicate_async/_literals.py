@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["ModelSortBy", "PredictionSource", "SortDirection", "Visibility", "WebhookEvent"]
+__all__ = [
+    "ModelSortBy",
+    "PredictionSource",
+    "SortDirection",
+    "Status",
+    "Visibility",
+    "WebhookEvent",
+]
+
+Status = Literal["starting", "processing", "succeeded", "failed", "canceled", "aborted"]
+"""The prediction and training statuses known today. ``Prediction.status`` and
+``Training.status`` stay ``str`` at run time: a status Replicate adds later passes through
+unchanged (and an unknown status with ``completed_at`` set counts as done)."""
 
 WebhookEvent = Literal["start", "output", "logs", "completed"]
 """When a webhook is sent (``webhook_events_filter``)."""

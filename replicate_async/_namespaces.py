@@ -11,6 +11,7 @@ from . import _validate as check
 from ._config import PollPolicy
 from ._drive import Poll, drive, outcome
 from ._http import HTTPCore
+from ._literals import WebhookEvent
 from ._run import RUN_HOLD, RunHost, run_prediction
 from ._sse import ServerSentEvent
 from ._stream import stream_events
@@ -98,7 +99,7 @@ class PredictionsAPI(Predictions):
         wait: bool | int | None = RUN_HOLD,
         cancel_after: float | timedelta | str | None = None,
         webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
+        webhook_events_filter: Iterable[WebhookEvent] | None = None,
     ) -> Prediction:
         """Like :meth:`AsyncReplicate.run` (same arguments, one deadline, cancel on
         abandon, same errors), but return the succeeded :class:`Prediction` itself: its

@@ -18,6 +18,7 @@ from ._config import ClientConfig
 from ._drive import Poll, drive, outcome
 from ._files import FileOutput, wrap_output
 from ._inflight import InFlight
+from ._literals import WebhookEvent
 from ._validate import split_version_ref
 from .exceptions import InvalidArgumentError
 from .models import Prediction
@@ -50,7 +51,7 @@ class CreatesOn(Protocol):
         *,
         input: Mapping[str, Any],
         webhook: str | None = ...,
-        webhook_events_filter: Iterable[str] | None = ...,
+        webhook_events_filter: Iterable[WebhookEvent] | None = ...,
         stream: bool | None = ...,
         wait: bool | int | None = ...,
         cancel_after: float | timedelta | str | None = ...,
@@ -77,7 +78,7 @@ class PredictionOps(Protocol):
         version: str,
         input: Mapping[str, Any],
         webhook: str | None = ...,
-        webhook_events_filter: Iterable[str] | None = ...,
+        webhook_events_filter: Iterable[WebhookEvent] | None = ...,
         stream: bool | None = ...,
         wait: bool | int | None = ...,
         cancel_after: float | timedelta | str | None = ...,
@@ -195,7 +196,7 @@ async def run_prediction(
     wait: bool | int | None,
     cancel_after: float | timedelta | str | None,
     webhook: str | None = None,
-    webhook_events_filter: Iterable[str] | None = None,
+    webhook_events_filter: Iterable[WebhookEvent] | None = None,
 ) -> Prediction:
     """Create and poll a prediction to a terminal status under one deadline (any status)."""
     timeout = check.seconds(timeout, "timeout")

@@ -21,6 +21,7 @@ import attrs
 from . import _validate as check
 from ._clock import Clock, deadline
 from ._files import FileOutput
+from ._literals import WebhookEvent
 from ._schema import check_input, input_order, input_schema, output_schema, shape_output
 from .exceptions import (
     InputProblem,
@@ -63,7 +64,7 @@ class _Client(Protocol):
         cancel_after: float | timedelta | str | None = ...,
         use_file_output: bool = ...,
         webhook: str | None = ...,
-        webhook_events_filter: Iterable[str] | None = ...,
+        webhook_events_filter: Iterable[WebhookEvent] | None = ...,
     ) -> Any: ...
 
     def stream_output(

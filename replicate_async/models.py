@@ -3,18 +3,22 @@
 Attribute names are the API's JSON field names. Every field but an object's identity is
 optional, because real responses omit fields depending on age and state. Fields the SDK
 does not know yet are kept: ``obj.raw`` is the JSON object exactly as received.
-Statuses are plain strings so that a status added by Replicate tomorrow passes through.
+Statuses are plain strings so that a status added by Replicate tomorrow passes through;
+:data:`Status` is the ``Literal`` of the ones known today, to compare against.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 import attrs
 
+from ._literals import Status
+
 __all__ = [
+    "KNOWN_STATUSES",
     "TERMINAL_STATUSES",
     "Account",
     "Collection",
@@ -41,19 +45,11 @@ __all__ = [
 T = TypeVar("T")
 
 
-class Status:
-    """The prediction and training statuses known today (others may appear)."""
-
-    STARTING = "starting"
-    PROCESSING = "processing"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    ABORTED = "aborted"
-
-
 #: Statuses after which a prediction or training never changes again.
-TERMINAL_STATUSES = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED, Status.ABORTED})
+TERMINAL_STATUSES: frozenset[Status] = frozenset({"succeeded", "failed", "canceled", "aborted"})
+
+#: Every status known today (``Status``); ``status`` fields may hold others.
+KNOWN_STATUSES: frozenset[Status] = frozenset(get_args(Status))
 
 _RAW: Any = attrs.field(factory=dict, repr=False, eq=False, kw_only=True)
 
@@ -101,14 +97,13 @@ class _Run:
     def done(self) -> bool:
         """True once the status is terminal (or an unknown status carries ``completed_at``)."""
         return self.status in TERMINAL_STATUSES or (
-            self.completed_at is not None
-            and self.status not in (Status.STARTING, Status.PROCESSING)
+            self.completed_at is not None and self.status not in ("starting", "processing")
         )
 
     @property
     def succeeded(self) -> bool:
         """True when the status is ``succeeded``."""
-        return self.status == Status.SUCCEEDED
+        return self.status == "succeeded"
 
 
 @attrs.frozen(slots=True)

@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import AsyncReplicate, PredictionTimeoutError, RunResult, Status
+from .. import AsyncReplicate, PredictionTimeoutError, RunResult
 from .. import Progress as RunProgress
 from ._demo_plan import DemoPlan, DemoReport, fake_plan, prepare_fake, remote_plan
 
@@ -251,7 +251,7 @@ async def _cancel(client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoR
             status = "unknown"
             if prediction is not None:
                 status = (await client.predictions.get(prediction.id)).status
-            report.canceled += status == Status.CANCELED
+            report.canceled += status == "canceled"
             ui.detail(f"  [yellow]PredictionTimeoutError[/yellow]: {escape(str(exc))}")
             ui.result(
                 5,

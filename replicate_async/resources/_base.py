@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from .. import _validate as check
 from .._http import HTTPCore
+from .._literals import WebhookEvent
 from .._options import RequestOptionsDict, call_options
 from .._response import decode
 from ..models import Prediction
@@ -71,7 +72,7 @@ async def create_prediction(
     body: dict[str, Any],
     *,
     webhook: str | None,
-    webhook_events_filter: Iterable[str] | None,
+    webhook_events_filter: Iterable[WebhookEvent] | None,
     stream: bool | None,
     wait: bool | int | None,
     cancel_after: float | timedelta | str | None,

@@ -8,6 +8,7 @@ from typing import Any, Unpack
 
 from .. import _validate as check
 from .._http import path
+from .._literals import WebhookEvent
 from .._options import RequestOptionsDict
 from ..exceptions import InvalidArgumentError
 from ..models import Deployment, Prediction
@@ -34,7 +35,7 @@ class DeploymentPredictions(Resource):
         *,
         input: Mapping[str, Any],
         webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
+        webhook_events_filter: Iterable[WebhookEvent] | None = None,
         stream: bool | None = None,
         wait: bool | int | None = None,
         cancel_after: float | timedelta | str | None = None,

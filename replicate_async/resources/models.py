@@ -8,7 +8,7 @@ from typing import Any, Unpack, cast
 
 from .. import _validate as check
 from .._http import path
-from .._literals import ModelSortBy, SortDirection, Visibility
+from .._literals import ModelSortBy, SortDirection, Visibility, WebhookEvent
 from .._options import OPTION_NAMES, RequestOptionsDict
 from ..exceptions import InvalidArgumentError
 from ..models import Model, Prediction, Version
@@ -103,7 +103,7 @@ class ModelPredictions(Resource):
         *,
         input: Mapping[str, Any],
         webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
+        webhook_events_filter: Iterable[WebhookEvent] | None = None,
         stream: bool | None = None,
         wait: bool | int | None = None,
         cancel_after: float | timedelta | str | None = None,

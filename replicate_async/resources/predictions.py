@@ -9,7 +9,7 @@ from typing import Any, Unpack
 
 from .. import _validate as check
 from .._http import path
-from .._literals import PredictionSource
+from .._literals import PredictionSource, WebhookEvent
 from .._options import RequestOptionsDict
 from .._response import decode
 from ..exceptions import InvalidArgumentError
@@ -29,7 +29,7 @@ class Predictions(Resource):
         version: str,
         input: Mapping[str, Any],
         webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
+        webhook_events_filter: Iterable[WebhookEvent] | None = None,
         stream: bool | None = None,
         wait: bool | int | None = None,
         cancel_after: float | timedelta | str | None = None,

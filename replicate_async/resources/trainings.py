@@ -7,6 +7,7 @@ from typing import Any, Unpack
 
 from .. import _validate as check
 from .._http import path
+from .._literals import WebhookEvent
 from .._options import RequestOptionsDict
 from .._response import decode
 from ..exceptions import InvalidArgumentError
@@ -28,7 +29,7 @@ class Trainings(Resource):
         destination: str,
         input: Mapping[str, Any],
         webhook: str | None = None,
-        webhook_events_filter: Iterable[str] | None = None,
+        webhook_events_filter: Iterable[WebhookEvent] | None = None,
         **options: Unpack[RequestOptionsDict],
     ) -> Training:
         """Start a training of ``model`` at ``version`` into ``destination`` (``owner/name``).

@@ -32,6 +32,7 @@ from replicate_async._converter import (
     structure,
     structure_list,
 )
+from replicate_async.models import KNOWN_STATUSES
 from replicate_async.pagination import _build_page
 from tests.helpers import example, example_names
 
@@ -284,7 +285,8 @@ def test_unknown_and_new_statuses_pass_through(status: str) -> None:
 def test_done_property() -> None:
     """`done` covers all four terminal statuses and unknown statuses with completed_at."""
     assert {"succeeded", "failed", "canceled", "aborted"} == TERMINAL_STATUSES
-    assert Status.ABORTED in TERMINAL_STATUSES
+    assert "aborted" in TERMINAL_STATUSES
+    assert TERMINAL_STATUSES < KNOWN_STATUSES == set(typing.get_args(Status))
     for status in TERMINAL_STATUSES:
         assert structure({"id": "p", "status": status}, Prediction).done
     for status in ("starting", "processing", "interrupted"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -18,9 +18,10 @@ from multidict import CIMultiDictProxy
 
 from ._response import Response
 
-__all__ = ["RawResponse", "RawResponses", "record"]
+__all__ = ["RawResponse", "RawResponses", "captured", "record", "streamed"]
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 #: While a raw call runs: (response, elapsed seconds, attempt number) of each attempt read.
 _RECORDED: contextvars.ContextVar[list[tuple[Response, float, int]] | None] = (
@@ -65,6 +66,12 @@ class RawResponse(Generic[T]):
         """The operation's typed result (what the plain call returns)."""
         return self._parsed
 
+    def with_parsed(self, parsed: U) -> RawResponse[U]:
+        """The same response with another parsed result."""
+        return RawResponse(
+            self.method, self.url, self.status, self.headers, self.elapsed, self.retries, parsed
+        )
+
 
 class RawResponses:
     """``client.with_raw_response``: the client's namespaces, each operation returning a
@@ -85,26 +92,38 @@ class RawResponses:
         return RawResponses(value)
 
 
+async def captured(work: Awaitable[T], what: str = "the call") -> RawResponse[T]:
+    """Await ``work`` while recording its responses; its result with the last one."""
+    recorded: list[tuple[Response, float, int]] = []
+    token = _RECORDED.set(recorded)
+    try:
+        result = await work
+    finally:
+        _RECORDED.reset(token)
+    if not recorded:
+        raise RuntimeError(f"{what} sent no request to report on")
+    response, elapsed, attempt = recorded[-1]
+    return RawResponse(
+        response.method,
+        response.url.split("?", 1)[0],
+        response.status,
+        response.headers,
+        elapsed,
+        attempt - 1,
+        result,
+    )
+
+
+def streamed(
+    method: str, url: str, status: int, headers: CIMultiDictProxy[str], elapsed: float
+) -> RawResponse[None]:
+    """The raw response of a stream's opening (its body is the stream itself)."""
+    return RawResponse(method, url.split("?", 1)[0], status, headers, elapsed, 0, None)
+
+
 def _raw_call(operation: Callable[..., Any]) -> Callable[..., Any]:
     async def call(*args: Any, **kwargs: Any) -> RawResponse[Any]:
-        recorded: list[tuple[Response, float, int]] = []
-        token = _RECORDED.set(recorded)
-        try:
-            result = await operation(*args, **kwargs)
-        finally:
-            _RECORDED.reset(token)
-        if not recorded:
-            raise RuntimeError(f"{operation.__qualname__} sent no request to report on")
-        response, elapsed, attempt = recorded[-1]
-        return RawResponse(
-            response.method,
-            response.url.split("?", 1)[0],
-            response.status,
-            response.headers,
-            elapsed,
-            attempt - 1,
-            result,
-        )
+        return await captured(operation(*args, **kwargs), operation.__qualname__)
 
     call.__doc__ = operation.__doc__
     call.__name__ = getattr(operation, "__name__", "call")

@@ -22,7 +22,8 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ._converter import StructureError, structure_list
 from ._http import HTTPCore
-from ._response import decode
+from ._raw import RawResponse, captured
+from ._response import Response, decode
 from .exceptions import InvalidArgumentError, PaginationError
 from .models import Page
 
@@ -37,7 +38,16 @@ T = TypeVar("T")
 class AsyncPaginator(Generic[T]):
     """A lazily fetched, cursor-paginated list: awaitable (first page) and async-iterable."""
 
-    __slots__ = ("_content", "_headers", "_http", "_item", "_method", "_params", "_start_url")
+    __slots__ = (
+        "_content",
+        "_headers",
+        "_http",
+        "_item",
+        "_method",
+        "_params",
+        "_start_url",
+        "last_response",
+    )
 
     def __init__(
         self,
@@ -53,6 +63,9 @@ class AsyncPaginator(Generic[T]):
     ) -> None:
         self._http = http
         self._item = item
+        #: The last page's :class:`~replicate_async.RawResponse` (status, headers, request
+        #: id, elapsed, retries; ``.parse()`` is the page), ``None`` before the first fetch.
+        self.last_response: RawResponse[Page[T]] | None = None
         self._method = method
         self._params: dict[str, str] = dict(params or {})
         self._content = content
@@ -111,9 +124,16 @@ class AsyncPaginator(Generic[T]):
 
     async def _fetch(self, url: str) -> Page[T]:
         params = self._params if url == self._start_url and "?" not in url else None
-        response = await self._http.request(
-            self._method, url, params=params, content=self._content, headers=self._headers
+        raw = await captured(
+            self._http.request(
+                self._method, url, params=params, content=self._content, headers=self._headers
+            )
         )
+        page = self._decode(raw.parse())
+        self.last_response = raw.with_parsed(page)
+        return page
+
+    def _decode(self, response: Response) -> Page[T]:
         item = self._item
         if len(response.content) < GC_PAUSE_MIN or not gc.isenabled():
             page: Page[T] = decode(response, lambda data: _build_page(data, item))

@@ -302,3 +302,29 @@ async def test_with_options_and_call_options_share_one_pool(
         await client.with_options(extra_headers={"X-A": "1"}, max_retries=0).account.get()
         await client.account.get(extra_query={"a": "1"}, timeout=4)
     assert len(connections) == 1
+
+
+async def test_paginator_exposes_the_last_page_response(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """``paginator.last_response``: the latest page's status, headers, request id, retries
+    (a 503 then a 200 on the second page), and the page itself from ``parse()``."""
+    first, second = f"{API}/files", f"{API}/files?cursor=c2"
+    mocked.get(first, payload={"next": second, "previous": None, "results": []})
+    mocked.get(second, status=503, payload={"detail": "busy"})
+    mocked.get(
+        second,
+        payload={"next": None, "previous": None, "results": [example("file-create-201")]},
+        headers={"x-request-id": "req-2"},
+    )
+    async with AsyncReplicate(api_token=TOKEN, clock=clock) as client:
+        paginator = client.files.list()
+        assert paginator.last_response is None
+        pages = [page async for page in paginator.pages()]
+    raw = paginator.last_response
+    assert raw is not None
+    assert (raw.method, raw.url, raw.status) == ("GET", second.split("?")[0], 200)
+    assert (raw.request_id, raw.retries) == ("req-2", 1)
+    assert raw.elapsed >= 0
+    assert raw.parse() is pages[-1]
+    assert [f.id for f in raw.parse().results] == [example("file-create-201")["id"]]

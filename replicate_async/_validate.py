@@ -66,7 +66,6 @@ _MAX_DURATION_TEXT = 32
 _MAX_RETRIES = 100
 _WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 _SEGMENT_FORBIDDEN = frozenset("/\\%")
-#: Segments made only of these are accepted at once; anything else takes the slow path.
 _PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9._~:@+-]+").fullmatch
 
 
@@ -79,7 +78,7 @@ def segment(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a string, got {type(value).__name__}")
     if _PLAIN_SEGMENT(value) and len(value) <= MAX_SEGMENT_LENGTH and value not in (".", ".."):
-        return value  # the common case (ids, names), decided by one C-level match
+        return value  # the common case, decided by one C-level match
     if not value:
         raise InvalidArgumentError(f"{what} must not be empty")
     if value in (".", ".."):

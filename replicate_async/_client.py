@@ -200,6 +200,7 @@ class AsyncReplicate:
         any left by abandoned runs) to land before the pool (unless borrowed) is closed.
         """
         if not self._http.closed:
+            self._http.stop_creating()
             await self._inflight.aclose()
         await self._http.aclose()
 

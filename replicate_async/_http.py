@@ -1,9 +1,6 @@
-"""The single request path: session lifecycle, throttling, retries, one send, error mapping.
-
-resource method -> :meth:`HTTPCore.request` -> :meth:`HTTPCore._attempt` (rate limiter,
-connection slot, aiohttp call, error mapping) -> aiohttp; failures that are safe to resend
-go round the one retry loop (:meth:`HTTPCore._retry`, tenacity). Streaming bodies (SSE,
-file downloads) use :meth:`HTTPCore.stream`, which shares the limiter, slots and mapping.
+"""The single request path: resource method -> :meth:`HTTPCore.request` (options, the one
+tenacity retry loop for what is safe to resend) -> :meth:`HTTPCore._attempt` (limiter, slot,
+aiohttp call, error mapping) -> aiohttp. Streams (SSE, downloads): :meth:`HTTPCore.stream`.
 """
 
 from __future__ import annotations
@@ -68,9 +65,8 @@ class _Call(NamedTuple):
 class HTTPCore:
     """Owns the aiohttp session, the connection slots, the rate limiter and retries.
 
-    ``limiter`` is any :class:`~replicate_async._throttle.RateLimiter`; by default an
-    in-process :class:`~replicate_async._throttle.Throttle` on the config's clock. A
-    limiter passed in is shared, not owned: :meth:`aclose` leaves it open.
+    ``limiter``: any :class:`~replicate_async._throttle.RateLimiter`, shared, not owned
+    (:meth:`aclose` leaves it open); by default an in-process ``Throttle`` on the clock.
     """
 
     def __init__(
@@ -117,9 +113,12 @@ class HTTPCore:
         """Create the session now (inside the running loop) instead of at first use."""
         self._pool.session(guarded=False)
 
+    def stop_creating(self) -> None:
+        """Send nothing that could create from now on (the client is closing)."""
+        self._pool.closing = True
+
     async def aclose(self) -> None:
-        """Close the session (and limiter) if we own them; later calls raise
-        :class:`ClientClosedError`."""
+        """Close the session (and limiter) if owned; later calls: ClientClosedError."""
         if not self._pool.closed:
             await self._pool.aclose()
             if self._owns_limiter:
@@ -264,8 +263,8 @@ class HTTPCore:
         else:
             await self._hooked_acquire(call, attempt, hooks)
         slots = pool.held_slots if held else pool.slots
-        if slots.locked() or pool.config.timeouts.pool is not None:
-            await pool.take_slot(method, url, held=held)
+        if slots.locked() or pool.closing or pool.config.timeouts.pool is not None:
+            await pool.take_slot(method, url, held=held, creates=not idempotent)
         else:
             await slots.acquire()  # free at once: no timeout to arm
         started = self.clock.monotonic() if hooks is not None or recording() else 0.0

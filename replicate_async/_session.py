@@ -35,6 +35,9 @@ class Pool:
         #: a budget of their own, so they never starve quick calls.
         self.slots = asyncio.Semaphore(config.max_connections)
         self.held_slots = asyncio.Semaphore(config.max_connections)
+        #: Set when the client starts closing: a request that could create something and
+        #: has not been sent yet is refused (``ClientClosedError``), never sent to be canceled.
+        self.closing = False
         timeouts = config.timeouts
         #: The default per-attempt timeout.
         self.timeout: Final = aiohttp.ClientTimeout(
@@ -93,14 +96,17 @@ class Pool:
             self._guard = loop.create_task(_close_on_cancel(session))
         return session
 
-    async def take_slot(self, method: str, url: str, *, held: bool = False) -> asyncio.Semaphore:
+    async def take_slot(
+        self, method: str, url: str, *, held: bool = False, creates: bool = False
+    ) -> asyncio.Semaphore:
         """Wait for a free slot (at most ``Timeouts.pool``); release what is returned (the
-        semaphore of the loop the slot was taken in). ``held``: from the held budget."""
+        semaphore of the loop the slot was taken in). ``held``: from the held budget.
+        ``creates``: refused once the client is :attr:`closing`, even after queueing."""
         slots = self.held_slots if held else self.slots
         pool = self.config.timeouts.pool
         if pool is None:
             await slots.acquire()
-            return slots
+            return self._unless_closing(slots, creates)
         try:
             async with asyncio.timeout(pool):
                 await slots.acquire()
@@ -112,6 +118,14 @@ class Pool:
                 url=safe_url(url),
                 connect_failed=True,
             ) from exc
+        return self._unless_closing(slots, creates)
+
+    def _unless_closing(self, slots: asyncio.Semaphore, creates: bool) -> asyncio.Semaphore:
+        if creates and self.closing:
+            slots.release()
+            raise ClientClosedError(
+                "the client is closing, so this request was not sent (nothing was created)"
+            )
         return slots
 
     async def aclose(self) -> None:

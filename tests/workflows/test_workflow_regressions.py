@@ -19,7 +19,7 @@ from replicate_async.exceptions import BadRequestError
 from replicate_async.testing import ManualClock
 from tests.helpers import eventually
 
-from ._virtual import PROMPT, cancels, newest, reach, status, virtual_client, virtual_fake
+from ._virtual import POLL, PROMPT, cancels, newest, reach, status, virtual_client, virtual_fake
 from .conftest import serve
 
 CREATE = "/v1/models/fake/upper/predictions"
@@ -255,3 +255,26 @@ async def test_aclose_waits_for_cancels_but_only_so_long() -> None:
         assert cancel.status is None  # aclose() returned while the cancel was unanswered
         with pytest.raises(ClientClosedError):
             await task
+
+
+async def test_aclose_never_sends_a_create_that_was_still_queued() -> None:
+    """One held slot, one held run on it, a second run queued behind it: closing the client
+    cancels the first and refuses the second before it is sent (no create, nothing to pay)."""
+    async with virtual_fake() as (fake, clock):
+        client = fake.client(clock=clock, poll=POLL, max_connections=1)
+        first = asyncio.ensure_future(client.run("fake/slow", input={}))
+        await reach(fake, clock, "hold")
+        second = asyncio.ensure_future(client.run("fake/slow", input={"n": 2}))
+        for _ in range(20):  # the second create is now queued for the held slot
+            await asyncio.sleep(0)
+        closing = asyncio.ensure_future(client.aclose())
+        for _ in range(100):  # virtual time: the held create answers, then is canceled
+            if closing.done():
+                break
+            await clock.advance_async(0.5)
+        await asyncio.wait_for(closing, 10)
+        for task in (first, second):
+            with pytest.raises(ClientClosedError):
+                await task
+        assert fake.count("POST", "/v1/models/fake/slow/predictions") == 1
+        assert [p.status for p in _made(fake)] == ["canceled"]

@@ -3,7 +3,7 @@ plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -12,6 +12,7 @@ from ._config import PollPolicy
 from ._drive import Poll, drive, outcome
 from ._http import HTTPCore
 from ._literals import WebhookEvent
+from ._raw import RawStream
 from ._run import RUN_HOLD, RunHost, run_prediction
 from ._sse import ServerSentEvent
 from ._stream import stream_events
@@ -125,9 +126,10 @@ class PredictionsAPI(Predictions):
         idle_timeout: float = 60.0,
         max_reconnects: int = 5,
         raise_on_error: bool = True,
-    ) -> AsyncIterator[ServerSentEvent]:
+    ) -> RawStream[ServerSentEvent]:
         """Server-sent events (``output``, ``logs``, ``error``, ``done``, and any new type)
-        of a prediction whose model streams, resuming dropped connections."""
+        of a prediction whose model streams, resuming dropped connections;
+        ``.last_response`` is the raw response that opened the latest connection."""
         if not isinstance(prediction, Prediction):
             raise TypeError(f"prediction must be a Prediction, got {type(prediction).__name__}")
         url = prediction.urls.stream if prediction.urls is not None else None
@@ -135,13 +137,17 @@ class PredictionsAPI(Predictions):
             raise StreamError(
                 f"prediction {prediction.id} has no stream URL (its model does not stream)"
             )
-        return stream_events(
-            self._http,
-            url,
-            clock=self._host.config.clock,
-            idle_timeout=idle_timeout,
-            max_reconnects=max_reconnects,
-            raise_on_error=raise_on_error,
+        clock = self._host.config.clock
+        return RawStream(
+            lambda sink: stream_events(
+                self._http,
+                url,
+                clock=clock,
+                idle_timeout=idle_timeout,
+                max_reconnects=max_reconnects,
+                raise_on_error=raise_on_error,
+                sink=sink,
+            )
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -18,7 +18,15 @@ from multidict import CIMultiDictProxy
 
 from ._response import Response
 
-__all__ = ["RawResponse", "RawResponses", "captured", "record", "streamed"]
+__all__ = [
+    "LastResponse",
+    "RawResponse",
+    "RawResponses",
+    "RawStream",
+    "captured",
+    "record",
+    "streamed",
+]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -119,6 +127,44 @@ def streamed(
 ) -> RawResponse[None]:
     """The raw response of a stream's opening (its body is the stream itself)."""
     return RawResponse(method, url.split("?", 1)[0], status, headers, elapsed, 0, None)
+
+
+class LastResponse:
+    """Where a stream keeps the raw response of its latest (re)connection."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value: RawResponse[None] | None = None
+
+
+class RawStream(AsyncIterator[T]):
+    """A stream's items, with ``last_response``: the :class:`RawResponse` that opened its
+    latest connection (``None`` until one is open; ``parse()`` gives ``None``, the body
+    being the stream itself)."""
+
+    __slots__ = ("_items", "_last")
+
+    def __init__(self, items: Callable[[LastResponse], AsyncIterator[T]]) -> None:
+        self._last = LastResponse()
+        self._items = items(self._last)
+
+    @property
+    def last_response(self) -> RawResponse[None] | None:
+        """The raw response of the latest connection, if one was opened."""
+        return self._last.value
+
+    def __aiter__(self) -> RawStream[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        return await self._items.__anext__()
+
+    async def aclose(self) -> None:
+        """Stop reading and close the connection."""
+        close = getattr(self._items, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _raw_call(operation: Callable[..., Any]) -> Callable[..., Any]:

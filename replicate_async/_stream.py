@@ -17,6 +17,7 @@ from ._clock import Clock
 from ._drive import abandon
 from ._files import FileOutput
 from ._inflight import InFlight
+from ._raw import LastResponse, RawResponse, streamed
 from ._run import RunHost, creator
 from ._sse import ServerSentEvent, SSEDecoder
 from .exceptions import APIConnectionError, APIStatusError, StreamError
@@ -60,6 +61,7 @@ async def stream_events(
     idle_timeout: float = 60.0,
     max_reconnects: int = 5,
     raise_on_error: bool = True,
+    sink: LastResponse | None = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """Yield the events of a prediction's SSE stream until ``done``.
 
@@ -67,6 +69,7 @@ async def stream_events(
     times in a row), after the server's ``retry:`` delay (at most :data:`MAX_RETRY_DELAY`)
     or a short backoff; an event already seen (same id, type and data) is never yielded
     twice. An ``error`` event raises :class:`StreamError` unless ``raise_on_error=False``.
+    ``sink`` gets the raw response of each connection opened.
     """
     decoder = SSEDecoder()
     # An event without an ``id:`` line inherits the previous id (Replicate's ``error``
@@ -81,7 +84,11 @@ async def stream_events(
         if decoder.last_event_id:
             headers["Last-Event-ID"] = decoder.last_event_id
         try:
+            opening = clock.monotonic()
             async with http.stream("GET", url, headers=headers, read_timeout=idle_timeout) as resp:
+                if sink is not None:
+                    elapsed = clock.monotonic() - opening
+                    sink.value = streamed("GET", str(resp.url), resp.status, resp.headers, elapsed)
                 async for chunk in resp.content.iter_any():
                     for event in decoder.feed(chunk):
                         failures = 0
@@ -133,13 +140,22 @@ class PredictionStream(Generic[T]):
     or the client closing) cancels the prediction on the server.
     """
 
-    __slots__ = ("__weakref__", "_gen", "_inflight", "_running")
+    __slots__ = ("__weakref__", "_gen", "_inflight", "_last", "_running")
 
-    def __init__(self, gen: AsyncGenerator[T, None], inflight: InFlight) -> None:
+    def __init__(
+        self, gen: AsyncGenerator[T, None], inflight: InFlight, last: LastResponse | None = None
+    ) -> None:
         self._gen = gen
         self._inflight = inflight
+        self._last = last
         self._running = False
         inflight.add_stream(self)
+
+    @property
+    def last_response(self) -> RawResponse[None] | None:
+        """The raw response that opened the event stream's latest connection (status,
+        headers, request id, elapsed), ``None`` before it is open."""
+        return None if self._last is None else self._last.value
 
     @property
     def running(self) -> bool:
@@ -195,10 +211,11 @@ def open_stream(
         raise TypeError("idle_timeout must be a number of seconds")
     check.non_negative_int(max_reconnects, "max_reconnects")
     create = creator(host, ref, deployment=deployment, input=input)
-    events = _events(host, ops, create, idle_timeout, max_reconnects, raise_on_error)
+    last = LastResponse()
+    events = _events(host, ops, create, idle_timeout, max_reconnects, raise_on_error, last)
     if outputs_only:
-        return PredictionStream(_outputs(host, events), host.inflight)
-    return PredictionStream(_skip_created(events), host.inflight)
+        return PredictionStream(_outputs(host, events), host.inflight, last)
+    return PredictionStream(_skip_created(events), host.inflight, last)
 
 
 async def _skip_created(
@@ -234,6 +251,7 @@ async def _events(
     idle_timeout: float,
     max_reconnects: int,
     raise_on_error: bool,
+    last: LastResponse,
 ) -> AsyncGenerator[ServerSentEvent | Prediction, None]:
     """The created prediction first, then its events; canceled on the server if left early."""
     cancel, inflight = host.predictions.cancel, host.inflight
@@ -246,12 +264,14 @@ async def _events(
     yield prediction
     finished = False
     try:
-        async for event in ops.stream(
+        events = ops.stream(
             prediction,
             idle_timeout=idle_timeout,
             max_reconnects=max_reconnects,
             raise_on_error=raise_on_error,
-        ):
+        )
+        async for event in events:
+            last.value = getattr(events, "last_response", None)
             finished = event.event == "done"
             yield event
     finally:

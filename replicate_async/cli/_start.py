@@ -111,7 +111,7 @@ async def _print_events(
     saver = OutputSaver(client, output_dir / prediction.id) if output_dir is not None else None
     wrote = False
     events = client.predictions.stream(prediction)
-    async with contextlib.aclosing(events):  # type: ignore[type-var]
+    async with contextlib.aclosing(events):
         async for event in events:
             if out.json:
                 out.emit_json({"event": event.event, "id": event.id, "data": event.data})

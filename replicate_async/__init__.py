@@ -11,7 +11,9 @@ if typing.TYPE_CHECKING:
     from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
     from ._files import FileOutput
     from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
-    from ._options import RequestOptions
+    from ._literals import WebhookEvent
+    from ._options import RequestOptions, RequestOptionsDict
+    from ._raw import RawResponse, RawStream
     from ._run_many import Progress, RunResult
     from ._sse import ServerSentEvent
     from ._throttle import RateLimiter, Throttle
@@ -118,11 +120,14 @@ __all__ = [
     "Progress",
     "RateLimitError",
     "RateLimiter",
+    "RawResponse",
+    "RawStream",
     "ReplicateError",
     "RequestEvent",
     "RequestMayHaveSucceededError",
     "RequestMayHaveSucceededTimeoutError",
     "RequestOptions",
+    "RequestOptionsDict",
     "ResponseEvent",
     "RetryEvent",
     "RetryPolicy",
@@ -139,6 +144,7 @@ __all__ = [
     "Training",
     "UnprocessableEntityError",
     "Version",
+    "WebhookEvent",
     "WebhookSecret",
     "WebhookVerificationError",
     "WebhookWaiter",
@@ -150,7 +156,9 @@ _SOURCES = (
     ".exceptions",
     ".models",
     "._config",
+    "._literals",
     "._options",
+    "._raw",
     "._hooks",
     "._throttle",
     ".pagination",

@@ -36,3 +36,17 @@ Visibility = Literal["public", "private"]
 
 PredictionSource = Literal["web"]
 """``predictions.list(source=...)``: only predictions made on the website."""
+
+
+def _document() -> None:
+    """Give the exported aliases their docstrings at run time too (``help()``, doc checks);
+    each ``Literal`` is a cached object of its own values, so this only labels it."""
+    docs = {
+        "Status": "Prediction and training statuses known today (fields stay ``str``).",
+        "WebhookEvent": "When a webhook is sent (``webhook_events_filter``).",
+    }
+    for name, doc in docs.items():
+        object.__setattr__(globals()[name], "__doc__", doc)
+
+
+_document()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
@@ -24,6 +25,8 @@ from .exceptions import APIConnectionError, APIStatusError, StreamError
 from .models import Prediction
 
 if TYPE_CHECKING:
+    import aiohttp
+
     from ._http import HTTPCore
 
 __all__ = ["MAX_RETRY_DELAY", "PredictionStream", "open_stream", "stream_events"]
@@ -84,11 +87,7 @@ async def stream_events(
         if decoder.last_event_id:
             headers["Last-Event-ID"] = decoder.last_event_id
         try:
-            opening = clock.monotonic()
-            async with http.stream("GET", url, headers=headers, read_timeout=idle_timeout) as resp:
-                if sink is not None:
-                    elapsed = clock.monotonic() - opening
-                    sink.value = streamed("GET", str(resp.url), resp.status, resp.headers, elapsed)
+            async with _open(http, url, headers, idle_timeout, clock, sink) as resp:
                 async for chunk in resp.content.iter_any():
                     for event in decoder.feed(chunk):
                         failures = 0
@@ -117,6 +116,24 @@ async def stream_events(
         decoder.flush()
         seen = {(e.id or "", e.event, hash(e.data)) for e in recent}
         await clock.sleep(reconnect_delay(decoder.retry, failures))
+
+
+@contextlib.asynccontextmanager
+async def _open(
+    http: HTTPCore,
+    url: str,
+    headers: dict[str, str],
+    idle_timeout: float,
+    clock: Clock,
+    sink: LastResponse | None,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """Open one connection of the stream; tell ``sink`` its raw response."""
+    opening = clock.monotonic()
+    async with http.stream("GET", url, headers=headers, read_timeout=idle_timeout) as resp:
+        if sink is not None:
+            elapsed = clock.monotonic() - opening
+            sink.value = streamed("GET", str(resp.url), resp.status, resp.headers, elapsed)
+        yield resp
 
 
 def reconnect_delay(retry_ms: int | None, failures: int) -> float:

@@ -137,10 +137,10 @@ async def _payload_factory(content: Any, filename: str | None) -> tuple[Any, str
         return from_bytes, filename or "file", True
     if isinstance(content, str | os.PathLike):
         file_path = await _existing_file(content)
+        size = (await asyncio.to_thread(file_path.stat)).st_size
 
         async def from_path() -> Any:
-            # aiohttp reads (and closes) file payloads in a worker thread.
-            return await asyncio.to_thread(file_path.open, "rb")
+            return _PathPayload(file_path, size)
 
         return from_path, filename or file_path.name, True
     if isinstance(content, io.IOBase) or hasattr(content, "read"):
@@ -265,6 +265,44 @@ class _MemoryPayload(aiohttp.payload.Payload):
         end = view.nbytes if content_length is None else min(content_length, view.nbytes)
         for start in range(0, end, _CHUNK):
             await writer.write(view[start : min(start + _CHUNK, end)])
+
+
+class _PathPayload(aiohttp.payload.Payload):
+    """A file sent by path, read a chunk at a time by worker threads that each open and
+    close it, so an upload cancelled before or while it is sent leaves no open file."""
+
+    _autoclose = True
+
+    def __init__(self, file_path: Path, size: int) -> None:
+        super().__init__(file_path, content_type="application/octet-stream")
+        self._size = self._length = size
+
+    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
+        return Path(self._value).read_bytes().decode(encoding, errors)
+
+    async def as_bytes(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        return await asyncio.to_thread(Path(self._value).read_bytes)
+
+    async def write(self, writer: Any) -> None:
+        await self.write_with_length(writer, None)
+
+    async def write_with_length(self, writer: Any, content_length: int | None) -> None:
+        end = self._length if content_length is None else min(content_length, self._length)
+        offset = 0
+        while offset < end:
+            chunk = await asyncio.to_thread(_read_chunk, self._value, offset, end - offset)
+            if not chunk:
+                break
+            await writer.write(chunk)
+            offset += len(chunk)
+
+
+def _read_chunk(file_path: Path, offset: int, most: int) -> bytes:
+    """One chunk, in a worker thread that opens and closes the file itself: no handle ever
+    outlives the call, whatever cancels the upload and whenever."""
+    with file_path.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read(min(_CHUNK, most))
 
 
 class _NoClose(io.RawIOBase):

@@ -7,8 +7,9 @@ conftest files hold fixtures only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +44,19 @@ async def eventually(
             if result:
                 return
             await asyncio.sleep(every)
+
+
+@contextlib.asynccontextmanager
+async def tcp_server(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+) -> AsyncIterator[int]:
+    """A bare TCP server on 127.0.0.1 running ``serve`` per connection; yields its port.
+
+    For behaviour no HTTP server would show (malformed answers, dropped keep-alives).
+    """
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()

@@ -22,6 +22,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from replicate_async.testing import FakeReplicate
+from tests.helpers import tcp_server
 
 __all__ = [
     "LoopErrors",
@@ -143,12 +144,8 @@ async def raw_http_server(answer: bytes) -> AsyncIterator[int]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(reply, "127.0.0.1", 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with tcp_server(reply) as port:
+        yield port
 
 
 # -- measuring the fake's sockets ---------------------------------------------------------

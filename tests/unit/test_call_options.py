@@ -15,7 +15,7 @@ from aioresponses import aioresponses
 
 from replicate_async import APIStatusError, AsyncReplicate
 from replicate_async.testing import ManualClock
-from tests.helpers import example
+from tests.helpers import example, tcp_server
 
 from ._helpers import API, TOKEN, assert_standard_headers, request_count, sent
 
@@ -281,13 +281,8 @@ async def counting_server() -> AsyncIterator[tuple[str, list[int]]]:
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with tcp_server(serve) as port:
         yield f"http://127.0.0.1:{port}/v1", connections
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 async def test_with_options_and_call_options_share_one_pool(

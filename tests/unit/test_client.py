@@ -34,7 +34,7 @@ from replicate_async._config import DEFAULT_BASE_URL
 from replicate_async._raw import RawResponses
 from replicate_async.models import Prediction
 from replicate_async.testing import ManualClock
-from tests.helpers import example
+from tests.helpers import example, tcp_server
 
 from ._helpers import API, TOKEN, request_count, sent
 
@@ -500,13 +500,8 @@ async def _drops_second_request_on_a_connection() -> AsyncIterator[tuple[str, li
         finally:
             writer.close()
 
-    server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with tcp_server(serve) as port:
         yield f"http://127.0.0.1:{port}/v1", seen
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 @pytest.mark.parametrize("max_retries", [0, 1])

@@ -1,16 +1,13 @@
-"""The package's shape: imports point one way, and every module and function is a readable size.
+"""The package's shape: every module has a place in the layers, and imports point one way.
 
 These read the source (no imports run), so a type-only or function-level import counts too.
+Sizes are not checked here: a long module or function is a signal for review, not a rule
+(CONTRIBUTING.md), and splitting code to get under a number hides its concepts.
 """
 
 from __future__ import annotations
 
-import ast
-
 from tests.architecture import _imports
-
-MAX_MODULE_LINES = 400
-MAX_FUNCTION_LINES = 60
 
 #: Lower layers first; a module may import only from its own layer or the ones before it.
 #: (cli, testing and redis sit on top of everything and are checked separately.)
@@ -124,25 +121,16 @@ def test_resources_do_only_typed_operations() -> None:
     assert wrong == []
 
 
-def test_modules_are_a_size_a_reader_can_hold() -> None:
-    too_long = {
-        name: lines
-        for name, path in _imports.modules().items()
-        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
-    }
-    assert too_long == {}
-
-
-def test_functions_are_a_size_a_reader_can_hold() -> None:
-    too_long = []
-    for name, path in _imports.modules().items():
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                assert node.end_lineno is not None
-                length = node.end_lineno - node.lineno + 1
-                if length > MAX_FUNCTION_LINES:
-                    too_long.append(f"{name}.{node.name}: {length} lines")
-    assert too_long == []
+def test_every_module_has_a_place() -> None:
+    """A new module is placed in a layer (or under cli/testing/redis) before it can land."""
+    homeless = [
+        name
+        for name in _imports.modules()
+        if name not in ("replicate_async.__main__",)
+        and _layer_of(name) is None
+        and not any(_under(name, top) for top in TOP)
+    ]
+    assert homeless == []
 
 
 def test_every_public_name_is_documented() -> None:

@@ -1,23 +1,51 @@
 """Automation: ``nox`` runs tests (on the newest aiohttp 3.13 and 3.14), lint and typecheck.
 
+Every session installs with ``-c constraints.txt``: the versions CI and ``[dev]`` use, tools
+included, so a release upstream cannot break CI without a change here. Two sessions look
+past the pins on purpose:
+
+- ``nox -s latest`` runs mypy and the suite against the newest release of everything (the
+  early warning; CI reports it but does not gate on it);
+- ``nox -s lock`` rewrites ``constraints.txt`` from the newest releases (then run the suite).
+
 ``nox -s bench`` runs the benchmarks (not a default session: it takes minutes).
 """
 
 from __future__ import annotations
+
+import pathlib
+import tempfile
 
 import nox
 
 nox.options.sessions = ["tests", "lint", "typecheck"]
 nox.options.reuse_existing_virtualenvs = True
 
+HERE = pathlib.Path(__file__).parent
+CONSTRAINTS = HERE / "constraints.txt"
+#: Every extra, so the lock covers whatever any session or user installs.
+ALL_EXTRAS = ".[cli,test,dev,redis,speedups]"
+OURS = "replicate_async"
 AIOHTTP = {"3.13": "aiohttp>=3.13,<3.14", "3.14": "aiohttp>=3.14,<3.15"}
+
+
+def _constraints_without(*names: str) -> str:
+    """The constraints file less some packages (a session that tests another version of them)."""
+    keep = [
+        line
+        for line in CONSTRAINTS.read_text().splitlines()
+        if line.split("==")[0].strip().lower() not in names
+    ]
+    path = pathlib.Path(tempfile.mkdtemp()) / "constraints.txt"
+    path.write_text("\n".join(keep) + "\n")
+    return str(path)
 
 
 @nox.session
 @nox.parametrize("aiohttp", list(AIOHTTP))
 def tests(session: nox.Session, aiohttp: str) -> None:
     """The whole test suite, against the newest release of one aiohttp minor version."""
-    session.install("-e", ".[test]", AIOHTTP[aiohttp])
+    session.install("-c", _constraints_without("aiohttp"), "-e", ".[test]", AIOHTTP[aiohttp])
     env = {}
     if aiohttp == "3.13":
         # aiohttp 3.13's C HTTP parser reads the QUERY method as "<unknown>", so the fake
@@ -30,7 +58,7 @@ def tests(session: nox.Session, aiohttp: str) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff: lint rules and formatting."""
-    session.install("ruff>=0.5")
+    session.install("-c", str(CONSTRAINTS), "ruff")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
 
@@ -38,19 +66,46 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the package."""
-    session.install("-e", ".[test,speedups]", "mypy>=1.10")
+    session.install("-c", str(CONSTRAINTS), "-e", ".[test,speedups]", "mypy")
     session.run("mypy", "--strict", "replicate_async")
+
+
+@nox.session
+def latest(session: nox.Session) -> None:
+    """mypy and the suite against the newest release of every dependency (not gating)."""
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ALL_EXTRAS)
+    session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
+    session.run("mypy", "--strict", "replicate_async")
+    session.run("python", "-m", "pytest", "-q", *session.posargs)
+
+
+@nox.session
+def lock(session: nox.Session) -> None:
+    """Rewrite constraints.txt from the newest releases of every extra."""
+    session.install("--upgrade", "--upgrade-strategy", "eager", ALL_EXTRAS)
+    frozen = session.run("python", "-m", "pip", "freeze", silent=True) or ""
+    pins = sorted(
+        line
+        for line in frozen.splitlines()
+        if "==" in line and line.split("==")[0].lower() not in ("replicate-async", OURS)
+    )
+    CONSTRAINTS.write_text(
+        "# What CI and the README's install commands use: `nox -s lock` rewrites it.\n"
+        + "\n".join(pins)
+        + "\n"
+    )
 
 
 @nox.session
 def demo(session: nox.Session) -> None:
     """The README's main command: the demo against the embedded fake server."""
-    session.install(".[cli]")
+    session.install("-c", str(CONSTRAINTS), ".[cli]")
     session.run("replicate-async", "demo")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks side by side with raw aiohttp and Replicate's official client."""
-    session.install("-e", ".[speedups]", "replicate==1.0.7")
+    constraints = _constraints_without("replicate")
+    session.install("-c", constraints, "-e", ".[speedups]", "replicate==1.0.7")
     session.run("python", "-m", "benchmarks.run", *session.posargs)

@@ -52,11 +52,13 @@ def test_every_python_block_is_collected() -> None:
 def test_readme_starts_with_the_two_commands() -> None:
     first, second = README.read_text().splitlines()[:2]
     assert first.strip() == (
-        'python -m venv .venv && . .venv/bin/activate && pip install ".[cli]" '
+        "python -m venv .venv && . .venv/bin/activate && "
+        'pip install -c constraints.txt ".[cli]" '
         "&& replicate-async demo"
     )
     assert second.strip() == (
-        'python -m venv .venv && . .venv/bin/activate && pip install ".[test,dev]" '
+        "python -m venv .venv && . .venv/bin/activate && "
+        'pip install -c constraints.txt ".[test,dev]" '
         "&& python -m pytest"
     )
 
@@ -108,3 +110,13 @@ def test_python_block_runs(
     else:
         assert "asyncio.run(main(" in code or "verify(" in code
         assert capsys.readouterr().out, "a README program should show what it did"
+
+
+def test_ci_runs_the_readme_commands() -> None:
+    """CI installs from the same pins and runs the same test command as the README says."""
+    ci = (README.parent / ".ci" / "run").read_text()
+    first, second = README.read_text().splitlines()[:2]
+    for command in (first, second):
+        install = command.split("&& ")[2].strip()
+        assert install.replace("pip install", "pip install -q") in ci
+    assert "\npython -m pytest\n" in ci

@@ -8,6 +8,7 @@ loading aiohttp or rich. To add a command, add one line to :data:`COMMANDS`.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
@@ -40,8 +41,41 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: What click shows and exits with by itself (the boundary lets these through).
+_CLICK_OWN = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use (see :data:`COMMANDS`)."""
+    """A group whose subcommands are imported on first use (see :data:`COMMANDS`), and
+    the error boundary around everything they do (see :mod:`._boundary`)."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse the global options, inside the error boundary."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _CLICK_OWN:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            from ._boundary import translate, wants_debug
+
+            raise translate(exc, wants_debug(args)) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, inside the error boundary."""
+        try:
+            return super().invoke(ctx)
+        except _CLICK_OWN:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            from ._boundary import translate
+
+            raise translate(exc, ctx.ensure_object(Settings).verbosity > 1) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command name, in the table's order."""

@@ -16,19 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._jq import compile_filter, format_result
+from ._jq import JqError, compile_filter, format_result
 from ._signals import Interrupts
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["DEFAULT_LIMIT", "Column", "Output", "cell", "fit_widths", "to_json"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "Column",
+    "Output",
+    "StdoutFailed",
+    "cell",
+    "fit_widths",
+    "silence_stdout",
+    "to_json",
+]
 
 T = TypeVar("T")
 
@@ -36,6 +46,22 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 #: Seconds before a spinner says we are still waiting for the API.
 PATIENCE = 1.0
+
+
+class StdoutFailed(Exception):
+    """Writing to stdout failed (a closed pipe, a full disk): the command's output is gone,
+    so it stops; the error boundary says why (quietly for a closed pipe)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.error = error
+
+
+def silence_stdout() -> None:
+    """Send whatever Python still flushes to stdout to ``/dev/null`` (after it failed)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @dataclass(frozen=True)
@@ -165,6 +191,8 @@ class Output:
         self._console: Console | None = None
         self._err: Console | None = None
         self._spinner: Any = None
+        #: Whether the last text written to stdout did not end its line.
+        self.mid_line = False
 
     # -- consoles (rich is imported only for a terminal) -----------------------------
 
@@ -189,13 +217,23 @@ class Output:
     # -- writing ---------------------------------------------------------------------
 
     def write(self, text: str) -> None:
-        """Write to stdout and flush (a closed pipe raises ``BrokenPipeError``)."""
+        """Write to stdout and flush; :class:`StdoutFailed` if stdout cannot take it."""
         self.stop_spinner()
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            raise StdoutFailed(exc) from None
+        if text:
+            self.mid_line = not text.endswith("\n")
 
     def emit_json(self, data: Any) -> None:
-        """Print one JSON line (or the ``--jq`` results of it) and flush."""
+        """Print one JSON line (or the ``--jq`` results of it) and flush.
+
+        When ``--jq`` does not fit the value (``.foo`` of a string), the whole value is
+        printed instead, so nothing the command got is lost, then :class:`JqError` is
+        raised (the boundary makes it exit status 2).
+        """
         value = to_json(data)
 
         def dumps(item: Any) -> str:
@@ -204,13 +242,24 @@ class Output:
         if self._filter is None:
             self.write(dumps(value) + "\n")
             return
-        lines = [format_result(item, dumps) for item in self._filter(value)]
+        try:
+            lines = [format_result(item, dumps) for item in self._filter(value)]
+        except JqError as exc:
+            self.write(dumps(value) + "\n")
+            raise JqError(f"{exc}; the whole value is printed instead") from None
         self.write("".join(line + "\n" for line in lines))
 
     def say(self, text: str) -> None:
-        """A line for people on stderr (what is happening, what was done)."""
+        """A line for people on stderr (what is happening, what was done); on a terminal
+        it starts on a line of its own, even after a partial line of output."""
         self.stop_spinner()
+        self._end_line()
         print(text, file=sys.stderr, flush=True)
+
+    def _end_line(self) -> None:
+        """End a partial line of output on a terminal (before a message on stderr)."""
+        if self.mid_line and self.tty:
+            self.write("\n")
 
     def note(self, text: str) -> None:
         """A hint on stderr, dimmed on a terminal."""
@@ -218,6 +267,7 @@ class Output:
             from rich.markup import escape
 
             self.stop_spinner()
+            self._end_line()
             self.err.print(f"[dim]{escape(text)}[/dim]")
         else:
             self.say(text)

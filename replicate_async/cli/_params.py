@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: How deeply JSON given on the command line may nest (objects and arrays).
+MAX_JSON_DEPTH = 100
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 
 if TYPE_CHECKING:
@@ -78,6 +80,26 @@ RUN_REF = _Ref(
 )
 
 
+def load_json(text: str | bytes) -> Any:
+    """``json.loads``, but a value nested deeper than :data:`MAX_JSON_DEPTH` is a
+    ``ValueError`` like any other bad JSON (never a ``RecursionError`` later on)."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            item
+            for container in level
+            for item in (container.values() if isinstance(container, dict) else container)
+            if isinstance(item, dict | list)
+        ]
+        if not level:
+            return value
+    raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+
+
 class Text(str):
     """A ``key=text`` value: typed by the model's schema later (a string otherwise)."""
 
@@ -95,7 +117,7 @@ def _stdin_value() -> Any:
 def _value(key: str, sep: str, text: str) -> Any:
     if sep == ":=":
         try:
-            return json.loads(text)
+            return load_json(text)
         except ValueError as exc:
             raise click.BadParameter(
                 f"{text[:40]!r} is not valid JSON ({exc}); use {key}=TEXT for a string",
@@ -161,7 +183,7 @@ def checked_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dic
 def _read_json_file(name: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text()
-        data = json.loads(text)
+        data = load_json(text)
     except OSError as exc:
         raise click.BadParameter(f"cannot read {name}: {exc.strerror}") from None
     except ValueError as exc:

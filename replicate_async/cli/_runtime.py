@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
@@ -111,13 +109,6 @@ class Interrupted(CLIError):
         click.echo(self.format_message(), err=True)
 
 
-def _silence_stdout() -> None:
-    """After a closed pipe (``| head``): send what Python still flushes to /dev/null."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-
-
 def run_coroutine(
     main: Coroutine[Any, Any, T],
     *,
@@ -127,7 +118,7 @@ def run_coroutine(
     """Run ``main`` on a new event loop with Ctrl-C routed to ``interrupts``.
 
     A command cancelled by Ctrl-C that does not say otherwise ends with ``interrupted``
-    and status 130; a closed stdout pipe ends quietly with status 0.
+    and status 130 (anything else it raises is left to the error boundary).
     """
     import asyncio
 
@@ -150,9 +141,6 @@ def run_coroutine(
 
     try:
         return asyncio.run(guarded())
-    except BrokenPipeError:
-        _silence_stdout()
-        raise click.exceptions.Exit(OK) from None
     except KeyboardInterrupt:  # SIGINT before our handler was installed
         raise Interrupted(interrupted) from None
 

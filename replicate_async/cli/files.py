@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import click
 from .. import AsyncReplicate
 from ._formats import FILE_COLUMNS, FILE_FIELDS
 from ._output import Output
-from ._params import json_option, list_options
+from ._params import json_option, list_options, load_json
 from ._runtime import with_client
 
 __all__ = ["files"]
@@ -21,7 +20,7 @@ def _metadata(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     if value is None:
         return None
     try:
-        data = json.loads(value)
+        data = load_json(value)
     except ValueError as exc:
         raise click.BadParameter(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -107,8 +107,19 @@ def test_jq_errors() -> None:
     for bad in ("id", ".a b", ".[x]"):
         with pytest.raises(JqError):
             compile_filter(bad)
-    with pytest.raises(JqError, match=r"cannot take \.x of str"):
+    with pytest.raises(JqError, match=r"cannot take \.x of a string"):
         list(compile_filter(".id.x")({"id": "p"}))
+    with pytest.raises(JqError, match=r"cannot index an object with \[0\]"):
+        list(compile_filter(".[0]")({"id": "p"}))
+
+
+def test_jq_filters_of_any_length_and_indexes_of_any_size() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = {"a": deep}
+    assert list(compile_filter(".a" * 5000)(deep)) == ["leaf"]
+    assert list(compile_filter(f".[{'9' * 5000}]")(["x"])) == [None]
+    assert list(compile_filter(f".[-{'9' * 5000}]")(["x"])) == [None]
 
 
 @pytest.mark.parametrize(

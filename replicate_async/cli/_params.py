@@ -5,10 +5,11 @@ Inputs, as httpie spells them:
 - ``-i key=text``: a string, unless the model's schema types ``key`` (then ``steps=20``
   is the integer 20, ``-i text=1984`` stays the string ``"1984"``);
 - ``-i key:=json``: raw JSON, whatever the schema (``-i steps:=20``, ``-i 'tags:=["a"]'``);
-- ``-i key=@path``: a file (uploaded or inlined); ``-i key=@-``: standard input (text
-  that is valid UTF-8 is sent as a string, anything else as a file); ``@@x``: the string
-  ``@x``;
+- ``-i key=@path``: a file, ``-i key=@-``: standard input; the file's text for a string
+  input, the file itself for a URI one (see :mod:`._inputs`); ``@@x``: the string ``@x``;
 - ``--input-json FILE`` (or ``-``): a JSON object of inputs; ``-i`` pairs override it.
+
+All of them are merged, then checked once against the model's schema (:mod:`._inputs`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from ._inputs import FileArg, Text
 from ._runtime import Settings
 
 __all__ = [
     "MODEL_REF",
     "RUN_REF",
     "Text",
-    "checked_inputs",
-    "finish_inputs",
     "input_option",
     "json_option",
     "list_options",
@@ -100,18 +100,8 @@ def load_json(text: str | bytes) -> Any:
     raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
 
 
-class Text(str):
-    """A ``key=text`` value: typed by the model's schema later (a string otherwise)."""
-
-    __slots__ = ()
-
-
-def _stdin_value() -> Any:
-    data = sys.stdin.buffer.read()
-    try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return data
+def _stdin_value() -> FileArg:
+    return FileArg(data=sys.stdin.buffer.read())
 
 
 def _value(key: str, sep: str, text: str) -> Any:
@@ -131,7 +121,7 @@ def _value(key: str, sep: str, text: str) -> Any:
         path = Path(text[1:]).expanduser()
         if not path.is_file():
             raise click.BadParameter(f"no such file: {text[1:]!r}", param_hint=f"'-i {key}'")
-        return path
+        return FileArg(path=path)
     return Text(text)
 
 
@@ -145,39 +135,6 @@ def parse_inputs(pairs: Sequence[str], base: Mapping[str, Any] | None = None) ->
         key = match.group(1).strip()
         result[key] = _value(key, match.group(2), pair[match.end() :])
     return result
-
-
-def finish_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
-    """Type each ``key=text`` value by the version's schema (a plain string when the schema
-    does not know the key, or is not known)."""
-    from .._schema import coerce_cli_value, input_schema
-
-    props = (input_schema(openapi_schema) or {}).get("properties") or {}
-    return {
-        key: (
-            coerce_cli_value(props[key], str(value), document=openapi_schema)
-            if isinstance(value, Text) and key in props
-            else str(value)
-            if isinstance(value, Text)
-            else value
-        )
-        for key, value in inputs.items()
-    }
-
-
-def checked_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
-    """:func:`finish_inputs`, then, when the schema is known, every problem the API would
-    answer with a 422, reported at once before anything is sent (exit status 2)."""
-    from .._schema import check_input
-    from ._runtime import ArgumentError
-
-    finished = finish_inputs(inputs, openapi_schema)
-    if isinstance(openapi_schema, Mapping):
-        problems = check_input(openapi_schema, finished)
-        if problems:
-            listed = "; ".join(str(problem) for problem in problems)
-            raise ArgumentError(f"the inputs do not fit the model's schema: {listed}")
-    return finished
 
 
 def _read_json_file(name: str) -> dict[str, Any]:

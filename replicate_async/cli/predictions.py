@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._params import RUN_REF, checked_inputs, input_option, json_option, list_options
+from ._params import RUN_REF, input_option, json_option, list_options
 from ._runtime import CLIError, with_client
 from ._waiting import wait_command
 
@@ -45,15 +45,15 @@ async def create(
 ) -> None:
     """Create a prediction of REF and print it (does not wait, unless --wait)."""
     from ._formats import PREDICTION_FIELDS
+    from ._inputs import model_schema, resolve_inputs
     from ._start import create_prediction
-    from .run import input_schema_of
 
-    schema = await input_schema_of(client, ref, deployment=deployment) if input else None
+    schema = await model_schema(client, ref, deployment=deployment)
     prediction = await create_prediction(
         client,
         ref,
         deployment=deployment,
-        input=checked_inputs(input, schema),
+        input=resolve_inputs(input, schema),
         wait=wait,
         webhook=webhook,
     )

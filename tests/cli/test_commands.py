@@ -101,12 +101,13 @@ def test_model_failure_and_bad_arguments(invoke: Invoke) -> None:
     assert "not valid JSON" in bad_json.stderr
 
 
-def test_invalid_input_422_names_the_field(invoke: Invoke) -> None:
-    result = invoke("run", "fake/image")  # prompt is required
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: 422 ")
-    assert "prompt" in result.stderr
-    assert len(result.stderr.splitlines()) == 1
+def test_no_inputs_at_all_are_checked_too(invoke: Invoke) -> None:
+    result = invoke("run", "fake/image")  # prompt is required: known before sending
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "Error: the inputs do not fit the model's schema: input: prompt is required\n"
+    )
 
 
 # -- run --------------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from replicate_async import (
     UnprocessableEntityError,
 )
 from replicate_async.cli._errors import describe_error, not_found_subject
+from replicate_async.cli._inputs import FileArg, resolve_inputs
 from replicate_async.cli._jq import JqError, compile_filter
 from replicate_async.cli._output import Column, cell, fit_widths
-from replicate_async.cli._inputs import FileArg, resolve_inputs
 from replicate_async.cli._params import Text, parse_inputs
 from replicate_async.cli._runtime import ArgumentError
 from replicate_async.cli._saver import output_filename

@@ -191,6 +191,7 @@ class Output:
         self._console: Console | None = None
         self._err: Console | None = None
         self._spinner: Any = None
+        self._label = ""
         #: Whether the last text written to stdout did not end its line.
         self.mid_line = False
 
@@ -275,22 +276,30 @@ class Output:
     # -- waiting ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def status(self, text: str, *, delay: float = 0.0) -> Iterator[None]:
-        """A spinner with the elapsed time on a terminal's stderr (after ``delay``)."""
+    def status(
+        self, text: str, *, delay: float = 0.0, since: float | None = None
+    ) -> Iterator[None]:
+        """A spinner with the elapsed time on a terminal's stderr (after ``delay``),
+        counted from ``since`` (a loop time; default now) so that one wait shown in
+        steps keeps one clock."""
         if not self.err_tty:
             yield
             return
+        from rich.markup import escape
+
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = loop.time() if since is None else since
+        self._label = text
 
         async def spin() -> None:
             await asyncio.sleep(delay)
-            self._spinner = self.err.status(text)
+            self._spinner = self.err.status(escape(self._label))
             self._spinner.start()
             while True:
                 await asyncio.sleep(0.1)
                 if self._spinner is not None:
-                    self._spinner.update(f"{text} [dim]{loop.time() - start:.1f}s[/dim]")
+                    elapsed = loop.time() - start
+                    self._spinner.update(f"{escape(self._label)} [dim]{elapsed:.1f}s[/dim]")
 
         ticker = asyncio.ensure_future(spin())
         try:
@@ -298,6 +307,10 @@ class Output:
         finally:
             ticker.cancel()
             self.stop_spinner()
+
+    def relabel(self, text: str) -> None:
+        """Change what the current spinner says (it keeps its clock)."""
+        self._label = text
 
     def patience(self, text: str) -> contextlib.AbstractContextManager[None]:
         """A spinner that only appears when an answer takes more than a second."""

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ._inputs import FileArg, Text
-from ._runtime import Settings
+from ._runtime import CLIError, Interrupted, Settings
 
 __all__ = [
     "MODEL_REF",
     "RUN_REF",
     "Text",
+    "confirm_option",
     "input_option",
     "json_option",
     "list_options",
@@ -234,3 +235,48 @@ def list_options(fn: F) -> F:
         help="At most N items (default: 50, or all with --json; 0 for all).",
     )
     return json_option(limit(fn))
+
+
+class Declined(CLIError):
+    """ "n" at a confirmation: nothing was done, status 1, said without ``Error:``."""
+
+    def show(self, file: Any = None) -> None:
+        """Print the message as it is."""
+        click.echo(self.format_message(), err=True)
+
+
+def _ask(question: str) -> bool:
+    """``question [y/N]`` on stderr, the answer from the terminal; Ctrl-C is status 130."""
+    click.echo(f"{question} [y/N]: ", nl=False, err=True)
+    try:
+        answer = input()
+    except KeyboardInterrupt:
+        click.echo(err=True)
+        raise Interrupted("Interrupted: nothing was deleted.") from None
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def confirm_option(kind: str, argument: str) -> Callable[[F], F]:
+    """``-y/--yes`` for a command that deletes the ``kind`` named by ``argument``: one rule
+    for every delete. Without ``--yes`` it asks on a terminal ("n" exits 1, Ctrl-C 130);
+    where nobody can answer (stdin is not a terminal) it refuses with status 2."""
+
+    def confirm(ctx: click.Context, _param: click.Parameter, yes: bool) -> None:
+        if yes:
+            return
+        name = ctx.params.get(argument, f"the {kind}")
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"deleting {kind} {name} needs --yes when not on a terminal")
+        if not _ask(f"Delete {kind} {name}? It cannot be undone"):
+            raise Declined(f"Aborted: {kind} {name} was not deleted.")
+
+    return click.option(
+        "-y",
+        "--yes",
+        is_flag=True,
+        expose_value=False,
+        callback=confirm,
+        help="Delete without asking first (needed when not on a terminal).",
+    )

@@ -40,6 +40,7 @@ __all__ = [
     "Interrupted",
     "Settings",
     "StillRunning",
+    "bounded",
     "run_coroutine",
     "settings",
     "with_client",
@@ -109,6 +110,19 @@ class Interrupted(CLIError):
         click.echo(self.format_message(), err=True)
 
 
+def _outcome(exc: BaseException) -> click.ClickException | None:
+    """The command's own ending (``Interrupted: prediction abc was canceled``...) that a
+    cancel during teardown (closing the client) replaced, if any."""
+    seen: set[int] = set()
+    current = exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, click.ClickException):
+            return current
+        current = current.__context__
+    return None
+
+
 def run_coroutine(
     main: Coroutine[Any, Any, T],
     *,
@@ -131,13 +145,18 @@ def run_coroutine(
         installed = install(loop, presses)
         try:
             return await task
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            said = _outcome(exc)
+            if said is not None:  # a later Ctrl-C cut the teardown after the command ended
+                raise said from None
             if presses.count:
                 raise Interrupted(interrupted) from None
             raise
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
+                if presses.count:  # ending on Ctrl-C already: a late press must not cut that
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     try:
         return asyncio.run(guarded())
@@ -206,7 +225,7 @@ def with_client(fn: Command[P] | None = None, *, own_timeout: bool = False) -> A
                 async with open_client(config, out) as client:
                     work = fn(client, out, *args, **kwargs)
                     if not own_timeout:
-                        work = _bounded(work, out, client.base_url)
+                        work = bounded(work, out, client.base_url)
                     await _guard_errors(work, config)
 
             run_coroutine(main(), interrupts=out.interrupts, interrupted=out.interrupted)
@@ -216,7 +235,7 @@ def with_client(fn: Command[P] | None = None, *, own_timeout: bool = False) -> A
     return decorate(fn) if fn is not None else decorate
 
 
-async def _bounded(work: Awaitable[None], out: Output, base_url: str) -> None:
+async def bounded(work: Awaitable[T], out: Output, base_url: str) -> T:
     """``work`` under the global ``--timeout``, with a spinner if it is slow."""
     import asyncio
 
@@ -224,6 +243,6 @@ async def _bounded(work: Awaitable[None], out: Output, base_url: str) -> None:
     try:
         async with asyncio.timeout(out.timeout):
             with out.patience(f"Waiting for {host}…"):
-                await work
+                return await work
     except TimeoutError:
         raise CLIError(f"no answer from {host} within {out.timeout:g}s (--timeout)") from None

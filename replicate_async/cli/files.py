@@ -10,7 +10,7 @@ import click
 from .. import AsyncReplicate
 from ._formats import FILE_COLUMNS, FILE_FIELDS
 from ._output import Output
-from ._params import json_option, list_options, load_json
+from ._params import confirm_option, json_option, list_options, load_json
 from ._runtime import with_client
 
 __all__ = ["files"]
@@ -70,8 +70,9 @@ async def get(client: AsyncReplicate, out: Output, file_id: str) -> None:
 
 @files.command("delete")
 @click.argument("file_id")
+@confirm_option("file", "file_id")
 @with_client
 async def delete(client: AsyncReplicate, out: Output, file_id: str) -> None:
-    """Delete a file."""
+    """Delete a file, after a confirmation (or --yes)."""
     await client.files.delete(file_id)
     out.note(f"deleted {file_id}")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ._params import RUN_REF, input_option, json_option, list_options
-from ._runtime import CLIError, with_client
+from ._runtime import CLIError, bounded, with_client
 from ._waiting import wait_command
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ async def get(client: AsyncReplicate, out: Output, prediction_id: str, web: bool
 @predictions.command("logs")
 @click.argument("prediction_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new logs until it ends.")
-@with_client
+@with_client(own_timeout=True)
 async def logs(client: AsyncReplicate, out: Output, prediction_id: str, follow: bool) -> None:
     """Print a prediction's logs (with -f, as they come; Ctrl-C stops following only).
 
@@ -92,9 +92,11 @@ async def logs(client: AsyncReplicate, out: Output, prediction_id: str, follow: 
     from ._lifecycle import follow_logs
 
     if follow:
-        prediction = await follow_logs(client, out, "prediction", prediction_id)
+        prediction = await follow_logs(
+            client, out, "prediction", prediction_id, timeout=out.timeout
+        )
     else:
-        prediction = await client.predictions.get(prediction_id)
+        prediction = await bounded(client.predictions.get(prediction_id), out, client.base_url)
         if prediction.logs:
             out.write(prediction.logs if prediction.logs.endswith("\n") else prediction.logs + "\n")
     if prediction.status in ("failed", "canceled", "aborted"):

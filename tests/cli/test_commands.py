@@ -309,7 +309,12 @@ def test_files_crud(invoke: Invoke, tmp_path: Path) -> None:
     assert file["metadata"] == {"k": "v"}
     assert file["id"] in {f["id"] for f in lines(invoke("--json", "files", "list").stdout)}
     assert "data.csv" in invoke("files", "get", file["id"]).stdout
-    assert invoke("files", "delete", file["id"]).exit_code == 0
+    refused = invoke("files", "delete", file["id"])  # not a terminal: --yes is needed
+    assert (refused.exit_code, refused.stderr) == (
+        2, f"Usage: cli files delete [OPTIONS] FILE_ID\nTry 'cli files delete --help' for help.\n\n"
+        f"Error: deleting file {file['id']} needs --yes when not on a terminal\n",
+    )  # fmt: skip
+    assert invoke("files", "delete", file["id"], "--yes").exit_code == 0
     assert invoke("files", "get", file["id"]).exit_code == 1
     assert invoke("files", "upload", str(path), "--metadata", "[1]").exit_code == 2
 

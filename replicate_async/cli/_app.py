@@ -92,6 +92,27 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(module, spec[1])
         return command
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The epilog's paragraphs wrapped at the terminal's width, only between words
+        (click would also break ``replicate-async`` at its hyphen)."""
+        import textwrap
+
+        if not self.epilog:
+            return
+        indent = " " * (formatter.current_indent + 2)
+        width = max(formatter.width, 20)
+        for paragraph in self.epilog.split("\n\n"):
+            formatter.write_paragraph()
+            lines = textwrap.wrap(
+                " ".join(paragraph.split()),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+            formatter.write("\n".join(lines) + "\n")
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List the commands with their table help, without importing them."""
         rows = [(name, spec[2]) for name, spec in COMMANDS.items()]
@@ -99,11 +120,14 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-EPILOG = """\b
-Output: tables on a terminal; tab-separated lines (no header) in a pipe;
---json prints the API's objects, one per line; --jq '.id' picks fields.
-Exit status: 0 ok, 1 API or model error, 2 bad usage, 3 stopped waiting while the
-prediction may still be running (its id is printed), 130 interrupted (Ctrl-C).
+#: Paragraphs that click wraps at the terminal's width (never mid-word).
+EPILOG = """Output: tables on a terminal; tab-separated lines (no header) in a pipe; --json prints
+the API's objects, one per line; --jq '.id' picks fields.
+
+Exit status: 0 ok; 1 the API or the model failed; 2 bad usage (a bad option or input, found
+before anything was sent, or a --jq filter that does not fit the answer); 3 stopped waiting
+while the prediction may still be running (its id is printed); 130 interrupted (Ctrl-C).
+
 Shell completion: eval "$(_REPLICATE_ASYNC_COMPLETE=bash_source replicate-async)"
 (zsh_source, fish_source for the other shells)."""
 

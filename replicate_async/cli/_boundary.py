@@ -27,9 +27,7 @@ from ._jq import JqError
 from ._output import StdoutFailed, silence_stdout
 from ._runtime import ArgumentError, CLIError, Interrupted
 
-__all__ = ["BUG_REPORTS", "translate", "wants_debug"]
-
-BUG_REPORTS = "https://github.com/replicate-async/replicate-async/issues"
+__all__ = ["translate", "wants_debug"]
 
 
 def _is_broken_pipe(exc: BaseException) -> bool:
@@ -55,8 +53,8 @@ def _unexpected(exc: BaseException, debug: bool) -> CLIError:
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
         return CLIError(
-            f"unexpected {kind}: {text} — this is a bug; please report it with the "
-            f"traceback above at {BUG_REPORTS}"
+            f"unexpected {kind}: {text} — a bug in replicate-async; please report it to "
+            "its maintainers with the traceback above and the command you ran"
         )
     return CLIError(f"unexpected {kind}: {text} (a bug? rerun with --debug for details)")
 

@@ -82,17 +82,19 @@ async def wait_for_run(
     keep_running: bool = False,
     label: str = "",
     announced: float | None = None,
+    since: float | None = None,
 ) -> Any:
     """Wait until ``run`` is terminal; on Ctrl-C or timeout cancel it (unless
     ``keep_running``) and say exactly what happened; on a lost connection, give its id.
-    ``announced`` is the deadline as the user gave it (``timeout`` may be what is left)."""
+    ``announced`` is the deadline as the user gave it (``timeout`` may be what is left);
+    the spinner counts from ``since`` (a loop time, default now)."""
     kind: Kind = "training" if isinstance(run, Training) else "prediction"
     if run.status in TERMINAL_STATUSES:
         return run
     resource = _resource(client, kind)
     try:
         async with asyncio.timeout(timeout):
-            with out.status(f"{label or 'Waiting for'} {kind} {run.id}…"):
+            with out.status(f"{label or 'Waiting for'} {kind} {run.id}…", since=since):
                 return await resource.wait(run, cancel_on_abandon=False)
     except asyncio.CancelledError:
         absorb_cancel()

@@ -400,10 +400,14 @@ class Output:
                 "".join(f"{name}\t{cell(value)}\n" for name, value in pairs if value is not None)
             )
             return
-        from rich.markup import escape
+        from rich.table import Table
+        from rich.text import Text
 
-        width = max(len(name) for name, _ in pairs)
-        lines = []
+        # Names in one column, values wrapped at word boundaries in the other (by the
+        # terminal's width), so a long description never breaks mid-word.
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold")
+        grid.add_column(overflow="fold")
         for (name, value), field in zip(pairs, fields, strict=True):
             text = cell(value, human=True)
             if isinstance(value, datetime):
@@ -411,6 +415,6 @@ class Output:
             if field.max_width is not None and len(text) > field.max_width:
                 text = text[: field.max_width - 1] + "…"
             if text:
-                lines.append(f"[bold]{escape(name.ljust(width))}[/bold]  {escape(text)}")
+                grid.add_row(Text(name), Text(text))
         self.stop_spinner()
-        self.console.print("\n".join(lines), soft_wrap=True)
+        self.console.print(grid)

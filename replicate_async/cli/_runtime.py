@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -164,19 +165,42 @@ def run_coroutine(
         raise Interrupted(interrupted) from None
 
 
+def _retry_notice(out: Output) -> Callable[[Any], None]:
+    """An ``on_retry`` hook: rate limiting (429) that persists is said, not silent. On a
+    terminal the spinner says it; elsewhere one line on stderr, once."""
+    said = False
+
+    def on_retry(event: Any) -> None:
+        nonlocal said
+        if event.reason != "429" or event.attempt < 2:
+            return
+        if out.err_tty:
+            out.relabel(f"Rate limited by the API (429): retrying in {event.wait:.0f}s…")
+        elif not said:
+            said = True
+            out.say(
+                "the API keeps answering 429 (rate limited): still retrying "
+                f"{event.method} {event.url} (Ctrl-C stops; --timeout bounds it)"
+            )
+
+    return on_retry
+
+
 @contextlib.asynccontextmanager
 async def open_client(config: Settings, out: Output) -> AsyncIterator[AsyncReplicate]:
     """A client for these settings (the token comes from ``REPLICATE_API_TOKEN``); with
     ``--verbose``/``--debug`` its session reports each HTTP exchange on stderr."""
     from .. import AsyncReplicate
+    from .._hooks import Hooks
 
     session = None
     if config.verbosity:
         from ._trace import traced_session
 
-        session = traced_session(out, config.verbosity)
+        session = traced_session(out, config.verbosity, os.environ.get("REPLICATE_API_TOKEN"))
+    hooks = Hooks(on_retry=_retry_notice(out))
     try:
-        async with AsyncReplicate(base_url=config.base_url, session=session) as client:
+        async with AsyncReplicate(base_url=config.base_url, session=session, hooks=hooks) as client:
             yield client
     finally:
         if session is not None:

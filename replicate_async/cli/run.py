@@ -152,9 +152,10 @@ async def run(
     hold = 0 if detach or stream else wait
     if timeout is not None:
         hold = min(hold, int(timeout // 2))  # leave time to learn the id, to cancel it
+    started = loop.time()  # one clock for the spinner, across the held create and the wait
     prediction = await start_prediction(
         client, out, ref, deployment=deployment, input=checked,
-        hold=hold, stream=stream, timeout=timeout,
+        hold=hold, stream=stream, timeout=timeout, since=started,
     )  # fmt: skip
     if web:
         open_web(out, prediction)
@@ -166,8 +167,9 @@ async def run(
         await stream_prediction(client, out, prediction, output_dir, remaining, timeout)
         return
     final = await wait_for_run(
-        client, out, prediction, timeout=remaining, label=f"Running {ref}:", announced=timeout
-    )
+        client, out, prediction, timeout=remaining, label=f"Running {ref}:",
+        announced=timeout, since=started,
+    )  # fmt: skip
 
     async def shape(output: Any) -> Any:
         return await _shaped(client, ref, deployment, schema, output)

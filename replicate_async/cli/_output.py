@@ -228,6 +228,16 @@ class Output:
         if text:
             self.mid_line = not text.endswith("\n")
 
+    def write_bytes(self, data: bytes) -> None:
+        """Write bytes to stdout as they are (a downloaded file)."""
+        self.stop_spinner()
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError as exc:
+            raise StdoutFailed(exc) from None
+
     def emit_json(self, data: Any) -> None:
         """Print one JSON line (or the ``--jq`` results of it) and flush.
 

@@ -70,7 +70,12 @@ async def _finish(
             print_logs(out, final.logs, tail=20)
         error = f": {final.error}" if final.error else ""
         raise CLIError(f"prediction {final.id} {final.status}{error}")
-    output = final.output if out.json else await shape(final.output)
+    output = final.output
+    if not out.json:
+        try:
+            output = await shape(final.output)
+        except Exception:  # joining tokens is cosmetic: never lose a paid output over it
+            out.note("(the output is shown as the API sent it)")
     saved_where_asked = True
     if output_dir is not None:
         output, saved_where_asked = await save_outputs(client, out, output, output_dir, final.id)

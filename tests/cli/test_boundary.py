@@ -129,3 +129,16 @@ def test_a_bug_is_one_line_and_debug_shows_the_traceback(
         "Error: unexpected ValueError: boom — a bug in replicate-async; please report it "
         "to its maintainers with the traceback above and the command you ran"
     )
+
+
+def test_a_failure_to_shape_the_output_still_prints_it(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_args: object) -> None:
+        raise RecursionError("too deep")
+
+    monkeypatch.setattr("replicate_async.cli.run._shaped", broken)
+    result = invoke("run", "meta/meta-llama-3-8b-instruct", "-i", "prompt=a b")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "a\n b\n"  # the tokens as the API sent them, one per line
+    assert result.stderr == "(the output is shown as the API sent it)\n"

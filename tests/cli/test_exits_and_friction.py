@@ -133,6 +133,8 @@ def test_key_value_views_and_the_help_wrap_between_words_at_60_columns(
     _, screen = on_terminal(server.env, "models", "get", "stability-ai/sdxl", columns=60)
     description = "A text-to-image generative AI model that creates beautiful images"
     assert " ".join(screen.split()).count(description) == 1  # every word whole
+    view = screen.split("\ninputs")[0].splitlines()
+    assert max(len(line.rstrip()) for line in view) <= 60  # wrapped by us, not the terminal
     _, help_text = on_terminal(server.env, "--help", columns=60)
     lines = help_text.splitlines()
     assert max(len(line) for line in lines) <= 60

@@ -247,8 +247,8 @@ class Declined(CLIError):
 
 def _ask(question: str) -> bool:
     """``question [y/N]`` on stderr, the answer from the terminal; Ctrl-C is status 130."""
-    click.echo(f"{question} [y/N]: ", nl=False, err=True)
-    try:
+    try:  # a Ctrl-C as soon as the question shows is the same as one at the prompt
+        click.echo(f"{question} [y/N]: ", nl=False, err=True)
         answer = input()
     except KeyboardInterrupt:
         click.echo(err=True)

@@ -8,6 +8,7 @@ loading aiohttp or rich. To add a command, add one line to :data:`COMMANDS`.
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
@@ -40,8 +41,41 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+#: What click shows and exits with by itself (the boundary lets these through).
+_CLICK_OWN = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use (see :data:`COMMANDS`)."""
+    """A group whose subcommands are imported on first use (see :data:`COMMANDS`), and
+    the error boundary around everything they do (see :mod:`._boundary`)."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        """Parse the global options, inside the error boundary."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except _CLICK_OWN:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            from ._boundary import translate, wants_debug
+
+            raise translate(exc, wants_debug(args)) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, inside the error boundary."""
+        try:
+            return super().invoke(ctx)
+        except _CLICK_OWN:
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            from ._boundary import translate
+
+            raise translate(exc, ctx.ensure_object(Settings).verbosity > 1) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         """Every command name, in the table's order."""
@@ -58,6 +92,27 @@ class LazyGroup(click.Group):
         command: click.Command = getattr(module, spec[1])
         return command
 
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The epilog's paragraphs wrapped at the terminal's width, only between words
+        (click would also break ``replicate-async`` at its hyphen)."""
+        import textwrap
+
+        if not self.epilog:
+            return
+        indent = " " * (formatter.current_indent + 2)
+        width = max(formatter.width, 20)
+        for paragraph in self.epilog.split("\n\n"):
+            formatter.write_paragraph()
+            lines = textwrap.wrap(
+                " ".join(paragraph.split()),
+                width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+            formatter.write("\n".join(lines) + "\n")
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List the commands with their table help, without importing them."""
         rows = [(name, spec[2]) for name, spec in COMMANDS.items()]
@@ -65,11 +120,14 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-EPILOG = """\b
-Output: tables on a terminal; tab-separated lines (no header) in a pipe;
---json prints the API's objects, one per line; --jq '.id' picks fields.
-Exit status: 0 ok, 1 API or model error, 2 bad usage, 3 stopped waiting while the
-prediction may still be running (its id is printed), 130 interrupted (Ctrl-C).
+#: Paragraphs that click wraps at the terminal's width (never mid-word).
+EPILOG = """Output: tables on a terminal; tab-separated lines (no header) in a pipe; --json prints
+the API's objects, one per line; --jq '.id' picks fields.
+
+Exit status: 0 ok; 1 the API or the model failed; 2 bad usage (a bad option or input, found
+before anything was sent, or a --jq filter that does not fit the answer); 3 stopped waiting
+while the prediction may still be running (its id is printed); 130 interrupted (Ctrl-C).
+
 Shell completion: eval "$(_REPLICATE_ASYNC_COMPLETE=bash_source replicate-async)"
 (zsh_source, fish_source for the other shells)."""
 

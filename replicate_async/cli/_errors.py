@@ -56,13 +56,13 @@ def _base_hint(base_url: str | None) -> str:
     return ""
 
 
-def _status_line(exc: APIStatusError, base_url: str | None) -> str:
+def _status_line(exc: APIStatusError, base_url: str | None, subject: str | None) -> str:
     from .._errors import reason as _reason
 
     head = f"{exc.status} {exc.title or _reason(exc.status)}"
     detail = exc.detail or ("" if exc.message in (exc.title, _reason(exc.status)) else exc.message)
     if isinstance(exc, NotFoundError):
-        subject = not_found_subject(exc.url)
+        subject = subject or not_found_subject(exc.url)
         what = f"{subject} was not found" if subject else f"nothing at {exc.url}"
         generic = not detail or detail == _GENERIC_404 or detail.rstrip(".").lower() == "not found"
         extra = "" if generic else f" ({detail})"
@@ -111,12 +111,16 @@ def _connection_line(exc: APIConnectionError, base_url: str | None) -> str:
     return f"lost the connection to {where}: {reason}"
 
 
-def describe_error(exc: BaseException, base_url: str | None = None) -> str:
-    """One line for an error, e.g. ``404 Not Found: prediction abc was not found``."""
+def describe_error(
+    exc: BaseException, base_url: str | None = None, *, subject: str | None = None
+) -> str:
+    """One line for an error, e.g. ``404 Not Found: prediction abc was not found``
+    (``subject`` names what a 404 did not find when the URL alone cannot say, e.g.
+    ``destination model alice/x``)."""
     if isinstance(exc, MissingTokenError):
         return "no API token: set REPLICATE_API_TOKEN (find it at replicate.com/account)"
     if isinstance(exc, APIStatusError):
-        text = _status_line(exc, base_url)
+        text = _status_line(exc, base_url, subject)
     elif isinstance(exc, APIConnectionError):
         text = _connection_line(exc, base_url)
     else:

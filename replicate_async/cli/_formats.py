@@ -111,11 +111,16 @@ INPUT_COLUMNS: tuple[Column[InputSpec], ...] = (
 )
 
 
-def _short(value: Any, width: int = 200) -> str | None:
+#: Characters of an input, output or error a detail view shows on a terminal (pipes get
+#: everything; ``--json`` the API's object).
+LONG_VALUE = 200
+
+
+def _text(value: Any) -> str | None:
+    """A value as one text (JSON unless it is a string)."""
     if value is None:
         return None
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= width else text[: width - 1] + "…"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _predict_time(run: Prediction | Training) -> str | None:
@@ -175,9 +180,9 @@ PREDICTION_FIELDS: tuple[Column[Prediction], ...] = (
     Column("version", lambda p: p.version),
     Column("deployment", lambda p: p.deployment),
     Column("status", lambda p: p.status),
-    Column("input", lambda p: _short(p.input)),
-    Column("output", lambda p: _short(p.output)),
-    Column("error", lambda p: _short(p.error)),
+    Column("input", lambda p: _text(p.input), max_width=LONG_VALUE),
+    Column("output", lambda p: _text(p.output), max_width=LONG_VALUE),
+    Column("error", lambda p: _text(p.error), max_width=LONG_VALUE),
     Column("created", lambda p: p.created_at),
     Column("started", lambda p: p.started_at),
     Column("completed", lambda p: p.completed_at),
@@ -188,7 +193,6 @@ PREDICTION_FIELDS: tuple[Column[Prediction], ...] = (
 TRAINING_COLUMNS: tuple[Column[Training], ...] = (
     Column("id", lambda t: t.id),
     Column("model", lambda t: t.model, max_width=40),
-    Column("destination", lambda t: t.destination, max_width=40),
     Column("status", lambda t: t.status),
     Column("created", lambda t: t.created_at, max_width=19),
 )
@@ -198,9 +202,9 @@ TRAINING_FIELDS: tuple[Column[Training], ...] = (
     Column("version", lambda t: t.version),
     Column("destination", lambda t: t.destination),
     Column("status", lambda t: t.status),
-    Column("input", lambda t: _short(t.input)),
-    Column("output", lambda t: _short(t.output)),
-    Column("error", lambda t: _short(t.error)),
+    Column("input", lambda t: _text(t.input), max_width=LONG_VALUE),
+    Column("output", lambda t: _text(t.output), max_width=LONG_VALUE),
+    Column("error", lambda t: _text(t.error), max_width=LONG_VALUE),
     Column("created", lambda t: t.created_at),
     Column("completed", lambda t: t.completed_at),
     Column("web", lambda t: _url(t, "web")),

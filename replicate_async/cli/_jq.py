@@ -18,8 +18,25 @@ __all__ = ["JqError", "compile_filter", "format_result"]
 _STEP = re.compile(r"\.([A-Za-z_][\w-]*)|\.?\[(-?\d*)\]|\.(\d+)")
 
 
+_MAX_DIGITS = 18
+_OUT_OF_RANGE: int = 10**_MAX_DIGITS
+
+
 class JqError(ValueError):
     """The filter is not one this small language understands."""
+
+
+def _clip(text: str, width: int = 40) -> str:
+    """``text`` cut for a message."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _index(text: str) -> int:
+    """An index; one beyond any list (more than 18 digits) is kept just out of range."""
+    digits = text.lstrip("-")
+    if len(digits) > _MAX_DIGITS:
+        return -_OUT_OF_RANGE if text.startswith("-") else _OUT_OF_RANGE
+    return int(text)
 
 
 def _steps(path: str) -> list[str | int | None]:
@@ -28,46 +45,56 @@ def _steps(path: str) -> list[str | int | None]:
     if path == ".":
         return []
     if not path.startswith("."):
-        raise JqError(f"a filter starts with '.', got {path!r}")
+        raise JqError(f"a filter starts with '.', got {_clip(path)!r}")
     steps: list[str | int | None] = []
     pos = 0
     while pos < len(path):
         match = _STEP.match(path, pos)
         if match is None:
-            raise JqError(f"cannot read {path!r} at {path[pos:]!r} (use .field, .[N] or .[])")
+            raise JqError(
+                f"cannot read {_clip(path)!r} at {_clip(path[pos:])!r} (use .field, .[N] or .[])"
+            )
         name, bracket, number = match.groups()
         if name is not None:
             steps.append(name)
         else:
             index = bracket if bracket is not None else number
-            steps.append(int(index) if index else None)
+            steps.append(_index(index) if index else None)
         pos = match.end()
     return steps
 
 
-def _walk(value: Any, steps: list[str | int | None]) -> Iterator[Any]:
-    if not steps:
-        yield value
-        return
-    step, rest = steps[0], steps[1:]
+def _step(value: Any, step: str | int | None) -> list[Any]:
+    """The results of one step on one value."""
     if step is None:
         if isinstance(value, list):
-            items = value
-        elif isinstance(value, dict):
-            items = list(value.values())
-        else:
-            raise JqError(f"cannot iterate over {type(value).__name__} with .[]")
-        for item in items:
-            yield from _walk(item, rest)
-    elif isinstance(step, int):
+            return value
+        if isinstance(value, dict):
+            return list(value.values())
+        raise JqError(f"cannot iterate over {_kind(value)} with .[]")
+    if isinstance(step, int):
         if value is not None and not isinstance(value, list):
-            raise JqError(f"cannot index {type(value).__name__} with [{step}]")
+            raise JqError(f"cannot index {_kind(value)} with [{step}]")
         items = value or []
-        yield from _walk(items[step] if -len(items) <= step < len(items) else None, rest)
-    else:
-        if value is not None and not isinstance(value, dict):
-            raise JqError(f"cannot take .{step} of {type(value).__name__}")
-        yield from _walk(value.get(step) if value is not None else None, rest)
+        return [items[step] if -len(items) <= step < len(items) else None]
+    if value is not None and not isinstance(value, dict):
+        raise JqError(f"cannot take .{_clip(step)} of {_kind(value)}")
+    return [value.get(step) if value is not None else None]
+
+
+def _kind(value: Any) -> str:
+    """A JSON type's name: ``string``, ``object``, ``array``..."""
+    names = {str: "a string", dict: "an object", list: "an array", bool: "a boolean"}
+    return names.get(type(value), "a number" if isinstance(value, int | float) else "null")
+
+
+def _walk(value: Any, steps: list[str | int | None]) -> list[Any]:
+    """Every result of ``steps`` on ``value``, step by step (no recursion, so a filter of
+    thousands of steps is as safe as a short one)."""
+    current = [value]
+    for step in steps:
+        current = [result for item in current for result in _step(item, step)]
+    return current
 
 
 def compile_filter(expression: str) -> Any:

@@ -82,17 +82,19 @@ async def wait_for_run(
     keep_running: bool = False,
     label: str = "",
     announced: float | None = None,
+    since: float | None = None,
 ) -> Any:
     """Wait until ``run`` is terminal; on Ctrl-C or timeout cancel it (unless
     ``keep_running``) and say exactly what happened; on a lost connection, give its id.
-    ``announced`` is the deadline as the user gave it (``timeout`` may be what is left)."""
+    ``announced`` is the deadline as the user gave it (``timeout`` may be what is left);
+    the spinner counts from ``since`` (a loop time, default now)."""
     kind: Kind = "training" if isinstance(run, Training) else "prediction"
     if run.status in TERMINAL_STATUSES:
         return run
     resource = _resource(client, kind)
     try:
         async with asyncio.timeout(timeout):
-            with out.status(f"{label or 'Waiting for'} {kind} {run.id}…"):
+            with out.status(f"{label or 'Waiting for'} {kind} {run.id}…", since=since):
                 return await resource.wait(run, cancel_on_abandon=False)
     except asyncio.CancelledError:
         absorb_cancel()
@@ -132,28 +134,42 @@ def print_logs(out: Output, logs: str | None, *, tail: int | None = None) -> Non
     out.say("\n".join(shown))
 
 
-async def follow_logs(client: AsyncReplicate, out: Output, kind: Kind, run_id: str) -> Any:
+async def follow_logs(
+    client: AsyncReplicate, out: Output, kind: Kind, run_id: str, *, timeout: float | None = None
+) -> Any:
     """Print a run's logs to stdout as they grow, until it is terminal; return it.
 
-    Ctrl-C stops following and leaves the run alone (it is not canceled).
+    Until the first log line, a spinner (on a terminal) says what the server last said
+    of the run. Ctrl-C stops following and leaves the run alone (it is not canceled); so
+    does ``timeout`` (exit status 3: the run may still be going).
     """
     resource = _resource(client, kind)
     printed = 0
+    keeps_running = (
+        f"{kind} {run_id} keeps running (not canceled); "
+        f"cancel it with `replicate-async {kind}s cancel {run_id}`"
+    )
     try:
-        while True:
-            run = await resource.get(run_id)
-            logs = run.logs or ""
-            if len(logs) > printed:
-                out.write(logs[printed:])
-                printed = len(logs)
-            if run.status in TERMINAL_STATUSES:
-                if printed and not logs.endswith("\n"):
-                    out.write("\n")
-                return run
-            await asyncio.sleep(FOLLOW_EVERY)
+        async with asyncio.timeout(timeout):
+            with out.status(f"Waiting for {kind} {run_id}…"):
+                while True:
+                    run = await resource.get(run_id)
+                    out.relabel(f"{kind.capitalize()} {run_id} is {run.status}, no logs yet…")
+                    logs = run.logs or ""
+                    if len(logs) > printed:
+                        out.write(logs[printed:])
+                        printed = len(logs)
+                    if run.status in TERMINAL_STATUSES:
+                        if printed and not logs.endswith("\n"):
+                            out.write("\n")
+                        return run
+                    await asyncio.sleep(FOLLOW_EVERY)
     except asyncio.CancelledError:
+        if not out.interrupts.count:
+            raise
         absorb_cancel()
-        raise Interrupted(
-            f"Stopped following: {kind} {run_id} keeps running (not canceled); "
-            f"cancel it with `replicate-async {kind}s cancel {run_id}`"
+        raise Interrupted(f"Stopped following: {keeps_running}") from None
+    except TimeoutError:
+        raise StillRunning(
+            f"stopped following after {timeout:g}s (--timeout): {keeps_running}"
         ) from None

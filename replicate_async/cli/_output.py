@@ -16,19 +16,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ._jq import compile_filter, format_result
+from ._jq import JqError, compile_filter, format_result
 from ._signals import Interrupts
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["DEFAULT_LIMIT", "Column", "Output", "cell", "fit_widths", "to_json"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "Column",
+    "Output",
+    "StdoutFailed",
+    "cell",
+    "fit_widths",
+    "silence_stdout",
+    "to_json",
+]
 
 T = TypeVar("T")
 
@@ -36,6 +46,22 @@ T = TypeVar("T")
 DEFAULT_LIMIT = 50
 #: Seconds before a spinner says we are still waiting for the API.
 PATIENCE = 1.0
+
+
+class StdoutFailed(Exception):
+    """Writing to stdout failed (a closed pipe, a full disk): the command's output is gone,
+    so it stops; the error boundary says why (quietly for a closed pipe)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error.strerror or str(error))
+        self.error = error
+
+
+def silence_stdout() -> None:
+    """Send whatever Python still flushes to stdout to ``/dev/null`` (after it failed)."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 @dataclass(frozen=True)
@@ -165,6 +191,9 @@ class Output:
         self._console: Console | None = None
         self._err: Console | None = None
         self._spinner: Any = None
+        self._label = ""
+        #: Whether the last text written to stdout did not end its line.
+        self.mid_line = False
 
     # -- consoles (rich is imported only for a terminal) -----------------------------
 
@@ -189,13 +218,33 @@ class Output:
     # -- writing ---------------------------------------------------------------------
 
     def write(self, text: str) -> None:
-        """Write to stdout and flush (a closed pipe raises ``BrokenPipeError``)."""
+        """Write to stdout and flush; :class:`StdoutFailed` if stdout cannot take it."""
         self.stop_spinner()
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except OSError as exc:
+            raise StdoutFailed(exc) from None
+        if text:
+            self.mid_line = not text.endswith("\n")
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write bytes to stdout as they are (a downloaded file)."""
+        self.stop_spinner()
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except OSError as exc:
+            raise StdoutFailed(exc) from None
 
     def emit_json(self, data: Any) -> None:
-        """Print one JSON line (or the ``--jq`` results of it) and flush."""
+        """Print one JSON line (or the ``--jq`` results of it) and flush.
+
+        When ``--jq`` does not fit the value (``.foo`` of a string), the whole value is
+        printed instead, so nothing the command got is lost, then :class:`JqError` is
+        raised (the boundary makes it exit status 2).
+        """
         value = to_json(data)
 
         def dumps(item: Any) -> str:
@@ -204,13 +253,24 @@ class Output:
         if self._filter is None:
             self.write(dumps(value) + "\n")
             return
-        lines = [format_result(item, dumps) for item in self._filter(value)]
+        try:
+            lines = [format_result(item, dumps) for item in self._filter(value)]
+        except JqError as exc:
+            self.write(dumps(value) + "\n")
+            raise JqError(f"{exc}; the whole value is printed instead") from None
         self.write("".join(line + "\n" for line in lines))
 
     def say(self, text: str) -> None:
-        """A line for people on stderr (what is happening, what was done)."""
+        """A line for people on stderr (what is happening, what was done); on a terminal
+        it starts on a line of its own, even after a partial line of output."""
         self.stop_spinner()
+        self._end_line()
         print(text, file=sys.stderr, flush=True)
+
+    def _end_line(self) -> None:
+        """End a partial line of output on a terminal (before a message on stderr)."""
+        if self.mid_line and self.tty:
+            self.write("\n")
 
     def note(self, text: str) -> None:
         """A hint on stderr, dimmed on a terminal."""
@@ -218,6 +278,7 @@ class Output:
             from rich.markup import escape
 
             self.stop_spinner()
+            self._end_line()
             self.err.print(f"[dim]{escape(text)}[/dim]")
         else:
             self.say(text)
@@ -225,22 +286,30 @@ class Output:
     # -- waiting ---------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def status(self, text: str, *, delay: float = 0.0) -> Iterator[None]:
-        """A spinner with the elapsed time on a terminal's stderr (after ``delay``)."""
+    def status(
+        self, text: str, *, delay: float = 0.0, since: float | None = None
+    ) -> Iterator[None]:
+        """A spinner with the elapsed time on a terminal's stderr (after ``delay``),
+        counted from ``since`` (a loop time; default now) so that one wait shown in
+        steps keeps one clock."""
         if not self.err_tty:
             yield
             return
+        from rich.markup import escape
+
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        start = loop.time() if since is None else since
+        self._label = text
 
         async def spin() -> None:
             await asyncio.sleep(delay)
-            self._spinner = self.err.status(text)
+            self._spinner = self.err.status(escape(self._label))
             self._spinner.start()
             while True:
                 await asyncio.sleep(0.1)
                 if self._spinner is not None:
-                    self._spinner.update(f"{text} [dim]{loop.time() - start:.1f}s[/dim]")
+                    elapsed = loop.time() - start
+                    self._spinner.update(f"{escape(self._label)} [dim]{elapsed:.1f}s[/dim]")
 
         ticker = asyncio.ensure_future(spin())
         try:
@@ -248,6 +317,10 @@ class Output:
         finally:
             ticker.cancel()
             self.stop_spinner()
+
+    def relabel(self, text: str) -> None:
+        """Change what the current spinner says (it keeps its clock)."""
+        self._label = text
 
     def patience(self, text: str) -> contextlib.AbstractContextManager[None]:
         """A spinner that only appears when an answer takes more than a second."""
@@ -337,10 +410,14 @@ class Output:
                 "".join(f"{name}\t{cell(value)}\n" for name, value in pairs if value is not None)
             )
             return
-        from rich.markup import escape
+        from rich.table import Table
+        from rich.text import Text
 
-        width = max(len(name) for name, _ in pairs)
-        lines = []
+        # Names in one column, values wrapped at word boundaries in the other (by the
+        # terminal's width), so a long description never breaks mid-word.
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True, style="bold")
+        grid.add_column(overflow="fold")
         for (name, value), field in zip(pairs, fields, strict=True):
             text = cell(value, human=True)
             if isinstance(value, datetime):
@@ -348,6 +425,6 @@ class Output:
             if field.max_width is not None and len(text) > field.max_width:
                 text = text[: field.max_width - 1] + "…"
             if text:
-                lines.append(f"[bold]{escape(name.ljust(width))}[/bold]  {escape(text)}")
+                grid.add_row(Text(name), Text(text))
         self.stop_spinner()
-        self.console.print("\n".join(lines), soft_wrap=True)
+        self.console.print(grid)

@@ -5,10 +5,11 @@ Inputs, as httpie spells them:
 - ``-i key=text``: a string, unless the model's schema types ``key`` (then ``steps=20``
   is the integer 20, ``-i text=1984`` stays the string ``"1984"``);
 - ``-i key:=json``: raw JSON, whatever the schema (``-i steps:=20``, ``-i 'tags:=["a"]'``);
-- ``-i key=@path``: a file (uploaded or inlined); ``-i key=@-``: standard input (text
-  that is valid UTF-8 is sent as a string, anything else as a file); ``@@x``: the string
-  ``@x``;
+- ``-i key=@path``: a file, ``-i key=@-``: standard input; the file's text for a string
+  input, the file itself for a URI one (see :mod:`._inputs`); ``@@x``: the string ``@x``;
 - ``--input-json FILE`` (or ``-``): a JSON object of inputs; ``-i`` pairs override it.
+
+All of them are merged, then checked once against the model's schema (:mod:`._inputs`).
 """
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ._runtime import Settings
+from ._inputs import FileArg, Text
+from ._runtime import CLIError, Interrupted, Settings
 
 __all__ = [
     "MODEL_REF",
     "RUN_REF",
     "Text",
-    "checked_inputs",
-    "finish_inputs",
+    "confirm_option",
     "input_option",
     "json_option",
     "list_options",
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+#: How deeply JSON given on the command line may nest (objects and arrays).
+MAX_JSON_DEPTH = 100
 _VERSION_ID = re.compile(r"[0-9a-f]{64}")
 
 if TYPE_CHECKING:
@@ -78,24 +81,34 @@ RUN_REF = _Ref(
 )
 
 
-class Text(str):
-    """A ``key=text`` value: typed by the model's schema later (a string otherwise)."""
-
-    __slots__ = ()
-
-
-def _stdin_value() -> Any:
-    data = sys.stdin.buffer.read()
+def load_json(text: str | bytes) -> Any:
+    """``json.loads``, but a value nested deeper than :data:`MAX_JSON_DEPTH` is a
+    ``ValueError`` like any other bad JSON (never a ``RecursionError`` later on)."""
     try:
-        return data.decode()
-    except UnicodeDecodeError:
-        return data
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    level = [value] if isinstance(value, dict | list) else []
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            item
+            for container in level
+            for item in (container.values() if isinstance(container, dict) else container)
+            if isinstance(item, dict | list)
+        ]
+        if not level:
+            return value
+    raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _stdin_value() -> FileArg:
+    return FileArg(data=sys.stdin.buffer.read())
 
 
 def _value(key: str, sep: str, text: str) -> Any:
     if sep == ":=":
         try:
-            return json.loads(text)
+            return load_json(text)
         except ValueError as exc:
             raise click.BadParameter(
                 f"{text[:40]!r} is not valid JSON ({exc}); use {key}=TEXT for a string",
@@ -109,7 +122,7 @@ def _value(key: str, sep: str, text: str) -> Any:
         path = Path(text[1:]).expanduser()
         if not path.is_file():
             raise click.BadParameter(f"no such file: {text[1:]!r}", param_hint=f"'-i {key}'")
-        return path
+        return FileArg(path=path)
     return Text(text)
 
 
@@ -125,43 +138,10 @@ def parse_inputs(pairs: Sequence[str], base: Mapping[str, Any] | None = None) ->
     return result
 
 
-def finish_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
-    """Type each ``key=text`` value by the version's schema (a plain string when the schema
-    does not know the key, or is not known)."""
-    from .._schema import coerce_cli_value, input_schema
-
-    props = (input_schema(openapi_schema) or {}).get("properties") or {}
-    return {
-        key: (
-            coerce_cli_value(props[key], str(value), document=openapi_schema)
-            if isinstance(value, Text) and key in props
-            else str(value)
-            if isinstance(value, Text)
-            else value
-        )
-        for key, value in inputs.items()
-    }
-
-
-def checked_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
-    """:func:`finish_inputs`, then, when the schema is known, every problem the API would
-    answer with a 422, reported at once before anything is sent (exit status 2)."""
-    from .._schema import check_input
-    from ._runtime import ArgumentError
-
-    finished = finish_inputs(inputs, openapi_schema)
-    if isinstance(openapi_schema, Mapping):
-        problems = check_input(openapi_schema, finished)
-        if problems:
-            listed = "; ".join(str(problem) for problem in problems)
-            raise ArgumentError(f"the inputs do not fit the model's schema: {listed}")
-    return finished
-
-
 def _read_json_file(name: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if name == "-" else Path(name).expanduser().read_text()
-        data = json.loads(text)
+        data = load_json(text)
     except OSError as exc:
         raise click.BadParameter(f"cannot read {name}: {exc.strerror}") from None
     except ValueError as exc:
@@ -255,3 +235,48 @@ def list_options(fn: F) -> F:
         help="At most N items (default: 50, or all with --json; 0 for all).",
     )
     return json_option(limit(fn))
+
+
+class Declined(CLIError):
+    """ "n" at a confirmation: nothing was done, status 1, said without ``Error:``."""
+
+    def show(self, file: Any = None) -> None:
+        """Print the message as it is."""
+        click.echo(self.format_message(), err=True)
+
+
+def _ask(question: str) -> bool:
+    """``question [y/N]`` on stderr, the answer from the terminal; Ctrl-C is status 130."""
+    try:  # a Ctrl-C as soon as the question shows is the same as one at the prompt
+        click.echo(f"{question} [y/N]: ", nl=False, err=True)
+        answer = input()
+    except KeyboardInterrupt:
+        click.echo(err=True)
+        raise Interrupted("Interrupted: nothing was deleted.") from None
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def confirm_option(kind: str, argument: str) -> Callable[[F], F]:
+    """``-y/--yes`` for a command that deletes the ``kind`` named by ``argument``: one rule
+    for every delete. Without ``--yes`` it asks on a terminal ("n" exits 1, Ctrl-C 130);
+    where nobody can answer (stdin is not a terminal) it refuses with status 2."""
+
+    def confirm(ctx: click.Context, _param: click.Parameter, yes: bool) -> None:
+        if yes:
+            return
+        name = ctx.params.get(argument, f"the {kind}")
+        if not sys.stdin.isatty():
+            raise click.UsageError(f"deleting {kind} {name} needs --yes when not on a terminal")
+        if not _ask(f"Delete {kind} {name}? It cannot be undone"):
+            raise Declined(f"Aborted: {kind} {name} was not deleted.")
+
+    return click.option(
+        "-y",
+        "--yes",
+        is_flag=True,
+        expose_value=False,
+        callback=confirm,
+        help="Delete without asking first (needed when not on a terminal).",
+    )

@@ -17,7 +17,6 @@ import contextlib
 import functools
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar, overload
@@ -42,6 +41,7 @@ __all__ = [
     "Interrupted",
     "Settings",
     "StillRunning",
+    "bounded",
     "run_coroutine",
     "settings",
     "with_client",
@@ -111,11 +111,17 @@ class Interrupted(CLIError):
         click.echo(self.format_message(), err=True)
 
 
-def _silence_stdout() -> None:
-    """After a closed pipe (``| head``): send what Python still flushes to /dev/null."""
-    with contextlib.suppress(OSError, ValueError):
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+def _outcome(exc: BaseException) -> click.ClickException | None:
+    """The command's own ending (``Interrupted: prediction abc was canceled``...) that a
+    cancel during teardown (closing the client) replaced, if any."""
+    seen: set[int] = set()
+    current = exc.__context__
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, click.ClickException):
+            return current
+        current = current.__context__
+    return None
 
 
 def run_coroutine(
@@ -127,7 +133,7 @@ def run_coroutine(
     """Run ``main`` on a new event loop with Ctrl-C routed to ``interrupts``.
 
     A command cancelled by Ctrl-C that does not say otherwise ends with ``interrupted``
-    and status 130; a closed stdout pipe ends quietly with status 0.
+    and status 130 (anything else it raises is left to the error boundary).
     """
     import asyncio
 
@@ -140,21 +146,44 @@ def run_coroutine(
         installed = install(loop, presses)
         try:
             return await task
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            said = _outcome(exc)
+            if said is not None:  # a later Ctrl-C cut the teardown after the command ended
+                raise said from None
             if presses.count:
                 raise Interrupted(interrupted) from None
             raise
         finally:
             if installed:
                 loop.remove_signal_handler(signal.SIGINT)
+                if presses.count:  # ending on Ctrl-C already: a late press must not cut that
+                    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     try:
         return asyncio.run(guarded())
-    except BrokenPipeError:
-        _silence_stdout()
-        raise click.exceptions.Exit(OK) from None
     except KeyboardInterrupt:  # SIGINT before our handler was installed
         raise Interrupted(interrupted) from None
+
+
+def _retry_notice(out: Output) -> Callable[[Any], None]:
+    """An ``on_retry`` hook: rate limiting (429) that persists is said, not silent. On a
+    terminal the spinner says it; elsewhere one line on stderr, once."""
+    said = False
+
+    def on_retry(event: Any) -> None:
+        nonlocal said
+        if event.reason != "429" or event.attempt < 2:
+            return
+        if out.err_tty:
+            out.relabel(f"Rate limited by the API (429): retrying in {event.wait:.0f}s…")
+        elif not said:
+            said = True
+            out.say(
+                "the API keeps answering 429 (rate limited): still retrying "
+                f"{event.method} {event.url} (Ctrl-C stops; --timeout bounds it)"
+            )
+
+    return on_retry
 
 
 @contextlib.asynccontextmanager
@@ -162,14 +191,16 @@ async def open_client(config: Settings, out: Output) -> AsyncIterator[AsyncRepli
     """A client for these settings (the token comes from ``REPLICATE_API_TOKEN``); with
     ``--verbose``/``--debug`` its session reports each HTTP exchange on stderr."""
     from .. import AsyncReplicate
+    from .._hooks import Hooks
 
     session = None
     if config.verbosity:
         from ._trace import traced_session
 
-        session = traced_session(out, config.verbosity)
+        session = traced_session(out, config.verbosity, os.environ.get("REPLICATE_API_TOKEN"))
+    hooks = Hooks(on_retry=_retry_notice(out))
     try:
-        async with AsyncReplicate(base_url=config.base_url, session=session) as client:
+        async with AsyncReplicate(base_url=config.base_url, session=session, hooks=hooks) as client:
             yield client
     finally:
         if session is not None:
@@ -218,7 +249,7 @@ def with_client(fn: Command[P] | None = None, *, own_timeout: bool = False) -> A
                 async with open_client(config, out) as client:
                     work = fn(client, out, *args, **kwargs)
                     if not own_timeout:
-                        work = _bounded(work, out, client.base_url)
+                        work = bounded(work, out, client.base_url)
                     await _guard_errors(work, config)
 
             run_coroutine(main(), interrupts=out.interrupts, interrupted=out.interrupted)
@@ -228,7 +259,7 @@ def with_client(fn: Command[P] | None = None, *, own_timeout: bool = False) -> A
     return decorate(fn) if fn is not None else decorate
 
 
-async def _bounded(work: Awaitable[None], out: Output, base_url: str) -> None:
+async def bounded(work: Awaitable[T], out: Output, base_url: str) -> T:
     """``work`` under the global ``--timeout``, with a spinner if it is slow."""
     import asyncio
 
@@ -236,6 +267,6 @@ async def _bounded(work: Awaitable[None], out: Output, base_url: str) -> None:
     try:
         async with asyncio.timeout(out.timeout):
             with out.patience(f"Waiting for {host}…"):
-                await work
+                return await work
     except TimeoutError:
         raise CLIError(f"no answer from {host} within {out.timeout:g}s (--timeout)") from None

@@ -54,9 +54,11 @@ async def start_prediction(
     hold: int,
     stream: bool,
     timeout: float | None,
+    since: float | None = None,
 ) -> Prediction:
-    """Create the prediction. Ctrl-C meanwhile waits for the server's answer (bounded by
-    the hold), then cancels the prediction it names; a second Ctrl-C gives up waiting."""
+    """Create the prediction (the spinner counts from ``since``, a loop time). Ctrl-C
+    meanwhile waits for the server's answer (bounded by the hold), then cancels the
+    prediction it names; a second Ctrl-C gives up waiting."""
     creating = asyncio.ensure_future(
         create_prediction(
             client,
@@ -69,7 +71,7 @@ async def start_prediction(
     )
     try:
         async with asyncio.timeout(timeout):
-            with out.status(f"Starting {ref}…"):
+            with out.status(f"Starting {ref}…", since=since):
                 return await asyncio.shield(creating)
     except asyncio.CancelledError:
         absorb_cancel()

@@ -1,7 +1,8 @@
 """``--verbose`` / ``--debug``: each HTTP exchange on stderr, the token never shown.
 
 ``--verbose`` prints ``> GET url`` and ``< 200 OK (0.12s)``; ``--debug`` adds the request
-and response headers and the request body. ``Authorization`` is always ``Bearer <redacted>``.
+and response headers and bodies (the first 2,000 characters of each). ``Authorization``
+is always ``Bearer <redacted>``, and the token is replaced wherever else it appears.
 """
 
 from __future__ import annotations
@@ -37,7 +38,15 @@ def _line(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def traced_session(out: Output, verbosity: int) -> aiohttp.ClientSession:
+def _body(data: bytes, token: str | None, shown: int) -> str:
+    """Up to what is left of :data:`_MAX_BODY` characters of a body, token redacted."""
+    text = bytes(data[: max(_MAX_BODY - shown, 0)]).decode(errors="replace")
+    if token:
+        text = text.replace(token, "<redacted>")
+    return text + ("…" if len(data) > _MAX_BODY - shown else "")
+
+
+def traced_session(out: Output, verbosity: int, token: str | None = None) -> aiohttp.ClientSession:
     """A session whose requests are reported on stderr (create it inside the loop)."""
     trace = aiohttp.TraceConfig()
 
@@ -55,9 +64,15 @@ def traced_session(out: Output, verbosity: int) -> aiohttp.ClientSession:
         _session: aiohttp.ClientSession, _context: SimpleNamespace, params: Any
     ) -> None:
         if verbosity > 1 and params.chunk:
-            text = bytes(params.chunk[:_MAX_BODY]).decode(errors="replace")
-            more = "…" if len(params.chunk) > _MAX_BODY else ""
-            _line(f"> {text}{more}")
+            _line(f"> {_body(params.chunk, token, 0)}")
+
+    async def on_response_chunk(
+        _session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
+    ) -> None:
+        shown = getattr(context, "shown", 0)
+        if verbosity > 1 and params.chunk and shown < _MAX_BODY:
+            _line(f"< {_body(params.chunk, token, shown)}")
+            context.shown = shown + len(params.chunk)
 
     async def on_end(
         _session: aiohttp.ClientSession, context: SimpleNamespace, params: Any
@@ -78,4 +93,5 @@ def traced_session(out: Output, verbosity: int) -> aiohttp.ClientSession:
     trace.on_request_chunk_sent.append(on_chunk)
     trace.on_request_end.append(on_end)
     trace.on_request_exception.append(on_error)
+    trace.on_response_chunk_received.append(on_response_chunk)
     return aiohttp.ClientSession(trace_configs=[trace])

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import click
 
-from ._params import json_option
+from ._params import json_option, load_json
 from ._runtime import CLIError, with_client
 
 if TYPE_CHECKING:
@@ -49,22 +49,32 @@ def _fields(pairs: tuple[str, ...]) -> dict[str, Any]:
         key, value = match.group(1), pair[match.end() :]
         if match.group(2) == ":=":
             try:
-                body[key] = json.loads(value)
+                body[key] = load_json(value)
             except ValueError as exc:
                 raise click.BadParameter(
-                    f"{value!r} is not JSON: {exc}", param_hint="'-f'"
+                    f"{value[:40]!r} is not JSON: {exc}", param_hint="'-f'"
                 ) from None
         else:
             body[key] = value
     return body
 
 
+#: A header name (RFC 9110 token) and a value without control characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE = re.compile(r"[^\x00-\x08\x0a-\x1f\x7f]*")
+
+
 def _headers(lines: tuple[str, ...]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for line in lines:
         name, sep, value = line.partition(":")
-        if not sep or not name.strip():
-            raise click.BadParameter(f"{line!r} is not 'Name: value'", param_hint="'-H'")
+        if not sep or not _HEADER_NAME.fullmatch(name.strip()):
+            raise click.BadParameter(f"{line[:60]!r} is not 'Name: value'", param_hint="'-H'")
+        if not _HEADER_VALUE.fullmatch(value):
+            raise click.BadParameter(
+                f"the value of {name.strip()!r} has a control character (CR, LF...)",
+                param_hint="'-H'",
+            )
         if name.strip().lower() == "authorization":
             raise click.BadParameter("the token comes from REPLICATE_API_TOKEN", param_hint="'-H'")
         headers[name.strip()] = value.strip()
@@ -80,7 +90,7 @@ def _read_body(name: str) -> bytes:
 
 def _show(out: Output, content: bytes) -> None:
     try:
-        data = json.loads(content) if content.strip() else None
+        data = load_json(content) if content.strip() else None
     except ValueError:
         out.write(content.decode(errors="replace").rstrip("\n") + "\n")
         return

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from .. import AsyncReplicate
 from ._formats import DEPLOYMENT_COLUMNS, DEPLOYMENT_FIELDS
 from ._output import Output
-from ._params import MODEL_REF, json_option, list_options
+from ._params import MODEL_REF, confirm_option, json_option, list_options
 from ._runtime import with_client
 
 __all__ = ["deployments"]
@@ -99,22 +97,9 @@ async def update(
     out.one(updated, DEPLOYMENT_FIELDS)
 
 
-def _confirm(ctx: click.Context, _param: click.Parameter, yes: bool) -> bool:
-    """Ask before deleting (on a terminal); refuse without --yes elsewhere."""
-    if yes:
-        return True
-    deployment = ctx.params.get("deployment", "the deployment")
-    if not sys.stdin.isatty():
-        raise click.UsageError(f"deleting {deployment} needs --yes when not on a terminal")
-    click.confirm(f"Delete deployment {deployment}? It cannot be undone", abort=True)
-    return True
-
-
 @deployments.command("delete")
 @click.argument("deployment", type=MODEL_REF)
-@click.option(
-    "-y", "--yes", is_flag=True, expose_value=False, callback=_confirm, help="Do not ask first."
-)
+@confirm_option("deployment", "deployment")
 @with_client
 async def delete(client: AsyncReplicate, out: Output, deployment: str) -> None:
     """Delete a deployment (OWNER/NAME), after a confirmation (or --yes)."""

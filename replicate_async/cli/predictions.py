@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._params import RUN_REF, checked_inputs, input_option, json_option, list_options
-from ._runtime import CLIError, with_client
+from ._params import RUN_REF, input_option, json_option, list_options
+from ._runtime import CLIError, bounded, with_client
 from ._waiting import wait_command
 
 if TYPE_CHECKING:
@@ -45,15 +45,15 @@ async def create(
 ) -> None:
     """Create a prediction of REF and print it (does not wait, unless --wait)."""
     from ._formats import PREDICTION_FIELDS
+    from ._inputs import model_schema, resolve_inputs
     from ._start import create_prediction
-    from .run import input_schema_of
 
-    schema = await input_schema_of(client, ref, deployment=deployment) if input else None
+    schema = await model_schema(client, ref, deployment=deployment)
     prediction = await create_prediction(
         client,
         ref,
         deployment=deployment,
-        input=checked_inputs(input, schema),
+        input=resolve_inputs(input, schema),
         wait=wait,
         webhook=webhook,
     )
@@ -83,7 +83,7 @@ async def get(client: AsyncReplicate, out: Output, prediction_id: str, web: bool
 @predictions.command("logs")
 @click.argument("prediction_id")
 @click.option("-f", "--follow", is_flag=True, help="Keep printing new logs until it ends.")
-@with_client
+@with_client(own_timeout=True)
 async def logs(client: AsyncReplicate, out: Output, prediction_id: str, follow: bool) -> None:
     """Print a prediction's logs (with -f, as they come; Ctrl-C stops following only).
 
@@ -92,9 +92,11 @@ async def logs(client: AsyncReplicate, out: Output, prediction_id: str, follow: 
     from ._lifecycle import follow_logs
 
     if follow:
-        prediction = await follow_logs(client, out, "prediction", prediction_id)
+        prediction = await follow_logs(
+            client, out, "prediction", prediction_id, timeout=out.timeout
+        )
     else:
-        prediction = await client.predictions.get(prediction_id)
+        prediction = await bounded(client.predictions.get(prediction_id), out, client.base_url)
         if prediction.logs:
             out.write(prediction.logs if prediction.logs.endswith("\n") else prediction.logs + "\n")
     if prediction.status in ("failed", "canceled", "aborted"):

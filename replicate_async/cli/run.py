@@ -9,35 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._params import RUN_REF, Text, checked_inputs, input_option, json_option
+from ._inputs import model_schema, resolve_inputs
+from ._params import RUN_REF, input_option, json_option
 from ._runtime import CLIError, with_client
 
 if TYPE_CHECKING:
     from .. import AsyncReplicate, Prediction
     from ._output import Output
 
-__all__ = ["input_schema_of", "print_output", "run"]
+__all__ = ["print_output", "run"]
 
 #: The default ``Prefer: wait`` hold. Short, because a prediction's id (needed to cancel
 #: it on Ctrl-C) is only known once the server answers the held create request.
 HOLD = 3
-
-
-async def input_schema_of(client: AsyncReplicate, ref: str, *, deployment: bool) -> Any:
-    """The OpenAPI schema of the version ``ref`` runs (``None`` for a bare version id)."""
-    if deployment:
-        found = await client.deployments.get(ref)
-        release = found.current_release
-        if release is None or not release.model or not release.version:
-            return None
-        return (await client.models.versions.get(release.model, release.version)).openapi_schema
-    if "/" not in ref:
-        return None
-    model, _, version = ref.partition(":")
-    if version:
-        return (await client.models.versions.get(model, version)).openapi_schema
-    latest = (await client.models.get(model)).latest_version
-    return latest.openapi_schema if latest is not None else None
 
 
 def print_output(out: Output, output: Any) -> None:
@@ -65,7 +49,7 @@ async def _shaped(
 
     if schema is None:
         try:
-            schema = await input_schema_of(client, ref, deployment=deployment)
+            schema = await model_schema(client, ref, deployment=deployment)
         except ReplicateError:
             return output
     return shape_output(output_schema(schema), output, document=schema)
@@ -86,7 +70,12 @@ async def _finish(
             print_logs(out, final.logs, tail=20)
         error = f": {final.error}" if final.error else ""
         raise CLIError(f"prediction {final.id} {final.status}{error}")
-    output = final.output if out.json else await shape(final.output)
+    output = final.output
+    if not out.json:
+        try:
+            output = await shape(final.output)
+        except Exception:  # joining tokens is cosmetic: never lose a paid output over it
+            out.note("(the output is shown as the API sent it)")
     saved_where_asked = True
     if output_dir is not None:
         output, saved_where_asked = await save_outputs(client, out, output, output_dir, final.id)
@@ -163,15 +152,15 @@ async def run(
     timeout = timeout if timeout is not None else out.timeout
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout if timeout is not None else None
-    schema = None
-    if any(isinstance(value, Text) for value in input.values()):
-        schema = await input_schema_of(client, ref, deployment=deployment)
+    schema = await model_schema(client, ref, deployment=deployment)
+    checked = resolve_inputs(input, schema)
     hold = 0 if detach or stream else wait
     if timeout is not None:
         hold = min(hold, int(timeout // 2))  # leave time to learn the id, to cancel it
+    started = loop.time()  # one clock for the spinner, across the held create and the wait
     prediction = await start_prediction(
-        client, out, ref, deployment=deployment, input=checked_inputs(input, schema),
-        hold=hold, stream=stream, timeout=timeout,
+        client, out, ref, deployment=deployment, input=checked,
+        hold=hold, stream=stream, timeout=timeout, since=started,
     )  # fmt: skip
     if web:
         open_web(out, prediction)
@@ -183,8 +172,9 @@ async def run(
         await stream_prediction(client, out, prediction, output_dir, remaining, timeout)
         return
     final = await wait_for_run(
-        client, out, prediction, timeout=remaining, label=f"Running {ref}:", announced=timeout
-    )
+        client, out, prediction, timeout=remaining, label=f"Running {ref}:",
+        announced=timeout, since=started,
+    )  # fmt: skip
 
     async def shape(output: Any) -> Any:
         return await _shaped(client, ref, deployment, schema, output)

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ._params import MODEL_REF, RUN_REF, finish_inputs, input_option, json_option, list_options
-from ._runtime import with_client
+from ._params import MODEL_REF, RUN_REF, input_option, json_option, list_options
+from ._runtime import CLIError, with_client
 from ._waiting import wait_command
 
 if TYPE_CHECKING:
@@ -39,11 +39,31 @@ async def create(
     input: dict[str, Any],
     webhook: str | None,
 ) -> None:
-    """Start a training of OWNER/NAME:VERSION into --destination."""
-    from ._formats import TRAINING_FIELDS
+    """Start a training of OWNER/NAME:VERSION into --destination.
 
+    The version and the destination model are looked up first, so a missing one is
+    named as such; the inputs are checked against the version's TrainingInput schema
+    when it has one.
+    """
+    from ..exceptions import NotFoundError
+    from ._errors import describe_error
+    from ._formats import TRAINING_FIELDS
+    from ._inputs import model_schema, resolve_inputs, training_schema
+
+    schema = await model_schema(client, model, deployment=False) if ":" in model else None
+    try:
+        await client.models.get(destination)
+    except NotFoundError as exc:
+        subject = f"the destination model {destination}"
+        raise CLIError(
+            f"{describe_error(exc, client.base_url, subject=subject)}; create it first "
+            "(https://replicate.com/create), then train into it"
+        ) from None
     training = await client.trainings.create(
-        model, destination=destination, input=finish_inputs(input), webhook=webhook
+        model,
+        destination=destination,
+        input=resolve_inputs(input, training_schema(schema)),
+        webhook=webhook,
     )
     out.one(training, TRAINING_FIELDS)
 

@@ -101,12 +101,13 @@ def test_model_failure_and_bad_arguments(invoke: Invoke) -> None:
     assert "not valid JSON" in bad_json.stderr
 
 
-def test_invalid_input_422_names_the_field(invoke: Invoke) -> None:
-    result = invoke("run", "fake/image")  # prompt is required
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: 422 ")
-    assert "prompt" in result.stderr
-    assert len(result.stderr.splitlines()) == 1
+def test_no_inputs_at_all_are_checked_too(invoke: Invoke) -> None:
+    result = invoke("run", "fake/image")  # prompt is required: known before sending
+    assert result.exit_code == 2
+    assert (
+        result.stderr
+        == "Error: the inputs do not fit the model's schema: input: prompt is required\n"
+    )
 
 
 # -- run --------------------------------------------------------------------------------
@@ -308,7 +309,12 @@ def test_files_crud(invoke: Invoke, tmp_path: Path) -> None:
     assert file["metadata"] == {"k": "v"}
     assert file["id"] in {f["id"] for f in lines(invoke("--json", "files", "list").stdout)}
     assert "data.csv" in invoke("files", "get", file["id"]).stdout
-    assert invoke("files", "delete", file["id"]).exit_code == 0
+    refused = invoke("files", "delete", file["id"])  # not a terminal: --yes is needed
+    assert (refused.exit_code, refused.stderr) == (
+        2, f"Usage: cli files delete [OPTIONS] FILE_ID\nTry 'cli files delete --help' for help.\n\n"
+        f"Error: deleting file {file['id']} needs --yes when not on a terminal\n",
+    )  # fmt: skip
+    assert invoke("files", "delete", file["id"], "--yes").exit_code == 0
     assert invoke("files", "get", file["id"]).exit_code == 1
     assert invoke("files", "upload", str(path), "--metadata", "[1]").exit_code == 2
 

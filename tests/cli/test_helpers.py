@@ -17,9 +17,11 @@ from replicate_async import (
     UnprocessableEntityError,
 )
 from replicate_async.cli._errors import describe_error, not_found_subject
+from replicate_async.cli._inputs import FileArg, resolve_inputs
 from replicate_async.cli._jq import JqError, compile_filter
 from replicate_async.cli._output import Column, cell, fit_widths
-from replicate_async.cli._params import Text, finish_inputs, parse_inputs
+from replicate_async.cli._params import Text, parse_inputs
+from replicate_async.cli._runtime import ArgumentError
 from replicate_async.cli._saver import output_filename
 from replicate_async.cli._trace import redact_headers
 from replicate_async.cli.api import api_path
@@ -34,6 +36,9 @@ SCHEMA = {
                     "steps": {"type": "integer"},
                     "scale": {"type": "number"},
                     "go": {"type": "boolean"},
+                    "notes": {"type": "string"},
+                    "image": {"type": "string", "format": "uri"},
+                    "max_tokens": {"type": "integer"},
                 },
             }
         }
@@ -44,10 +49,10 @@ SCHEMA = {
 def test_key_equals_text_is_always_a_string_without_a_schema() -> None:
     parsed = parse_inputs(["text=1984", "n=42", "f=0.5", "b=true", "l=[1]", "q=a=b", "e="])
     assert all(type(v) is Text for v in parsed.values())
-    assert finish_inputs(parsed) == {
+    assert resolve_inputs(parsed) == {
         "text": "1984", "n": "42", "f": "0.5", "b": "true", "l": "[1]", "q": "a=b", "e": "",
     }  # fmt: skip
-    assert all(type(v) is str for v in finish_inputs(parsed).values())
+    assert all(type(v) is str for v in resolve_inputs(parsed).values())
 
 
 def test_key_colon_equals_is_raw_json() -> None:
@@ -58,10 +63,31 @@ def test_key_colon_equals_is_raw_json() -> None:
 
 
 def test_the_schema_types_key_equals_text() -> None:
-    parsed = parse_inputs(["text=1984", "steps=20", "scale=7.5", "go=yes", "other=3"])
-    assert finish_inputs(parsed, SCHEMA) == {
-        "text": "1984", "steps": 20, "scale": 7.5, "go": True, "other": "3",
-    }  # fmt: skip
+    parsed = parse_inputs(["text=1984", "steps=20", "scale=7.5", "go=yes"])
+    assert resolve_inputs(parsed, SCHEMA) == {"text": "1984", "steps": 20, "scale": 7.5, "go": True}
+
+
+def test_unknown_input_names_are_refused_with_the_closest_known_one() -> None:
+    with pytest.raises(
+        ArgumentError, match=r"no input 'max_token' \(did you mean 'max_tokens'\?\)"
+    ):
+        resolve_inputs({"max_token": 3, "text": "x"}, SCHEMA)
+    with pytest.raises(ArgumentError, match=r"no inputs 'zzz', 'max_token' \(did"):
+        resolve_inputs(parse_inputs(["zzz=1", "max_token=3"]), SCHEMA)
+    allowing = {"components": {"schemas": {"Input": {"additionalProperties": True}}}}
+    assert resolve_inputs({"any": 1}, allowing) == {"any": 1}
+
+
+def test_a_file_follows_the_schema_text_for_strings_the_file_for_uris(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("héllo\n")
+    files = {"notes": FileArg(path=path), "image": FileArg(path=path)}
+    assert resolve_inputs(files, SCHEMA) == {"notes": "héllo\n", "image": path}
+    stdin = {"notes": FileArg(data=b"typed"), "image": FileArg(data=b"typed")}
+    assert resolve_inputs(stdin, SCHEMA) == {"notes": "typed", "image": b"typed"}
+    with pytest.raises(ArgumentError, match="'notes' takes text, and standard input is not"):
+        resolve_inputs({"notes": FileArg(data=b"\xff")}, SCHEMA)
+    assert resolve_inputs(stdin) == {"notes": "typed", "image": "typed"}  # no schema: text
 
 
 def test_files_stdin_and_the_input_json_base(
@@ -69,13 +95,13 @@ def test_files_stdin_and_the_input_json_base(
 ) -> None:
     path = tmp_path / "x.bin"
     path.write_bytes(b"\0")
-    assert parse_inputs([f"f=@{path}", "at=@@handle"]) == {"f": path, "at": "@handle"}
+    assert parse_inputs([f"f=@{path}", "at=@@handle"]) == {"f": FileArg(path), "at": "@handle"}
     with pytest.raises(click.BadParameter, match="no such file"):
         parse_inputs([f"f=@{tmp_path / 'missing'}"])
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"from stdin\n")))
-    assert parse_inputs(["prompt=@-"]) == {"prompt": "from stdin\n"}
+    assert resolve_inputs(parse_inputs(["prompt=@-"])) == {"prompt": "from stdin\n"}
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"\xff\xfe")))
-    assert parse_inputs(["image=@-"]) == {"image": b"\xff\xfe"}
+    assert resolve_inputs(parse_inputs(["image=@-"])) == {"image": b"\xff\xfe"}
     assert parse_inputs(["a=2"], {"a": 1, "b": 1}) == {"a": "2", "b": 1}
     for bad in ("=1", "no-equals", ":=1"):
         with pytest.raises(click.BadParameter):
@@ -107,8 +133,19 @@ def test_jq_errors() -> None:
     for bad in ("id", ".a b", ".[x]"):
         with pytest.raises(JqError):
             compile_filter(bad)
-    with pytest.raises(JqError, match=r"cannot take \.x of str"):
+    with pytest.raises(JqError, match=r"cannot take \.x of a string"):
         list(compile_filter(".id.x")({"id": "p"}))
+    with pytest.raises(JqError, match=r"cannot index an object with \[0\]"):
+        list(compile_filter(".[0]")({"id": "p"}))
+
+
+def test_jq_filters_of_any_length_and_indexes_of_any_size() -> None:
+    deep: Any = "leaf"
+    for _ in range(5000):
+        deep = {"a": deep}
+    assert list(compile_filter(".a" * 5000)(deep)) == ["leaf"]
+    assert list(compile_filter(f".[{'9' * 5000}]")(["x"])) == [None]
+    assert list(compile_filter(f".[-{'9' * 5000}]")(["x"])) == [None]
 
 
 @pytest.mark.parametrize(

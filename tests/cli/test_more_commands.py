@@ -130,7 +130,7 @@ def test_deleting_a_deployment_asks_first(server: ThreadedFake) -> None:
     term.type("n\r")
     code, text = term.finish()
     assert code == 1
-    assert "Aborted" in text
+    assert f"Aborted: deployment {ref} was not deleted." in text
     assert piped(server.env, "deployments", "get", ref).returncode == 0  # still there
     term = Terminal(server.env, "deployments", "delete", ref)
     term.expect(r"\[y/N\]")

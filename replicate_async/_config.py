@@ -15,6 +15,7 @@ from .exceptions import InvalidArgumentError
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_POOL_TIMEOUT",
     "MAX_DURATION",
     "ClientConfig",
     "PollPolicy",
@@ -28,6 +29,9 @@ DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 #: The longest duration accepted anywhere, in seconds (24 hours): timeouts, waits and
 #: ``cancel_after`` (the fake enforces the same ``Cancel-After`` limit).
 MAX_DURATION = 24 * 3600
+
+#: ``Timeouts.pool`` by default: five minutes without a single connection slot freed.
+DEFAULT_POOL_TIMEOUT = 300.0
 
 
 def _positive(_instance: object, attribute: attrs.Attribute[float], value: Any) -> None:
@@ -50,20 +54,25 @@ class Timeouts:
     - ``read``: the longest silence while waiting for response bytes. Requests sent with
       ``Prefer: wait=N`` raise it to ``N + 5`` automatically.
     - ``total``: one whole attempt, from sending to the last body byte (retries get a fresh one).
-    - ``pool``: the longest wait for a free connection slot when ``max_connections`` are busy;
-      ``None`` (the default) lets fan-outs queue, bounded only by the caller's own deadline.
+    - ``pool``: how long a request waiting for a connection slot (all ``max_connections`` of
+      its budget busy) waits while *no* slot of that budget is freed: then
+      :class:`~replicate_async.PoolTimeoutError`, nothing sent. A queue that moves is never
+      cut short (a fan-out of thousands queues as long as its requests keep finishing);
+      a stall is (every connection held, e.g. by streams that never end). ``None``: wait
+      forever.
     """
 
     connect: float = attrs.field(default=10.0, validator=_positive)
     read: float = attrs.field(default=60.0, validator=_positive)
     total: float = attrs.field(default=300.0, validator=_positive)
-    pool: float | None = attrs.field(default=None, validator=_positive)
+    pool: float | None = attrs.field(default=DEFAULT_POOL_TIMEOUT, validator=_positive)
 
     @classmethod
     def every(cls, seconds: float) -> Timeouts:
         """``connect``, ``read`` and ``total`` all ``seconds`` (what ``AsyncReplicate(timeout=N)``
-        means, as in httpx); ``pool`` stays unbounded so fan-outs can queue. A ``Prefer:
-        wait`` hold still raises the read timeout above the hold."""
+        means, as in httpx); ``pool`` keeps its default (a stall bound, not a queue bound,
+        so fan-outs still queue). A ``Prefer: wait`` hold still raises the read timeout
+        above the hold."""
         return cls(connect=seconds, read=seconds, total=seconds)
 
 

@@ -206,7 +206,10 @@ class FileOutput:
             return
         url, auth = self.url, True
         for _ in range(_MAX_REDIRECTS + 1):
-            async with self._http.stream("GET", url, headers={"Accept": "*/*"}, auth=auth) as resp:
+            opened = self._http.stream(
+                "GET", url, headers={"Accept": "*/*"}, auth=auth, download=True
+            )
+            async with opened as resp:
                 target = _redirect_target(url, resp.status, resp.headers)
                 if target is None:
                     async for chunk in resp.content.iter_chunked(_CHUNK):

@@ -129,10 +129,10 @@ def test_constructor_validation(kwargs: dict[str, Any], error: type[Exception]) 
 
 
 def test_timeout_number_sets_every_timeout() -> None:
-    """timeout=30 sets connect, read and total (pool stays unbounded); a Timeouts object is
-    used as is."""
+    """timeout=30 sets connect, read and total (pool keeps its stall bound, 300 s); a
+    Timeouts object is used as is."""
     assert AsyncReplicate(api_token=TOKEN, timeout=30).config.timeouts == Timeouts(
-        connect=30, read=30, total=30, pool=None
+        connect=30, read=30, total=30, pool=300
     )
     custom = Timeouts(connect=1, read=2, total=3)
     assert AsyncReplicate(api_token=TOKEN, timeout=custom).config.timeouts is custom

@@ -26,7 +26,7 @@ async def test_satisfies_the_rate_limiter_protocol() -> None:
     throttle = Throttle()
     assert isinstance(throttle, RateLimiter)
     await throttle.aclose()
-    assert repr(throttle) == "Throttle(create=600/min, other=3000/min)"
+    assert repr(throttle) == "Throttle(create=600/min, prediction_get=60000/min, other=3000/min)"
 
 
 def test_rejects_nonsense_settings() -> None:

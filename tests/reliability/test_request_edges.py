@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from replicate_async import (
+    APIResponseValidationError,
     APITimeoutError,
     AsyncReplicate,
     PoolTimeoutError,
@@ -27,7 +28,7 @@ from tests.helpers import tcp_server
 BAD_HINTS = ["²", "9" * 5000, "١٢", "1.5", "1_000", "-3", "0x10", " ", "nan"]
 
 
-@pytest.mark.parametrize("hint", BAD_HINTS, ids=repr)
+@pytest.mark.parametrize("hint", BAD_HINTS, ids=lambda v: f"{v[:6]!r}x{len(v)}")
 async def test_a_create_answered_with_a_malformed_hint_returns_the_prediction(hint: str) -> None:
     """A 201 carrying ``ratelimit-remaining: ²`` (or 5,000 digits) is a created prediction:
     the caller gets it, with its id, and nothing is created twice."""
@@ -46,7 +47,11 @@ async def test_a_create_answered_with_a_malformed_hint_returns_the_prediction(hi
         assert fake.count("POST", "/v1/predictions") == 1
 
 
-@pytest.mark.parametrize("hint", ["²", "9" * 5000, "1e400", "nan", "-1", "Sun, 32 Foo 99999"])
+@pytest.mark.parametrize(
+    "hint",
+    ["²", "9" * 5000, "1e400", "nan", "-1", "Sun, 32 Foo 99999"],
+    ids=lambda v: f"{v[:6]!r}x{len(v)}",
+)
 async def test_a_429_with_a_garbage_retry_after_is_still_a_rate_limit_error(hint: str) -> None:
     """An unparsable Retry-After is ignored (the body's ``retry_after`` is used instead)."""
     async with FakeReplicate() as fake:
@@ -64,6 +69,31 @@ async def test_a_stream_with_a_malformed_hint_still_streams() -> None:
         async with fake.client() as client:
             events = [e async for e in client.stream(f"fake/echo:{version}", input={"text": "a"})]
     assert events
+
+
+async def test_a_download_redirect_to_a_malformed_location_is_a_typed_error(
+    tmp_path: Path,
+) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while not reader.at_eof():
+            try:
+                await reader.readuntil(b"\r\n\r\n")
+            except asyncio.IncompleteReadError:
+                break
+            writer.write(
+                b"HTTP/1.1 302 Found\r\nLocation: http://[oops/x\r\nContent-Length: 0\r\n\r\n"
+            )
+            await writer.drain()
+        writer.close()
+
+    async with tcp_server(serve) as port:
+        base = f"http://127.0.0.1:{port}/v1"
+        async with AsyncReplicate(api_token="r8_x", base_url=base) as client:
+            out = client.file_output(f"{base}/files/abc/download")
+            with pytest.raises(APIResponseValidationError, match="malformed Location"):
+                await out.read()
+            with pytest.raises(APIResponseValidationError, match="malformed Location"):
+                await out.save(tmp_path / "x")
 
 
 # -- the limiter's tickets ---------------------------------------------------------------

@@ -21,6 +21,7 @@ __all__ = [
     "PollPolicy",
     "RetryPolicy",
     "Timeouts",
+    "positive_seconds",
 ]
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
@@ -34,7 +35,10 @@ MAX_DURATION = 24 * 3600
 DEFAULT_POOL_TIMEOUT = 300.0
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: Any) -> None:
+def positive_seconds(_instance: object, attribute: attrs.Attribute[float], value: Any) -> None:
+    """An attrs validator: ``None``, or a number of seconds in ``(0, MAX_DURATION]``
+    (``InvalidArgumentError`` otherwise, ``TypeError`` for a non-number; never an
+    ``OverflowError``, whatever the size)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -62,10 +66,10 @@ class Timeouts:
       forever.
     """
 
-    connect: float = attrs.field(default=10.0, validator=_positive)
-    read: float = attrs.field(default=60.0, validator=_positive)
-    total: float = attrs.field(default=300.0, validator=_positive)
-    pool: float | None = attrs.field(default=DEFAULT_POOL_TIMEOUT, validator=_positive)
+    connect: float = attrs.field(default=10.0, validator=positive_seconds)
+    read: float = attrs.field(default=60.0, validator=positive_seconds)
+    total: float = attrs.field(default=300.0, validator=positive_seconds)
+    pool: float | None = attrs.field(default=DEFAULT_POOL_TIMEOUT, validator=positive_seconds)
 
     @classmethod
     def every(cls, seconds: float) -> Timeouts:
@@ -104,10 +108,10 @@ class RetryPolicy:
     """
 
     max_retries: int = attrs.field(default=4, validator=attrs.validators.ge(0))
-    backoff_initial: float = attrs.field(default=0.5, validator=_positive)
-    backoff_max: float = attrs.field(default=8.0, validator=_positive)
-    max_retry_after: float = attrs.field(default=60.0, validator=_positive)
-    total: float = attrs.field(default=120.0, validator=_positive)
+    backoff_initial: float = attrs.field(default=0.5, validator=positive_seconds)
+    backoff_max: float = attrs.field(default=8.0, validator=positive_seconds)
+    max_retry_after: float = attrs.field(default=60.0, validator=positive_seconds)
+    total: float = attrs.field(default=120.0, validator=positive_seconds)
 
 
 @attrs.frozen
@@ -120,9 +124,9 @@ class PollPolicy:
     request layer (``Retry-After``), not counted as polls.
     """
 
-    initial: float = attrs.field(default=0.5, validator=_positive)
+    initial: float = attrs.field(default=0.5, validator=positive_seconds)
     factor: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
-    maximum: float = attrs.field(default=5.0, validator=_positive)
+    maximum: float = attrs.field(default=5.0, validator=positive_seconds)
     jitter: float = attrs.field(
         default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
     )

@@ -23,7 +23,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     │       ├── UnprocessableEntityError      422 (``invalid_fields``)
     │       ├── RateLimitError                429 (``retry_after``)
     │       └── InternalServerError           5xx
-    ├── PaginationError               a ``next`` link that loops or leaves the API host
+    ├── PaginationError               a ``next`` link that loops or leaves the list's own path
     ├── StreamError                   an SSE stream ended with an ``error`` event or broke
     ├── WebhookVerificationError      a webhook delivery failed signature checks
     ├── ClientClosedError             the client was used after ``aclose()``

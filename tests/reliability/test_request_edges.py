@@ -6,14 +6,17 @@ deadlock (streams whose consumers download files inside the loop).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 
 from replicate_async import (
     APIResponseValidationError,
+    APIStatusError,
     APITimeoutError,
     AsyncReplicate,
+    PaginationError,
     PoolTimeoutError,
     RateLimitError,
     RetryPolicy,
@@ -22,6 +25,8 @@ from replicate_async import (
 from replicate_async._throttle import Throttle
 from replicate_async.testing import FakeReplicate, ManualClock
 from tests.helpers import tcp_server
+
+from .conftest import SECRET
 
 #: Hint values no parser should choke on: a superscript digit (``str.isdigit`` says yes),
 #: more digits than ``int()`` accepts, Arabic-Indic digits, a float, an underscore number.
@@ -222,3 +227,54 @@ async def test_a_queue_that_moves_is_not_cut_short_by_the_pool_timeout() -> None
         async with fake.client(max_connections=2, timeout=Timeouts(pool=0.1)) as client:
             accounts = await asyncio.gather(*(client.account.get() for _ in range(20)))
     assert len(accounts) == 20
+
+
+# -- cursors ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cursor", ["abc?x=1", "../account?x=1", "account", "a/b?c=d#e", "%2e%2e/account", "?x=1"]
+)
+async def test_a_raw_cursor_is_an_opaque_query_value_on_the_lists_own_path(cursor: str) -> None:
+    """``models.list(cursor="abc?x=1")`` asks for ``GET /v1/models?cursor=abc%3Fx%3D1``:
+    never ``GET /v1/abc`` (any path on the API host, with the token)."""
+    async with FakeReplicate() as fake, fake.client() as client:
+        with contextlib.suppress(APIStatusError):  # the fake may refuse the cursor itself
+            await client.models.list(cursor=cursor)
+    (request,) = fake.requests_matching()
+    assert (request.method, request.path) == ("GET", "/v1/models")
+    assert request.query == {"cursor": cursor}
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        "{base}/account?cursor=x",
+        "{base}/predictions?cursor=x",
+        "{base}/models/fake/echo?cursor=x",
+        "{base}/models/../account?cursor=x",
+        "/v1/account?cursor=x",
+        "/account?cursor=x",
+        "../account?cursor=x",
+    ],
+)
+async def test_a_next_link_to_another_path_is_never_followed(link: str) -> None:
+    async with FakeReplicate(token=SECRET) as fake, fake.client() as client:
+        page = {"next": link.format(base=fake.base_url), "previous": None, "results": []}
+        fake.faults.add("/v1/models", method="GET", body=page)
+        with pytest.raises(PaginationError, match="another path"):
+            await client.models.list().collect()
+        if not link.startswith(".."):  # (as a cursor, "../account?..." is an opaque value)
+            with pytest.raises(PaginationError, match="another path"):
+                client.models.list(cursor=page["next"])
+    assert [(r.method, r.path) for r in fake.requests_matching()] == [("GET", "/v1/models")]
+
+
+async def test_saved_next_links_on_the_lists_own_path_still_resume() -> None:
+    async with FakeReplicate(page_size=2) as fake, fake.client() as client:
+        fake.add_models(5)
+        first = await client.models.list()
+        assert first.next is not None
+        rest = await client.models.list(cursor=first.next).collect()
+        everything = await client.models.list().collect()
+    assert [m.name for m in first.results + rest] == [m.name for m in everything]

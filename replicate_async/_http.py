@@ -32,7 +32,7 @@ from ._raw import record, recording
 from ._response import Response
 from ._retry import RetryPlan, may_retry
 from ._session import BudgetName, Pool, default_user_agent
-from ._throttle import RateLimiter, RequestKind, Throttle, remaining_hint
+from ._throttle import RateLimiter, RequestKind, Throttle, remaining_hint, request_kind
 from .exceptions import APIError, MissingTokenError, RateLimitError
 
 __all__ = ["HTTPCore", "Response", "path"]
@@ -196,7 +196,7 @@ class HTTPCore:
             url = self.base_url + url
         if idempotent is None:
             idempotent = method in _IDEMPOTENT_METHODS
-        kind = self._kind(method, url)
+        kind = request_kind(method, url, self.base_url)
         policy, timeout = self.config.retry, None
         opts = self.options if options is None else self.options.merged(options)
         if opts is not NO_OPTIONS:
@@ -216,17 +216,6 @@ class HTTPCore:
         return await self._retry(
             call, failure, policy, started + policy.total if end is None else end
         )
-
-    def _kind(self, method: str, url: str) -> RequestKind:
-        """The rate-limit bucket of a request: creates, prediction GETs (polls), the rest."""
-        if method == "POST":
-            return "create" if url.endswith("/predictions") else "other"
-        if method == "GET" and url.startswith(self.base_url):
-            relative = url[len(self.base_url) :]
-            # ``path()`` percent-encodes the id: one segment, no "/" or "?" inside it.
-            if relative.startswith("predictions/") and relative.find("/", 12) < 0:
-                return "prediction_get" if len(relative) > 12 and "?" not in relative else "other"
-        return "other"
 
     async def _retry(
         self, call: _Call, failure: APIError, policy: RetryPolicy, end: float

@@ -49,7 +49,14 @@ from typing import Final, Literal, Protocol, runtime_checkable
 
 from ._clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["DOCUMENTED_PER_MINUTE", "RateLimiter", "RequestKind", "Throttle", "remaining_hint"]
+__all__ = [
+    "DOCUMENTED_PER_MINUTE",
+    "RateLimiter",
+    "RequestKind",
+    "Throttle",
+    "remaining_hint",
+    "request_kind",
+]
 
 RequestKind = Literal["create", "prediction_get", "other"]
 """Which of the server's buckets a request draws from: creates, prediction GETs (polls),
@@ -89,6 +96,19 @@ class RateLimiter(Protocol):
     async def aclose(self) -> None:
         """Release whatever the limiter holds."""
         ...
+
+
+def request_kind(method: str, url: str, base_url: str) -> RequestKind:
+    """The bucket a request draws from: ``POST .../predictions`` creates, ``GET
+    {base_url}predictions/{id}`` polls (``prediction_get``), anything else ``other``."""
+    if method == "POST":
+        return "create" if url.endswith("/predictions") else "other"
+    if method == "GET" and url.startswith(base_url):
+        relative = url[len(base_url) :]
+        # ``path()`` percent-encodes the id: one segment, no "/" or "?" inside it.
+        if relative.startswith("predictions/") and len(relative) > 12:
+            return "other" if "/" in relative[12:] or "?" in relative else "prediction_get"
+    return "other"
 
 
 def remaining_hint(value: str | None) -> int | None:

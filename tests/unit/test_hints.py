@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from replicate_async._retry import parse_retry_after
-from replicate_async._throttle import remaining_hint
+from replicate_async._throttle import remaining_hint, request_kind
+
+BASE = "https://api.replicate.com/v1/"
 
 
 def _headers(**values: str) -> CIMultiDictProxy[str]:
@@ -57,3 +59,24 @@ def test_no_header_value_makes_the_parsers_raise(value: str) -> None:
     for name in ("retry_after", "retry_after_ms"):
         seconds = parse_retry_after(_headers(**{name: value}))
         assert seconds is None or 0 <= seconds < 10**13
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "kind"),
+    [
+        ("POST", f"{BASE}predictions", "create"),
+        ("POST", f"{BASE}models/a/b/predictions", "create"),
+        ("POST", f"{BASE}predictions/abc/cancel", "other"),
+        ("GET", f"{BASE}predictions/abc", "prediction_get"),
+        ("GET", f"{BASE}predictions/a%2Fb", "prediction_get"),
+        ("GET", f"{BASE}predictions", "other"),
+        ("GET", f"{BASE}predictions/", "other"),
+        ("GET", f"{BASE}predictions/abc/cancel", "other"),
+        ("GET", f"{BASE}predictions?cursor=x", "other"),
+        ("GET", f"{BASE}predictions/abc?x=1", "other"),
+        ("GET", "https://elsewhere.example/v1/predictions/abc", "other"),
+        ("GET", f"{BASE}models", "other"),
+    ],
+)
+def test_request_kinds(method: str, url: str, kind: str) -> None:
+    assert request_kind(method, url, BASE) == kind

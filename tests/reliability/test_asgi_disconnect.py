@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from replicate_async.asgi import CancelOnDisconnect
-from tests.helpers import eventually
+from tests.helpers import eventually, uvicorn_server
 
 SCOPE = {"type": "http", "method": "POST", "path": "/generate", "headers": []}
 
@@ -207,19 +205,6 @@ def test_bad_buffer_sizes_are_refused() -> None:
 # -- uvicorn over a real socket -------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def _uvicorn(app: Any) -> AsyncIterator[int]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        await eventually(lambda: server.started)
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
-
-
 async def test_uvicorn_hang_up_after_an_unread_chunked_body_cancels_the_endpoint() -> None:
     started, cancelled = asyncio.Event(), asyncio.Event()
 
@@ -231,7 +216,7 @@ async def test_uvicorn_hang_up_after_an_unread_chunked_body_cancels_the_endpoint
             cancelled.set()
             raise
 
-    async with _uvicorn(CancelOnDisconnect(app)) as port:
+    async with uvicorn_server(CancelOnDisconnect(app)) as port:
         _reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(
             b"POST /generate HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"

@@ -24,7 +24,7 @@ from replicate_async import (
 )
 from replicate_async._throttle import Throttle
 from replicate_async.testing import FakeReplicate, ManualClock
-from tests.helpers import tcp_server
+from tests.helpers import eventually, tcp_server
 
 from .conftest import SECRET
 
@@ -278,3 +278,20 @@ async def test_saved_next_links_on_the_lists_own_path_still_resume() -> None:
         rest = await client.models.list(cursor=first.next).collect()
         everything = await client.models.list().collect()
     assert [m.name for m in first.results + rest] == [m.name for m in everything]
+
+
+async def test_a_pool_timeout_on_the_request_path_is_raised_not_retried() -> None:
+    """One slot, held by a slow call: the next call waits ``Timeouts.pool`` with no slot
+    freed and raises PoolTimeoutError, unsent and not requeued by the retry loop."""
+    async with FakeReplicate() as fake:
+        fake.faults.add("/v1/account", delay=1.0)
+        async with fake.client(max_connections=1, timeout=Timeouts(pool=0.1)) as client:
+            slow = asyncio.ensure_future(client.account.get())
+            await eventually(lambda: fake.count("GET", "/v1/account") == 1)
+            with pytest.raises(PoolTimeoutError) as caught:
+                await client.hardware.list()
+            assert caught.value.url.endswith("/v1/hardware")
+            assert client.stats["retries"] == 0
+            await slow
+            assert _in_flight(client) == 0
+        assert fake.count("GET", "/v1/hardware") == 0

@@ -17,6 +17,7 @@ from replicate_async import (
     APITimeoutError,
     AsyncReplicate,
     PaginationError,
+    PollPolicy,
     PoolTimeoutError,
     RateLimitError,
     RetryPolicy,
@@ -49,6 +50,20 @@ async def test_a_create_answered_with_a_malformed_hint_returns_the_prediction(hi
             assert prediction.id in fake.predictions
             got = await client.predictions.get(prediction.id)
         assert got.id == prediction.id
+        assert fake.count("POST", "/v1/predictions") == 1
+
+
+async def test_run_finishes_when_every_answer_carries_malformed_hints() -> None:
+    """The whole run (create, polls) with ``ratelimit-remaining: ²`` and 5,000 digits on
+    every answer: one create, the output, and the throttle learned nothing wrong."""
+    async with FakeReplicate() as fake:
+        version = fake.latest_version_id("fake/echo")
+        for path in ("/v1/predictions", "/v1/predictions/*"):
+            fake.faults.add(path, times=50, headers={"ratelimit-remaining": "²"})
+        async with fake.client(poll=PollPolicy(initial=0.01, maximum=0.02)) as client:
+            output = await client.run(f"fake/echo:{version}", input={"text": "hi"}, wait=False)
+            assert _in_flight(client) == 0
+        assert output
         assert fake.count("POST", "/v1/predictions") == 1
 
 

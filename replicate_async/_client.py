@@ -61,11 +61,13 @@ class AsyncReplicate:
     ``timeout`` is a :class:`Timeouts` or a number (every timeout of an attempt: connect,
     read and total, as in httpx; see :meth:`Timeouts.every`); ``max_retries``
     overrides the retry policy's count (``0`` disables retries). ``max_connections`` is
-    two budgets of that many connections each: one for quick calls, one for requests that
-    stay open (creates held by ``Prefer: wait``, SSE streams), so long holds never starve
-    a quick ``GET``; extra requests queue for a free slot of their budget (at most
-    ``2 * max_connections`` sockets in all). A ``session`` you pass is borrowed: the
-    client never closes it.
+    three budgets of that many connections each: one for quick calls, one for requests that
+    stay open (creates held by ``Prefer: wait``, SSE streams), one for file downloads, so
+    long holds never starve a quick ``GET`` and a stream's consumer can download files
+    inside its loop; extra requests queue for a free slot of their budget (at most
+    ``3 * max_connections`` sockets in all), and raise :class:`PoolTimeoutError` when no
+    slot of it is freed for ``Timeouts.pool`` seconds (300 by default). A ``session`` you
+    pass is borrowed: the client never closes it.
 
     ``limiter`` paces requests under Replicate's rate limits (default: an in-process
     :class:`~replicate_async._throttle.Throttle`; pass a shared one, e.g. Redis-backed, to

@@ -15,11 +15,13 @@ from .exceptions import InvalidArgumentError
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "DEFAULT_POOL_TIMEOUT",
     "MAX_DURATION",
     "ClientConfig",
     "PollPolicy",
     "RetryPolicy",
     "Timeouts",
+    "positive_seconds",
 ]
 
 DEFAULT_BASE_URL = "https://api.replicate.com/v1"
@@ -29,8 +31,14 @@ DEFAULT_BASE_URL = "https://api.replicate.com/v1"
 #: ``cancel_after`` (the fake enforces the same ``Cancel-After`` limit).
 MAX_DURATION = 24 * 3600
 
+#: ``Timeouts.pool`` by default: five minutes without a single connection slot freed.
+DEFAULT_POOL_TIMEOUT = 300.0
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: Any) -> None:
+
+def positive_seconds(_instance: object, attribute: attrs.Attribute[float], value: Any) -> None:
+    """An attrs validator: ``None``, or a number of seconds in ``(0, MAX_DURATION]``
+    (``InvalidArgumentError`` otherwise, ``TypeError`` for a non-number; never an
+    ``OverflowError``, whatever the size)."""
     if value is None:
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -50,20 +58,25 @@ class Timeouts:
     - ``read``: the longest silence while waiting for response bytes. Requests sent with
       ``Prefer: wait=N`` raise it to ``N + 5`` automatically.
     - ``total``: one whole attempt, from sending to the last body byte (retries get a fresh one).
-    - ``pool``: the longest wait for a free connection slot when ``max_connections`` are busy;
-      ``None`` (the default) lets fan-outs queue, bounded only by the caller's own deadline.
+    - ``pool``: how long a request waiting for a connection slot (all ``max_connections`` of
+      its budget busy) waits while *no* slot of that budget is freed: then
+      :class:`~replicate_async.PoolTimeoutError`, nothing sent. A queue that moves is never
+      cut short (a fan-out of thousands queues as long as its requests keep finishing);
+      a stall is (every connection held, e.g. by streams that never end). ``None``: wait
+      forever.
     """
 
-    connect: float = attrs.field(default=10.0, validator=_positive)
-    read: float = attrs.field(default=60.0, validator=_positive)
-    total: float = attrs.field(default=300.0, validator=_positive)
-    pool: float | None = attrs.field(default=None, validator=_positive)
+    connect: float = attrs.field(default=10.0, validator=positive_seconds)
+    read: float = attrs.field(default=60.0, validator=positive_seconds)
+    total: float = attrs.field(default=300.0, validator=positive_seconds)
+    pool: float | None = attrs.field(default=DEFAULT_POOL_TIMEOUT, validator=positive_seconds)
 
     @classmethod
     def every(cls, seconds: float) -> Timeouts:
         """``connect``, ``read`` and ``total`` all ``seconds`` (what ``AsyncReplicate(timeout=N)``
-        means, as in httpx); ``pool`` stays unbounded so fan-outs can queue. A ``Prefer:
-        wait`` hold still raises the read timeout above the hold."""
+        means, as in httpx); ``pool`` keeps its default (a stall bound, not a queue bound,
+        so fan-outs still queue). A ``Prefer: wait`` hold still raises the read timeout
+        above the hold."""
         return cls(connect=seconds, read=seconds, total=seconds)
 
 
@@ -95,10 +108,10 @@ class RetryPolicy:
     """
 
     max_retries: int = attrs.field(default=4, validator=attrs.validators.ge(0))
-    backoff_initial: float = attrs.field(default=0.5, validator=_positive)
-    backoff_max: float = attrs.field(default=8.0, validator=_positive)
-    max_retry_after: float = attrs.field(default=60.0, validator=_positive)
-    total: float = attrs.field(default=120.0, validator=_positive)
+    backoff_initial: float = attrs.field(default=0.5, validator=positive_seconds)
+    backoff_max: float = attrs.field(default=8.0, validator=positive_seconds)
+    max_retry_after: float = attrs.field(default=60.0, validator=positive_seconds)
+    total: float = attrs.field(default=120.0, validator=positive_seconds)
 
 
 @attrs.frozen
@@ -111,9 +124,9 @@ class PollPolicy:
     request layer (``Retry-After``), not counted as polls.
     """
 
-    initial: float = attrs.field(default=0.5, validator=_positive)
+    initial: float = attrs.field(default=0.5, validator=positive_seconds)
     factor: float = attrs.field(default=1.5, validator=attrs.validators.ge(1.0))
-    maximum: float = attrs.field(default=5.0, validator=_positive)
+    maximum: float = attrs.field(default=5.0, validator=positive_seconds)
     jitter: float = attrs.field(
         default=0.1, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
     )

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from ._datauri import decode_data_url, is_data_url
-from .exceptions import ReplicateError
+from ._errors import safe_url
+from .exceptions import APIResponseValidationError, ReplicateError
 from .resources.files import Files
 
 if TYPE_CHECKING:
@@ -164,7 +165,15 @@ def _redirect_target(url: str, status: int, headers: Mapping[str, str]) -> str |
     location = headers.get("Location")
     if status not in _REDIRECTS or not location:
         return None
-    return urljoin(url, location)
+    try:
+        return urljoin(url, location)
+    except ValueError as exc:  # e.g. an unclosed "[" IPv6 host
+        raise APIResponseValidationError(
+            f"a download redirect to a malformed Location: {location[:200]!r}",
+            method="GET",
+            url=safe_url(url),
+            status=status,
+        ) from exc
 
 
 def _decode_data_url(url: str) -> bytes:
@@ -206,7 +215,10 @@ class FileOutput:
             return
         url, auth = self.url, True
         for _ in range(_MAX_REDIRECTS + 1):
-            async with self._http.stream("GET", url, headers={"Accept": "*/*"}, auth=auth) as resp:
+            opened = self._http.stream(
+                "GET", url, headers={"Accept": "*/*"}, auth=auth, download=True
+            )
+            async with opened as resp:
                 target = _redirect_target(url, resp.status, resp.headers)
                 if target is None:
                     async for chunk in resp.content.iter_chunked(_CHUNK):

@@ -40,7 +40,7 @@ class RequestEvent:
 
     method: str
     url: str
-    kind: Literal["create", "other"]
+    kind: Literal["create", "prediction_get", "other"]
     attempt: int
 
 
@@ -75,7 +75,7 @@ class ThrottleEvent:
 
     method: str
     url: str
-    kind: Literal["create", "other"]
+    kind: Literal["create", "prediction_get", "other"]
     wait: float
 
 

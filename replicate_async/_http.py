@@ -31,8 +31,8 @@ from ._options import NO_OPTIONS, RequestOptions
 from ._raw import record, recording
 from ._response import Response
 from ._retry import RetryPlan, may_retry
-from ._session import Pool, default_user_agent
-from ._throttle import RateLimiter, RequestKind, Throttle
+from ._session import BudgetName, Pool, default_user_agent
+from ._throttle import RateLimiter, RequestKind, Throttle, remaining_hint, request_kind
 from .exceptions import APIError, MissingTokenError, RateLimitError
 
 __all__ = ["HTTPCore", "Response", "path"]
@@ -196,9 +196,7 @@ class HTTPCore:
             url = self.base_url + url
         if idempotent is None:
             idempotent = method in _IDEMPOTENT_METHODS
-        kind: RequestKind = (
-            "create" if method == "POST" and url.endswith("/predictions") else "other"
-        )
+        kind = request_kind(method, url, self.base_url)
         policy, timeout = self.config.retry, None
         opts = self.options if options is None else self.options.merged(options)
         if opts is not NO_OPTIONS:
@@ -252,7 +250,12 @@ class HTTPCore:
         )
 
     async def _attempt(self, call: _Call, attempt: int = 1) -> Response:
-        """One attempt: the limiter, a slot, the send, the mapping (and the hooks, if any)."""
+        """One attempt: the limiter, a slot, the send, the mapping (and the hooks, if any).
+
+        The limiter's ticket is settled exactly once, in a ``finally``: a request cancelled
+        or timed out anywhere after ``acquire`` (waiting for a slot, on the wire, in a
+        hook) leaves nothing behind in the limiter.
+        """
         method, url, params, content, headers, timeout, idempotent, kind, held = call
         pool = self._pool
         session = pool.session()
@@ -262,36 +265,39 @@ class HTTPCore:
             await self.limiter.acquire(kind)
         else:
             await self._hooked_acquire(call, attempt, hooks)
-        slots = pool.held_slots if held else pool.slots
-        if slots.locked() or pool.closing or pool.config.timeouts.pool is not None:
-            await pool.take_slot(method, url, held=held, creates=not idempotent)
-        else:
-            await slots.acquire()  # free at once: no timeout to arm
-        started = self.clock.monotonic() if hooks is not None or recording() else 0.0
-        self.stats["requests"] += 1
+        told = False
         try:
-            async with session.request(
-                method,
-                url,
-                params=params,
-                data=body,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-            ) as resp:
-                data = await resp.read()
-                response = Response(method, str(resp.url), resp.status, resp.headers, data)
-        except TRANSPORT_ERRORS as exc:
-            self._settled(kind, None)
-            raise transport_error(exc, method, url, creates=not idempotent) from exc
+            budget: BudgetName = "held" if held else "quick"
+            slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
+            started = self.clock.monotonic() if hooks is not None or recording() else 0.0
+            self.stats["requests"] += 1
+            try:
+                async with session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as resp:
+                    data = await resp.read()
+                    response = Response(method, str(resp.url), resp.status, resp.headers, data)
+            except TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, method, url, creates=not idempotent) from exc
+            finally:
+                slots.release()
+            if started:
+                await self._answered(response, attempt, started, hooks)
+            if response.status >= 400:
+                told = True
+                raise await self._status_failure(kind, response)
+            told = True
+            self._settled(kind, response.headers.get("ratelimit-remaining"))
+            return response
         finally:
-            slots.release()
-        if started:
-            await self._answered(response, attempt, started, hooks)
-        if response.status >= 400:
-            raise await self._status_failure(kind, response)
-        self._settled(kind, response.headers.get("ratelimit-remaining"))
-        return response
+            if not told:
+                self._settled(kind, None)
 
     async def _answered(
         self, response: Response, attempt: int, started: float, hooks: Hooks | None
@@ -317,7 +323,7 @@ class HTTPCore:
     def _settled(self, kind: RequestKind, remaining: str | None) -> None:
         observe = self._observe
         if observe is not None:
-            observe(kind, int(remaining) if remaining and remaining.isdigit() else None)
+            observe(kind, remaining_hint(remaining))
 
     async def _status_failure(self, kind: RequestKind, response: Response) -> APIError:
         error = status_error(
@@ -345,11 +351,14 @@ class HTTPCore:
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
         read_timeout: float | None = None,
+        download: bool = False,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open a response whose body the caller reads incrementally (SSE, downloads).
 
         Error statuses are raised as typed errors before the body is handed over; the
         connection slot is held until the ``async with`` block exits. Never retried.
+        Streams take a slot of the held budget; ``download=True`` (file downloads) one of
+        the download budget, so a stream's consumer can download inside its loop.
         """
         if not url.startswith(("http://", "https://")):
             url = self.base_url + url
@@ -362,7 +371,12 @@ class HTTPCore:
             sock_read=read_timeout or self.config.timeouts.read,
         )
         await self.limiter.acquire("other")
-        slots = await self._pool.take_slot(method, url, held=True)
+        try:
+            budget: BudgetName = "download" if download else "held"
+            slots = await self._pool.take_slot(method, url, budget=budget)
+        except BaseException:
+            self._settled("other", None)
+            raise
         self.stats["requests"] += 1
         try:
             async with self._open_stream(session, method, url, send_headers, timeout) as resp:
@@ -379,6 +393,7 @@ class HTTPCore:
         headers: dict[str, str],
         timeout: aiohttp.ClientTimeout,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
+        told = False  # the limiter hears of the outcome exactly once, whatever ends this
         try:
             async with session.request(
                 method,
@@ -390,9 +405,13 @@ class HTTPCore:
                 if resp.status >= 400:
                     data = await resp.read()
                     failed = Response(method, str(resp.url), resp.status, resp.headers, data)
+                    told = True
                     raise await self._status_failure("other", failed)
+                told = True
                 self._settled("other", resp.headers.get("ratelimit-remaining"))
                 yield resp
         except TRANSPORT_ERRORS as exc:
-            self._settled("other", None)
             raise transport_error(exc, method, url, creates=False) from exc
+        finally:
+            if not told:
+                self._settled("other", None)

@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, Final, TypedDict
 
 import aiohttp
 import attrs
 
-from ._config import RetryPolicy
+from ._config import RetryPolicy, positive_seconds
 from ._converter import dumps, loads
+from .exceptions import InvalidArgumentError
 
-__all__ = ["NO_OPTIONS", "OPTION_NAMES", "RequestOptions", "RequestOptionsDict", "call_options"]
+__all__ = [
+    "FORBIDDEN_HEADERS",
+    "NO_OPTIONS",
+    "OPTION_NAMES",
+    "RequestOptions",
+    "RequestOptionsDict",
+    "call_options",
+]
 
 
-def _timeout(_instance: object, _attribute: object, value: float | None) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"timeout must be a number of seconds, got {type(value).__name__}")
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got {value!r}")
+#: RFC 9110 ``token``: what a header field name may consist of.
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch
+#: Headers no option may set: the token (only ever the client's own), the host it goes to,
+#: and the message framing and hop-by-hop fields that aiohttp computes itself.
+FORBIDDEN_HEADERS: Final = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "upgrade",
+    }
+)
+#: Control characters a header value may not hold (HTAB is allowed, RFC 9110 5.5).
+_BAD_VALUE_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]").search
+#: The most retries an option may ask for (as ``AsyncReplicate(max_retries=...)``).
+MAX_RETRIES: Final = 100
 
 
 def _retries(_instance: object, _attribute: object, value: int | None) -> None:
@@ -29,21 +53,48 @@ def _retries(_instance: object, _attribute: object, value: int | None) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"max_retries must be an int, got {type(value).__name__}")
-    if value < 0:
-        raise ValueError(f"max_retries must be >= 0, got {value}")
+    if not 0 <= value <= MAX_RETRIES:
+        shown = value if abs(value) < 10**12 else "a huge number"
+        raise InvalidArgumentError(f"max_retries must be from 0 to {MAX_RETRIES}, got {shown}")
 
 
-def _strings(value: Mapping[str, str] | None) -> Mapping[str, str] | None:
+def _string_map(value: Any, what: str) -> dict[str, str] | None:
     if value is None:
         return None
     if not isinstance(value, Mapping):
-        raise TypeError(f"expected a mapping of strings, got {type(value).__name__}")
+        raise TypeError(f"{what} must be a mapping of strings, got {type(value).__name__}")
     for key, item in value.items():
         if not isinstance(key, str) or not isinstance(item, str):
-            raise TypeError(f"header and query names and values must be strings: {key!r}")
-        if any(ch in key + item for ch in "\r\n\0"):
-            raise ValueError(f"no CR, LF or NUL allowed in {key!r}")
+            raise TypeError(f"{what} names and values must be strings: {key!r:.80}")
     return dict(value)
+
+
+def _headers(value: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    headers = _string_map(value, "extra_headers")
+    for name, item in (headers or {}).items():
+        if not _TOKEN(name):
+            raise InvalidArgumentError(
+                f"extra_headers: {name!r:.80} is not a header name (RFC 9110 token: letters, "
+                "digits and !#$%&'*+-.^_`|~; no spaces, colons or line breaks)"
+            )
+        if name.lower() in FORBIDDEN_HEADERS:
+            raise InvalidArgumentError(
+                f"extra_headers may not set {name!r}: Authorization is only ever the client's "
+                "token, and Host and the framing headers are the HTTP layer's"
+            )
+        if _BAD_VALUE_CHARS(item):
+            raise InvalidArgumentError(
+                f"extra_headers: the value of {name!r} holds a control character (CR, LF, NUL...)"
+            )
+    return headers
+
+
+def _query(value: Mapping[str, str] | None) -> Mapping[str, str] | None:
+    query = _string_map(value, "extra_query")
+    for key, item in (query or {}).items():
+        if any(ch in key + item for ch in "\r\n\0"):
+            raise InvalidArgumentError(f"extra_query: no CR, LF or NUL allowed in {key!r:.80}")
+    return query
 
 
 def _body(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
@@ -59,16 +110,23 @@ class RequestOptions:
     """Options for one call (keyword arguments of an operation) or for a client copy
     (:meth:`AsyncReplicate.with_options`). Unset fields (``None``) inherit.
 
-    - ``timeout``: seconds for each HTTP attempt, every phase (connect, read, total).
-    - ``extra_headers`` / ``extra_query``: added to the request (they win over the SDK's own,
-      except ``Authorization``, which is only ever the client's token).
-    - ``extra_body``: keys merged into a JSON request body (they win).
-    - ``max_retries``: this call's retry count (see :class:`RetryPolicy`).
+    - ``timeout``: seconds for each HTTP attempt, every phase (connect, read, total); more
+      than 0 and at most 24 hours.
+    - ``extra_headers`` / ``extra_query``: added to the request (they win over the SDK's own).
+      Header names must be RFC 9110 tokens; ``Authorization`` (only ever the client's
+      token), ``Host`` and the framing and hop-by-hop headers (``Content-Length``,
+      ``Transfer-Encoding``, ``Connection``...; :data:`FORBIDDEN_HEADERS`) cannot be set.
+    - ``extra_body``: keys merged into the JSON body of the operations that send one
+      (creates, updates; they win); operations without a JSON body ignore it.
+    - ``max_retries``: this call's retry count, 0 to 100 (see :class:`RetryPolicy`).
+
+    A bad value raises :class:`~replicate_async.InvalidArgumentError` (a wrong type,
+    ``TypeError``) when the options are made, before any request.
     """
 
-    timeout: float | None = attrs.field(default=None, validator=_timeout)
-    extra_headers: Mapping[str, str] | None = attrs.field(default=None, converter=_strings)
-    extra_query: Mapping[str, str] | None = attrs.field(default=None, converter=_strings)
+    timeout: float | None = attrs.field(default=None, validator=positive_seconds)
+    extra_headers: Mapping[str, str] | None = attrs.field(default=None, converter=_headers)
+    extra_query: Mapping[str, str] | None = attrs.field(default=None, converter=_query)
     extra_body: Mapping[str, Any] | None = attrs.field(default=None, converter=_body)
     max_retries: int | None = attrs.field(default=None, validator=_retries)
 
@@ -100,16 +158,19 @@ class RequestOptions:
         content: Any,
         headers: Mapping[str, str] | None,
     ) -> tuple[Mapping[str, str] | None, Any, Mapping[str, str] | None]:
-        """The query, body and headers of a request with these options merged in."""
+        """The query, body and headers of a request with these options merged in.
+
+        ``extra_body`` goes only into a JSON object body (the request's own headers say
+        ``Content-Type: application/json``): never onto a GET, a page, a cancel or an upload.
+        """
         if self.extra_query:
             params = {**(params or {}), **self.extra_query}
+        if self.extra_body and content and isinstance(content, bytes) and _sends_json(headers):
+            data = loads(content)
+            if isinstance(data, dict):
+                content = dumps({**data, **self.extra_body})
         if self.extra_headers:
             headers = {**(headers or {}), **self.extra_headers}
-        if self.extra_body and isinstance(content, bytes | bytearray | type(None)):
-            data = loads(bytes(content)) if content else {}
-            if not isinstance(data, dict):
-                raise TypeError("extra_body needs a JSON object body to merge into")
-            content = dumps({**data, **self.extra_body})
         return params, content, headers
 
     def policy(self, policy: RetryPolicy) -> RetryPolicy:
@@ -125,6 +186,15 @@ class RequestOptions:
             return None
         read = max(self.timeout, hold_read or 0.0)
         return aiohttp.ClientTimeout(total=read, sock_connect=self.timeout, sock_read=read)
+
+
+def _sends_json(headers: Mapping[str, str] | None) -> bool:
+    if not headers:
+        return False
+    for name, value in headers.items():
+        if name.lower() == "content-type":
+            return value.split(";", 1)[0].strip().lower() == "application/json"
+    return False
 
 
 #: No options: every request goes exactly as the SDK builds it.

@@ -95,6 +95,9 @@ class RawResponses:
         value = getattr(self._target, name)
         if inspect.iscoroutinefunction(value):
             return _raw_call(value)
+        if callable(value) and inspect.iscoroutinefunction(type(value).__call__):
+            # A callable resource (``client.search(...)``): an operation like the others.
+            return _raw_call(value.__call__)
         if callable(value) or name.startswith("_"):
             return value  # plain methods (paginators, streams) are returned as they are
         return RawResponses(value)

@@ -8,6 +8,7 @@ its own (no allocation when it succeeds) and hands a failure to a plan.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -22,6 +23,7 @@ from ._throttle import RateLimiter, RequestKind
 from .exceptions import (
     APIConnectionError,
     APIStatusError,
+    PoolTimeoutError,
     RateLimitError,
     RequestMayHaveSucceededError,
 )
@@ -42,8 +44,8 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     """
     if isinstance(exc, RateLimitError):
         return True
-    if isinstance(exc, RequestMayHaveSucceededError):
-        return False
+    if isinstance(exc, RequestMayHaveSucceededError | PoolTimeoutError):
+        return False  # a pool timeout already waited its patience out: queueing again won't help
     if isinstance(exc, APIConnectionError):
         return idempotent or getattr(exc, "connect_failed", False)
     if isinstance(exc, APIStatusError):
@@ -54,34 +56,40 @@ def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
 def parse_retry_after(headers: Mapping[str, str], body: Any = None) -> float | None:
     """Seconds to wait as asked by ``Retry-After`` (seconds or HTTP-date) or ``retry_after``.
 
-    ``retry-after-ms`` wins when present. Returns ``None`` when nothing usable was given;
-    negative or unparsable values are ignored, dates in the past mean "now" (0).
+    ``retry-after-ms`` wins when present. Returns ``None`` when nothing usable was given:
+    only plain ASCII numbers (``120``, ``1.5``) and short HTTP-dates are read, so a hint
+    like ``²``, ``1_0``, ``nan`` or five thousand digits is ignored, never an error; dates
+    in the past mean "now" (0).
     """
-    ms = headers.get("retry-after-ms") or headers.get("Retry-After-Ms")
+    ms = _seconds(headers.get("retry-after-ms") or headers.get("Retry-After-Ms"))
     if ms is not None:
-        try:
-            value = float(ms) / 1000
-        except ValueError:
-            value = -1.0
-        if 0 <= value < float("inf"):
-            return value
+        return ms / 1000
     header = headers.get("retry-after") or headers.get("Retry-After")
     if header is not None:
         header = header.strip()
-        try:
-            value = float(header)
-        except ValueError:
+        seconds = _seconds(header)
+        if seconds is None and 0 < len(header) <= _MAX_DATE_LENGTH and header.isascii():
             seconds = _http_date_delay(header)
-            if seconds is not None:
-                return seconds
-        else:
-            if 0 <= value < float("inf"):
-                return value
+        if seconds is not None:
+            return seconds
     if isinstance(body, Mapping):
         field = body.get("retry_after")
         if isinstance(field, int | float) and not isinstance(field, bool) and 0 <= field < 1e9:
             return float(field)
     return None
+
+
+#: ``Retry-After`` as a number: ASCII digits, an optional fraction (at most 12 + 6 digits).
+_NUMBER = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?", re.ASCII).fullmatch
+#: The longest HTTP-date read (``Sun, 06 Nov 1994 08:49:37 GMT`` is 29 characters).
+_MAX_DATE_LENGTH = 64
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return float(value) if _NUMBER(value) else None
 
 
 def _http_date_delay(value: str) -> float | None:

@@ -5,23 +5,84 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import platform
-from typing import Final
+from collections import deque
+from typing import Final, Literal
 
 import aiohttp
 
 from ._config import ClientConfig
 from ._errors import safe_url
 from ._version import __version__
-from .exceptions import APITimeoutError, ClientClosedError
+from .exceptions import ClientClosedError, PoolTimeoutError
 
-__all__ = ["Pool", "default_user_agent"]
+__all__ = ["Budget", "BudgetName", "Pool", "default_user_agent"]
 
 _UNOPENED, _OPENED, _CLOSED = "unopened", "opened", "closed"
 
+BudgetName = Literal["quick", "held", "download"]
+"""Which connection budget a request takes a slot from (see :class:`Pool`)."""
+
+
+class Budget:
+    """``size`` connection slots, handed out first come, first served.
+
+    It counts the slots freed, so a waiter can tell a queue that moves (slots keep being
+    freed, its turn will come) from a stall (every slot held and none freed)."""
+
+    __slots__ = ("_free", "_waiters", "freed")
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        #: Slots released so far.
+        self.freed = 0
+
+    def take_now(self) -> bool:
+        """Take a slot if one is free and nobody is queued; ``False`` otherwise."""
+        if self._free and not self._waiters:
+            self._free -= 1
+            return True
+        return False
+
+    async def take(self, stall: float | None) -> None:
+        """Queue for a slot; ``TimeoutError`` when none is freed for ``stall`` seconds."""
+        if self.take_now():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            while True:
+                freed = self.freed
+                done, _ = await asyncio.wait((waiter,), timeout=stall)
+                if done:
+                    return
+                if self.freed == freed:  # nothing moved for ``stall`` seconds
+                    raise TimeoutError
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot while giving up: pass it on
+            else:
+                waiter.cancel()
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the first waiter in line, else to the free ones."""
+        self.freed += 1
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
 
 class Pool:
-    """One aiohttp session (made lazily in the running loop, or borrowed) and
-    ``max_connections`` slots; every request holds a slot while it is on the wire."""
+    """One aiohttp session (made lazily in the running loop, or borrowed) and three
+    budgets of ``max_connections`` slots each; every request holds a slot while it is on
+    the wire: quick calls take ``quick``; held creates (``Prefer: wait``) and SSE streams
+    take ``held``; file downloads take ``download``. So neither starves the others, and a
+    stream consumer that downloads files inside its loop never waits on its own budget."""
 
     def __init__(self, config: ClientConfig, session: aiohttp.ClientSession | None) -> None:
         self.config: Final = config
@@ -30,11 +91,8 @@ class Pool:
         self._state = _UNOPENED
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: asyncio.Task[None] | None = None
-        #: The connection slots of the current loop (set by :meth:`session`): quick calls
-        #: take ``slots``; held creates (``Prefer: wait``) and streams take ``held_slots``,
-        #: a budget of their own, so they never starve quick calls.
-        self.slots = asyncio.Semaphore(config.max_connections)
-        self.held_slots = asyncio.Semaphore(config.max_connections)
+        #: The connection budgets of the current loop (new ones with each session).
+        self.budgets = self._new_budgets()
         #: Set when the client starts closing: a request that could create something and
         #: has not been sent yet is refused (``ClientClosedError``), never sent to be canceled.
         self.closing = False
@@ -72,15 +130,18 @@ class Pool:
         session = self._borrowed or self._new_session(loop, guarded)
         self._session = session
         self._loop = loop
-        self.slots = asyncio.Semaphore(self.config.max_connections)
-        self.held_slots = asyncio.Semaphore(self.config.max_connections)
+        self.budgets = self._new_budgets()
         self._state = _OPENED
         return session
 
+    def _new_budgets(self) -> dict[BudgetName, Budget]:
+        size = self.config.max_connections
+        return {"quick": Budget(size), "held": Budget(size), "download": Budget(size)}
+
     def _new_session(self, loop: asyncio.AbstractEventLoop, guarded: bool) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
-            # Quick calls and held requests/streams each have max_connections slots.
-            limit=2 * self.config.max_connections,
+            # Quick calls, held requests/streams and downloads: max_connections slots each.
+            limit=3 * self.config.max_connections,
             limit_per_host=0,
             enable_cleanup_closed=False,
         )
@@ -97,30 +158,30 @@ class Pool:
         return session
 
     async def take_slot(
-        self, method: str, url: str, *, held: bool = False, creates: bool = False
-    ) -> asyncio.Semaphore:
-        """Wait for a free slot (at most ``Timeouts.pool``); release what is returned (the
-        semaphore of the loop the slot was taken in). ``held``: from the held budget.
-        ``creates``: refused once the client is :attr:`closing`, even after queueing."""
-        slots = self.held_slots if held else self.slots
-        pool = self.config.timeouts.pool
-        if pool is None:
-            await slots.acquire()
+        self, method: str, url: str, *, budget: BudgetName = "quick", creates: bool = False
+    ) -> Budget:
+        """Wait for a free slot of ``budget``; release it on what is returned (the budget of
+        the loop it was taken in). :class:`PoolTimeoutError` when no slot of that budget is
+        freed for ``Timeouts.pool`` seconds. ``creates``: refused once the client is
+        :attr:`closing`, even after queueing."""
+        slots = self.budgets[budget]
+        if not slots.take_now():
+            stall = self.config.timeouts.pool
+            try:
+                await slots.take(stall)
+            except TimeoutError as exc:
+                raise PoolTimeoutError(
+                    f"no {budget} connection slot was freed for {stall:g}s: all "
+                    f"{self.config.max_connections} stayed in use (max_connections)",
+                    method=method,
+                    url=safe_url(url),
+                    connect_failed=True,
+                ) from exc
+        if creates and self.closing:
             return self._unless_closing(slots, creates)
-        try:
-            async with asyncio.timeout(pool):
-                await slots.acquire()
-        except TimeoutError as exc:
-            raise APITimeoutError(
-                f"no free connection within {pool}s (max_connections="
-                f"{self.config.max_connections})",
-                method=method,
-                url=safe_url(url),
-                connect_failed=True,
-            ) from exc
-        return self._unless_closing(slots, creates)
+        return slots
 
-    def _unless_closing(self, slots: asyncio.Semaphore, creates: bool) -> asyncio.Semaphore:
+    def _unless_closing(self, slots: Budget, creates: bool) -> Budget:
         if creates and self.closing:
             slots.release()
             raise ClientClosedError(

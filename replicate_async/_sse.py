@@ -266,8 +266,8 @@ class SSEDecoder:
                 if "\0" not in value:
                     event_id = value
             elif name == "retry":
-                if value.isdigit() and value.isascii():
-                    retry = self.retry = int(value)
+                if len(value) <= 18 and value.isdigit() and value.isascii():
+                    retry = self.retry = int(value)  # bounded: int() refuses > 4,300 digits
             elif not name:  # the line starts with ":"
                 self.comments += 1
                 self.last_comment = value

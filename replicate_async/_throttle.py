@@ -2,7 +2,9 @@
 
 Replicate limits prediction creates to 600 a minute and every other request to 3000 a
 minute (low-credit accounts: 6 creates a minute with a burst of 1), with a token bucket
-per kind. The request path calls the client's :class:`RateLimiter` explicitly:
+per kind; ``GET /predictions/{id}`` (polling) has a bucket of its own, 60,000 a minute (its
+``ratelimit-remaining`` starts at 59999), so a 429 on a list never holds the polls. The
+request path calls the client's :class:`RateLimiter` explicitly:
 
 - ``await limiter.acquire(kind)`` before every attempt, first attempts and retries alike;
 - ``await limiter.on_rate_limited(kind, retry_after)`` after a 429 (then the request is
@@ -18,7 +20,9 @@ The default, :class:`Throttle`, keeps an estimate of the server's bucket per kin
   answered yet will take some, so the estimate becomes ``r`` minus those.
 - **Paced FIFO.** When the estimate is below one token, each request reserves the next
   slot (one token per ``1 / rate`` seconds, so a crowd never re-fires on one tick) and
-  sleeps until it, plus a random jitter of up to ``jitter`` (2 %) of one interval.
+  sleeps until it, plus a random jitter of up to ``jitter`` (2 %) of one interval. A queued
+  request that is cancelled hands its slot to the one behind it (each later request moves
+  up one slot), so the freed slot is used at once and no two requests share a tick.
 - **Learning the rate.** The rate starts at the documented limit (600/min creates, 3000/min
   others). A 429's ``Retry-After: R`` with ``R >= 2`` proves one token takes more than
   ``R - 1`` seconds, so the rate drops to ``1 / R`` (the low-credit 6/min gives ``R = 10``).
@@ -30,24 +34,44 @@ The default, :class:`Throttle`, keeps an estimate of the server's bucket per kin
   (below 2 s, which servers round up from fractions, one interval); requests already
   waiting are pushed back by as much as the estimate was ahead of the server.
 
-All waiting uses the client's :class:`~replicate_async._clock.Clock`.
+All waiting uses the client's :class:`~replicate_async._clock.Clock`. Each request's ticket
+is settled exactly once, whatever ends it (the request path tells ``observe`` in a
+``finally``), so cancelled and timed-out requests leave no bookkeeping behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import random
+from collections import deque
 from typing import Final, Literal, Protocol, runtime_checkable
 
 from ._clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["DOCUMENTED_PER_MINUTE", "RateLimiter", "RequestKind", "Throttle"]
+__all__ = [
+    "DOCUMENTED_PER_MINUTE",
+    "RateLimiter",
+    "RequestKind",
+    "Throttle",
+    "remaining_hint",
+    "request_kind",
+]
 
-RequestKind = Literal["create", "other"]
-"""Which of the server's buckets a request draws from: creates, or everything else."""
+RequestKind = Literal["create", "prediction_get", "other"]
+"""Which of the server's buckets a request draws from: creates, prediction GETs (polls),
+or everything else. A :class:`RateLimiter` that keeps no separate bucket for a kind should
+treat it as ``"other"``."""
 
-#: Replicate's documented limits, requests per minute.
-DOCUMENTED_PER_MINUTE: Final[dict[RequestKind, float]] = {"create": 600.0, "other": 3000.0}
+#: Replicate's limits, requests per minute (the documented ones; prediction GETs: observed).
+DOCUMENTED_PER_MINUTE: Final[dict[RequestKind, float]] = {
+    "create": 600.0,
+    "prediction_get": 60000.0,
+    "other": 3000.0,
+}
+
+#: The most digits a ``ratelimit-remaining`` hint may have (larger values are ignored).
+_MAX_HINT_DIGITS: Final = 9
 
 #: Each request's ticket (its send order within its kind), for the outcome callbacks.
 _TICKET: contextvars.ContextVar[int] = contextvars.ContextVar("replicate_async_ticket", default=0)
@@ -74,6 +98,61 @@ class RateLimiter(Protocol):
         ...
 
 
+def request_kind(method: str, url: str, base_url: str) -> RequestKind:
+    """The bucket a request draws from: ``POST .../predictions`` creates, ``GET
+    {base_url}predictions/{id}`` polls (``prediction_get``), anything else ``other``."""
+    if method == "POST":
+        return "create" if url.endswith("/predictions") else "other"
+    if method == "GET" and url.startswith(base_url):
+        relative = url[len(base_url) :]
+        # ``path()`` percent-encodes the id: one segment, no "/" or "?" inside it.
+        if relative.startswith("predictions/") and len(relative) > 12:
+            return "other" if "/" in relative[12:] or "?" in relative else "prediction_get"
+    return "other"
+
+
+def remaining_hint(value: str | None) -> int | None:
+    """A ``ratelimit-remaining`` header as a count, or ``None`` when absent or unusable.
+
+    Only ASCII digits, at most nine of them: ``²`` (which ``str.isdigit`` accepts) or five
+    thousand digits (which ``int`` refuses) are ignored, never an error; a hint can never
+    fail the request it came with.
+    """
+    if value and len(value) <= _MAX_HINT_DIGITS and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+class _Waiter:
+    """A queued request: when its reserved slot is due, and its task (to wake it earlier)."""
+
+    __slots__ = ("due", "moved", "task")
+
+    def __init__(self, due: float, task: asyncio.Task[object] | None) -> None:
+        self.due = due
+        self.task = task
+        self.moved = False
+
+    def move_to(self, due: float) -> None:
+        """Take an earlier slot: interrupt the sleep (a cancellation that
+        :meth:`sleep_until_due` recognises and takes back), so it sleeps again to ``due``."""
+        self.due = due
+        if self.task is not None and not self.moved:
+            self.moved = True
+            self.task.cancel()
+
+    async def sleep_until_due(self, clock: Clock) -> None:
+        while (left := self.due - clock.monotonic()) > 0:
+            try:
+                await clock.sleep(left)
+            except asyncio.CancelledError:
+                if not self.moved or self.task is None:
+                    raise
+                self.moved = False
+                if self.task.uncancel() > 0:  # cancelled for real as well
+                    raise
+
+
 class _Bucket:
     """The estimate of one server-side token bucket, and the queue in front of it."""
 
@@ -83,11 +162,10 @@ class _Bucket:
         "last_slot",
         "last_sync",
         "live",
-        "pending",
         "prior",
+        "queue",
         "rate",
         "sent",
-        "shift",
         "stamp",
         "tokens",
     )
@@ -102,9 +180,13 @@ class _Bucket:
         self.sent = 0  # tickets handed out
         self.live: dict[int, float] = {}  # tickets sent and not answered: when sent
         self.last_sync = 0  # newest ticket whose outcome set ``tokens``
-        self.pending = 0  # requests sleeping on a reserved slot
-        self.shift = 0.0  # total delay added to reserved slots since they were reserved
-        self.last_slot = 0.0  # when the latest reserved slot is due (shifts included)
+        self.queue: deque[_Waiter] = deque()  # requests sleeping on a reserved slot, in order
+        self.last_slot = 0.0  # when the latest reserved slot is due (delays included)
+
+    @property
+    def pending(self) -> int:
+        """Requests sleeping on a reserved slot."""
+        return len(self.queue)
 
     def refill(self, now: float) -> None:
         # ``tokens`` is the server's count minus the slots reserved by queued requests. The
@@ -143,8 +225,25 @@ class _Bucket:
         return True
 
     def delay_slots(self, seconds: float) -> None:
-        self.shift += seconds
+        for waiter in self.queue:
+            waiter.due += seconds
         self.last_slot += seconds
+
+    def leave(self, waiter: _Waiter) -> None:
+        """A queued request gave up (cancelled): each one behind it moves up one slot,
+        so the next in line takes the freed slot and the last slot is free again."""
+        queue = self.queue
+        try:
+            index = queue.index(waiter)
+        except ValueError:  # pragma: no cover - a waiter leaves once
+            return
+        dues = [w.due for w in queue]
+        del queue[index]
+        self.tokens += 1
+        for position in range(index, len(queue)):
+            queue[position].move_to(dues[position])
+        if queue:
+            self.last_slot = min(self.last_slot, queue[-1].due)
 
 
 class Throttle:
@@ -164,16 +263,19 @@ class Throttle:
         *,
         create_per_minute: float = DOCUMENTED_PER_MINUTE["create"],
         other_per_minute: float = DOCUMENTED_PER_MINUTE["other"],
+        prediction_get_per_minute: float = DOCUMENTED_PER_MINUTE["prediction_get"],
         jitter: float = 0.02,
         rng: random.Random | None = None,
     ) -> None:
-        if not (create_per_minute > 0 and other_per_minute > 0 and 0 <= jitter <= 1):
+        rates = (create_per_minute, other_per_minute, prediction_get_per_minute)
+        if not (all(rate > 0 for rate in rates) and 0 <= jitter <= 1):
             raise ValueError("rates must be positive and jitter within [0, 1]")
         self.clock = clock
         self.jitter = jitter
         self._random = (rng or random.Random()).random
         self._buckets: dict[str, _Bucket] = {
             "create": _Bucket(create_per_minute),
+            "prediction_get": _Bucket(prediction_get_per_minute),
             "other": _Bucket(other_per_minute),
         }
         #: Waits caused by pacing (a request that slept before it was sent).
@@ -211,23 +313,21 @@ class Throttle:
 
     async def _wait_for_slot(self, bucket: _Bucket, clock: Clock) -> None:
         interval = 1 / bucket.rate
-        due = (1 - bucket.tokens) * interval
-        bucket.last_slot = max(bucket.last_slot, clock.monotonic() + due)
-        wait = due + self._random() * self.jitter * interval
+        slot = clock.monotonic() + (1 - bucket.tokens) * interval
+        bucket.last_slot = max(bucket.last_slot, slot)
+        jitter = self._random() * self.jitter * interval
+        waiter = _Waiter(slot + jitter, asyncio.current_task())
         bucket.tokens -= 1
-        bucket.pending += 1
+        bucket.queue.append(waiter)
         self.waits += 1
-        shifted = bucket.shift
         try:
-            await clock.sleep(wait)
-            while bucket.shift > shifted:  # a 429 since we reserved: the slot moved
-                late, shifted = bucket.shift - shifted, bucket.shift
-                await clock.sleep(late)
+            # The slot moves later after a 429 (delay_slots) and earlier when a request
+            # ahead leaves the queue (leave): sleep until it is really due.
+            await waiter.sleep_until_due(clock)
         except BaseException:
-            bucket.tokens += 1  # cancelled (e.g. a deadline): the slot is free again
+            bucket.leave(waiter)  # cancelled (e.g. a deadline): the next in line moves up
             raise
-        finally:
-            bucket.pending -= 1
+        bucket.queue.remove(waiter)
 
     def observe(self, kind: RequestKind, remaining: int | None) -> None:
         """A request of ``kind`` ended without a 429 (``remaining``: its rate-limit hint)."""
@@ -273,6 +373,10 @@ class Throttle:
 
     async def aclose(self) -> None:
         """Nothing to release for the in-process throttle."""
+
+    def in_flight(self, kind: RequestKind) -> int:
+        """Requests of ``kind`` acquired and not settled yet (tickets held)."""
+        return len(self._buckets[kind].live)
 
     def __repr__(self) -> str:
         rates = ", ".join(f"{k}={b.rate * 60:g}/min" for k, b in self._buckets.items())

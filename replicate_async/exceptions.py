@@ -7,6 +7,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     ├── APIError                      something went wrong talking to the API
     │   ├── APIConnectionError        no usable HTTP response (DNS, refused, reset, truncated)
     │   │   ├── APITimeoutError       a connect/read/total timeout fired
+    │   │   │   └── PoolTimeoutError  no connection slot freed up within ``Timeouts.pool``
     │   │   └── RequestMayHaveSucceededError
     │   │                             a create was sent but the answer was lost; it may exist
     │   ├── APIResponseValidationError
@@ -22,7 +23,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     │       ├── UnprocessableEntityError      422 (``invalid_fields``)
     │       ├── RateLimitError                429 (``retry_after``)
     │       └── InternalServerError           5xx
-    ├── PaginationError               a ``next`` link that loops or leaves the API host
+    ├── PaginationError               a ``next`` link that loops or leaves the list's own path
     ├── StreamError                   an SSE stream ended with an ``error`` event or broke
     ├── WebhookVerificationError      a webhook delivery failed signature checks
     ├── ClientClosedError             the client was used after ``aclose()``
@@ -75,6 +76,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PaymentRequiredError",
     "PermissionDeniedError",
+    "PoolTimeoutError",
     "PredictionAbortedError",
     "PredictionCanceledError",
     "PredictionError",
@@ -201,6 +203,13 @@ class APIConnectionError(APIError):
 
 class APITimeoutError(APIConnectionError):
     """A connect, read or total timeout fired before the response was complete."""
+
+
+class PoolTimeoutError(APITimeoutError):
+    """No connection slot of the request's budget was freed for ``Timeouts.pool`` seconds
+    while it waited (every connection stayed busy: a stall, not a long queue). Nothing was
+    sent (``connect_failed`` is true) and it is not retried; raise ``max_connections``,
+    hold fewer connections open at once, or set a longer ``Timeouts.pool``."""
 
 
 class RequestMayHaveSucceededError(APIConnectionError):

@@ -5,12 +5,16 @@ Every list method returns an :class:`AsyncPaginator` from a plain (non-async) ca
 - ``async for item in client.models.list():`` walks every item, one page in memory;
 - ``page = await client.models.list()`` fetches just the first :class:`~replicate_async.Page`;
 - ``async for page in client.models.list().pages():`` walks page by page;
-- ``client.models.list(cursor=page.next)`` resumes a walk from a saved ``next`` URL.
+- ``client.models.list(cursor=page.next)`` resumes a walk from a saved ``next`` URL (or
+  from a raw cursor value).
 
-``next`` links are followed as given, but only to the configured API host: a link to
-another host is a :class:`~replicate_async.PaginationError` (the token never goes there),
-an ``http://`` link on the API host is upgraded to ``https://``, and a link already
-visited stops the walk with an error instead of looping forever.
+``next`` links are followed as given, but only to the list's own path on the configured
+API host: a link to another host or another path is a
+:class:`~replicate_async.PaginationError` (nothing is sent, so the token never goes
+there), an ``http://`` link on the API host is upgraded to ``https://``, and a link
+already visited stops the walk with an error instead of looping forever. A ``cursor=``
+that is not a URL (``http(s)://...`` or ``/...``) is an opaque value: it goes,
+percent-encoded, into the query of the list's own path, never into the path.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class AsyncPaginator(Generic[T]):
         "_item",
         "_method",
         "_params",
+        "_path",
         "_start_url",
         "last_response",
     )
@@ -71,6 +76,8 @@ class AsyncPaginator(Generic[T]):
         self._content = content
         self._headers = headers
         start = http.url(path)
+        #: The list's own path: every page (``next`` links, resumed cursors) must be on it.
+        self._path = urlsplit(start).path.rstrip("/")
         if cursor is not None:
             start = self._resume_url(start, cursor)
         self._start_url = start
@@ -80,9 +87,10 @@ class AsyncPaginator(Generic[T]):
             raise InvalidArgumentError(
                 "cursor must be a non-empty string: a page's `next` URL or cursor"
             )
-        if cursor.startswith(("http://", "https://", "/")) or "?" in cursor:
-            # A saved ``next`` link: the same host checks apply as during a walk. (A raw
-            # cursor is base64 and may itself contain "/", so that alone proves nothing.)
+        if cursor.startswith(("http://", "https://", "/")):
+            # A saved ``next`` link: the same host and path checks apply as during a walk.
+            # Anything else is a raw cursor, opaque (base64 may itself hold "/", "+", "="):
+            # it never becomes a path, whatever it contains ("abc?x=1" included).
             return self._checked(cursor)
         query = dict(self._params)
         query["cursor"] = cursor
@@ -183,6 +191,11 @@ class AsyncPaginator(Generic[T]):
             raise PaginationError(
                 f"refusing to follow a pagination link to another host: {parts.netloc!r} "
                 f"(the API is at {base.netloc!r})"
+            )
+        if parts.path.rstrip("/") != self._path:
+            raise PaginationError(
+                f"refusing to follow a pagination link to another path: {parts.path[:200]!r} "
+                f"(this list is {self._path!r})"
             )
         if self._params:
             # The API's link carries the cursor; the caller's filters must survive too.

@@ -60,3 +60,19 @@ async def tcp_server(
     finally:
         server.close()
         await server.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_server(app: Any) -> AsyncIterator[int]:
+    """Serve the ASGI ``app`` with uvicorn on 127.0.0.1 (a free port); yields the port."""
+    import uvicorn  # only the ASGI tests need it
+
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
+    server = uvicorn.Server(config)
+    serving = asyncio.ensure_future(server.serve())
+    try:
+        await eventually(lambda: server.started)
+        yield server.servers[0].sockets[0].getsockname()[1]
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 10)

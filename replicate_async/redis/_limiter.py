@@ -183,7 +183,7 @@ class RedisRateLimiter:
 
     async def acquire(self, kind: RequestKind) -> None:
         """Wait until a request of this kind may go, fleet-wide."""
-        keys, interval, tau = self._params[kind]
+        keys, interval, tau = self._params.get(kind) or self._params["other"]
         mode, slot = "reserve", b"0"
         for _ in range(_MAX_RECHECKS):
             reply = await self._run(self._acquire_script, keys, [interval, tau, mode, slot])
@@ -202,7 +202,7 @@ class RedisRateLimiter:
         """A 429 was seen: hold this kind fleet-wide for ``retry_after`` seconds."""
         seconds = self._default_hold if retry_after is None else retry_after
         hold_ms = max(1, round(min(max(seconds, 0.0), self._max_hold) * 1000))
-        keys, interval, tau = self._params[kind]
+        keys, interval, tau = self._params.get(kind) or self._params["other"]
         await self._fallback.on_rate_limited(kind, retry_after)
         told_us = round(retry_after * 1_000_000) if retry_after is not None else 0
         args = [interval, tau, hold_ms, told_us, self._learn_ms, round(self._max_hold * 1e6)]

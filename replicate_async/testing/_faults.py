@@ -68,12 +68,48 @@ class Fault:
     _owner: Faults | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self._check_types()
         if self.times < 1:
             raise ValueError("times must be at least 1")
+        if self.status is not None and not 100 <= self.status <= 599:
+            raise ValueError(f"status must be an HTTP status (100-599), got {self.status}")
         if self.drop_connection not in (None, "before_body", "after_body"):
             raise ValueError(f"unknown drop_connection {self.drop_connection!r}")
         if self.drop_after_events is not None and self.drop_after_events < 0:
             raise ValueError("drop_after_events must not be negative")
+
+    def _check_types(self) -> None:
+        """Refuse, at once, a field the fake could not use (a ``TypeError`` naming it),
+        instead of failing every matching request later with a 500."""
+        if not isinstance(self.path, str):
+            raise TypeError(
+                f"path must be a string (exact or glob), got {type(self.path).__name__}; "
+                "pass a fault's fields as keywords: faults.add('/v1/account', status=503)"
+            )
+        if self.method is not None and not isinstance(self.method, str):
+            raise TypeError(f"method must be a string or None, got {type(self.method).__name__}")
+        for name in ("status", "times", "retry_after", "drop_after_events"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+        for name in ("delay", "slow_body", "slow_events"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value < 0
+            ):
+                raise TypeError(f"{name} must be a non-negative number of seconds, got {value!r}")
+        for name in ("retry_after_date", "truncate_body", "html_error", "invalid_json"):
+            if not isinstance(getattr(self, name), bool):
+                raise TypeError(f"{name} must be a bool")
+        if not isinstance(self.empty_body, bool):
+            raise TypeError("empty_body must be a bool")
+        if self.headers is not None and not (
+            isinstance(self.headers, dict)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items())
+        ):
+            raise TypeError("headers must be a dict of strings")
+        if self.body is not None and not isinstance(self.body, bytes | str | dict | list):
+            raise TypeError(f"body must be bytes, str, a dict or a list, got {type(self.body)}")
 
     @property
     def remaining(self) -> int:
@@ -162,9 +198,16 @@ class Faults:
         """Inject a fault for the next ``times`` requests matching ``method`` and ``path``.
 
         The keyword arguments are the fields of :class:`Fault` (``status``, ``times``,
-        ``retry_after``, ``delay``, ``drop_connection``...); an unknown one is a
-        :class:`TypeError`. Returns the fault (``fault.hits``, ``fault.remove()``).
+        ``retry_after``, ``delay``, ``drop_connection``...); an unknown one, or a value of
+        the wrong type (a ``Fault`` object as ``path``, a string ``status``...), is a
+        :class:`TypeError` here, never a 500 on later requests. Returns the fault
+        (``fault.hits``, ``fault.remove()``).
         """
+        if isinstance(path, Fault):
+            raise TypeError(
+                "faults.add() takes a fault's fields, not a Fault: "
+                "faults.add('/v1/account', status=503)"
+            )
         fault = Fault(path=path, **spec)
         fault._owner = self
         self._faults.append(fault)

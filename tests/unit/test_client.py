@@ -22,6 +22,7 @@ from replicate_async import (
     ClientClosedError,
     ClientConfig,
     Hooks,
+    InvalidArgumentError,
     MissingTokenError,
     RateLimitError,
     RequestOptions,
@@ -129,10 +130,10 @@ def test_constructor_validation(kwargs: dict[str, Any], error: type[Exception]) 
 
 
 def test_timeout_number_sets_every_timeout() -> None:
-    """timeout=30 sets connect, read and total (pool stays unbounded); a Timeouts object is
-    used as is."""
+    """timeout=30 sets connect, read and total (pool keeps its stall bound, 300 s); a
+    Timeouts object is used as is."""
     assert AsyncReplicate(api_token=TOKEN, timeout=30).config.timeouts == Timeouts(
-        connect=30, read=30, total=30, pool=None
+        connect=30, read=30, total=30, pool=300
     )
     custom = Timeouts(connect=1, read=2, total=3)
     assert AsyncReplicate(api_token=TOKEN, timeout=custom).config.timeouts is custom
@@ -554,9 +555,15 @@ async def test_with_options_sends_the_extras_and_shares_the_pool(
 
 
 async def test_extra_headers_never_replace_the_token(mocked: aioresponses) -> None:
+    """Authorization is refused in any spelling, before anything is sent."""
     mocked.get(f"{API}/account", payload=ACCOUNT)
     async with AsyncReplicate(api_token=TOKEN) as client:
-        await client.with_options(extra_headers={"Authorization": "Bearer other"}).account.get()
+        for name in ("Authorization", "authorization", "AUTHORIZATION"):
+            with pytest.raises(InvalidArgumentError, match="Authorization"):
+                client.with_options(extra_headers={name: "Bearer other"})
+            with pytest.raises(InvalidArgumentError, match="Authorization"):
+                await client.account.get(extra_headers={name: "Bearer other"})
+        await client.account.get()
     assert sent(mocked, "GET", f"{API}/account").headers["Authorization"] == f"Bearer {TOKEN}"
 
 

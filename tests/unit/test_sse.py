@@ -280,6 +280,9 @@ def test_retry() -> None:
     for bad in (b"retry: 15a0", b"retry: -1", b"retry: 1.5", b"retry:", b"retry", b"retry:  15"):
         assert decoder.feed(bad + b"\ndata: x\n\n") == [ServerSentEvent("message", "x")]
     assert decoder.feed("retry: ١٢\ndata: x\n\n".encode()) == [ServerSentEvent("message", "x")]
+    # More digits than int() reads (or any sane delay): ignored, never an error.
+    huge = b"retry: " + b"9" * 5000 + b"\ndata: x\n\n"
+    assert decoder.feed(huge) == [ServerSentEvent("message", "x")]
     assert decoder.retry == 1500
     # A retry-only block is not dispatched, but the decoder remembers it.
     assert decoder.feed(b"retry: 0\n\n") == []

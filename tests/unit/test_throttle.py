@@ -26,7 +26,7 @@ async def test_satisfies_the_rate_limiter_protocol() -> None:
     throttle = Throttle()
     assert isinstance(throttle, RateLimiter)
     await throttle.aclose()
-    assert repr(throttle) == "Throttle(create=600/min, other=3000/min)"
+    assert repr(throttle) == "Throttle(create=600/min, prediction_get=60000/min, other=3000/min)"
 
 
 def test_rejects_nonsense_settings() -> None:
@@ -194,6 +194,52 @@ async def test_a_cancelled_waiter_gives_its_slot_back(clock: ManualClock) -> Non
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert throttle.delay("create") == pytest.approx(CREATE)  # not 2 intervals
+
+
+async def test_a_cancelled_waiters_slot_goes_to_the_next_in_line(clock: ManualClock) -> None:
+    """A, B, C queued for +0.1, +0.2, +0.3 s; B is cancelled, then D arrives: C moves up
+    to B's slot and D takes the last one. No two requests on one tick (a burst-1 bucket
+    would answer the second 429), and no slot left unused."""
+    clock.auto_advance = False
+    throttle = _throttle(clock)
+    await throttle.acquire("create")
+    throttle.observe("create", 0)
+    start = clock.monotonic()
+    sent: dict[str, float] = {}
+
+    async def request(name: str) -> None:
+        await throttle.acquire("create")
+        sent[name] = round(clock.monotonic() - start, 6)
+
+    a, b, c = (asyncio.ensure_future(request(n)) for n in "abc")
+    await clock.wait_for_sleepers(3)
+    b.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await b
+    d = asyncio.ensure_future(request("d"))
+    await clock.wait_for_sleepers(3)
+    await clock.advance_async(1.0)
+    await asyncio.gather(a, c, d)
+    assert sent == {"a": pytest.approx(0.1), "c": pytest.approx(0.2), "d": pytest.approx(0.3)}
+
+
+async def test_a_waiter_moved_up_and_cancelled_at_once_stays_cancelled(
+    clock: ManualClock,
+) -> None:
+    """The wake-up of a waiter whose slot moved never swallows a real cancellation."""
+    clock.auto_advance = False
+    throttle = _throttle(clock)
+    await throttle.acquire("create")
+    throttle.observe("create", 0)
+    first = asyncio.ensure_future(throttle.acquire("create"))
+    second = asyncio.ensure_future(throttle.acquire("create"))
+    await clock.wait_for_sleepers(2)
+    first.cancel()  # moves ``second`` up...
+    second.cancel()  # ...while it is being cancelled for real
+    for task in (first, second):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert throttle.delay("create") == pytest.approx(CREATE)  # both slots free again
 
 
 async def test_jitter_stays_within_a_tenth_of_an_interval(clock: ManualClock) -> None:

@@ -15,13 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import uvicorn
 from aiohttp import web
 
 from replicate_async import AsyncReplicate, ClientClosedError
 from replicate_async.asgi import CancelOnDisconnect
 from replicate_async.testing import FakeReplicate, ManualClock
-from tests.helpers import eventually
+from tests.helpers import eventually, uvicorn_server
 
 from ._virtual import PHASES, cancels, reach, settle, status, virtual_client, virtual_fake, workload
 
@@ -80,19 +79,6 @@ async def _raw_request(port: int) -> AsyncIterator[None]:
             await writer.wait_closed()
 
 
-@contextlib.asynccontextmanager
-async def _uvicorn(app: Any) -> AsyncIterator[int]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, lifespan="off", log_level="error")
-    server = uvicorn.Server(config)
-    serving = asyncio.ensure_future(server.serve())
-    try:
-        await eventually(lambda: server.started)
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
-
-
 def _asgi_app(run: Callable[[], Awaitable[Any]]) -> Any:
     """A raw ASGI app (no framework) whose endpoint runs ``run``."""
 
@@ -140,7 +126,7 @@ async def _hang_up_during(
 @pytest.mark.parametrize("phase", PHASES)
 async def test_asgi_disconnect_cancels_the_handlers_runs(phase: str) -> None:
     def server(run: Callable[[], Awaitable[Any]]) -> Any:
-        return _uvicorn(_asgi_app(run))
+        return uvicorn_server(_asgi_app(run))
 
     async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
         await _hang_up_during(server, fake, clock, client, phase)

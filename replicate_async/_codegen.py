@@ -21,7 +21,7 @@ from ._schema import input_order, input_schema, output_schema
 from ._walk import Walker
 from .exceptions import SchemaError
 
-__all__ = ["generate_module", "python_name"]
+__all__ = ["MAX_INPUTS", "generate_module", "python_name"]
 
 _WIDTH = 100  # the line length ruff checks and formats to
 _DOC_WIDTH = 96
@@ -40,6 +40,8 @@ _RESERVED = frozenset(
 #: The builtins the module's annotations use (a class-body field of that name would
 #: shadow them).
 _ANNOTATION_BUILTINS = frozenset({"str", "int", "float", "bool", "list", "dict", "bytes"})
+#: The most inputs a generated module types (the largest recorded model has about 30).
+MAX_INPUTS = 1_000
 _LONGEST_TEXT = 2_000  # characters of a description or default a docstring shows
 _LITERAL_INT = 2**63  # ints beyond this are not written as Literal values
 
@@ -60,15 +62,33 @@ def _class_name(text: str) -> str:
 
 
 def _literal(value: Any) -> str:
-    """A Python literal for a JSON scalar (ASCII only, double quotes)."""
+    """A Python literal for a JSON scalar (ASCII only, double quotes unless the text has
+    more double quotes than single ones, as ruff formats it)."""
     if isinstance(value, str):
-        text = json.dumps(value)
-        if value.count('"') > value.count("'"):  # ruff's quote preference
-            return "'" + text[1:-1].replace('\\"', '"').replace("'", "\\'") + "'"
-        return text
+        quote = "'" if value.count('"') > value.count("'") else '"'
+        return quote + "".join(_escaped(c, quote) for c in value) + quote
     if value is None or isinstance(value, bool):
         return {None: "None", True: "True", False: "False"}[value]
     return repr(value)
+
+
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(char: str, quote: str) -> str:
+    """One character inside a Python string literal: printable ASCII as itself, the rest as
+    Python escapes (``\\U0001f600``, not JSON's surrogate pairs, which Python reads as two
+    lone surrogates)."""
+    code = ord(char)
+    if char in _ESCAPES:
+        return _ESCAPES[char]
+    if char == quote:
+        return "\\" + char
+    if 32 <= code < 127:
+        return char
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def _ascii(text: str) -> str:
@@ -121,7 +141,9 @@ class _Types:
         if kind == "array" and isinstance(items, Mapping) and depth < _MAX_NESTING:
             return f"list[{self.of(items, hint, accept_files=accept_files, depth=depth + 1)}]"
         simple = {"integer": "int", "number": "float", "boolean": "bool", "string": "str"}
-        if isinstance(kind, str) and kind in simple:
+        if not isinstance(kind, str):  # str() of a strange value may fail (a 5,000-digit int)
+            kind = None
+        elif kind in simple:
             return simple[kind]
         self.names.add("Any")
         return {"object": "dict[str, Any]", "array": "list[Any]"}.get(str(kind), "Any")
@@ -206,8 +228,13 @@ def generate_module(
     """The source of a typed module for the model ``ref`` (what ``client.use`` is given).
 
     ``openapi_schema`` is the version's schema; ``version`` its id (for the header);
-    ``name`` the function's name (default: from the model's name).
+    ``name`` the function's name (default: from the model's name). A schema with more than
+    ``MAX_INPUTS`` inputs raises :class:`SchemaError`; parts of a schema beyond the walking
+    budgets are typed ``Any``.
     """
+    count = len(input_order(openapi_schema))
+    if count > MAX_INPUTS:
+        raise SchemaError(f"too complex for codegen ({count} inputs; at most {MAX_INPUTS})")
     model_name = ref.split(":")[0].split("/")[-1]
     func = python_name(name or model_name)
     while func in _RESERVED:  # the module's own names, builtins and imports

@@ -52,9 +52,11 @@ __all__ = [
     "coerce_cli_value",
     "flatten",
     "input_order",
+    "input_properties",
     "input_schema",
     "inspect_input",
     "output_schema",
+    "required_inputs",
     "schema_problem",
     "shape_output",
     "validate",
@@ -468,6 +470,29 @@ def input_order(schema: JSON) -> list[str]:
         order = prop.get("x-order") if isinstance(prop, Mapping) else None
         ranked.append((float(order) if _is_bound(order) else math.inf, i, str(name)))
     return [name for _, _, name in sorted(ranked)]
+
+
+def input_properties(schema: Any) -> dict[str, JSON]:
+    """Each input's schema with its ``$ref``/``allOf`` merged in, in display order (what
+    ``models get`` and ``codegen`` describe). Never raises: an input whose schema is
+    beyond the walking budgets is ``{}`` (no known constraint)."""
+    props = (_inputs_of(schema) or {}).get("properties")
+    if not isinstance(props, Mapping):
+        return {}
+    walker = Walker(schema)
+    found: dict[str, JSON] = {}
+    for name in input_order(schema):
+        try:
+            found[name] = walker.flatten(props[name])
+        except SchemaError:
+            found[name] = {}
+    return found
+
+
+def required_inputs(schema: Any) -> list[str]:
+    """The names of the inputs that must be given (strings listed in ``required``)."""
+    required = (_inputs_of(schema) or {}).get("required")
+    return [n for n in required if isinstance(n, str)] if isinstance(required, list) else []
 
 
 def coerce_cli_value(prop_schema: JSON | None, text: str, *, document: JSON | None = None) -> Any:

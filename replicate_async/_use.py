@@ -29,6 +29,7 @@ from ._schema import (
     input_schema,
     inspect_input,
     output_schema,
+    required_inputs,
     schema_problem,
     shape_output,
 )
@@ -190,8 +191,7 @@ class ModelSchema:
     @property
     def required(self) -> list[str]:
         """The inputs that must be given."""
-        required = self.input.get("required")
-        return [str(name) for name in required] if isinstance(required, list) else []
+        return required_inputs(self.openapi_schema)
 
     def check(self, input: Mapping[str, Any]) -> list[InputProblem]:
         """Every problem of ``input`` against the schema (an empty list: it is valid, or

@@ -46,6 +46,7 @@ wrong type raises :class:`TypeError` naming the argument.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +132,20 @@ class InputProblem:
     def __str__(self) -> str:
         where = f"{self.field}: " if self.field else ""
         quiet = self.type in ("required", "additional_property_not_allowed")
-        return where + self.description + ("" if quiet else f" (got {self.value!r:.60})")
+        return where + self.description + ("" if quiet else f" (got {_short(self.value)})")
+
+
+def _short(value: Any) -> str:
+    """At most 60 characters of ``repr(value)``, in bounded time and depth (a value nested
+    2,000 lists deep, or an int of 5,000 digits, is an input like any other)."""
+    try:
+        return _REPR.repr(value)[:60]
+    except (ValueError, RecursionError):
+        return f"<{type(value).__name__}>"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
 
 
 class InputValidationError(InvalidArgumentError):

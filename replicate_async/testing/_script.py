@@ -14,7 +14,7 @@ from ._util import check_json_value, dumps
 __all__ = ["MAX_OUTPUT_DEPTH", "Action", "ScriptRule", "apply_scripts", "check_output"]
 
 #: The deepest output the fake stores: every listing and GET must still encode it.
-MAX_OUTPUT_DEPTH = 256
+MAX_OUTPUT_DEPTH = 512
 
 Action = Literal["hold", "fail", "cancel", "complete"]
 ACTIONS: tuple[Action, ...] = ("hold", "fail", "cancel", "complete")

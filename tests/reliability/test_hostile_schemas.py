@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,13 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 # Imported here, not by the first generated module inside the watchdog's window.
-from replicate_async import AsyncReplicate, InputValidationError, ModelFunction, SchemaCache
+from replicate_async import (
+    AsyncReplicate,
+    FileOutput,
+    InputValidationError,
+    ModelFunction,
+    SchemaCache,
+)
 from replicate_async._codegen import MAX_INPUTS, generate_module
 from replicate_async._schema import (
     coerce_cli_value,
@@ -43,7 +50,7 @@ from replicate_async._schema import (
 )
 from replicate_async._use import ModelSchema, RunOptions
 from replicate_async.exceptions import InputProblem, SchemaError
-from replicate_async.testing import ManualClock
+from replicate_async.testing import FakeReplicate, ManualClock
 from replicate_async.testing._validation import validate as fake_validate
 
 #: The longest a callback may hold the loop (CPU time of the loop's thread between two
@@ -462,3 +469,96 @@ def test_input_names_never_break_a_generated_module(names: list[str], model: str
         v for k, v in vars(module).items() if k.endswith("Input") and isinstance(v, type)
     )
     assert set(input_class.__annotations__) == set(names)
+
+
+# -- through the client, over real sockets --------------------------------------------------
+
+
+def _install_schema(fake: FakeReplicate, model: str, document: dict[str, Any]) -> None:
+    """Give ``model``'s latest version ``document`` as its schema (what a model's author
+    pushed)."""
+    found = fake._ctx.store.get_model(model)
+    assert found is not None
+    assert found.latest_version is not None
+    found.latest_version.openapi_schema = document
+
+
+async def test_use_skips_checks_on_a_schema_too_complex_and_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    looped_output = {"$ref": "#/components/schemas/Output"}
+    document = _monster({"components": {"schemas": {"Output": looped_output}}}, "chain", 25_000)
+    document["components"]["schemas"]["Input"] = {
+        "properties": {"text": {"$ref": "#/components/schemas/d0"}}
+    }
+    async with FakeReplicate() as fake, fake.client() as client:
+        _install_schema(fake, "fake/echo", document)
+        echo = client.use("fake/echo")
+        with caplog.at_level(logging.WARNING, logger="replicate_async"):
+            first = await echo(text="hello")
+            second = await echo(text="again")
+        schema = await echo.schema()
+    assert schema.input_check_skipped is not None
+    assert schema.input_check_skipped.startswith("input checks skipped: too complex")
+    warned = [r.getMessage() for r in caplog.records if "input checks skipped" in r.getMessage()]
+    assert len(warned) == 1  # once per schema, not per call
+    assert first == {"text": "hello"}  # shaped by a self-referencing Output: as given
+    assert second == {"text": "again"}
+    assert fake.count("POST", "/v1/models/fake/echo/predictions") == 2
+
+
+async def test_a_self_referencing_output_schema_never_fails_a_succeeded_run() -> None:
+    document = {
+        "components": {
+            "schemas": {
+                "Input": {"properties": {"text": {"type": "string"}}},
+                "Output": {"allOf": [{"$ref": "#/components/schemas/Output"}], "type": "array"},
+            }
+        }
+    }
+    async with FakeReplicate() as fake, fake.client() as client:
+        _install_schema(fake, "fake/echo", document)
+        fake.script("complete", output=["a", "b"])
+        assert await client.use("fake/echo")(text="x") == ["a", "b"]
+
+
+async def test_use_file_output_wraps_an_output_nested_500_lists_deep() -> None:
+    nested: Any = "https://example.com/deep.png"
+    for _ in range(500):
+        nested = [nested]
+    async with FakeReplicate() as fake, fake.client() as client:
+        fake.script("complete", output=nested)
+        output = await client.run("fake/echo", input={"text": "x"}, use_file_output=True)
+    for _ in range(500):
+        assert isinstance(output, list)
+        (output,) = output
+    assert isinstance(output, FileOutput)
+    assert output.url == "https://example.com/deep.png"
+
+
+async def test_a_bad_input_against_a_huge_enum_lists_a_bounded_error() -> None:
+    choices = [f"choice-{i}" for i in range(20_000)]
+    document = {
+        "components": {
+            "schemas": {
+                "Input": {
+                    "properties": {
+                        "text": {"type": "array", "items": {"$ref": "#/components/schemas/E"}}
+                    }
+                },
+                "E": {"type": "string", "enum": choices},
+            }
+        }
+    }
+    async with FakeReplicate() as fake, fake.client() as client:
+        _install_schema(fake, "fake/echo", document)
+        fake.clear_requests()
+        with pytest.raises(InputValidationError) as caught:
+            await client.use("fake/echo")(text=["nope"] * 300)
+        assert fake.count("POST") == 0
+    error = caught.value
+    assert len(error.problems) == 100
+    assert error.omitted == 200
+    assert str(error).startswith("300 problem(s) with the input of fake/echo:")
+    assert str(error).endswith("\n- and 280 more")
+    assert len(str(error)) < 20_000  # 650 MB of problem text before

@@ -1,6 +1,6 @@
 """Per-input check cost on the recorded SDXL schema (what ``use()`` pays before each run).
 
-    python -m benchmarks.schema_check [--before DIR] [--repeat 2000]
+    python -m benchmarks.schema_check [--before DIR] [--repeat 2000] [--rounds 5]
 
 Times :func:`replicate_async._schema.check_input` on the schema of
 ``tests/examples/version-get-sdxl.json`` with a valid input (every input given) and an
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -52,7 +53,7 @@ CATASTROPHIC = {
     "type": "object",
     "properties": {"text": {"type": "string", "pattern": "^(a|aa)+$"}},
 }
-CATASTROPHIC_INPUT = {"text": "a" * 28 + "!"}
+CATASTROPHIC_INPUT = {"text": "a" * 32 + "!"}
 
 
 def _per_call(check: Any, schema: Any, value: Any, repeat: int) -> float:
@@ -67,20 +68,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--before", type=Path, help="directory holding replicate_async_before")
     parser.add_argument("--repeat", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     packages = ["replicate_async"]
     if args.before is not None:
         sys.path.insert(0, str(args.before))
         packages.append("replicate_async_before")
     schema = json.loads(SDXL.read_text())["openapi_schema"]
+    checks = {name: importlib.import_module(f"{name}._schema").check_input for name in packages}
+    best: dict[str, list[float]] = {name: [math.inf, math.inf] for name in packages}
+    for _ in range(args.rounds):  # interleaved, best of each: the machine's noise cancels
+        for name, check in checks.items():
+            valid = _per_call(check, schema, VALID, args.repeat) * 1e6
+            invalid = _per_call(check, schema, INVALID, args.repeat) * 1e6
+            best[name] = [min(best[name][0], valid), min(best[name][1], invalid)]
     print(f"{'package':<24} {'valid µs':>10} {'invalid µs':>11} {'catastrophic ms':>16}")
-    for name in packages:
-        check = importlib.import_module(f"{name}._schema").check_input
-        valid = _per_call(check, schema, VALID, args.repeat) * 1e6
-        invalid = _per_call(check, schema, INVALID, args.repeat) * 1e6
+    for name, check in checks.items():
         start = time.perf_counter()
         check(CATASTROPHIC, CATASTROPHIC_INPUT)
         worst = (time.perf_counter() - start) * 1e3
+        valid, invalid = best[name]
         print(f"{name:<24} {valid:>10.1f} {invalid:>11.1f} {worst:>16.1f}")
 
 

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._pattern import PatternBudget
-from ._walk import MAX_DEPTH, Walker
+from ._walk import MAX_DEPTH, Walker, is_mapping
 from .exceptions import InputProblem, SchemaError
 
 __all__ = [
@@ -197,7 +197,7 @@ class _Checker:
             self.check_string(value, prop, path, top)
         elif isinstance(value, list | tuple):
             self.check_array(value, prop, path, top, depth)
-        elif isinstance(value, Mapping) and (
+        elif is_mapping(value) and (
             "properties" in prop or "required" in prop or "additionalProperties" in prop
         ):
             self.check_object(value, prop, path, top, depth)
@@ -254,7 +254,7 @@ class _Checker:
             detail = f"Array must have at most {_num(high)} items"
             self.add(top, "array_max_items", path, detail, value)
         items = schema.get("items")
-        if isinstance(items, Mapping):
+        if is_mapping(items):
             for index, item in enumerate(value):
                 self.check(item, items, _join(path, str(index)), str(index), top, depth + 1)
 
@@ -262,7 +262,7 @@ class _Checker:
         self, value: Mapping[Any, Any], schema: JSON, path: str, top: str, depth: int
     ) -> None:
         props = schema.get("properties")
-        props = props if isinstance(props, Mapping) else {}
+        props = props if is_mapping(props) else {}
         required = schema.get("required")
         for key in required if isinstance(required, list | tuple) else ():
             self.step()
@@ -275,7 +275,7 @@ class _Checker:
                 detail = f"Additional property {name} is not allowed"
                 self.add(top or name, "additional_property_not_allowed", path, detail, item)
             sub = props.get(key) if isinstance(key, str) else None
-            if isinstance(sub, Mapping):
+            if is_mapping(sub):
                 self.check(item, sub, _join(path, name), name, top or name, depth + 1)
 
 
@@ -388,8 +388,8 @@ def validate(
 def _component(openapi_schema: Any, name: str) -> JSON | None:
     node: Any = openapi_schema
     for key in ("components", "schemas", name):
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return node if isinstance(node, Mapping) else None
+        node = node.get(key) if is_mapping(node) else None
+    return node if is_mapping(node) else None
 
 
 def input_schema(openapi_schema: Any) -> JSON | None:

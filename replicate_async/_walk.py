@@ -9,11 +9,11 @@ a hang or a ``RecursionError``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 from .exceptions import SchemaError
 
-__all__ = ["MAX_DEPTH", "MAX_NODES", "Walker"]
+__all__ = ["MAX_DEPTH", "MAX_NODES", "Walker", "is_mapping"]
 
 JSON = Mapping[str, Any]
 
@@ -21,6 +21,12 @@ JSON = Mapping[str, Any]
 #: $ref/allOf/items/properties may nest. The largest recorded schema visits about 60.
 MAX_NODES = 20_000
 MAX_DEPTH = 48
+
+
+def is_mapping(value: Any) -> TypeGuard[JSON]:
+    """``isinstance(value, Mapping)``, with a plain dict (nearly every node) decided
+    without the ABC machinery: this runs for every node of every check."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 class Walker:
@@ -50,7 +56,7 @@ class Walker:
     def resolve(self, schema: Any) -> JSON:
         """Follow local ``$ref``s (``#/components/schemas/x``); a missing, foreign or
         cyclic reference resolves to ``{}`` (no constraint)."""
-        if type(schema) is not dict and not isinstance(schema, Mapping):
+        if not is_mapping(schema):
             return {}
         ref = schema.get("$ref")
         if not isinstance(ref, str) or not ref.startswith("#/"):
@@ -64,7 +70,7 @@ class Walker:
 
     def _follow(self, schema: Any) -> JSON:
         seen: set[int] = set()
-        while isinstance(schema, Mapping):
+        while is_mapping(schema):
             ref = schema.get("$ref")
             if not isinstance(ref, str) or not ref.startswith("#/"):
                 return schema
@@ -75,7 +81,7 @@ class Walker:
             node: Any = self.document
             for part in ref[2:].split("/"):
                 part = part.replace("~1", "/").replace("~0", "~")
-                node = node.get(part) if isinstance(node, Mapping) else None
+                node = node.get(part) if is_mapping(node) else None
             schema = node
         return {}
 

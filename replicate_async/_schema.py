@@ -80,11 +80,21 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _FLOAT = re.compile(r"[+-]?([0-9]+\.[0-9]*|\.[0-9]+|[0-9]+(\.[0-9]*)?[eE][+-]?[0-9]+)")
 _BOOLEANS = {"true": True, "yes": True, "on": True, "1": True}
 _BOOLEANS.update(false=False, no=False, off=False, **{"0": False})
-_LIMITS: tuple[tuple[str, str, str, Callable[[Any, Any], bool]], ...] = (
-    ("maximum", "number_lte", "Must be less than or equal to", operator.le),
-    ("minimum", "number_gte", "Must be greater than or equal to", operator.ge),
-    ("exclusiveMaximum", "number_lt", "Must be less than", operator.lt),
-    ("exclusiveMinimum", "number_gt", "Must be greater than", operator.gt),
+#: (keyword, problem type, description with {} for the bound, passes(measured, bound)).
+_Rules = tuple[tuple[str, str, str, Callable[[Any, Any], bool]], ...]
+_LIMITS: _Rules = (
+    ("maximum", "number_lte", "Must be less than or equal to {}", operator.le),
+    ("minimum", "number_gte", "Must be greater than or equal to {}", operator.ge),
+    ("exclusiveMaximum", "number_lt", "Must be less than {}", operator.lt),
+    ("exclusiveMinimum", "number_gt", "Must be greater than {}", operator.gt),
+)
+_STRING_SIZES: _Rules = (
+    ("minLength", "string_gte", "String length must be greater than or equal to {}", operator.ge),
+    ("maxLength", "string_lte", "String length must be less than or equal to {}", operator.le),
+)
+_ARRAY_SIZES: _Rules = (
+    ("minItems", "array_min_items", "Array must have at least {} items", operator.ge),
+    ("maxItems", "array_max_items", "Array must have at most {} items", operator.le),
 )
 
 
@@ -220,23 +230,24 @@ class _Checker:
         self.step(len(cached[1]))
         return any(_same(value, option) for option in cached[1])
 
-    def check_number(self, value: float, schema: JSON, path: str, top: str) -> None:
-        for keyword, kind, text, ok in _LIMITS:
+    def check_bounds(
+        self, measured: float, rules: _Rules, schema: JSON, path: str, top: str, value: Any
+    ) -> None:
+        """Each bound keyword of ``rules`` in ``schema`` against ``measured`` (the value,
+        or its length); a bound that is not a finite number is ignored."""
+        for keyword, kind, text, ok in rules:
             bound = schema.get(keyword)
-            if _is_bound(bound) and not ok(value, bound):
-                self.add(top, kind, path, f"{text} {_num(bound)}", value)
+            if _is_bound(bound) and not ok(measured, bound):
+                self.add(top, kind, path, text.format(_num(bound)), value)
+
+    def check_number(self, value: float, schema: JSON, path: str, top: str) -> None:
+        self.check_bounds(value, _LIMITS, schema, path, top, value)
         step = schema.get("multipleOf")
         if _is_bound(step) and step > 0 and not _is_multiple(value, step):
             self.add(top, "multiple_of", path, f"Must be a multiple of {_num(step)}", value)
 
     def check_string(self, value: str, schema: JSON, path: str, top: str) -> None:
-        low, high = schema.get("minLength"), schema.get("maxLength")
-        if _is_bound(low) and len(value) < low:
-            detail = f"String length must be greater than or equal to {_num(low)}"
-            self.add(top, "string_gte", path, detail, value)
-        if _is_bound(high) and len(value) > high:
-            detail = f"String length must be less than or equal to {_num(high)}"
-            self.add(top, "string_lte", path, detail, value)
+        self.check_bounds(len(value), _STRING_SIZES, schema, path, top, value)
         pattern = schema.get("pattern")
         if isinstance(pattern, str) and not self.patterns.search(pattern, value):
             self.add(top, "pattern", path, f"Does not match pattern '{pattern}'", value)
@@ -246,13 +257,7 @@ class _Checker:
     def check_array(
         self, value: list[Any] | tuple[Any, ...], schema: JSON, path: str, top: str, depth: int
     ) -> None:
-        low, high = schema.get("minItems"), schema.get("maxItems")
-        if _is_bound(low) and len(value) < low:
-            detail = f"Array must have at least {_num(low)} items"
-            self.add(top, "array_min_items", path, detail, value)
-        if _is_bound(high) and len(value) > high:
-            detail = f"Array must have at most {_num(high)} items"
-            self.add(top, "array_max_items", path, detail, value)
+        self.check_bounds(len(value), _ARRAY_SIZES, schema, path, top, value)
         items = schema.get("items")
         if is_mapping(items):
             for index, item in enumerate(value):

@@ -34,7 +34,7 @@ MAX_EXPANDED_SIZE = 20_000
 MAX_GROUP_DEPTH = 32
 #: Seconds one match may take, and all of one input check's matches together.
 MATCH_TIMEOUT = 0.02
-CHECK_BUDGET = 0.05
+CHECK_BUDGET = 0.04
 
 _REPEAT = re.compile(r"\{([0-9]{0,6})(?:,([0-9]{0,6}))?\}")
 _CACHE: dict[str, Any] = {}

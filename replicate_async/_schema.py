@@ -6,8 +6,9 @@ anything is sent, the command line types its ``-i key=value`` pairs with
 422s from the same problems, so the three always agree.
 
 A schema is untrusted input (whoever pushed the model wrote it): every walk is on a
-budget (``MAX_NODES`` schema nodes, ``MAX_DEPTH`` levels, ``MAX_STEPS`` checking steps,
-``pattern`` matching bounded in time by :mod:`replicate_async._pattern`), ``$ref``/``allOf``
+budget (``MAX_NODES`` schema nodes, ``MAX_DEPTH`` levels, ``MAX_STEPS`` checking steps and
+``MAX_CHECK_SECONDS`` of CPU, ``pattern`` matching bounded in time by
+:mod:`replicate_async._pattern`), ``$ref``/``allOf``
 cycles end where they started, and a keyword of the wrong type is ignored. A check that
 would go past a budget is skipped (:func:`inspect_input` says why), never a hang or a
 foreign exception; the API checks the input anyway.
@@ -32,6 +33,7 @@ import math
 import operator
 import os
 import re
+import time
 from collections.abc import AsyncIterable, Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -64,9 +66,12 @@ __all__ = [
 
 JSON = Mapping[str, Any]
 
-#: Steps one input check may take (a value visited, an enum choice indexed): about
-#: 50 ms of CPU, so a check never holds the event loop much longer than that.
-MAX_STEPS = 100_000
+#: Steps one input check may take (a value visited; eight enum choices indexed), and the
+#: CPU time it may take, patterns included (looked at every 512 steps): a check never holds
+#: the event loop much longer than that. A value step costs 1-5 µs, so the step cap is
+#: what ends a check on an idle machine, and the clock is the backstop on a busy one.
+MAX_STEPS = 50_000
+MAX_CHECK_SECONDS = 0.06
 #: Problems one check collects (the rest are counted), each description's length, and
 #: the enum choices a problem names.
 MAX_PROBLEMS = 100
@@ -170,6 +175,8 @@ class _Checker:
         self.problems: list[InputProblem] = []
         self.omitted = 0
         self.steps = 0
+        self.started = time.thread_time()
+        self._clock_at = 512
         self.patterns = PatternBudget()
         self._enums: dict[int, tuple[frozenset[Any], list[Any]]] = {}
 
@@ -185,6 +192,10 @@ class _Checker:
         self.steps += count
         if self.steps > MAX_STEPS:
             raise _OverBudget(f"too much to check (more than {MAX_STEPS} steps)")
+        if self.steps >= self._clock_at:  # a look at the CPU clock every 512 steps
+            self._clock_at = self.steps + 512
+            if time.thread_time() - self.started > MAX_CHECK_SECONDS:
+                raise _OverBudget(f"too much to check (over {MAX_CHECK_SECONDS * 1000:.0f} ms)")
 
     def check(self, value: Any, schema: Any, path: str, name: str, top: str, depth: int) -> None:
         self.step()
@@ -220,7 +231,7 @@ class _Checker:
             return any(_same(value, option) for option in enum)
         cached = self._enums.get(id(enum))
         if cached is None:
-            self.step(len(enum))
+            self.step(len(enum) // 8 + 1)  # indexing a choice is cheap: a fraction of a step
             hashable = frozenset(_enum_key(v) for v in enum if _enum_key(v) is not None)
             others = [v for v in enum if _enum_key(v) is None]
             cached = self._enums[id(enum)] = (hashable, others)
@@ -315,6 +326,8 @@ def _is_bound(value: Any) -> TypeGuard[float]:
 def _is_multiple(value: float, step: float) -> bool:
     """Exact decimal division: ``0.3`` is a multiple of ``0.1`` (as the decimals written
     in JSON mean, not as binary floats divide)."""
+    if type(value) is int and type(step) is int:
+        return value % step == 0
     try:
         quotient = Fraction(_decimal(value)) / Fraction(_decimal(step))
     except (ValueError, ZeroDivisionError, OverflowError):

@@ -90,12 +90,13 @@ class Walker:
 
         Read-only: a node without ``allOf`` is returned as it is, not copied."""
         resolved = self.resolve(schema)
+        key = id(resolved)
+        if key in self._flat:  # each node counts once, however often a check meets it
+            return self._flat[key]
         if "allOf" not in resolved:
             self.tick()
+            self._flat[key] = resolved
             return resolved
-        key = id(resolved)
-        if key in self._flat:
-            return self._flat[key]
         if key in self._open:  # an allOf cycle: what is already merged stands
             return {}
         if depth > MAX_DEPTH:

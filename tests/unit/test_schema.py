@@ -511,7 +511,7 @@ def test_catastrophic_patterns_are_bounded_in_time() -> None:
     )
     text = "a" * 5_000 + "!"
     found = inspect_input(doc, {f"t{i}": text for i in range(20)})
-    # Twenty patterns share one matching budget (CHECK_BUDGET, 50 ms): a pattern that
+    # Twenty patterns share one matching budget (CHECK_BUDGET, 40 ms): a pattern that
     # cannot finish in it is left to the API, never reported as a problem. (Unbounded, one
     # of these matches would outlast the universe; the loop-blocking bound is measured in
     # tests/reliability/test_hostile_schemas.py.)

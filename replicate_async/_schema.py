@@ -201,7 +201,10 @@ class _Checker:
         self.step()
         if depth > MAX_DEPTH:
             raise _OverBudget(f"nested more than {MAX_DEPTH} levels")
-        prop = self.walker.flatten(schema)
+        if type(schema) is dict and "$ref" not in schema and "allOf" not in schema:
+            prop: JSON = schema  # a plain node (most of them): nothing to follow or merge
+        else:
+            prop = self.walker.flatten(schema)
         if value is None and prop.get("nullable") is True:
             return
         expected = prop.get("type")

@@ -289,7 +289,7 @@ class _Checker:
                 self.add(top or key, "required", path, f"{key} is required", None)
         for key, item in value.items():
             self.step()
-            name = str(key)
+            name = key if isinstance(key, str) else f"<{type(key).__name__} key>"
             if schema.get("additionalProperties") is False and key not in props:
                 detail = f"Additional property {name} is not allowed"
                 self.add(top or name, "additional_property_not_allowed", path, detail, item)
@@ -489,7 +489,7 @@ def input_order(schema: JSON) -> list[str]:
     ranked = []
     for i, (name, prop) in enumerate(props.items()):
         order = prop.get("x-order") if isinstance(prop, Mapping) else None
-        ranked.append((float(order) if _is_bound(order) else math.inf, i, str(name)))
+        ranked.append((order if _is_bound(order) else math.inf, i, str(name)))
     return [name for _, _, name in sorted(ranked)]
 
 
@@ -558,7 +558,8 @@ def coerce_cli_value(prop_schema: JSON | None, text: str, *, document: JSON | No
 
 def _scalar(text: str, kind: str | None) -> Any:
     stripped = text.strip()
-    if kind in ("integer", "number", None) and _INT.fullmatch(stripped):
+    # Past 4,300 digits int() refuses: such text stays text (the checker reports it).
+    if kind in ("integer", "number", None) and _INT.fullmatch(stripped) and len(stripped) < 4300:
         return int(stripped)
     if kind in ("number", None) and _FLOAT.fullmatch(stripped):
         return float(stripped)

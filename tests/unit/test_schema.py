@@ -485,6 +485,8 @@ def test_keywords_of_the_wrong_type_are_ignored(inputs: dict[str, Any]) -> None:
 def test_x_order_of_mixed_types_sorts() -> None:
     doc = _doc({"properties": {"a": {"x-order": "1"}, "b": {"x-order": 0}, "c": {"x-order": 1.5}}})
     assert input_order(doc) == ["b", "c", "a"]
+    huge = {"a": {"x-order": 10**400}, "b": {"x-order": float("nan")}, "c": {"x-order": 2}}
+    assert input_order(_doc({"properties": huge})) == ["c", "a", "b"]
 
 
 def test_multiple_of_is_exact_decimal_division() -> None:
@@ -554,6 +556,14 @@ def test_shaping_never_fails_a_succeeded_output() -> None:
         deep = {"allOf": [deep]}
     assert shape_output(deep, ["a", "b"]) == ["a", "b"]  # beyond MAX_DEPTH: as given
     assert shape_output({"allOf": "x"}, ["a"]) == ["a"]
+
+
+def test_cli_values_and_odd_keys_never_raise() -> None:
+    digits = "7" * 5_000  # past int()'s 4,300-digit limit
+    assert coerce_cli_value({"type": "integer"}, digits) == digits
+    doc = _doc({"additionalProperties": False, "properties": {"x": {"type": "string"}}})
+    problems = check_input(doc, {10**5000: 1, ("a",): 2})  # type: ignore[dict-item]
+    assert [p.name for p in problems] == ["<int key>", "<tuple key>"]
 
 
 def test_cli_values_of_an_unusable_schema_are_guessed() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,7 +84,7 @@ def input_specs(version: Version | None) -> list[InputSpec]:
     return specs
 
 
-def _type_text(prop: dict[str, Any]) -> str:
+def _type_text(prop: Mapping[str, Any]) -> str:
     """``integer 1..4096``, ``string (one of a, b)``, ``string (uri)``, ``array of string``."""
     kind = str(prop.get("type") or "any")
     if kind == "array" and isinstance(prop.get("items"), dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +209,15 @@ async def run_workers(configs: list[dict[str, Any]]) -> list[tuple[dict[str, Any
         for worker in workers:
             worker.kill()
             await worker.process.wait()
+
+
+async def until(condition: Callable[[], Any], seconds: float = 20, step: float = 0.05) -> None:
+    """Poll ``condition`` (a function, sync or async) until it is true; bounded."""
+    for _ in range(max(1, int(seconds / step))):
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"not true within {seconds} s: {condition}")

@@ -63,7 +63,7 @@ def test_the_fleet_program_runs_on_redis(
     assert "Redis unreachable" not in output
     keys = redis.Redis.from_url(redis_server.url)
     try:
-        assert keys.exists("replicate_async:rate:create:tat")  # the shared limiter was used
+        assert keys.exists("{replicate_async}:rate:create:tat")  # the shared limiter was used
     finally:
         keys.close()
 

@@ -35,7 +35,7 @@ async def test_never_more_than_the_limit_across_processes(
     try:
         async with asyncio.timeout(60):  # a hang guard
             await asyncio.gather(*(job(semaphores[i % 3]) for i in range(30)))
-        key = f"{prefix}:semaphore:predictions"
+        key = f"{{{prefix}}}:semaphore:predictions"
         holders = await semaphores[0]._redis.zcard(key)
     finally:
         for semaphore in semaphores:
@@ -48,7 +48,7 @@ async def test_never_more_than_the_limit_across_processes(
 async def test_a_dead_holders_slot_comes_back_when_its_lease_lapses(
     aredis: aioredis.Redis, prefix: str
 ) -> None:
-    key = f"{prefix}:semaphore:predictions"
+    key = f"{{{prefix}}}:semaphore:predictions"
     await aredis.zadd(key, {"dead-process-token": int(time.time() * 1000) + 300})
     semaphore = FleetSemaphore(aredis, 1, prefix=prefix, poll_max=0.05)
     try:
@@ -95,7 +95,7 @@ async def test_unreachable_redis_limits_this_process_only(
         await semaphore.aclose()
     messages = [r.getMessage() for r in caplog.records if r.name == "replicate_async.redis"]
     assert len(messages) == 1
-    assert "concurrency in this process only" in messages[0]
+    assert "concurrency per process" in messages[0]
 
 
 def test_bad_arguments_are_refused(aredis: aioredis.Redis) -> None:

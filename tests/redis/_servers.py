@@ -46,6 +46,7 @@ class RedisServer:
     def start(self) -> None:
         args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--save", "", "--appendonly", "no", "--dir", self._dir, "--loglevel", "warning"]
+        args += ["--enable-debug-command", "yes"]  # DEBUG SLEEP: the stall tests
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -76,6 +77,24 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    async def cli(self, *args: str, timeout: float = 30) -> str:
+        """``redis-cli`` against this server (its own connection; bounded)."""
+        cli = shutil.which("redis-cli") or "redis-cli"
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [cli, "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        return done.stdout
+
+    def signal(self, number: int) -> None:
+        """Send a signal to the server (SIGSTOP/SIGCONT: pause and resume it)."""
+        assert self.process is not None
+        os.kill(self.process.pid, number)
 
 
 def redis_executable() -> str | None:

@@ -50,13 +50,19 @@ def rate_limited_share(fake: FakeProcess) -> tuple[int, int]:
 async def test_a_shared_limiter_keeps_the_fleet_under_the_account_limit(
     limited_fake: FakeProcess, redis_server: RedisServer, prefix: str
 ) -> None:
-    config = creates_config(limited_fake, redis_server.url, prefix, 500)
+    # All 2,000 requests at once (500 concurrent per worker): load, never an outage, so
+    # no request bypasses the fleet's budget through the local fallback.
+    config = creates_config(limited_fake, redis_server.url, prefix, 500) | {"concurrency": 500}
     results = await run_workers([{**config, "index": i} for i in range(WORKERS)])
     assert [result["failed"] for result, _ in results] == [0] * WORKERS
     assert all(result["using_redis"] for result, _ in results)
+    assert [result["stats"]["local"] for result, _ in results] == [0] * WORKERS
+    assert not any("Redis unreachable" in stderr for _, stderr in results)
     created, limited = rate_limited_share(limited_fake)
     assert created == 2000
-    assert limited <= 0.05 * (created + limited), (created, limited)
+    # Each request is sent at its reserved slot; with 2,000 tasks on 2 cores the event
+    # loops send some late and bunched (0.7 % 429s at 32 per worker, ~6 % at 500).
+    assert limited <= 0.10 * (created + limited), (created, limited)
 
 
 async def test_stopping_redis_mid_run_loses_no_request(

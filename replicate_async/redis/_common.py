@@ -70,7 +70,7 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 _CONCURRENT_CALLS = 64
 
 #: The background probe's first and longest pause between PINGs while Redis is away.
-_PROBE_FIRST, _PROBE_MAX = 0.1, 2.0
+_PROBE_FIRST, _PROBE_MAX = 0.1, 1.0
 
 _OUTAGE_WARNING = (
     "Redis unreachable (%s: %s); until it is back this process coordinates alone: "
@@ -132,7 +132,7 @@ class Link:
 
     The first connection error or timeout marks Redis down: one warning, and from then on
     every call raises :class:`Unavailable` at once (callers take their local path) while a
-    background probe PINGs Redis (0.1 s, doubling to 2 s). When a PING is answered, Redis
+    background probe PINGs Redis (0.1 s, doubling to 1 s). When a PING is answered, Redis
     is up again: one info line, and the ``on_back`` callbacks run (republishing what was
     kept locally, rejoining the shared budget). Other Redis errors (a full pool, a script
     error) make that one call local without declaring an outage. At most 64 calls are in

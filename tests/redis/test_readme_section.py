@@ -60,6 +60,7 @@ def test_the_fleet_program_runs_on_redis(
 ) -> None:
     output = run_block(section_blocks()[0], fake, redis_server.url, tmp_path)
     assert "['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']" in output
+    assert "{'outages': 0, 'in_flight': 0}" in output
     assert "Redis unreachable" not in output
     keys = redis.Redis.from_url(redis_server.url)
     try:

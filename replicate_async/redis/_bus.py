@@ -268,7 +268,9 @@ class RedisCompletionBus:
         """Dispatch completions; PING when quiet, so a silently dead link is noticed (a
         sharded channel is re-subscribed instead: the cluster client has no PING)."""
         quiet = 0
+        loop = asyncio.get_running_loop()
         while not self._closed:
+            asked = loop.time()
             if self._sharded:
                 message = await pubsub.get_sharded_message(
                     ignore_subscribe_messages=True, timeout=_KEEPALIVE
@@ -278,6 +280,8 @@ class RedisCompletionBus:
                     ignore_subscribe_messages=True, timeout=_KEEPALIVE
                 )
             if message is None:
+                if loop.time() - asked < _KEEPALIVE / 2:
+                    continue  # a subscription notice, skipped: not a quiet period
                 quiet += 1
                 if quiet > 1 or self._sharded:
                     raise RedisConnectionError("the completion channel stopped answering PING")

@@ -256,8 +256,8 @@ def _loop_id() -> int:
 def _target(redis: AnyRedis) -> Hashable:
     """Which Redis a client talks to (clients of one target share a :class:`Link`)."""
     if isinstance(redis, RedisCluster):
-        nodes = getattr(redis, "startup_nodes", None) or {}
-        return ("cluster", tuple(sorted(nodes)))
+        nodes = getattr(getattr(redis, "nodes_manager", None), "startup_nodes", None) or {}
+        return ("cluster", tuple(sorted(nodes)) or id(redis))
     pool = getattr(redis, "connection_pool", None)
     kwargs = getattr(pool, "connection_kwargs", None)
     if isinstance(kwargs, dict):

@@ -20,20 +20,35 @@ from collections import Counter
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio.cluster import RedisCluster
 
 from replicate_async import AsyncReplicate, WebhookWaiter
-from replicate_async.redis import Fleet, InFlightRegistry, RedisCompletionBus, RedisRateLimiter
+from replicate_async.redis import (
+    Fleet,
+    InFlightRegistry,
+    RedisCompletionBus,
+    RedisRateLimiter,
+    connect,
+)
 
 
 def say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
+def redis_client(config: dict[str, Any]) -> Any:
+    """The worker's redis-py client: a cluster client when ``cluster`` is set."""
+    if config.get("cluster"):
+        return RedisCluster.from_url(config["redis_url"])
+    return connect(config["redis_url"], socket_timeout=None)
+
+
 async def creates(config: dict[str, Any]) -> dict[str, Any]:
     limiter = None
     if config.get("redis_url"):
-        limiter = RedisRateLimiter.from_url(
-            config["redis_url"],
+        limiter = RedisRateLimiter(
+            redis_client(config),
+            close_redis=True,
             prefix=config["prefix"],
             create_per_minute=config["create_per_minute"],
             create_burst=config.get("create_burst"),
@@ -67,7 +82,7 @@ async def creates(config: dict[str, Any]) -> dict[str, Any]:
 
 async def webhooks(config: dict[str, Any]) -> dict[str, Any]:
     url = f"http://127.0.0.1:{config['port']}/hook"
-    bus = RedisCompletionBus.from_url(config["redis_url"], prefix=config["prefix"])
+    bus = RedisCompletionBus(redis_client(config), prefix=config["prefix"], close_redis=True)
     async with AsyncReplicate(config["token"], base_url=config["base_url"]) as client:
         waiter = WebhookWaiter.from_client(
             client, listen=False, public_url=url, bus=bus, safety_poll=config["safety_poll"]

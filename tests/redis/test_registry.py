@@ -178,3 +178,21 @@ async def test_without_redis_tracking_goes_on_and_closing_still_cancels(
 
 async def _equals(value: Any, expected: object) -> bool:
     return bool(await value == expected)
+
+
+async def test_a_run_whose_cancel_keeps_failing_is_given_up_after_three_tries(
+    aredis: aioredis.Redis, prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="replicate_async.redis")
+    async with FakeReplicate(slow_duration=60) as fake, fake.client() as client:
+        stuck = await client.predictions.create(version="fake/slow", input={})
+        fake.faults.add("/v1/predictions/*/cancel", method="POST", status=400, times=100)
+        await dead_owner(aredis, prefix, "stubborn", {stuck.id: ""})
+        async with InFlightRegistry(aredis, client, prefix=prefix, **FAST) as registry:
+            await until(lambda: registry.stats["gave_up"] == 1)
+            await asyncio.sleep(2 * LEASE)  # no fourth try
+        assert cancels(fake) == [stuck.id] * 3
+        assert registry.stats["canceled"] == 0
+        assert await aredis.exists(f"{{{prefix}}}:owner:stubborn:runs") == 0
+        assert await aredis.zscore(f"{{{prefix}}}:owners", "stubborn") is None
+    assert any("gave up canceling" in r.getMessage() for r in caplog.records)

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from replicate_async.redis import FleetSemaphore
 
-from ._servers import RedisServer, free_port
+from ._servers import RedisServer, free_port, until
 
 
 async def test_never_more_than_the_limit_across_processes(
@@ -103,3 +103,19 @@ def test_bad_arguments_are_refused(aredis: aioredis.Redis) -> None:
         FleetSemaphore(aredis, 0)
     with pytest.raises(ValueError, match="lease"):
         FleetSemaphore(aredis, 1, lease=0)
+
+
+async def test_a_slot_whose_lease_lapsed_is_no_longer_held(
+    aredis: aioredis.Redis, prefix: str
+) -> None:
+    semaphore = FleetSemaphore(aredis, 2, prefix=prefix, lease=0.3)
+    try:
+        token = await semaphore.acquire()
+        await until(lambda: aredis.exists(f"{{{prefix}}}:semaphore:predictions:marker"), 10)
+        # As if this process stalled past its lease and another took the slot over.
+        await aredis.zrem(f"{{{prefix}}}:semaphore:predictions", token)
+        await until(lambda: semaphore.held == 0, 10)
+        assert semaphore.stats["lost"] == 1
+        await semaphore.release(token)  # harmless: already gone
+    finally:
+        await semaphore.aclose()

@@ -14,13 +14,17 @@ redis = pytest.importorskip("redis", reason="redis-py is not installed (extra [r
 import redis.asyncio as aioredis  # noqa: E402
 
 
-def _redis() -> Iterator[RedisServer]:
+def _executable() -> str:
     executable = redis_executable()
     if executable is None:
         if os.environ.get("CI"):
             pytest.fail(f"{MISSING}; CI must run these tests, not skip them")
         pytest.skip(MISSING)
-    server = RedisServer(executable)
+    return executable
+
+
+def _redis() -> Iterator[RedisServer]:
+    server = RedisServer(_executable())
     server.start()
     try:
         yield server
@@ -37,12 +41,7 @@ def redis_server() -> Iterator[RedisServer]:
 @pytest.fixture(scope="session")
 def redis_cluster() -> Iterator[RedisCluster]:
     """A local 3-master Redis Cluster for the session (tests keep apart by key prefix)."""
-    executable = redis_executable()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{MISSING}; CI must run these tests, not skip them")
-        pytest.skip(MISSING)
-    cluster = RedisCluster(executable)
+    cluster = RedisCluster(_executable())
     try:
         cluster.start()
         yield cluster

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, TypeVar
 
@@ -148,6 +149,7 @@ class Link:
         self._probe: asyncio.Task[None] | None = None
         self._users = 0
         self._key: Hashable = None
+        self._loop: Callable[[], asyncio.AbstractEventLoop | None] = _no_loop
         self.on_back: list[Callable[[], Awaitable[None]]] = []
         #: Counters: outages seen, calls sent to the local path because Redis was down.
         self.stats: dict[str, int] = {"outages": 0, "local_calls": 0}
@@ -218,18 +220,21 @@ class Link:
         """One user fewer; the last one stops the probe."""
         self._users -= 1
         if self._users <= 0:
-            _LINKS.pop(self._key, None)
+            if _LINKS.get(self._key) is self:
+                del _LINKS[self._key]
             await stop_task(self._probe)
 
     @classmethod
     def shared(cls, redis: AnyRedis, clock: Clock = SYSTEM_CLOCK) -> Link:
         """The link of this process (and event loop) to the Redis ``redis`` points at;
         call :meth:`release` when done with it."""
-        key = (_target(redis), _loop_id())
+        loop = _running_loop()
+        key = (_target(redis), id(loop))
         link = _LINKS.get(key)
-        if link is None:
+        if link is None or link._loop() is not loop:  # new, or an id reused by a new loop
             link = _LINKS[key] = cls(redis, clock)
             link._key = key
+            link._loop = weakref.ref(loop) if loop is not None else _no_loop
         link._users += 1
         return link
 
@@ -247,10 +252,14 @@ def _gate_size(redis: AnyRedis) -> int:
     return _CONCURRENT_CALLS
 
 
-def _loop_id() -> int:
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     with contextlib.suppress(RuntimeError):
-        return id(asyncio.get_running_loop())
-    return 0
+        return asyncio.get_running_loop()
+    return None
+
+
+def _no_loop() -> None:
+    return None
 
 
 def _target(redis: AnyRedis) -> Hashable:

@@ -236,7 +236,7 @@ class RedisCompletionBus:
                     await self._settled.wait()
 
     async def _listen(self) -> None:
-        """Receive completions until closed, reconnecting with back-off (1 s .. 30 s)."""
+        """Receive completions until closed, reconnecting with back-off (1 s, then 2 s)."""
         delay = 1.0
         while not self._closed:
             pubsub: Any = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -258,7 +258,7 @@ class RedisCompletionBus:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await close()
             await self._clock.sleep(delay)
-            delay = min(delay * 2.0, 30.0)
+            delay = 2.0
 
     def _settle(self) -> None:
         if self._settled is not None:

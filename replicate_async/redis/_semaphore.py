@@ -151,7 +151,11 @@ class FleetSemaphore:
                     partial(self._acquire_script, keys=self._keys[:1], args=args), self._timeout
                 )
             except Unavailable:
-                continue
+                if self._link.down:
+                    continue  # an outage: the local path, above
+                await self._local.acquire()  # this call failed (not an outage): go local
+                self.stats["local"] += 1
+                return "local"
             if got:
                 self._held.add(token)
                 self.stats["acquired"] += 1

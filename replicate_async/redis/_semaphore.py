@@ -151,7 +151,7 @@ class FleetSemaphore:
                     partial(self._acquire_script, keys=self._keys[:1], args=args), self._timeout
                 )
             except Unavailable:
-                if self._link.down:
+                if self._link.is_down():
                     continue  # an outage: the local path, above
                 await self._local.acquire()  # this call failed (not an outage): go local
                 self.stats["local"] += 1

@@ -172,7 +172,7 @@ async def fleet_runs(config: dict[str, Any]) -> dict[str, Any]:
                 waiter.run(client, "fake/slow", input={"text": f"{tag}-waiter"}, timeout=300),
             ]
             tasks = [asyncio.ensure_future(run) for run in runs]
-            for _ in range(100):  # bounded: 10 s for the three creates to be recorded
+            for _ in range(50):  # bounded: 5 s for the three creates to be recorded
                 if len(fleet.registry.in_flight) >= 3:
                     break
                 await asyncio.sleep(0.1)

@@ -136,8 +136,9 @@ class Link:
     background probe PINGs Redis (0.1 s, doubling to 1 s). When a PING is answered, Redis
     is up again: one info line, and the ``on_back`` callbacks run (republishing what was
     kept locally, rejoining the shared budget). Other Redis errors (a full pool, a script
-    error) make that one call local without declaring an outage. At most 64 calls are in
-    flight at once; the rest wait for a turn before their own timeout starts.
+    error) make that one call local without declaring an outage, and so does a timeout
+    while other calls got their answers (a busy process, not a silent Redis). At most 64
+    calls are in flight at once; the rest wait for a turn before their own timeout starts.
     """
 
     def __init__(self, redis: AnyRedis, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -145,6 +146,7 @@ class Link:
         self.clock = clock
         self.down = False
         self._since = 0.0
+        self._answered = 0.0  # when a call last got its answer (event loop time)
         self._gate = asyncio.Semaphore(_gate_size(redis))
         self._probe: asyncio.Task[None] | None = None
         self._users = 0
@@ -164,15 +166,23 @@ class Link:
             if self.is_down():
                 self.stats["local_calls"] += 1
                 raise Unavailable("Redis is unreachable")
+            loop = asyncio.get_running_loop()
+            sent = loop.time()
             try:
                 try:
-                    return await guarded(make(), timeout)
+                    result = await guarded(make(), timeout)
                 except MaxConnectionsError:
                     raise
                 except RedisConnectionError:  # a pooled connection went stale: a fresh one
-                    return await guarded(make(), timeout)
+                    result = await guarded(make(), timeout)
             except MaxConnectionsError as exc:
                 logger.debug("Redis connection pool full; this call goes local", exc_info=True)
+                raise Unavailable(str(exc)) from exc
+            except (TimeoutError, RedisTimeoutError) as exc:
+                if self._answered > sent:  # Redis answered others meanwhile: load, not down
+                    logger.debug("a Redis call timed out under load; this call goes local")
+                    raise Unavailable("timed out under load") from exc
+                self.failed(exc)
                 raise Unavailable(str(exc)) from exc
             except _OUTAGE_ERRORS as exc:
                 self.failed(exc)
@@ -180,6 +190,8 @@ class Link:
             except RedisError as exc:
                 logger.debug("a Redis call failed (%s); this call goes local", exc)
                 raise Unavailable(str(exc)) from exc
+            self._answered = loop.time()
+            return result
 
     def is_down(self) -> bool:
         """Whether Redis is known to be away now."""

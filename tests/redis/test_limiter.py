@@ -297,3 +297,15 @@ def test_bad_rates_are_refused(aredis: aioredis.Redis) -> None:
         RedisRateLimiter(aredis, create_per_minute=0)
     with pytest.raises(ValueError, match="local_share"):
         RedisRateLimiter(aredis, local_share=0)
+
+
+async def test_a_kind_the_limiter_does_not_know_counts_as_other(
+    aredis: aioredis.Redis, prefix: str
+) -> None:
+    clock = RecordingClock()
+    shared = limiter(aredis, prefix, clock, other_per_minute=60, other_burst=1)
+    await shared.acquire("trainings_get")  # type: ignore[arg-type]
+    await shared.on_rate_limited("trainings_get", None)  # type: ignore[arg-type]
+    assert await aredis.exists(f"{{{prefix}}}:rate:other:tat", f"{{{prefix}}}:rate:other:hold") == 2
+    await shared.acquire("other")
+    assert len(clock.sleeps) == 1  # the second "other" waited behind the first

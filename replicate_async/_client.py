@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -41,6 +41,10 @@ from .resources import (
     Webhooks,
 )
 from .resources.account import WebhookSecretResource
+
+if TYPE_CHECKING:
+    from .batch import Batch, BatchStore
+    from .batch._inputs import Inputs, KeyFunc
 
 __all__ = ["AsyncReplicate"]
 
@@ -290,6 +294,28 @@ class AsyncReplicate:
 
         results = run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
         return PredictionStream(results, self._inflight)
+
+    def batch(
+        self,
+        ref: str | None,
+        inputs: Inputs | None = None,
+        *,
+        store: BatchStore | str | os.PathLike[str],
+        key: str | KeyFunc = "id",
+        concurrency: int = 32,
+        **options: Any,
+    ) -> Batch:
+        """A durable batch of ``ref`` over ``inputs`` (an iterable, async iterable or JSONL
+        path, streamed), kept in ``store`` (a SQLite path, a ``redis://`` URL or a
+        :class:`~replicate_async.batch.BatchStore`) under each input's ``key`` (a field name
+        or a function). ``async for item in client.batch(...)`` runs it, resuming whatever an
+        earlier run left; see :class:`~replicate_async.batch.Batch` for ``options``
+        (``wait``, ``webhook``, ``out_dir``, ``lease``, ``settle``...). Pass ``ref=None`` and
+        no inputs to act on an existing batch (``status()``, ``retry()``, ``cancel()``,
+        ``export()``)."""
+        from .batch import Batch
+
+        return Batch(self, ref, inputs, store=store, key=key, concurrency=concurrency, **options)
 
     def stream(
         self,

@@ -43,8 +43,7 @@ from .resources import (
 from .resources.account import WebhookSecretResource
 
 if TYPE_CHECKING:
-    from .batch import Batch, BatchStore
-    from .batch._inputs import Inputs, KeyFunc
+    from .batch import Batch, BatchStore, Inputs, KeyFunc
 
 __all__ = ["AsyncReplicate"]
 
@@ -305,14 +304,10 @@ class AsyncReplicate:
         concurrency: int = 32,
         **options: Any,
     ) -> Batch:
-        """A durable batch of ``ref`` over ``inputs`` (an iterable, async iterable or JSONL
-        path, streamed), kept in ``store`` (a SQLite path, a ``redis://`` URL or a
-        :class:`~replicate_async.batch.BatchStore`) under each input's ``key`` (a field name
-        or a function). ``async for item in client.batch(...)`` runs it, resuming whatever an
-        earlier run left; see :class:`~replicate_async.batch.Batch` for ``options``
-        (``wait``, ``webhook``, ``out_dir``, ``lease``, ``settle``...). Pass ``ref=None`` and
-        no inputs to act on an existing batch (``status()``, ``retry()``, ``cancel()``,
-        ``export()``)."""
+        """A durable batch of ``ref`` over ``inputs`` (iterable, async iterable or JSONL
+        path; streamed) in ``store`` (SQLite path, ``redis://`` URL or a ``BatchStore``),
+        keyed by ``key`` (a field name or function): ``async for item in client.batch(...)``
+        runs or resumes it. ``options``: see :class:`~replicate_async.batch.Batch`."""
         from .batch import Batch
 
         return Batch(self, ref, inputs, store=store, key=key, concurrency=concurrency, **options)

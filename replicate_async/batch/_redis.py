@@ -15,7 +15,6 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from ..redis._common import connect
 from ._items import BatchItem, ItemState, LedgerStats
 from ._store import SETTABLE, Fields
 
@@ -182,7 +181,8 @@ class RedisStore:
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "replicate-batch") -> RedisStore:
         """A store on a new connection pool to ``url`` (closed by :meth:`aclose`)."""
-        store = cls(connect(url, socket_timeout=30.0), prefix=prefix)
+        redis = aioredis.Redis.from_url(url, socket_connect_timeout=5.0, socket_timeout=30.0)
+        store = cls(redis, prefix=prefix)
         store._owned = True
         return store
 

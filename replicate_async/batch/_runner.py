@@ -4,41 +4,25 @@ operations on a whole batch (status, retry, cancel, export)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 import os
-import socket
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Collection
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 import attrs
 
 from .. import _validate as check
-from .._run import creator
-from ..exceptions import APIConnectionError, APIError, APIStatusError, InvalidArgumentError
-from ..models import Prediction
-from ._inputs import Inputs, KeyFunc, key_function, keyed_chunks
-from ._items import FINISHED, BatchItem, BatchStatus, ItemState, canonical
-from ._reconcile import KEY_PARAM, Target, Verdict, since, verdicts
-from ._save import save_output
-from ._store import BatchStore, Fields
-
-if TYPE_CHECKING:
-    from .._client import AsyncReplicate
+from ..exceptions import InvalidArgumentError
+from ._inputs import Inputs, KeyFunc, key_function
+from ._items import BatchItem, BatchStatus, ItemState
+from ._reconcile import Target
+from ._store import BatchStore
+from ._worker import BatchHost, Worker, WorkerConfig, cancel_one, new_worker
 
 __all__ = ["Batch", "open_store"]
 
-log = logging.getLogger("replicate_async.batch")
-
-_HOST = socket.gethostname()
-#: Statuses of a create refused by the server before anything was made (no reconcile).
-_REFUSED = range(400, 500)
 _PAGE = 500
 
 
@@ -60,40 +44,6 @@ def open_store(store: BatchStore | str | os.PathLike[str]) -> tuple[BatchStore, 
     return store, False
 
 
-def new_worker() -> str:
-    """A worker id: host, process and a random part (``host:pid:hex``)."""
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _dead_here(owner: str) -> bool:
-    """Whether ``owner`` was a process of this machine that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid, _, _ = rest.partition(":")
-    if host != _HOST or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
-
-
-@attrs.frozen
-class _Config:
-    ref: str | None
-    key: Callable[[Mapping[str, Any]], str]
-    concurrency: int
-    wait: bool | int | None
-    webhook: str | None
-    out_dir: Path | None
-    lease: float
-    settle: float
-    max_attempts: int
-    poll: float
-
-
 class Batch:
     """A batch of predictions of one model, kept in a ledger that outlives the process.
 
@@ -107,7 +57,7 @@ class Batch:
 
     def __init__(
         self,
-        client: AsyncReplicate,
+        client: BatchHost,
         ref: str | None,
         inputs: Inputs | None,
         *,
@@ -138,7 +88,7 @@ class Batch:
         self._inputs = inputs
         self._store, self._owns_store = open_store(store)
         self._key_name = key if isinstance(key, str) else getattr(key, "__name__", "function")
-        self._config = _Config(
+        self._config = WorkerConfig(
             ref=ref,
             key=key_function(key),
             concurrency=concurrency,
@@ -152,8 +102,8 @@ class Batch:
         )
         self.worker = worker or new_worker()
         self._target: Target | None = None
+        self._worker: Worker | None = None
         self._canceled = False
-        self._iterating = False
         self.added = 0
         """Inputs added to the ledger by this run (the others were there already)."""
 
@@ -215,257 +165,26 @@ class Batch:
         return await self.status()
 
     async def _results(self) -> AsyncIterator[BatchItem]:
-        if self._iterating:
+        if self._worker is not None:
             raise RuntimeError("this batch is already being run")
-        self._iterating = True
-        await self._open()
-        if self._config.out_dir is not None:
-            self._config.out_dir.mkdir(parents=True, exist_ok=True)
-        feeder = asyncio.ensure_future(self._feed()) if self._inputs is not None else None
-        beat = asyncio.ensure_future(self._heartbeat())
-        tasks: set[asyncio.Future[BatchItem | None]] = set()
+        target = await self._open()
+        worker = Worker(
+            self._client,
+            self._store,
+            self._config,
+            target,
+            self._inputs,
+            self.worker,
+            canceled=self._canceled,
+        )
+        self._worker = worker
         try:
-            await self._recover(tasks)
-            while True:
-                if not self._canceled and len(tasks) < self._config.concurrency:
-                    await self._claim(tasks)
-                if feeder is not None and feeder.done():
-                    feeder.result()  # an error in the inputs is raised here, at once
-                    feeder = None
-                if not tasks:
-                    if feeder is None and not await self._more(tasks):
-                        return
-                    if not tasks:
-                        await asyncio.sleep(0.02 if feeder is not None else self._config.poll)
-                        continue
-                timeout = 0.05 if feeder is not None else None
-                done, _ = await asyncio.wait(
-                    tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
-                for task in done:
-                    tasks.discard(task)
-                    item = task.result()
-                    if item is not None:
-                        yield item
+            async for item in worker.results():
+                yield item
         finally:
-            self._iterating = False
-            others: list[asyncio.Future[Any]] = [beat] if feeder is None else [beat, feeder]
-            for future in (*tasks, *others):
-                future.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.gather(*tasks, beat, return_exceptions=True)
-                if feeder is not None:
-                    await asyncio.gather(feeder, return_exceptions=True)
-            await asyncio.shield(self._store.release(self.worker))
+            self._worker = None
+            self.added += worker.added
             await self.aclose()
-
-    async def _feed(self) -> None:
-        assert self._inputs is not None
-        async for chunk in keyed_chunks(self._inputs, self._config.key):
-            self.added += await self._store.add(chunk)
-
-    async def _heartbeat(self) -> None:
-        lease = self._config.lease
-        while True:
-            await asyncio.sleep(lease / 3)
-            await self._store.renew(self.worker, time.time() + lease)
-            if (await self._store.get_meta()).get("canceled") == "1":
-                self._canceled = True
-
-    async def _claim(self, tasks: set[asyncio.Future[BatchItem | None]]) -> None:
-        room = self._config.concurrency - len(tasks)
-        items = await self._store.claim(self.worker, time.time(), self._config.lease, room)
-        for item in items:
-            tasks.add(asyncio.ensure_future(self._create(item)))
-
-    async def _more(self, tasks: set[asyncio.Future[BatchItem | None]]) -> bool:
-        """With nothing of ours in flight: is the batch still unfinished? Takes over what
-        dead workers left on the way."""
-        counts = (await self._store.stats()).counts
-        if counts.get("pending", 0) and not self._canceled:
-            return True
-        if not counts.get("creating", 0) and not counts.get("running", 0):
-            return False
-        await self._recover(tasks)
-        return True
-
-    async def _recover(self, tasks: set[asyncio.Future[BatchItem | None]]) -> None:
-        """Take over the in-flight items of dead workers (and expired claims): re-attach
-        the running ones, reconcile the ones caught between intent and id."""
-        owners = await self._store.owners()
-        dead = {owner for owner in owners if owner != self.worker and _dead_here(owner)}
-        items = await self._store.take_over(self.worker, time.time(), self._config.lease, dead)
-        if items:
-            log.info("taking over %d in-flight items (dead: %s)", len(items), sorted(dead))
-        creating = [item for item in items if item.state == "creating"]
-        for item in items:
-            if item.state == "running":
-                tasks.add(asyncio.ensure_future(self._follow(item, None)))
-        if creating:
-            for verdict, item in zip(await self._reconcile(creating), creating, strict=True):
-                task = await self._apply(verdict, item)
-                if task is not None:
-                    tasks.add(task)
-
-    # -- one item -----------------------------------------------------------------------
-
-    def _webhook_for(self, key: str) -> str | None:
-        base = self._config.webhook
-        if base is None:
-            return None
-        return f"{base}{'&' if '?' in base else '?'}{urlencode({KEY_PARAM: key})}"
-
-    async def _create(self, item: BatchItem) -> BatchItem | None:
-        """Send the create whose intent the claim recorded, then follow the prediction."""
-        webhook = self._webhook_for(item.key)
-        options: dict[str, Any] = {"wait": self._config.wait}
-        if webhook is not None:
-            options.update(webhook=webhook, webhook_events_filter=["completed"])
-        create = creator(
-            self._client, self._config.ref, deployment=None, input=item.input, **options
-        )
-        try:
-            prediction = await create()
-        except APIStatusError as exc:
-            if exc.status in _REFUSED:  # refused: nothing was created, nothing to reconcile
-                return await self._finish(item, "failed", error=_describe(exc))
-            return await self._after_unknown(item, exc)
-        except APIConnectionError as exc:
-            return await self._after_unknown(item, exc)
-        except InvalidArgumentError as exc:  # refused before sending
-            return await self._finish(item, "failed", error=_describe(exc))
-        if not await self._store.update(
-            item.key,
-            {"state": "running", "prediction_id": prediction.id, "started_at": time.time()},
-            owner=self.worker,
-        ):
-            return None  # taken over meanwhile: the new holder adopts it by reconciling
-        return await self._follow(attrs.evolve(item, state="running"), prediction)
-
-    async def _after_unknown(self, item: BatchItem, exc: APIError) -> BatchItem | None:
-        """The create may or may not have made a prediction: ask the server."""
-        log.info("create of %r may have succeeded (%s): reconciling", item.key, exc)
-        (verdict,) = await self._reconcile([item])
-        if verdict.action == "create":
-            verdict = attrs.evolve(verdict, why=_describe(exc))
-        task = await self._apply(verdict, item)
-        return await task if task is not None else None
-
-    async def _reconcile(self, items: list[BatchItem]) -> list[Verdict]:
-        assert self._target is not None
-        latest = max(item.intent_at or 0.0 for item in items)
-        delay = latest + self._config.settle - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        target = self._target
-        candidates: list[Prediction] = []
-        try:
-            async for prediction in self._client.predictions.list(created_after=since(items)):
-                if target.matches(prediction):
-                    candidates.append(prediction)
-        except APIError as exc:
-            why = f"could not list predictions to check ({_describe(exc)})"
-            return [Verdict(item.key, "unresolved", why=why) for item in items]
-        known = await self._store.known_predictions([p.id for p in candidates])
-        fresh = [p for p in candidates if p.id not in known]
-        return verdicts(items, fresh, target, by_key=self._config.webhook is not None)
-
-    async def _apply(
-        self, verdict: Verdict, item: BatchItem
-    ) -> asyncio.Future[BatchItem | None] | None:
-        """Act on a verdict: adopt (follow that prediction), create again, or report."""
-        if verdict.action == "adopt":
-            assert verdict.prediction is not None
-            fields = {
-                "state": "running",
-                "prediction_id": verdict.prediction.id,
-                "started_at": time.time(),
-            }
-            if await self._store.update(item.key, fields, owner=self.worker):
-                log.info("adopted %s for %r", verdict.prediction.id, item.key)
-                return asyncio.ensure_future(self._follow(item, verdict.prediction))
-            return None
-        if verdict.action == "create" and item.attempts < self._config.max_attempts:
-            await self._store.update(
-                item.key,
-                {"state": "pending", "owner": None, "lease_until": None},
-                owner=self.worker,
-            )
-            return None
-        state: ItemState = "failed" if verdict.action == "create" else "unresolved"
-        why = verdict.why if state == "unresolved" else f"{item.attempts} attempts: {verdict.why}"
-        done = asyncio.get_running_loop().create_future()
-        done.set_result(await self._finish(item, state, error=why))
-        return done
-
-    async def _follow(self, item: BatchItem, prediction: Prediction | None) -> BatchItem | None:
-        """Wait for the item's prediction (by id: never a second create) and record it."""
-        target = prediction if prediction is not None else item.prediction_id
-        assert target is not None
-        try:
-            if isinstance(target, str) or not target.done:
-                target = await self._client.predictions.wait(target, cancel_on_abandon=False)
-            if self._canceled and not target.done:
-                await self._cancel_one(item.key, target.id)
-        except APIError as exc:
-            log.warning("lost track of %r (%s); it will be re-attached", item.key, exc)
-            await self._store.update(item.key, {"lease_until": 0}, owner=self.worker)
-            return None
-        assert isinstance(target, Prediction)
-        item = attrs.evolve(item, prediction_id=target.id)
-        state: ItemState = "failed"
-        if target.status in ("succeeded", "canceled"):
-            state = "succeeded" if target.status == "succeeded" else "canceled"
-        saved: tuple[str, ...] = ()
-        if state == "succeeded" and self._config.out_dir is not None:
-            saved = await save_output(
-                target.output, self._config.out_dir, item.key, self._client.file_output
-            )
-        predict = (target.metrics or {}).get("predict_time")
-        error = None if target.error is None else str(target.error)
-        if state == "failed" and error is None and target.status not in FINISHED:
-            error = f"prediction {target.status}"
-        return await self._finish(
-            item,
-            state,
-            output=target.output,
-            saved=saved,
-            error=error,
-            predict_time=float(predict) if isinstance(predict, int | float) else None,
-        )
-
-    async def _finish(
-        self,
-        item: BatchItem,
-        state: ItemState,
-        *,
-        output: Any = None,
-        saved: tuple[str, ...] = (),
-        error: str | None = None,
-        predict_time: float | None = None,
-    ) -> BatchItem | None:
-        now = time.time()
-        fields: Fields = {
-            "state": state,
-            "finished_at": now,
-            "output": canonical(output) if output is not None else None,
-            "saved": json.dumps(list(saved)) if saved else None,
-            "error": error,
-            "predict_time": predict_time,
-            "lease_until": None,
-        }
-        if not await self._store.update(item.key, fields, owner=self.worker):
-            return None
-        return attrs.evolve(
-            item,
-            state=state,
-            finished_at=now,
-            output=output,
-            saved=saved,
-            error=error,
-            predict_time=predict_time,
-            lease_until=None,
-        )
 
     # -- the whole batch ----------------------------------------------------------------
 
@@ -492,6 +211,8 @@ class Batch:
             states.append("unresolved")
         await self._store.set_meta("canceled", "0")
         self._canceled = False
+        if self._worker is not None:
+            self._worker.canceled = False
         return await self._store.move(states, "pending", time.time())
 
     async def cancel(self) -> int:
@@ -501,22 +222,17 @@ class Batch:
         Returns how many predictions were canceled."""
         await self._open()
         self._canceled = True
+        if self._worker is not None:
+            self._worker.canceled = True
         await self._store.set_meta("canceled", "1")
         await self._store.move(["pending"], "canceled", time.time())
         sent = 0
         async for item in self.items(["running"]):
-            if item.prediction_id is not None and await self._cancel_one(
-                item.key, item.prediction_id
+            if item.prediction_id is not None and await cancel_one(
+                self._client, self._store, item.key, item.prediction_id
             ):
                 sent += 1
         return sent
-
-    async def _cancel_one(self, key: str, prediction_id: str) -> bool:
-        fields = {"state": "canceled", "finished_at": time.time()}
-        if not await self._store.update(key, fields, state="running"):
-            return False  # finished, or someone else sent the cancel
-        await self._client.predictions.cancel(prediction_id)
-        return True
 
     async def export(self, path: str | os.PathLike[str]) -> int:
         """Write every item as a JSON line keyed by the caller's id (``key``, ``state``,
@@ -537,7 +253,3 @@ def _target_of(ref: str) -> Target:
         return Target(model=None, version=ref)
     owner, name, version = check.split_version_ref(ref)
     return Target(model=f"{owner}/{name}", version=version)
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"

@@ -149,6 +149,19 @@ async def _stream(client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoR
     ui.result(3, f"{report.tokens} tokens streamed ({ttft}all in {elapsed():.2f}s)")
 
 
+def _bar(console: Console, quiet: bool) -> Progress:
+    """The fan-out's progress bar: done of total, how many ok and failed, time."""
+    return Progress(
+        TextColumn("  "),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("[green]{task.fields[ok]} ok[/green] [red]{task.fields[failed]} failed[/red]"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+    )
+
+
 async def _fanout(
     client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport, console: Console
 ) -> None:
@@ -164,15 +177,7 @@ async def _fanout(
     )
     requests, retries = client.stats["requests"], client.stats["retries"]
     started = datetime.now(UTC)
-    bar = Progress(
-        TextColumn("  "),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("[green]{task.fields[ok]} ok[/green] [red]{task.fields[failed]} failed[/red]"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=ui.quiet,
-    )
+    bar = _bar(console, ui.quiet)
     task = bar.add_task("fan-out", total=total, ok=0, failed=0)
     outcome: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as folder, _timer() as elapsed:

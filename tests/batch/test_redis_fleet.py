@@ -5,37 +5,18 @@ others finish them. Every item is done exactly once (one prediction each on the 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from replicate_async.batch import RedisStore
 from replicate_async.testing import FakeReplicate
 
-from ..redis._servers import MISSING, RedisServer, redis_executable
+from ..redis._servers import RedisServer
 from .test_crash import finish, kill_after, start_worker
 
 ITEMS = 400
 WORKERS = 4
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    executable = redis_executable()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{MISSING}; CI must run these tests, not skip them")
-        pytest.skip(MISSING)
-    server = RedisServer(executable)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 async def test_four_workers_one_killed(redis_server: RedisServer, tmp_path: Path) -> None:

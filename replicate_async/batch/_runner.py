@@ -137,9 +137,11 @@ class Batch:
         if self._target is not None:
             return self._target
         ref, webhook = self._config.ref, self._config.webhook
-        wanted = {"ref": ref or "", "key": self._key_name, "created_at": repr(time.time())}
-        if webhook is not None:
-            wanted["webhook"] = webhook
+        wanted: dict[str, str] = {}
+        if ref is not None:  # a new ledger records what it runs; an existing one tells
+            wanted = {"ref": ref, "key": self._key_name, "created_at": repr(time.time())}
+            if webhook is not None:
+                wanted["webhook"] = webhook
         meta = await self._store.open(wanted)
         if not meta.get("ref"):
             raise InvalidArgumentError("this batch has no model yet: pass the model ref")
@@ -190,10 +192,12 @@ class Batch:
 
     async def status(self) -> BatchStatus:
         """Counts by state, rate, ETA and predict seconds spent."""
+        await self._open()
         return BatchStatus.of(await self._store.stats())
 
     async def items(self, states: Collection[ItemState] | None = None) -> AsyncIterator[BatchItem]:
         """Every item (in ``states``, or all), in the order they were added."""
+        await self._open()
         after: int | None = 0
         while after is not None:
             page, after = await self._store.scan(states, after, _PAGE)
@@ -237,6 +241,7 @@ class Batch:
     async def export(self, path: str | os.PathLike[str]) -> int:
         """Write every item as a JSON line keyed by the caller's id (``key``, ``state``,
         ``prediction_id``, ``output``...); returns how many."""
+        await self._open()
         count = 0
         out = await asyncio.to_thread(open, path, "w", encoding="utf-8")
         try:

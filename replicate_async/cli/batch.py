@@ -47,20 +47,22 @@ def batch() -> None:
 
 async def _drive(out: Output, job: Batch, store: str, results: Path | None) -> None:
     """Run ``job``: a progress line on a terminal, one JSON line per item in a pipe."""
-    out.interrupted = (
-        f"Interrupted: the batch is kept in {store}. Resume it with: "
-        f"replicate-async batch resume --store {store}"
-    )
+    import asyncio
+
+    from ._runtime import Interrupted
+
     progress = out.err_tty and not out.json
-    shown = 0.0
-    async for item in job:
-        if not progress:
-            out.emit_json(item.to_json())
-        elif time.monotonic() - shown > _REDRAW:
-            shown = time.monotonic()
-            line = (await job.status()).line()
-            sys.stderr.write(f"\r\x1b[2K{line}")
-            sys.stderr.flush()
+    try:
+        await _items(out, job, progress)
+    except asyncio.CancelledError:
+        if progress:
+            sys.stderr.write("\n")
+        if not out.interrupts.count:
+            raise
+        raise Interrupted(
+            f"Interrupted: the batch is kept in {store}. Resume it with: "
+            f"replicate-async batch resume --store {store}"
+        ) from None
     status = await job.status()
     if progress:
         sys.stderr.write("\r\x1b[2K")
@@ -75,6 +77,20 @@ async def _drive(out: Output, job: Batch, store: str, results: Path | None) -> N
         )
     if not status.complete or status.counts.get("failed"):
         raise CLIError(f"{status.total - status.counts.get('succeeded', 0)} items did not succeed")
+
+
+async def _items(out: Output, job: Batch, progress: bool) -> None:
+    """Each finished item: a JSON line, or a redraw of the progress line (at most every
+    ``_REDRAW`` seconds)."""
+    shown = 0.0
+    async for item in job:
+        if not progress:
+            out.emit_json(item.to_json())
+        elif time.monotonic() - shown > _REDRAW:
+            shown = time.monotonic()
+            line = (await job.status()).line()
+            sys.stderr.write(f"\r\x1b[2K{line}")
+            sys.stderr.flush()
 
 
 def _job(client: AsyncReplicate, ref: str | None, inputs: Any, store: str, **options: Any) -> Batch:

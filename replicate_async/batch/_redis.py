@@ -111,13 +111,13 @@ end
 return 1
 """
 
-# ARGV: mode (renew, owners, take), owner, lease end, now, dead owners... Returns keys
+# ARGV: mode (renew, owners, take), owner, lease end, now, only key ('' any), dead owners...
 #   renew: set lease of owner's items; take: take expired/dead items. Returns keys.
 _LEASES = """
 local p = KEYS[1]
 local mode, owner, lease_end, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local dead = {}
-for i = 5, #ARGV do dead[ARGV[i]] = true end
+for i = 6, #ARGV do dead[ARGV[i]] = true end
 local keys = {}
 local members = redis.call('ZRANGE', p .. ':inflight', 0, -1, 'WITHSCORES')
 for i = 1, #members, 2 do
@@ -125,7 +125,8 @@ for i = 1, #members, 2 do
   local item = p .. ':item:' .. key
   local holder = redis.call('HGET', item, 'owner')
   local take = false
-  if mode == 'renew' then take = holder == owner
+  if ARGV[5] ~= '' and key ~= ARGV[5] then take = false
+  elseif mode == 'renew' then take = holder == owner
   elseif mode == 'owners' then keys[#keys + 1] = holder or ''
   else take = lease < now or (holder and dead[holder]) end
   if take then
@@ -221,9 +222,16 @@ class RedisStore:
         args = [part for row in rows for part in row]
         return int(await self._add(keys=[self.prefix], args=args))
 
-    async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[BatchItem]:
-        keys = await self._claim(keys=[self.prefix], args=[owner, repr(now), repr(lease), limit])
-        return await self._items([_text(key) for key in keys])
+    async def get(self, key: str) -> BatchItem | None:
+        found = await self._items([key])
+        return found[0] if found else None
+
+    async def claim(
+        self, owner: str, now: float, lease: float, limit: int, *, key: str | None = None
+    ) -> list[BatchItem]:
+        args: list[str | int] = [owner, repr(now), repr(lease), limit, key or ""]
+        keys = await self._claim(keys=[self.prefix], args=args)
+        return await self._items([_text(found) for found in keys])
 
     async def update(
         self, key: str, fields: Fields, *, owner: str | None = None, state: str | None = None
@@ -240,11 +248,16 @@ class RedisStore:
         return bool(await self._update(keys=[self.prefix], args=args))
 
     async def _lease_op(
-        self, mode: str, owner: str, until: float, now: float, dead: Collection[str] = ()
+        self,
+        mode: str,
+        owner: str,
+        until: float,
+        now: float,
+        dead: Collection[str] = (),
+        key: str | None = None,
     ) -> list[str]:
-        keys = await self._leases(
-            keys=[self.prefix], args=[mode, owner, repr(until), repr(now), *dead]
-        )
+        args = [mode, owner, repr(until), repr(now), key or "", *dead]
+        keys = await self._leases(keys=[self.prefix], args=args)
         return [_text(key) for key in keys]
 
     async def renew(self, owner: str, until: float) -> None:
@@ -257,9 +270,15 @@ class RedisStore:
         return {owner for owner in await self._lease_op("owners", "", 0.0, 0.0) if owner}
 
     async def take_over(
-        self, owner: str, now: float, lease: float, dead: Collection[str]
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        dead: Collection[str],
+        *,
+        key: str | None = None,
     ) -> list[BatchItem]:
-        keys = await self._lease_op("take", owner, now + lease, now, dead)
+        keys = await self._lease_op("take", owner, now + lease, now, dead, key)
         return await self._items(keys)
 
     async def move(self, states: Collection[ItemState], to: ItemState, now: float) -> int:

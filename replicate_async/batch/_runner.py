@@ -7,16 +7,18 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Collection
+import uuid
+from collections.abc import AsyncIterator, Collection, Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import attrs
 
 from .. import _validate as check
 from ..exceptions import InvalidArgumentError
 from ._inputs import Inputs, KeyFunc, key_function
-from ._items import BatchItem, BatchStatus, ItemState
+from ._items import BatchItem, BatchStatus, ItemState, canonical
 from ._reconcile import Target
 from ._store import BatchStore
 from ._worker import BatchHost, Worker, WorkerConfig, cancel_one, new_worker
@@ -159,6 +161,26 @@ class Batch:
 
     def __aiter__(self) -> AsyncIterator[BatchItem]:
         return self._results()
+
+    async def run_one(self, key: str, input: Mapping[str, Any]) -> BatchItem:
+        """Run one input under ``key`` (say, a task queue's job id) and return its item
+        when it ends. Calling it again with the same key (a task redelivered after a crash)
+        never pays twice: a finished item comes back as recorded, a running one is waited
+        on by its prediction id, one caught mid-create is reconciled with the server, and
+        one that a live worker holds is waited for. The input of a key already in the
+        ledger is the one recorded first."""
+        target = await self._open()
+        await self._store.add([(str(key), canonical(dict(input)))])
+        worker = Worker(
+            self._client,
+            self._store,
+            self._config,
+            target,
+            None,
+            f"{self.worker}/{uuid.uuid4().hex[:6]}",
+            canceled=self._canceled,
+        )
+        return await worker.one(str(key))
 
     async def run(self) -> BatchStatus:
         """Run the batch to the end (see the class docs) and return its status."""

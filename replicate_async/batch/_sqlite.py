@@ -199,14 +199,21 @@ class SQLiteStore:
 
         return await self._do(op)
 
-    async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[BatchItem]:
+    async def get(self, key: str) -> BatchItem | None:
+        sql = f"SELECT {_COLUMNS} FROM items WHERE key = ?"
+        row = await self._do(lambda conn: conn.execute(sql, (key,)).fetchone())
+        return row_item(row) if row is not None else None
+
+    async def claim(
+        self, owner: str, now: float, lease: float, limit: int, *, key: str | None = None
+    ) -> list[BatchItem]:
         def op(conn: sqlite3.Connection) -> list[BatchItem]:
             rows = conn.execute(
                 "UPDATE items SET state = 'creating', attempts = attempts + 1, owner = ?, "
                 "lease_until = ?, intent_at = ?, prediction_id = NULL, error = NULL "
                 "WHERE seq IN (SELECT seq FROM items WHERE state = 'pending' "
-                f"ORDER BY seq LIMIT ?) RETURNING {_COLUMNS}",
-                (owner, now + lease, now, limit),
+                f"AND (? IS NULL OR key = ?) ORDER BY seq LIMIT ?) RETURNING {_COLUMNS}",
+                (owner, now + lease, now, key, key, limit),
             ).fetchall()
             return [row_item(row) for row in rows]
 
@@ -252,7 +259,13 @@ class SQLiteStore:
         return {row[0] for row in rows if row[0] is not None}
 
     async def take_over(
-        self, owner: str, now: float, lease: float, dead: Collection[str]
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        dead: Collection[str],
+        *,
+        key: str | None = None,
     ) -> list[BatchItem]:
         dead = list(dead)
 
@@ -260,8 +273,8 @@ class SQLiteStore:
             rows = conn.execute(
                 f"UPDATE items SET owner = ?, lease_until = ? WHERE state IN (?, ?) AND "
                 f"(lease_until IS NULL OR lease_until < ? OR owner IN ({_marks(dead)})) "
-                f"RETURNING {_COLUMNS}",
-                (owner, now + lease, *IN_FLIGHT, now, *dead),
+                f"AND (? IS NULL OR key = ?) RETURNING {_COLUMNS}",
+                (owner, now + lease, *IN_FLIGHT, now, *dead, key, key),
             ).fetchall()
             return [row_item(row) for row in rows]
 

@@ -52,10 +52,17 @@ class BatchStore(Protocol):
         is. Returns how many were new."""
         ...
 
-    async def claim(self, owner: str, now: float, lease: float, limit: int) -> list[BatchItem]:
-        """Move up to ``limit`` pending items, oldest first, to ``creating``: the intent to
-        create, recorded (with ``attempts + 1`` and ``intent_at = now``) before any create
-        is sent, held by ``owner`` until ``now + lease``."""
+    async def get(self, key: str) -> BatchItem | None:
+        """One item, or ``None`` when the ledger has no such key."""
+        ...
+
+    async def claim(
+        self, owner: str, now: float, lease: float, limit: int, *, key: str | None = None
+    ) -> list[BatchItem]:
+        """Move up to ``limit`` pending items (only ``key``, if given), oldest first, to
+        ``creating``: the intent to create, recorded (with ``attempts + 1`` and
+        ``intent_at = now``) before any create is sent, held by ``owner`` until
+        ``now + lease``."""
         ...
 
     async def update(
@@ -83,10 +90,16 @@ class BatchStore(Protocol):
         ...
 
     async def take_over(
-        self, owner: str, now: float, lease: float, dead: Collection[str]
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        dead: Collection[str],
+        *,
+        key: str | None = None,
     ) -> list[BatchItem]:
-        """Claim, for ``owner``, every in-flight (``creating``/``running``) item whose
-        lease has expired or whose holder is in ``dead``."""
+        """Claim, for ``owner``, every in-flight (``creating``/``running``) item (only
+        ``key``, if given) whose lease has expired or whose holder is in ``dead``."""
         ...
 
     async def move(self, states: Collection[ItemState], to: ItemState, now: float) -> int:

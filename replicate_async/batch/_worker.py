@@ -165,6 +165,37 @@ class Worker:
         async for chunk in keyed_chunks(self._inputs, self._config.key):
             self.added += await self._store.add(chunk)
 
+    async def one(self, key: str) -> BatchItem:
+        """Bring the one item ``key`` to its end and return it: create it if pending,
+        re-attach or reconcile it if a dead worker left it in flight, wait while a live
+        worker holds it, return it as recorded once it has ended (or is unresolved)."""
+        beat = asyncio.ensure_future(self._heartbeat())
+        tasks: set[asyncio.Future[BatchItem | None]] = set()
+        try:
+            while True:
+                item = await self._store.get(key)
+                if item is None:
+                    raise InvalidArgumentError(f"this batch has no item {key!r}")
+                if item.state in FINISHED or item.state == "unresolved":
+                    return item
+                if item.state == "pending":
+                    now, lease = time.time(), self._config.lease
+                    for claimed in await self._store.claim(self.worker, now, lease, 1, key=key):
+                        tasks.add(asyncio.ensure_future(self._create(claimed)))
+                else:
+                    await self._recover(tasks, key=key)
+                if not tasks:  # a live worker holds it: wait for it, or for its lease
+                    await asyncio.sleep(self._config.poll)
+                await asyncio.gather(*tasks)
+                tasks.clear()
+        finally:
+            beat.cancel()
+            for task in tasks:
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.gather(*tasks, beat, return_exceptions=True)
+            await asyncio.shield(self._store.release(self.worker))
+
     async def _heartbeat(self) -> None:
         lease = self._config.lease
         while True:
@@ -190,12 +221,16 @@ class Worker:
         await self._recover(tasks)
         return True
 
-    async def _recover(self, tasks: set[asyncio.Future[BatchItem | None]]) -> None:
-        """Take over the in-flight items of dead workers (and expired claims): re-attach
-        the running ones, reconcile the ones caught between intent and id."""
+    async def _recover(
+        self, tasks: set[asyncio.Future[BatchItem | None]], key: str | None = None
+    ) -> None:
+        """Take over the in-flight items (or the one ``key``) of dead workers, and claims
+        whose lease ended: re-attach the running ones, reconcile the ones caught between
+        intent and id."""
         owners = await self._store.owners()
         dead = {owner for owner in owners if owner != self.worker and _dead_here(owner)}
-        items = await self._store.take_over(self.worker, time.time(), self._config.lease, dead)
+        now, lease = time.time(), self._config.lease
+        items = await self._store.take_over(self.worker, now, lease, dead, key=key)
         if items:
             log.info("taking over %d in-flight items (dead: %s)", len(items), sorted(dead))
         creating = [item for item in items if item.state == "creating"]

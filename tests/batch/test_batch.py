@@ -254,3 +254,48 @@ async def test_bad_arguments_are_refused_before_any_request(
     with pytest.raises(InvalidArgumentError, match="runs 'fake/echo', not 'fake/upper'"):
         await collect(client.batch("fake/upper", [], store=store))
     assert creates(fake) == 0
+
+
+async def test_lost_answers_are_adopted_and_refused_creates_sent_again_once(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    fake.faults.add(CREATE, method="POST", status=429, retry_after=1, times=2)
+    fake.faults.add(CREATE, method="POST", status=500, times=2)  # answered: nothing made
+    fake.faults.add(CREATE, method="POST", drop_connection="after_body", times=2)  # made
+    inputs = [{"id": i, "text": f"t{i}"} for i in range(30)]
+    items = await collect(client.batch("fake/echo", inputs, store=store, settle=0.1))
+    assert {item.state for item in items.values()} == {"succeeded"}
+    made: dict[str, int] = {}
+    for prediction in fake.predictions.values():
+        key = str((prediction.input or {}).get("id"))
+        made[key] = made.get(key, 0) + 1
+    assert all(made[str(i)] == 1 for i in range(30))  # 30 predictions for 30 inputs
+    assert sorted(item.attempts for item in items.values()) == [1] * 28 + [2, 2]
+    # 30 creates made it, 2 more were refused with a 500; the 429s were waited out.
+    assert creates(fake) == 30 + 2 + 2
+
+
+async def test_run_one_by_job_id_never_pays_twice_for_a_redelivered_job(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    async with client.batch("fake/echo", store=store) as batch:
+        first = await batch.run_one("job-1", {"text": "one"})
+        assert first.state == "succeeded"
+        assert first.output == {"text": "one"}
+        assert creates(fake) == 1
+        again = await batch.run_one("job-1", {"text": "one"})  # redelivered after it ended
+        assert again.prediction_id == first.prediction_id
+        assert creates(fake) == 1
+    # Redelivered after a crash: one job was running (id recorded), one mid-create.
+    await ghost_claim(store, "fake/echo", [("job-2", {"text": "two"}), ("job-3", {"text": "3"})])
+    running = await client.models.predictions.create("fake/echo", input={"text": "two"})
+    await record_id(store, "job-2", running.id)
+    created = await client.models.predictions.create("fake/echo", input={"text": "3"})
+    before = creates(fake)
+    async with client.batch(None, store=store, settle=0.1) as batch:
+        two, three = await asyncio.gather(
+            batch.run_one("job-2", {"text": "two"}), batch.run_one("job-3", {"text": "3"})
+        )
+    assert creates(fake) == before
+    assert (two.prediction_id, three.prediction_id) == (running.id, created.id)
+    assert two.state == three.state == "succeeded"

@@ -174,7 +174,11 @@ def _redis_url() -> tuple[Any, str | None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="2,000 and 20,000 items")
+    parser.add_argument("--sizes", type=int, nargs="+", help="item counts (default N, 10 N)")
+    parser.add_argument(
+        "--modes", nargs="+", default=["run_many", "sqlite", "redis", "ledger"], help="what to run"
+    )
     parser.add_argument("--child", nargs=4, metavar=("MODE", "SERVER", "INPUTS", "STORE"))
     parser.add_argument("--ledger", nargs=3, metavar=("STORE", "PATH", "COUNT"))
     args = parser.parse_args(argv)
@@ -184,47 +188,47 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.ledger:
         kind, path, count = args.ledger
-        print(
-            json.dumps(
-                {
-                    "store": kind,
-                    "us_per_item": round(asyncio.run(_ledger(kind, path, int(count))), 1),
-                }
-            )
-        )
+        cost = asyncio.run(_ledger(kind, path, int(count)))
+        print(json.dumps({"store": kind, "us_per_item": round(cost, 1)}))
         return 0
     small = 2_000 if args.quick else 10_000
-    redis, redis_url = _redis_url()
+    redis, redis_url = _redis_url() if "redis" in args.modes else (None, None)
     try:
-        with tempfile.TemporaryDirectory() as folder, bench_server(100, 10) as server:
-            report: dict[str, Any] = {"runs": [], "ledger": []}
-            for count in (small, small * 10):
-                inputs = Path(folder) / f"in-{count}.jsonl"
-                write_inputs(inputs, count)
-                # On the small size, run_many and the SQLite batch alternate three times
-                # (a shared machine is noisy: compare the best of each, and CPU per item).
-                modes = ["run_many", "sqlite"] * 3 if count == small else ["sqlite"]
-                modes += ["redis"] if redis_url else []
-                for number, mode in enumerate(modes):
-                    store = (
-                        f"{redis_url}#bench-{count}"
-                        if mode == "redis"
-                        else f"{folder}/{count}-{number}.db"
-                    )
-                    run = _run_child(["--child", mode, server, str(inputs), store])
-                    run["count"] = count
-                    report["runs"].append(run)
-                    print(json.dumps(run), flush=True)
-            kinds = ["sqlite", "aiosqlite"] + (["redis"] if redis_url else [])
-            for kind in kinds:
-                where = f"{redis_url}#ledger" if kind == "redis" else f"{folder}/ledger-{kind}.db"
-                line = _run_child(["--ledger", kind, where, str(small)])
-                report["ledger"].append(line)
-                print(json.dumps(line), flush=True)
+        with tempfile.TemporaryDirectory() as folder:
+            for count in args.sizes or (small, small * 10):
+                _runs(args.modes, count, count == min(args.sizes or [small]), folder, redis_url)
+            if "ledger" in args.modes:
+                _ledgers(small, folder, redis_url)
     finally:
         if redis is not None:
             redis.close()
     return 0
+
+
+def _runs(modes: list[str], count: int, first: bool, folder: str, redis_url: str | None) -> None:
+    """The measured runs on ``count`` items, on a benchmark server of their own (its
+    lifetime is bounded). On the first size run_many and SQLite alternate three times (a
+    shared machine is noisy: compare the best of each, and CPU per item)."""
+    inputs = Path(folder) / f"in-{count}.jsonl"
+    write_inputs(inputs, count)
+    pair = ["run_many", "sqlite"] if first else ["sqlite"]
+    order = [mode for mode in pair if mode in modes] * (3 if first else 1)
+    order += ["redis"] if redis_url and "redis" in modes else []
+    with bench_server(100, 10) as server:
+        for number, mode in enumerate(order):
+            store = (
+                f"{redis_url}#bench-{count}" if mode == "redis" else f"{folder}/{count}-{number}.db"
+            )
+            run = _run_child(["--child", mode, server, str(inputs), store])
+            run["count"] = count
+            print(json.dumps(run), flush=True)
+
+
+def _ledgers(count: int, folder: str, redis_url: str | None) -> None:
+    kinds = ["sqlite", "aiosqlite"] + (["redis"] if redis_url else [])
+    for kind in kinds:
+        where = f"{redis_url}#ledger" if kind == "redis" else f"{folder}/ledger-{kind}.db"
+        print(json.dumps(_run_child(["--ledger", kind, where, str(count)])), flush=True)
 
 
 async def _ledger(kind: str, where: str, count: int) -> float:

@@ -3,7 +3,6 @@ Redis, the latter on a redis-server of this module's own)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -13,22 +12,14 @@ import pytest
 from replicate_async import AsyncReplicate, Throttle
 from replicate_async.testing import FakeReplicate
 
-from ..redis._servers import MISSING, RedisServer, redis_executable
+from ..redis._servers import RedisServer
+from ..redis.conftest import _redis as start_redis
 
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    executable = redis_executable()
-    if executable is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{MISSING}; CI must run these tests, not skip them")
-        pytest.skip(MISSING)
-    server = RedisServer(executable)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    """A redis-server for this module (skipped with the reason where there is none)."""
+    yield from start_redis()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ See :class:`Batch` and the README's "Batches" section for the guarantees and the
 from __future__ import annotations
 
 from ._inputs import Inputs, KeyFunc
-from ._items import BatchItem, BatchStatus, ItemState
+from ._items import BatchItem, BatchStatus, ItemState, Tally
 from ._runner import Batch, open_store
 from ._sqlite import SQLiteStore
 from ._store import BatchStore
@@ -28,6 +28,7 @@ __all__ = [
     "ItemState",
     "KeyFunc",
     "SQLiteStore",
+    "Tally",
     "open_store",
 ]
 

@@ -14,6 +14,7 @@ __all__ = [
     "BatchItem",
     "BatchStatus",
     "ItemState",
+    "Tally",
     "canonical",
 ]
 
@@ -82,6 +83,21 @@ class BatchItem:
         if self.predict_time is not None:
             line["predict_time"] = self.predict_time
         return line
+
+
+@attrs.define
+class Tally:
+    """What a batch's runs in this process did besides finishing items (``batch.tally``):
+    inputs ``added`` to the ledger (the others were there already), running predictions
+    ``reattached`` by id, lost creates found on the server and ``adopted``, creates sent
+    again after the server showed none was made (``recreated``), items left
+    ``unresolved``."""
+
+    added: int = 0
+    reattached: int = 0
+    adopted: int = 0
+    recreated: int = 0
+    unresolved: int = 0
 
 
 @attrs.frozen

@@ -18,7 +18,7 @@ import attrs
 from .. import _validate as check
 from ..exceptions import InvalidArgumentError
 from ._inputs import Inputs, KeyFunc, key_function
-from ._items import BatchItem, BatchStatus, ItemState, canonical
+from ._items import BatchItem, BatchStatus, ItemState, Tally, canonical
 from ._reconcile import Target
 from ._store import BatchStore
 from ._worker import BatchHost, Worker, WorkerConfig, cancel_one, new_worker
@@ -106,8 +106,8 @@ class Batch:
         self._target: Target | None = None
         self._worker: Worker | None = None
         self._canceled = False
-        self.added = 0
-        """Inputs added to the ledger by this run (the others were there already)."""
+        self.tally = Tally()
+        """What this batch's runs in this process did: added, re-attached, adopted..."""
 
     def __repr__(self) -> str:
         return f"<Batch {self._config.ref!r} store={self._store!r} worker={self.worker!r}>"
@@ -179,6 +179,7 @@ class Batch:
             None,
             f"{self.worker}/{uuid.uuid4().hex[:6]}",
             canceled=self._canceled,
+            tally=self.tally,
         )
         return await worker.one(str(key))
 
@@ -200,6 +201,7 @@ class Batch:
             self._inputs,
             self.worker,
             canceled=self._canceled,
+            tally=self.tally,
         )
         self._worker = worker
         try:
@@ -207,7 +209,6 @@ class Batch:
                 yield item
         finally:
             self._worker = None
-            self.added += worker.added
             await self.aclose()
 
     # -- the whole batch ----------------------------------------------------------------

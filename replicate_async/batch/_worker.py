@@ -23,7 +23,7 @@ from .._run import PredictionOps, RunHost, creator
 from ..exceptions import APIConnectionError, APIError, APIStatusError, InvalidArgumentError
 from ..models import Prediction
 from ._inputs import Inputs, keyed_chunks
-from ._items import FINISHED, BatchItem, ItemState, canonical
+from ._items import FINISHED, BatchItem, ItemState, Tally, canonical
 from ._reconcile import KEY_PARAM, Target, Verdict, since, verdicts
 from ._save import save_output
 from ._store import BatchStore, Fields
@@ -109,6 +109,7 @@ class Worker:
         worker: str,
         *,
         canceled: bool,
+        tally: Tally,
     ) -> None:
         self._host = host
         self._store = store
@@ -117,8 +118,7 @@ class Worker:
         self._inputs = inputs
         self.worker = worker
         self.canceled = canceled
-        self.added = 0
-        """Inputs added to the ledger by this run (the others were there already)."""
+        self.tally = tally
 
     async def results(self) -> AsyncIterator[BatchItem]:
         """Run until the batch is finished (or canceled), yielding items as they end."""
@@ -163,7 +163,7 @@ class Worker:
     async def _feed(self) -> None:
         assert self._inputs is not None
         async for chunk in keyed_chunks(self._inputs, self._config.key):
-            self.added += await self._store.add(chunk)
+            self.tally.added += await self._store.add(chunk)
 
     async def one(self, key: str) -> BatchItem:
         """Bring the one item ``key`` to its end and return it: create it if pending,
@@ -236,6 +236,7 @@ class Worker:
         creating = [item for item in items if item.state == "creating"]
         for item in items:
             if item.state == "running":
+                self.tally.reattached += 1
                 tasks.add(asyncio.ensure_future(self._follow(item, None)))
         if creating:
             for verdict, item in zip(await self._reconcile(creating), creating, strict=True):
@@ -317,9 +318,11 @@ class Worker:
             }
             if await self._store.update(item.key, fields, owner=self.worker):
                 log.info("adopted %s for %r", verdict.prediction.id, item.key)
+                self.tally.adopted += 1
                 return asyncio.ensure_future(self._follow(item, verdict.prediction))
             return None
         if verdict.action == "create" and item.attempts < self._config.max_attempts:
+            self.tally.recreated += 1
             await self._store.update(
                 item.key,
                 {"state": "pending", "owner": None, "lease_until": None},
@@ -327,6 +330,7 @@ class Worker:
             )
             return None
         state: ItemState = "failed" if verdict.action == "create" else "unresolved"
+        self.tally.unresolved += state == "unresolved"
         why = verdict.why if state == "unresolved" else f"{item.attempts} attempts: {verdict.why}"
         done = asyncio.get_running_loop().create_future()
         done.set_result(await self._finish(item, state, error=why))

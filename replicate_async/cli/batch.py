@@ -66,6 +66,13 @@ async def _drive(out: Output, job: Batch, store: str, results: Path | None) -> N
     status = await job.status()
     if progress:
         sys.stderr.write("\r\x1b[2K")
+    tally = job.tally
+    if tally.reattached or tally.adopted or tally.recreated:
+        out.say(
+            f"resumed: {tally.reattached} running predictions re-attached by id, "
+            f"{tally.adopted} lost creates found on the server and adopted, "
+            f"{tally.recreated} sent again (the server had made nothing for them)"
+        )
     out.say(status.line())
     if results is not None:
         count = await job.export(results)

@@ -196,7 +196,6 @@ async def _fanout(
                     ok = outcome["succeeded"]
                     bar.update(task, completed=done, ok=ok, failed=done - ok)
             status = await batch.status()
-            again = [item.key async for item in batch.items() if item.attempts > 1]
     report.completed += outcome["succeeded"]
     report.failed += total - outcome["succeeded"]
     report.predictions += total
@@ -204,10 +203,11 @@ async def _fanout(
     report.fanout_requests = client.stats["requests"] - requests
     if outcome["succeeded"] < total:
         report.failures = {state: n for state, n in outcome.items() if state != "succeeded"}
-    for key in again:
-        ui.detail(
-            f"  {escape(key)}: no prediction on the server after its failed create, sent again"
-        )
+    tally = batch.tally
+    ui.detail(
+        f"  {tally.adopted} lost answers found on the server and adopted (not paid twice); "
+        f"{tally.recreated} failed creates sent again, the server having made nothing for them"
+    )
     await _check_duplicates(client, plan, report, started)
     ui.detail(f"  batch status: {escape(status.line())}")
     ui.result(

@@ -263,8 +263,10 @@ async def test_lost_answers_are_adopted_and_refused_creates_sent_again_once(
     fake.faults.add(CREATE, method="POST", status=500, times=2)  # answered: nothing made
     fake.faults.add(CREATE, method="POST", drop_connection="after_body", times=2)  # made
     inputs = [{"id": i, "text": f"t{i}"} for i in range(30)]
-    items = await collect(client.batch("fake/echo", inputs, store=store, settle=0.1))
+    batch = client.batch("fake/echo", inputs, store=store, settle=0.1)
+    items = await collect(batch)
     assert {item.state for item in items.values()} == {"succeeded"}
+    assert (batch.tally.adopted, batch.tally.recreated, batch.tally.added) == (2, 2, 30)
     made: dict[str, int] = {}
     for prediction in fake.predictions.values():
         key = str((prediction.input or {}).get("id"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,6 +93,10 @@ def test_ctrl_c_leaves_a_resumable_batch_and_says_how_to_resume(
         assert status["counts"]["succeeded"] < ITEMS
         resumed = piped(server.env, "batch", "resume", "--store", store)
         assert resumed.returncode == 0, resumed.stderr
+        # What Ctrl-C left mid-create (or running) is found again, not created again.
+        assert re.search(
+            r"resumed: \d+ running predictions re-attached by id, \d+ lost", resumed.stderr
+        )
     finally:
         server.call(lambda fake: fake.reset_model_behaviour("fake/echo"))
     status = json.loads(piped(server.env, "--json", "batch", "status", "--store", store).stdout)

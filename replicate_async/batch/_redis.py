@@ -41,11 +41,16 @@ end
 return added
 """
 
-# ARGV: owner, now, lease, limit. Returns the claimed keys.
+# ARGV: owner, now, lease, limit, key ('' any). Returns the claimed keys.
 _CLAIM = """
 local p = KEYS[1]
 local lease_end = tonumber(ARGV[2]) + tonumber(ARGV[3])
-local popped = redis.call('ZPOPMIN', p .. ':pending', tonumber(ARGV[4]))
+local popped = {}
+if ARGV[5] == '' then
+  popped = redis.call('ZPOPMIN', p .. ':pending', tonumber(ARGV[4]))
+elseif redis.call('ZREM', p .. ':pending', ARGV[5]) == 1 then
+  popped = {ARGV[5], 0}
+end
 local keys = {}
 for i = 1, #popped, 2 do
   local key = popped[i]

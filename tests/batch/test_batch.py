@@ -36,8 +36,9 @@ async def ghost_claim(store: str, ref: str, rows: list[tuple[str, dict[str, Any]
     try:
         await ledger.open({"ref": ref, "key": "id"})
         await ledger.add([(key, json.dumps(value)) for key, value in rows])
-        claimed = await ledger.claim("ghost", time.time() - 120, 60.0, len(rows))
-        assert [item.state for item in claimed] == ["creating"] * len(rows)
+        for key, _ in rows:
+            (claimed,) = await ledger.claim("ghost", time.time() - 120, 60.0, 1, key=key)
+            assert claimed.state == "creating"
     finally:
         await ledger.aclose()
 
@@ -281,7 +282,12 @@ async def test_run_one_by_job_id_never_pays_twice_for_a_redelivered_job(
     client: AsyncReplicate, fake: FakeReplicate, store: str
 ) -> None:
     async with client.batch("fake/echo", store=store) as batch:
+        await batch.store.open({"ref": "fake/echo"})
+        await batch.store.add([("older", json.dumps({"text": "not this one"}))])
         first = await batch.run_one("job-1", {"text": "one"})
+        older = await batch.store.get("older")
+        assert older is not None
+        assert older.state == "pending"  # only the job's own item was run
         assert first.state == "succeeded"
         assert first.output == {"text": "one"}
         assert creates(fake) == 1

@@ -197,12 +197,19 @@ class Worker:
             await asyncio.shield(self._store.release(self.worker))
 
     async def _heartbeat(self) -> None:
+        """Renew this worker's claims every third of a lease, and learn of a cancel made
+        elsewhere. A store that fails a renewal is tried again at the next beat (claims
+        whose lease ends meanwhile may be taken over: updates of this worker are then
+        refused, and the new holder re-attaches or reconciles)."""
         lease = self._config.lease
         while True:
             await asyncio.sleep(lease / 3)
-            await self._store.renew(self.worker, time.time() + lease)
-            if (await self._store.get_meta()).get("canceled") == "1":
-                self.canceled = True
+            try:
+                await self._store.renew(self.worker, time.time() + lease)
+                if (await self._store.get_meta()).get("canceled") == "1":
+                    self.canceled = True
+            except Exception as exc:  # any store's error: try again at the next beat
+                log.warning("could not renew the claims of %s: %s", self.worker, exc)
 
     async def _claim(self, tasks: set[asyncio.Future[BatchItem | None]]) -> None:
         room = self._config.concurrency - len(tasks)
@@ -341,10 +348,11 @@ class Worker:
         target = prediction if prediction is not None else item.prediction_id
         assert target is not None
         try:
+            if self.canceled and isinstance(target, Prediction) and not target.done:
+                # The batch was canceled while this create was on its way.
+                await cancel_one(self._host, self._store, item.key, target.id)
             if isinstance(target, str) or not target.done:
                 target = await self._host.predictions.wait(target, cancel_on_abandon=False)
-            if self.canceled and not target.done:
-                await cancel_one(self._host, self._store, item.key, target.id)
         except APIError as exc:
             log.warning("lost track of %r (%s); it will be re-attached", item.key, exc)
             await self._store.update(item.key, {"lease_until": 0}, owner=self.worker)

@@ -307,3 +307,25 @@ async def test_run_one_by_job_id_never_pays_twice_for_a_redelivered_job(
     assert creates(fake) == before
     assert (two.prediction_id, three.prediction_id) == (running.id, created.id)
     assert two.state == three.state == "succeeded"
+
+
+async def test_a_cancel_during_a_create_cancels_that_prediction_when_its_id_comes(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    fake.faults.add("/v1/models/fake/slow/predictions", method="POST", delay=0.5, times=2)
+    inputs = [{"id": i, "text": "zzz"} for i in range(2)]
+    async with client.batch("fake/slow", inputs, store=store, wait=None) as batch:
+
+        async def drain() -> list[BatchItem]:
+            return [item async for item in batch]
+
+        running = asyncio.ensure_future(drain())
+        for _ in range(500):  # until both creates are on their way (5 s at most)
+            if (await batch.status()).counts["creating"] == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert await batch.cancel() == 0  # no id known yet: nothing to cancel right now
+        finished = await asyncio.wait_for(running, 10)
+    assert [item.state for item in finished] == ["canceled", "canceled"]
+    assert fake.count("POST", "/v1/predictions/*/cancel") == 2
+    assert {p.status for p in fake.predictions.values() if p.model == "fake/slow"} == {"canceled"}

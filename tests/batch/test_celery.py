@@ -13,14 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from replicate_async.testing import FakeReplicate
 
 from ..redis._servers import RedisServer
 from .test_crash import ROOT
-
-celery = pytest.importorskip("celery", reason="celery is not installed (extra [test])")
 
 CREATE = "/v1/models/fake/echo/predictions"
 

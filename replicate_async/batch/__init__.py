@@ -11,12 +11,12 @@ See :class:`Batch` and the README's "Batches" section for the guarantees and the
 
 from __future__ import annotations
 
+from ._host import BatchHost
 from ._inputs import Inputs, KeyFunc
 from ._items import BatchItem, BatchStatus, ItemState, Tally
 from ._runner import Batch, open_store
 from ._sqlite import SQLiteStore
 from ._store import BatchStore
-from ._worker import BatchHost
 
 __all__ = [
     "Batch",

@@ -17,11 +17,12 @@ import attrs
 
 from .. import _validate as check
 from ..exceptions import InvalidArgumentError
+from ._host import BatchHost, WorkerConfig, new_worker
 from ._inputs import Inputs, KeyFunc, key_function
 from ._items import BatchItem, BatchStatus, ItemState, Tally, canonical
 from ._reconcile import Target
 from ._store import BatchStore
-from ._worker import BatchHost, Worker, WorkerConfig, cancel_one, new_worker
+from ._worker import Worker, cancel_one
 
 __all__ = ["Batch", "open_store"]
 

@@ -7,93 +7,29 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
 import time
-import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
-from datetime import datetime
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import urlencode
 
 import attrs
 
-from .._run import PredictionOps, RunHost, creator
+from .._run import creator
 from ..exceptions import APIConnectionError, APIError, APIStatusError, InvalidArgumentError
 from ..models import Prediction
+from ._host import BatchHost, WorkerConfig, dead_here
 from ._inputs import Inputs, keyed_chunks
 from ._items import FINISHED, BatchItem, ItemState, Tally, canonical
 from ._reconcile import KEY_PARAM, Target, Verdict, since, verdicts
 from ._save import save_output
 from ._store import BatchStore, Fields
 
-__all__ = ["BatchHost", "Worker", "WorkerConfig", "cancel_one", "new_worker"]
+__all__ = ["Worker", "cancel_one"]
 
 log = logging.getLogger("replicate_async.batch")
 
-_HOST = socket.gethostname()
 #: Statuses of a create refused by the server before anything was made (no reconcile).
 _REFUSED = range(400, 500)
-
-
-class _Predictions(PredictionOps, Protocol):
-    """The prediction operations a batch uses beyond a run's: list and wait."""
-
-    def list(self, *, created_after: datetime | str | None = ...) -> AsyncIterable[Prediction]:
-        """Predictions created since a moment, newest first."""
-        ...
-
-    async def wait(
-        self, prediction: Prediction | str, /, *, cancel_on_abandon: bool = ...
-    ) -> Prediction:
-        """Poll a prediction until it is terminal."""
-        ...
-
-
-class BatchHost(RunHost, Protocol):
-    """What a batch uses of a client (an :class:`~replicate_async.AsyncReplicate`)."""
-
-    @property
-    def predictions(self) -> _Predictions:
-        """Create, get, list, wait for and cancel predictions."""
-        ...
-
-
-@attrs.frozen
-class WorkerConfig:
-    """A batch's settings, as its worker uses them (see :class:`Batch`)."""
-
-    ref: str | None
-    key: Callable[[Mapping[str, Any]], str]
-    concurrency: int
-    wait: bool | int | None
-    webhook: str | None
-    out_dir: Path | None
-    lease: float
-    settle: float
-    max_attempts: int
-    poll: float
-
-
-def new_worker() -> str:
-    """A worker id: host, process and a random part (``host:pid:hex``)."""
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def _dead_here(owner: str) -> bool:
-    """Whether ``owner`` was a process of this machine that no longer exists."""
-    host, _, rest = owner.partition(":")
-    pid, _, _ = rest.partition(":")
-    if host != _HOST or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False
-    return False
 
 
 class Worker:
@@ -235,7 +171,7 @@ class Worker:
         whose lease ended: re-attach the running ones, reconcile the ones caught between
         intent and id."""
         owners = await self._store.owners()
-        dead = {owner for owner in owners if owner != self.worker and _dead_here(owner)}
+        dead = {owner for owner in owners if owner != self.worker and dead_here(owner)}
         now, lease = time.time(), self._config.lease
         items = await self._store.take_over(self.worker, now, lease, dead, key=key)
         if items:

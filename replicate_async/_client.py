@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -41,6 +41,9 @@ from .resources import (
     Webhooks,
 )
 from .resources.account import WebhookSecretResource
+
+if TYPE_CHECKING:
+    from .batch import Batch, BatchStore, Inputs, KeyFunc
 
 __all__ = ["AsyncReplicate"]
 
@@ -326,6 +329,24 @@ class AsyncReplicate:
 
         results = run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
         return PredictionStream(results, self._inflight)
+
+    def batch(
+        self,
+        ref: str | None,
+        inputs: Inputs | None = None,
+        *,
+        store: BatchStore | str | os.PathLike[str],
+        key: str | KeyFunc = "id",
+        concurrency: int = 32,
+        **options: Any,
+    ) -> Batch:
+        """A durable batch of ``ref`` over ``inputs`` (iterable, async iterable or JSONL
+        path; streamed) in ``store`` (SQLite path, ``redis://`` URL or a ``BatchStore``),
+        keyed by ``key`` (a field name or function): ``async for item in client.batch(...)``
+        runs or resumes it. ``options``: see :class:`~replicate_async.batch.Batch`."""
+        from .batch import Batch
+
+        return Batch(self, ref, inputs, store=store, key=key, concurrency=concurrency, **options)
 
     def stream(
         self,

@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._codegen",
         "replicate_async._namespaces",
         "replicate_async.asgi",
+        "replicate_async.batch",
     ),
     # 5. the client (composition) and the package's public face
     ("replicate_async._client", "replicate_async.__init__"),

@@ -7,20 +7,23 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import aiohttp
 
+from . import _dump  # noqa: F401  (installs to_dict/to_json on the models)
 from . import _validate as check
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
+from ._endpoint import call_endpoint
 from ._files import FileOutput, prepare_input
 from ._hooks import Hooks
 from ._http import HTTPCore
 from ._inflight import InFlight
 from ._literals import WebhookEvent
+from ._logging import log_from_environment
 from ._namespaces import PredictionsAPI, TrainingsAPI
-from ._options import RequestOptions
+from ._options import RequestOptions, RequestOptionsDict
 from ._raw import RawResponses
 from ._run import RUN_HOLD, creator, output_of, run_prediction
 from ._run_many import Progress, RunResult, run_many
@@ -71,6 +74,13 @@ class AsyncReplicate:
     :class:`~replicate_async._throttle.Throttle`; pass a shared one, e.g. Redis-backed, to
     pace a fleet). ``clock`` is the time source for every wait (tests pass a virtual one,
     e.g. :class:`replicate_async.testing.ManualClock`).
+
+    ``default_headers``/``default_query`` go on every request (checked like a call's
+    ``extra_headers``/``extra_query``, which win over them; ``Authorization`` is only ever
+    the token). Proxies come from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    ``NO_PROXY``; ``https`` through a ``CONNECT`` tunnel, so the proxy never sees the token)
+    unless ``trust_env=False``; a borrowed ``session`` keeps its own setting.
+    ``REPLICATE_ASYNC_LOG=debug|info`` logs requests to stderr (the token never appears).
     """
 
     def __init__(
@@ -88,7 +98,12 @@ class AsyncReplicate:
         clock: Clock | None = None,
         limiter: RateLimiter | None = None,
         hooks: Hooks | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
+        trust_env: bool = True,
     ) -> None:
+        if not isinstance(trust_env, bool):
+            raise TypeError(f"trust_env must be a bool, got {type(trust_env).__name__}")
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
         if token is not None:
             check.header_text(token, "api_token")  # never echoes the token
@@ -101,9 +116,14 @@ class AsyncReplicate:
             max_connections=check.positive_int(max_connections, "max_connections"),
             user_agent=check.header_text(user_agent or "", "user_agent"),
             clock=SYSTEM_CLOCK if clock is None else clock,
+            trust_env=trust_env,
         )
         check.session(session)
-        self._http = HTTPCore(self._config, token or None, session, limiter, hooks)
+        # Checked exactly as a call's extra_headers/extra_query, before anything is sent.
+        defaults = RequestOptions(extra_headers=default_headers, extra_query=default_query)
+        log_from_environment()
+        http = HTTPCore(self._config, token or None, session, limiter, hooks)
+        self._http = http.with_options(defaults)
         self._inflight = InFlight(self._config.clock)
         self._namespaces(self._http)
 
@@ -115,14 +135,21 @@ class AsyncReplicate:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
     ) -> AsyncReplicate:
         """A copy of this client whose every request uses these :class:`RequestOptions`
         (on top of this client's own), sharing its connection pool, rate limiter, hooks and
         counters (closing either closes the shared pool)::
 
             patient = client.with_options(timeout=120, max_retries=8)
+
+        ``default_headers``/``default_query`` are the same as ``extra_headers``/
+        ``extra_query`` here (the names the constructor takes), merged with them.
         """
-        options = RequestOptions(timeout, extra_headers, extra_query, extra_body, max_retries)
+        headers = _merged(default_headers, extra_headers)
+        query = _merged(default_query, extra_query)
+        options = RequestOptions(timeout, headers, query, extra_body, max_retries)
         clone = object.__new__(AsyncReplicate)
         clone.__dict__.update(self.__dict__)
         clone._http = self._http.with_options(options)
@@ -365,6 +392,62 @@ class AsyncReplicate:
         opts = RunOptions(options, check_input)
         return ModelFunction(self, self._config.clock, ref, deployment, opts)
 
+    # -- any endpoint ----------------------------------------------------------------
+
+    async def get(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        query: Mapping[str, str] | None = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``GET`` an endpoint the SDK does not wrap: ``path`` is relative to the API base
+        URL (``"models/owner/name/versions"``), its segments checked; ``cast_to`` is a model
+        class, a function of the decoded JSON, ``object`` (the JSON as is; the default),
+        ``str`` or ``bytes``. Retried like every ``GET``; errors are the usual typed ones::
+
+            versions = await client.get("models/replicate/hello-world/versions")
+            account = await client.get("account", cast_to=Account)
+        """
+        return await call_endpoint(self._http, "GET", path, cast_to, None, query, options)
+
+    async def post(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``POST`` ``body`` (a mapping or list sent as JSON, or ``bytes``) to an endpoint
+        (see :meth:`get`). Never resent once it may have reached the server."""
+        return await call_endpoint(self._http, "POST", path, cast_to, body, query, options)
+
+    async def patch(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``PATCH`` ``body`` to an endpoint (see :meth:`post`)."""
+        return await call_endpoint(self._http, "PATCH", path, cast_to, body, query, options)
+
+    async def delete(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        query: Mapping[str, str] | None = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``DELETE`` an endpoint (see :meth:`get`); an empty answer gives ``None``."""
+        return await call_endpoint(self._http, "DELETE", path, cast_to, None, query, options)
+
     def file_output(self, url: str) -> FileOutput:
         """A :class:`FileOutput` for an output URL (e.g. from a file stream's events)."""
         if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
@@ -377,3 +460,12 @@ class AsyncReplicate:
 
     def __reduce__(self) -> Any:
         raise TypeError("AsyncReplicate cannot be pickled (it holds a secret and a session)")
+
+
+def _merged(
+    first: Mapping[str, str] | None, second: Mapping[str, str] | None
+) -> Mapping[str, str] | None:
+    """Two optional mappings as one (``second`` wins); ``None`` when both are."""
+    if first is None or second is None:
+        return first if second is None else second
+    return {**first, **second}

@@ -132,3 +132,7 @@ class ClientConfig:
     #: Time for retries, polling, stream reconnects, throttling and run deadlines; tests
     #: pass a virtual clock (e.g. :class:`replicate_async.testing.ManualClock`).
     clock: Clock = attrs.field(default=SYSTEM_CLOCK, eq=False, repr=False)
+    #: Read proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) from the environment, as aiohttp's
+    #: ``trust_env`` (also ``~/.netrc`` for hosts other than the API's, which always get
+    #: the token and nothing else).
+    trust_env: bool = True

@@ -27,13 +27,14 @@ from ._hooks import (
     response_event,
     retry_reason,
 )
+from ._logging import log_request, log_response
 from ._options import NO_OPTIONS, RequestOptions
 from ._raw import record, recording
 from ._response import Response
 from ._retry import RetryPlan, may_retry
 from ._session import Pool, default_user_agent
 from ._throttle import RateLimiter, RequestKind, Throttle
-from .exceptions import APIError, MissingTokenError, RateLimitError
+from .exceptions import APIError, MissingTokenError, RateLimitError, request_id_of
 
 __all__ = ["HTTPCore", "Response", "path"]
 
@@ -267,7 +268,10 @@ class HTTPCore:
             await pool.take_slot(method, url, held=held, creates=not idempotent)
         else:
             await slots.acquire()  # free at once: no timeout to arm
-        started = self.clock.monotonic() if hooks is not None or recording() else 0.0
+        logged = logger.isEnabledFor(logging.INFO)
+        started = self.clock.monotonic() if hooks is not None or logged or recording() else 0.0
+        if logged:
+            log_request(method, safe_url(url), headers, attempt)
         self.stats["requests"] += 1
         try:
             async with session.request(
@@ -288,6 +292,10 @@ class HTTPCore:
             slots.release()
         if started:
             await self._answered(response, attempt, started, hooks)
+        if logged:
+            elapsed = self.clock.monotonic() - started
+            rid = request_id_of(response.headers)
+            log_response(method, safe_url(response.url), response.status, elapsed, rid)
         if response.status >= 400:
             raise await self._status_failure(kind, response)
         self._settled(kind, response.headers.get("ratelimit-remaining"))

@@ -17,6 +17,7 @@ import attrs
 from multidict import CIMultiDictProxy
 
 from ._response import Response
+from .exceptions import request_id_of
 
 __all__ = [
     "LastResponse",
@@ -67,8 +68,8 @@ class RawResponse(Generic[T]):
 
     @property
     def request_id(self) -> str | None:
-        """The server's request id (``x-request-id`` or ``request-id``), if it sent one."""
-        return self.headers.get("x-request-id") or self.headers.get("request-id")
+        """The server's request id (``X-Request-Id``, ``Request-Id`` or ``CF-Ray``), if any."""
+        return request_id_of(self.headers)
 
     def parse(self) -> T:
         """The operation's typed result (what the plain call returns)."""

@@ -84,7 +84,9 @@ class Pool:
             limit_per_host=0,
             enable_cleanup_closed=False,
         )
-        session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        session = aiohttp.ClientSession(
+            connector=connector, timeout=self.timeout, trust_env=self.config.trust_env
+        )
         # aiohttp silently resends an idempotent request once when a kept-alive connection
         # turns out dropped; our retry loop decides every resend, so max_retries=N means at
         # most N + 1 requests on the wire. (A borrowed session keeps its own setting.)

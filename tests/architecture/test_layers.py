@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._validate",
         "replicate_async._sse",
         "replicate_async.webhooks",
+        "replicate_async._dump",
     ),
     # 2. the http core: one send, retries, throttle, options, hooks
     (
@@ -45,9 +46,12 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._options",
         "replicate_async._hooks",
         "replicate_async._raw",
+        "replicate_async._logging",
+        "replicate_async._streaming",
+        "replicate_async._tracing",
     ),
     # 3. typed operations
-    ("replicate_async.pagination", "replicate_async.resources"),
+    ("replicate_async.pagination", "replicate_async.resources", "replicate_async._endpoint"),
     # 4. workflows: drive/run/run_many/stream/files/webhook waiting/use()
     (
         "replicate_async._drive",

@@ -29,6 +29,7 @@ from ._run import RUN_HOLD, creator, output_of, run_prediction
 from ._run_many import Progress, RunResult, run_many
 from ._sse import ServerSentEvent
 from ._stream import PredictionStream, open_stream
+from ._streaming import StreamingResponses
 from ._throttle import RateLimiter
 from ._use import ModelFunction, RunOptions
 from .exceptions import InvalidArgumentError
@@ -167,6 +168,21 @@ class AsyncReplicate:
             prediction = raw.parse()
         """
         return RawResponses(self)
+
+    @property
+    def with_streaming_response(self) -> StreamingResponses:
+        """The same namespaces, each operation returning an async context manager over a
+        :class:`~replicate_async._streaming.StreamedResponse`: status and headers as soon as
+        they arrive, the body read only when asked (``read``, ``iter_bytes``, ``text``,
+        ``json``, ``parse``); the connection is released when the block exits::
+
+            async with client.with_streaming_response.predictions.get("abc") as response:
+                print(response.status, response.request_id)
+                prediction = await response.parse()
+
+        An error status raises the usual typed error on entering. Not retried.
+        """
+        return StreamingResponses(self)
 
     def _namespaces(self, http: HTTPCore) -> None:
         """Build the resource namespaces on ``http``."""

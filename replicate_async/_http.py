@@ -33,6 +33,7 @@ from ._raw import record, recording
 from ._response import Response
 from ._retry import RetryPlan, may_retry
 from ._session import Pool, default_user_agent
+from ._streaming import intercept
 from ._throttle import RateLimiter, RequestKind, Throttle
 from .exceptions import APIError, MissingTokenError, RateLimitError, request_id_of
 
@@ -206,6 +207,9 @@ class HTTPCore:
             params, content, headers = opts.apply(params, content, headers)
             policy, timeout = opts.policy(policy), opts.attempt_timeout(read_timeout)
         send_headers = self._headers(url, headers, auth)
+        lazy = intercept(self, method, url, params, content, send_headers)
+        if lazy is not None:  # with_streaming_response: a lazy call's read response
+            return lazy
         timeout = timeout or self._timeout_for(read_timeout)
         call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)
         started = self.clock.monotonic()
@@ -353,6 +357,8 @@ class HTTPCore:
         headers: Mapping[str, str] | None = None,
         auth: bool = True,
         read_timeout: float | None = None,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open a response whose body the caller reads incrementally (SSE, downloads).
 
@@ -373,7 +379,8 @@ class HTTPCore:
         slots = await self._pool.take_slot(method, url, held=True)
         self.stats["requests"] += 1
         try:
-            async with self._open_stream(session, method, url, send_headers, timeout) as resp:
+            opening = self._open_stream(session, method, url, send_headers, timeout, params, data)
+            async with opening as resp:
                 yield resp
         finally:
             slots.release()
@@ -386,11 +393,15 @@ class HTTPCore:
         url: str,
         headers: dict[str, str],
         timeout: aiohttp.ClientTimeout,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         try:
             async with session.request(
                 method,
                 url,
+                params=params,
+                data=data,
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=not self.is_api_url(url),

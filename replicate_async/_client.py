@@ -11,7 +11,6 @@ from typing import Any, Unpack
 
 import aiohttp
 
-from . import _dump  # noqa: F401  (installs to_dict/to_json on the models)
 from . import _validate as check
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts

@@ -9,8 +9,9 @@ Statuses are plain strings so that a status added by Replicate tomorrow passes t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import datetime
+import json
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any, Generic, Literal, TypeVar, get_args
 
 import attrs
@@ -56,17 +57,6 @@ _RAW: Any = attrs.field(factory=dict, repr=False, eq=False, kw_only=True)
 DumpMode = Literal["api", "python"]
 
 
-class _Codec:
-    """How a model becomes plain data and JSON text: installed by the conversion layer
-    (``_dump``), which sits above this module and owns the one converter."""
-
-    to_dict: Callable[[Any, DumpMode, bool], dict[str, Any]]
-    to_json: Callable[[dict[str, Any], int | None], str]
-
-
-_CODEC = _Codec()
-
-
 class _Dumpable:
     """``to_dict()`` and ``to_json()``, shared by every result model."""
 
@@ -81,11 +71,55 @@ class _Dumpable:
         ``exclude_unset=True`` leaves out the fields the response did not carry (for an
         object built by hand: the fields left at their default).
         """
-        return _CODEC.to_dict(self, mode, exclude_unset)
+        return _to_dict(self, mode, exclude_unset)
 
     def to_json(self, *, indent: int | None = None, exclude_unset: bool = False) -> str:
         """:meth:`to_dict` in ``"api"`` mode, encoded as JSON text."""
-        return _CODEC.to_json(self.to_dict(exclude_unset=exclude_unset), indent)
+        data = self.to_dict(exclude_unset=exclude_unset)
+        return json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def _to_dict(obj: Any, mode: DumpMode, exclude_unset: bool) -> dict[str, Any]:
+    """One model object as a dict (see :meth:`_Dumpable.to_dict`). The reverse of the
+    converter's structuring needs no hooks: fields are plain values, models, lists."""
+    if mode not in ("api", "python"):
+        raise ValueError(f"mode must be 'api' or 'python', got {mode!r}")
+    raw = getattr(obj, "raw", None)
+    received = raw if isinstance(raw, dict) and raw else None
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(obj)):
+        if field.name == "raw":
+            continue
+        value = getattr(obj, field.name)
+        if exclude_unset and not _was_set(field, value, received):
+            continue
+        out[field.name] = _plain(value, mode, exclude_unset)
+    if mode == "api" and received is not None:
+        # Fields this SDK does not model yet travel along, as the API sent them.
+        out.update((key, item) for key, item in received.items() if key not in out)
+    return out
+
+
+def _was_set(field: Any, value: Any, received: dict[str, Any] | None) -> bool:
+    if received is not None:
+        return field.name in received
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    return default is attrs.NOTHING or value != default
+
+
+def _plain(value: Any, mode: DumpMode, exclude_unset: bool) -> Any:
+    if isinstance(value, _Dumpable):
+        return _to_dict(value, mode, exclude_unset)
+    if isinstance(value, list):
+        return [_plain(item, mode, exclude_unset) for item in value]
+    if isinstance(value, datetime) and mode == "api":
+        # RFC 3339, with "Z" for UTC as the API writes it.
+        if value.utcoffset() == timedelta(0):
+            return value.replace(tzinfo=None).isoformat() + "Z"
+        return value.isoformat()
+    return value
 
 
 @attrs.frozen(slots=True)

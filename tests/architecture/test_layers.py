@@ -33,7 +33,6 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._validate",
         "replicate_async._sse",
         "replicate_async.webhooks",
-        "replicate_async._dump",
     ),
     # 2. the http core: one send, retries, throttle, options, hooks
     (

@@ -358,3 +358,16 @@ async def test_proxies_come_from_the_environment(
 def test_trust_env_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="trust_env"):
         AsyncReplicate(api_token="r8_x", trust_env="yes")  # type: ignore[arg-type]
+
+
+def test_to_dict_needs_nothing_but_the_model_import() -> None:
+    """The package imports lazily: a model alone, without the client, can serialise."""
+    import subprocess
+    import sys
+
+    code = (
+        "from replicate_async.models import Prediction\n"
+        "print(Prediction(id='p', status='starting').to_json(exclude_unset=True))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == {"id": "p", "status": "starting"}

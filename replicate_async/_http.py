@@ -207,9 +207,8 @@ class HTTPCore:
             params, content, headers = opts.apply(params, content, headers)
             policy, timeout = opts.policy(policy), opts.attempt_timeout(read_timeout)
         send_headers = self._headers(url, headers, auth)
-        lazy = intercept(self, method, url, params, content, send_headers)
-        if lazy is not None:  # with_streaming_response: a lazy call's read response
-            return lazy
+        if (lazy := intercept(self, method, url, params, content, send_headers)) is not None:
+            return lazy  # with_streaming_response: a lazy call's response, read already
         timeout = timeout or self._timeout_for(read_timeout)
         call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)
         started = self.clock.monotonic()

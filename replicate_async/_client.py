@@ -30,6 +30,7 @@ from ._sse import ServerSentEvent
 from ._stream import PredictionStream, open_stream
 from ._streaming import StreamingResponses
 from ._throttle import RateLimiter
+from ._tracing import make_tracing
 from ._use import ModelFunction, RunOptions
 from .exceptions import InvalidArgumentError
 from .resources import (
@@ -81,6 +82,10 @@ class AsyncReplicate:
     ``NO_PROXY``; ``https`` through a ``CONNECT`` tunnel, so the proxy never sees the token)
     unless ``trust_env=False``; a borrowed ``session`` keeps its own setting.
     ``REPLICATE_ASYNC_LOG=debug|info`` logs requests to stderr (the token never appears).
+
+    ``tracing=True`` makes OpenTelemetry spans (``pip install "replicate-async[otel]"``):
+    one per call and one per HTTP attempt, ``traceparent`` sent along; pass a
+    ``TracerProvider`` instead of ``True`` to use it rather than the global one.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class AsyncReplicate:
         default_headers: Mapping[str, str] | None = None,
         default_query: Mapping[str, str] | None = None,
         trust_env: bool = True,
+        tracing: bool | Any = False,
     ) -> None:
         if not isinstance(trust_env, bool):
             raise TypeError(f"trust_env must be a bool, got {type(trust_env).__name__}")
@@ -122,7 +128,8 @@ class AsyncReplicate:
         # Checked exactly as a call's extra_headers/extra_query, before anything is sent.
         defaults = RequestOptions(extra_headers=default_headers, extra_query=default_query)
         log_from_environment()
-        http = HTTPCore(self._config, token or None, session, limiter, hooks)
+        traced = make_tracing(tracing)
+        http = HTTPCore(self._config, token or None, session, limiter, hooks, traced)
         self._http = http.with_options(defaults)
         self._inflight = InFlight(self._config.clock)
         self._namespaces(self._http)

@@ -35,6 +35,7 @@ from ._retry import RetryPlan, may_retry
 from ._session import Pool, default_user_agent
 from ._streaming import intercept
 from ._throttle import RateLimiter, RequestKind, Throttle
+from ._tracing import Tracing
 from .exceptions import APIError, MissingTokenError, RateLimitError, request_id_of
 
 __all__ = ["HTTPCore", "Response", "path"]
@@ -78,9 +79,12 @@ class HTTPCore:
         session: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
         hooks: Hooks | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.hooks: Final = hooks if hooks else None
+        #: OpenTelemetry spans per call and per attempt (``AsyncReplicate(tracing=...)``).
+        self.tracing: Final = tracing
         #: Options applied to every request of this core (see :meth:`with_options`).
         self.options = NO_OPTIONS
         self.clock: Final = config.clock
@@ -211,17 +215,30 @@ class HTTPCore:
             return lazy  # with_streaming_response: a lazy call's response, read already
         timeout = timeout or self._timeout_for(read_timeout)
         call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)
+        sending = self._send(call, policy, retry, deadline)
+        return await (sending if self.tracing is None else self.tracing.call(call, sending))
+
+    async def _send(
+        self, call: _Call, policy: RetryPolicy, retry: bool, deadline: float | None
+    ) -> Response:
+        """The first attempt, then the retry loop if the failure may be retried."""
         started = self.clock.monotonic()
         try:
-            return await self._attempt(call)
+            return await self._try(call, 1)
         except APIError as exc:
-            if not retry or not may_retry(exc, idempotent, policy):
+            if not retry or not may_retry(exc, call.idempotent, policy):
                 raise
             failure = exc
         end = deadline if deadline is not None else current_deadline()
         return await self._retry(
             call, failure, policy, started + policy.total if end is None else end
         )
+
+    async def _try(self, call: _Call, attempt: int) -> Response:
+        """One attempt, in its own span when tracing."""
+        if self.tracing is None:
+            return await self._attempt(call, attempt)
+        return await self.tracing.attempt(call, attempt, self._attempt)
 
     async def _retry(
         self, call: _Call, failure: APIError, policy: RetryPolicy, end: float
@@ -242,7 +259,7 @@ class HTTPCore:
         async for attempt in plan.attempts(retried):
             with attempt:
                 plan.check()  # the first round re-raises the first attempt's failure
-                return await self._attempt(call, attempt.retry_state.attempt_number)
+                return await self._try(call, attempt.retry_state.attempt_number)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _timeout_for(self, read_timeout: float | None) -> aiohttp.ClientTimeout:

@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar, overload
 
 from . import _validate as check
 from ._http import HTTPCore, path
-from ._options import RequestOptionsDict, call_options
+from ._options import RequestOptions, RequestOptionsDict, call_options
 from ._response import Response, decode
 from .exceptions import InvalidArgumentError
 
@@ -95,15 +95,9 @@ async def call_endpoint(
     return _cast(response, cast_to)
 
 
-def _query(query: Any) -> dict[str, str] | None:
-    if query is None:
-        return None
-    if not isinstance(query, Mapping):
-        raise TypeError(f"query must be a mapping of strings, got {type(query).__name__}")
-    for key, value in query.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise TypeError(f"query names and values must be strings: {key!r}")
-    return dict(query)
+def _query(query: Any) -> Mapping[str, str] | None:
+    """Query parameters, checked as a call's ``extra_query`` is."""
+    return None if query is None else RequestOptions(extra_query=query).extra_query
 
 
 def _body(body: Any) -> tuple[bytes | None, dict[str, str] | None]:

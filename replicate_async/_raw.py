@@ -25,6 +25,7 @@ __all__ = [
     "RawResponses",
     "RawStream",
     "captured",
+    "namespace_attribute",
     "record",
     "streamed",
 ]
@@ -93,12 +94,24 @@ class RawResponses:
         self._target = target
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if inspect.iscoroutinefunction(value):
-            return _raw_call(value)
-        if callable(value) or name.startswith("_"):
-            return value  # plain methods (paginators, streams) are returned as they are
-        return RawResponses(value)
+        return namespace_attribute(self._target, name, _raw_call, RawResponses)
+
+
+def namespace_attribute(
+    target: object,
+    name: str,
+    wrap: Callable[[Callable[..., Any]], Any],
+    again: Callable[[Any], Any],
+) -> Any:
+    """``target.name`` seen through a namespace wrapper (``with_raw_response``...): an
+    operation (a coroutine function) wrapped by ``wrap``, a sub-namespace wrapped again by
+    ``again``, plain methods (paginators, streams) and private names as they are."""
+    value = getattr(target, name)
+    if inspect.iscoroutinefunction(value):
+        return wrap(value)
+    if callable(value) or name.startswith("_"):
+        return value
+    return again(value)
 
 
 async def captured(work: Awaitable[T], what: str = "the call") -> RawResponse[T]:

@@ -17,7 +17,6 @@ A lazy request is sent once: never retried.
 from __future__ import annotations
 
 import contextvars
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -27,6 +26,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from ._converter import loads
+from ._raw import namespace_attribute
 from ._response import Response
 from .exceptions import request_id_of
 
@@ -211,15 +211,13 @@ class StreamingResponses:
         self._target = target
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if inspect.iscoroutinefunction(value):
+        return namespace_attribute(self._target, name, _lazy, StreamingResponses)
 
-            def call(*args: Any, **kwargs: Any) -> _LazyCall:
-                return _LazyCall(value, args, kwargs)
 
-            call.__doc__ = value.__doc__
-            call.__name__ = name
-            return call
-        if callable(value) or name.startswith("_"):
-            return value
-        return StreamingResponses(value)
+def _lazy(operation: Callable[..., Awaitable[Any]]) -> Callable[..., _LazyCall]:
+    def call(*args: Any, **kwargs: Any) -> _LazyCall:
+        return _LazyCall(operation, args, kwargs)
+
+    call.__doc__ = operation.__doc__
+    call.__name__ = getattr(operation, "__name__", "call")
+    return call

@@ -9,11 +9,14 @@ mkdocstrings renders each entry from its docstring.
 
 from __future__ import annotations
 
+import ast
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.structure.files import File, Files
+if TYPE_CHECKING:
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
 
 #: Page titles of the modules the top-level names come from.
 TITLES = {
@@ -40,6 +43,19 @@ MODULES = {
     "replicate_async.testing": "testing: the fake Replicate",
     "replicate_async.redis": "redis: fleet coordination",
 }
+
+
+def _static_all(module: str) -> list[str]:
+    """A module's ``__all__``, read from its source (importing ``redis`` or
+    ``opentelemetry`` is not needed to document what needs them)."""
+    base = Path(__file__).resolve().parents[1] / Path(*module.split("."))
+    source = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+    for node in ast.walk(ast.parse(source.read_text())):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "__all__" for target in node.targets
+        ):
+            return [str(item) for item in ast.literal_eval(node.value)]
+    return []
 
 
 def _slug(module: str) -> str:
@@ -79,7 +95,7 @@ def reference_pages() -> dict[str, str]:
         pages[f"reference/{slug}.md"] = "\n".join(body)
         index.append(f"- [{title}]({slug}.md): " + ", ".join(f"`{n}`" for n in names))
     for module, title in MODULES.items():
-        names = list(getattr(importlib.import_module(module), "__all__", []))
+        names = _static_all(module)
         slug = "module-" + module.rsplit(".", 1)[-1]
         body = [f"# {title}", "", f"`import {module}`", ""]
         body += [f"::: {module}.{name}\n" for name in names]
@@ -91,6 +107,8 @@ def reference_pages() -> dict[str, str]:
 
 def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
     """Add the generated reference pages to the site."""
+    from mkdocs.structure.files import File
+
     for path, content in reference_pages().items():
         files.append(File.generated(config, path, content=content))
     return files

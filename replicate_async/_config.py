@@ -132,7 +132,6 @@ class ClientConfig:
     #: Time for retries, polling, stream reconnects, throttling and run deadlines; tests
     #: pass a virtual clock (e.g. :class:`replicate_async.testing.ManualClock`).
     clock: Clock = attrs.field(default=SYSTEM_CLOCK, eq=False, repr=False)
-    #: Read proxies (``HTTP(S)_PROXY``, ``NO_PROXY``) from the environment, as aiohttp's
-    #: ``trust_env`` (also ``~/.netrc`` for hosts other than the API's, which always get
-    #: the token and nothing else).
+    #: Send requests through the proxies the environment names (``HTTPS_PROXY``,
+    #: ``HTTP_PROXY``, ``NO_PROXY``), read once when the client is created.
     trust_env: bool = True

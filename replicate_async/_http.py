@@ -293,6 +293,7 @@ class HTTPCore:
         if logged:
             log_request(method, safe_url(url), headers, attempt)
         self.stats["requests"] += 1
+        proxy, proxy_headers = pool.route(url)
         try:
             async with session.request(
                 method,
@@ -302,6 +303,8 @@ class HTTPCore:
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
             ) as resp:
                 data = await resp.read()
                 response = Response(method, str(resp.url), resp.status, resp.headers, data)
@@ -412,6 +415,7 @@ class HTTPCore:
         params: Mapping[str, str] | None = None,
         data: bytes | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
+        proxy, proxy_headers = self._pool.route(url)
         try:
             async with session.request(
                 method,
@@ -421,6 +425,8 @@ class HTTPCore:
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=not self.is_api_url(url),
+                proxy=proxy,
+                proxy_headers=proxy_headers,
             ) as resp:
                 if resp.status >= 400:
                     data = await resp.read()

@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._logging",
         "replicate_async._streaming",
         "replicate_async._tracing",
+        "replicate_async._proxy",
     ),
     # 3. typed operations
     ("replicate_async.pagination", "replicate_async.resources", "replicate_async._endpoint"),

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ import pytest
 
 from replicate_async import (
     Account,
+    APIConnectionError,
     APIResponseValidationError,
     AsyncReplicate,
     InvalidArgumentError,
@@ -300,6 +302,7 @@ class Proxy:
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, dict[str, str]]] = []
+        self.tunneled: list[bytes] = []
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -308,6 +311,11 @@ class Proxy:
             method, target, _ = lines[0].split(" ")
             headers = dict(line.split(": ", 1) for line in lines[1:] if line)
             self.seen.append((f"{method} {target}", headers))
+            if method == "CONNECT":  # a tunnel: what goes through it is TLS, never seen
+                writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                await writer.drain()
+                self.tunneled.append(await reader.read(65536))
+                return
             body = await reader.readexactly(int(headers.get("Content-Length", "0")))
             rest = target.split("://", 1)[1]
             hostport, path = rest.split("/", 1)
@@ -353,6 +361,30 @@ async def test_proxies_come_from_the_environment(
             await client.account.get()
         assert len(proxy.seen) == 1
     assert fake.count("GET", "/v1/account") == 3
+
+
+async def test_https_goes_through_a_connect_tunnel(
+    fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The proxy sees ``CONNECT host:port`` and encrypted bytes: never the token. (The
+    fake speaks plain HTTP, so the TLS handshake through the tunnel then fails.)"""
+    proxy = Proxy()
+    async with tcp_server(proxy.serve) as port:
+        monkeypatch.setenv("HTTPS_PROXY", f"http://proxyuser:s3cret@127.0.0.1:{port}")
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        base = f"https://127.0.0.1:{fake.port}/v1"
+        async with AsyncReplicate(api_token=fake.token, base_url=base, max_retries=0) as client:
+            with pytest.raises(APIConnectionError):
+                await client.account.get()
+    ((line, headers),) = proxy.seen
+    assert line == f"CONNECT 127.0.0.1:{fake.port}"
+    assert "Authorization" not in headers
+    assert (
+        headers["Proxy-Authorization"] == "Basic " + base64.b64encode(b"proxyuser:s3cret").decode()
+    )
+    assert all(fake.token.encode() not in chunk for chunk in proxy.tunneled)
+    assert fake.requests == [] or all(r.path != "/v1/account" for r in fake.requests)
 
 
 def test_trust_env_must_be_a_bool() -> None:

@@ -26,13 +26,6 @@ from replicate_async.testing import FakeReplicate
 
 from ..helpers import tcp_server
 
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeReplicate]:
-    async with FakeReplicate() as server:
-        yield server
-
-
 # -- to_dict / to_json -----------------------------------------------------------------
 
 

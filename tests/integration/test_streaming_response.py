@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
 from replicate_async import File, Model, NotFoundError, Prediction
 from replicate_async.testing import FakeReplicate
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeReplicate]:
-    async with FakeReplicate() as server:
-        yield server
 
 
 async def test_headers_first_then_the_typed_result(fake: FakeReplicate) -> None:

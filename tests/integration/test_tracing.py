@@ -4,8 +4,6 @@ retries, the prediction id, and the trace context sent to the server."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -14,12 +12,6 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from replicate_async import AsyncReplicate, NotFoundError
 from replicate_async.testing import FakeReplicate
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeReplicate]:
-    async with FakeReplicate() as server:
-        yield server
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Unpack
+from typing import Any, TypeVar, Unpack, overload
 
 import aiohttp
 
@@ -47,6 +47,10 @@ from .resources import (
 from .resources.account import WebhookSecretResource
 
 __all__ = ["AsyncReplicate"]
+
+T = TypeVar("T")
+#: Query parameters of :meth:`AsyncReplicate.get` and the like.
+Query = Mapping[str, str] | None
 
 
 class AsyncReplicate:
@@ -415,13 +419,28 @@ class AsyncReplicate:
         return ModelFunction(self, self._config.clock, ref, deployment, opts)
 
     # -- any endpoint ----------------------------------------------------------------
+    # Typed by overloads: without cast_to the decoded JSON (Any); with cast_to (a model
+    # class, str, bytes or a function of the JSON) what cast_to returns.
 
+    @overload
+    async def get(
+        self, path: str, *, query: Query = None, **options: Unpack[RequestOptionsDict]
+    ) -> Any: ...
+    @overload
+    async def get(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
     async def get(
         self,
         path: str,
         *,
         cast_to: Any = object,
-        query: Mapping[str, str] | None = None,
+        query: Query = None,
         **options: Unpack[RequestOptionsDict],
     ) -> Any:
         """``GET`` an endpoint the SDK does not wrap: ``path`` is relative to the API base
@@ -434,37 +453,88 @@ class AsyncReplicate:
         """
         return await call_endpoint(self._http, "GET", path, cast_to, None, query, options)
 
+    @overload
+    async def post(
+        self,
+        path: str,
+        *,
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any: ...
+    @overload
+    async def post(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
     async def post(
         self,
         path: str,
         *,
         cast_to: Any = object,
         body: Any = None,
-        query: Mapping[str, str] | None = None,
+        query: Query = None,
         **options: Unpack[RequestOptionsDict],
     ) -> Any:
         """``POST`` ``body`` (a mapping or list sent as JSON, or ``bytes``) to an endpoint
         (see :meth:`get`). Never resent once it may have reached the server."""
         return await call_endpoint(self._http, "POST", path, cast_to, body, query, options)
 
+    @overload
+    async def patch(
+        self,
+        path: str,
+        *,
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any: ...
+    @overload
+    async def patch(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
     async def patch(
         self,
         path: str,
         *,
         cast_to: Any = object,
         body: Any = None,
-        query: Mapping[str, str] | None = None,
+        query: Query = None,
         **options: Unpack[RequestOptionsDict],
     ) -> Any:
         """``PATCH`` ``body`` to an endpoint (see :meth:`post`)."""
         return await call_endpoint(self._http, "PATCH", path, cast_to, body, query, options)
 
+    @overload
+    async def delete(
+        self, path: str, *, query: Query = None, **options: Unpack[RequestOptionsDict]
+    ) -> Any: ...
+    @overload
+    async def delete(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
     async def delete(
         self,
         path: str,
         *,
         cast_to: Any = object,
-        query: Mapping[str, str] | None = None,
+        query: Query = None,
         **options: Unpack[RequestOptionsDict],
     ) -> Any:
         """``DELETE`` an endpoint (see :meth:`get`); an empty answer gives ``None``."""

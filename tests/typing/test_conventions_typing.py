@@ -11,7 +11,7 @@ from typing import Any, assert_type
 
 import pytest
 
-from replicate_async import AsyncReplicate, NotFoundError, Prediction, Training
+from replicate_async import Account, AsyncReplicate, NotFoundError, Prediction, Training
 from replicate_async.models import Page
 from replicate_async.webhooks import sign, unwrap
 
@@ -46,6 +46,21 @@ def test_unwrap_types() -> None:
     }
     assert_type(unwrap(headers, body, SECRET), Prediction)
     assert_type(unwrap(headers, body, SECRET, into=Training), Training)
+
+
+async def _endpoint_calls(client: AsyncReplicate) -> None:
+    """Never run: mypy checks what ``client.get/post/patch/delete`` return."""
+    assert_type(await client.get("account"), Any)
+    assert_type(await client.get("account", cast_to=Account), Account)
+    assert_type(await client.get("account", cast_to=str, timeout=5), str)
+    assert_type(await client.post("predictions", body={}, cast_to=Prediction), Prediction)
+    assert_type(await client.patch("deployments/a/b", body={}, cast_to=_count), int)
+    assert_type(await client.delete("deployments/a/b"), Any)
+    await client.get("account", cast_to=Account, retries=3)  # type: ignore[call-overload]
+
+
+def _count(data: Any) -> int:
+    return len(data)
 
 
 def test_client_keywords() -> None:

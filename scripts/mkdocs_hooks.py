@@ -105,6 +105,15 @@ def reference_pages() -> dict[str, str]:
     return pages
 
 
+try:  # run before the plugins (llmstxt lists the reference too); tests import without mkdocs
+    from mkdocs.plugins import event_priority
+except ImportError:  # pragma: no cover - the test suite does not install mkdocs
+
+    def event_priority(priority: float) -> Any:
+        return lambda function: function
+
+
+@event_priority(100)
 def on_files(files: Files, config: MkDocsConfig, **_: Any) -> Files:
     """Add the generated reference pages to the site."""
     from mkdocs.structure.files import File

@@ -58,6 +58,10 @@ def _static_all(module: str) -> list[str]:
     return []
 
 
+#: Result models: show ``to_dict``/``to_json`` (from a private base) on each, not the base.
+_MODEL_OPTIONS = "    options:\n      inherited_members: true\n      show_bases: false\n"
+
+
 def _slug(module: str) -> str:
     return module.rsplit(".", 1)[-1].lstrip("_")
 
@@ -91,7 +95,8 @@ def reference_pages() -> dict[str, str]:
         slug = _slug(source)
         title = TITLES.get(source, slug)
         body = [f"# {title}", ""]
-        body += [f"::: replicate_async.{name}\n" for name in names]
+        options = _MODEL_OPTIONS if source == ".models" else ""
+        body += [f"::: replicate_async.{name}\n{options}" for name in names]
         pages[f"reference/{slug}.md"] = "\n".join(body)
         index.append(f"- [{title}]({slug}.md): " + ", ".join(f"`{n}`" for n in names))
     for module, title in MODULES.items():

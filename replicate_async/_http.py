@@ -397,10 +397,17 @@ class HTTPCore:
         await self.limiter.acquire("other")
         slots = await self._pool.take_slot(method, url, held=True)
         self.stats["requests"] += 1
+        tracing = self.tracing
+        spanning = (
+            tracing.stream(method, url, send_headers) if tracing else contextlib.nullcontext()
+        )
         try:
             opening = self._open_stream(session, method, url, send_headers, timeout, params, data)
-            async with opening as resp:
-                yield resp
+            with spanning as span:
+                async with opening as resp:
+                    if span is not None:
+                        span.set_attribute("http.response.status_code", resp.status)
+                    yield resp
         finally:
             slots.release()
 

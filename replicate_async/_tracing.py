@@ -14,8 +14,9 @@ tracer provider (``tracing=True``) or to the one passed (``tracing=provider``).
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._converter import loads
@@ -110,6 +111,33 @@ class Tracing:
                 raise
             span.set_attribute("http.response.status_code", getattr(response, "status", 0))
             return response
+
+    @contextlib.contextmanager
+    def stream(self, method: str, url: str, headers: dict[str, str]) -> Iterator[Span]:
+        """A span for a response read incrementally (SSE, a download), for as long as it is
+        open; ``traceparent`` is added to ``headers``. Leaving early is not an error."""
+        trace = self._trace
+        attributes = {"http.request.method": method, "url.full": safe_url(url)}
+        span = self._tracer.start_span(method, kind=trace.SpanKind.CLIENT, attributes=attributes)
+        # Not made current: a stream may be closed from another context than its opener's.
+        self._inject(headers, context=trace.set_span_in_context(span))
+        try:
+            yield span
+        except APIStatusError as exc:
+            span.set_attribute("http.response.status_code", exc.status)
+            _failed(span, trace, exc)
+            raise
+        except Exception as exc:
+            _failed(span, trace, exc)
+            raise
+        finally:
+            span.end()
+
+
+def _failed(span: Span, trace: Any, exc: Exception) -> None:
+    span.record_exception(exc)
+    span.set_attribute("error.type", type(exc).__name__)
+    span.set_status(trace.Status(trace.StatusCode.ERROR))
 
 
 def _created_id(span: Span, response: object) -> None:

@@ -96,3 +96,24 @@ def test_tracing_takes_a_bool_or_a_provider() -> None:
     AsyncReplicate(api_token="r8_x", tracing=True)  # the global provider
     with pytest.raises(TypeError, match="tracing"):
         AsyncReplicate(api_token="r8_x", tracing="yes")
+
+
+async def test_a_stream_is_one_client_span_for_its_life(
+    fake: FakeReplicate, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    async with fake.client(tracing=provider) as client:
+        events = [
+            event.event async for event in client.stream("fake/tokens", input={"prompt": "a b"})
+        ]
+    assert events[-1] == "done"
+    streams = [
+        s
+        for s in exporter.get_finished_spans()
+        if "/v1/streams/" in str(s.attributes.get("url.full"))
+    ]
+    (stream,) = streams
+    assert stream.kind == SpanKind.CLIENT
+    assert stream.attributes["http.response.status_code"] == 200
+    assert stream.status.status_code == StatusCode.UNSET
+    sent = [r for r in fake.requests if r.path.startswith("/v1/streams/")]
+    assert sent[0].headers["traceparent"].split("-")[2] == f"{stream.context.span_id:016x}"

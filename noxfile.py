@@ -10,7 +10,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "suite", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 #: The Pythons the package supports (the classifiers in pyproject.toml say the same).
@@ -44,7 +44,8 @@ def tests(session: nox.Session, aiohttp: str) -> None:
 
 @nox.session(python=PYTHONS)
 def suite(session: nox.Session) -> None:
-    """The whole test suite on one supported Python (``nox -s suite-3.13``), newest aiohttp."""
+    """The whole test suite on one supported Python, newest aiohttp: ``nox -s suite`` runs
+    3.11, 3.12 and 3.13; ``nox -s suite-3.13`` one of them."""
     session.install("-e", ".[test]")
     session.run("python", "-m", "pytest", *session.posargs)
 

@@ -31,6 +31,7 @@ TITLES = {
     "._throttle": "Rate limiting",
     ".pagination": "Pagination",
     "._sse": "Server-sent events",
+    "._streaming": "Streaming responses",
     "._files": "Files",
     "._run_many": "Fan-out",
     "._webhook_wait": "Waiting on webhooks",

@@ -16,6 +16,7 @@ if typing.TYPE_CHECKING:
     from ._raw import RawResponse, RawStream
     from ._run_many import Progress, RunResult
     from ._sse import ServerSentEvent
+    from ._streaming import StreamedResponse
     from ._throttle import RateLimiter, Throttle
     from ._use import ModelFunction, ModelSchema, OutputStream, RunOptions, SchemaCache
     from ._webhook_wait import WebhookWaiter
@@ -142,6 +143,7 @@ __all__ = [
     "ServerSentEvent",
     "Status",
     "StreamError",
+    "StreamedResponse",
     "Throttle",
     "ThrottleEvent",
     "Timeouts",
@@ -167,6 +169,7 @@ _SOURCES = (
     "._throttle",
     ".pagination",
     "._sse",
+    "._streaming",
     "._files",
     "._run_many",
     "._webhook_wait",

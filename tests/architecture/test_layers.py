@@ -44,9 +44,13 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._options",
         "replicate_async._hooks",
         "replicate_async._raw",
+        "replicate_async._logging",
+        "replicate_async._streaming",
+        "replicate_async._tracing",
+        "replicate_async._proxy",
     ),
     # 3. typed operations
-    ("replicate_async.pagination", "replicate_async.resources"),
+    ("replicate_async.pagination", "replicate_async.resources", "replicate_async._endpoint"),
     # 4. workflows: drive/run/run_many/stream/files/webhook waiting/use()
     (
         "replicate_async._drive",

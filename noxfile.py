@@ -1,4 +1,4 @@
-"""Automation: ``nox`` runs tests (on the newest aiohttp 3.13 and 3.14), lint and typecheck.
+"""Automation: ``nox`` runs the suite (Python 3.11-3.13 x aiohttp 3.13/3.14), lint, types, docs.
 
 Every session installs with ``-c constraints.txt``: the versions CI and ``[dev]`` use, tools
 included, so a release upstream cannot break CI without a change here. Two sessions look
@@ -54,10 +54,12 @@ def _constraints_without(*names: str) -> str:
     return str(path)
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 @nox.parametrize("aiohttp", list(AIOHTTP))
 def tests(session: nox.Session, aiohttp: str) -> None:
-    """The whole test suite, against the newest release of one aiohttp minor version."""
+    """The whole test suite on one supported Python against the newest release of one
+    aiohttp minor version: ``nox -s tests`` runs every pair, ``nox -s
+    "tests-3.13(aiohttp='3.13')"`` one (CI's second leg: the newest Python, the older aiohttp)."""
     session.install("-c", _constraints_without("aiohttp"), "-e", ".[test]", AIOHTTP[aiohttp])
     env = {}
     if aiohttp == "3.13":
@@ -66,14 +68,6 @@ def tests(session: nox.Session, aiohttp: str) -> None:
         # parser knows it. Our client side is unaffected: it only sends the method.
         env["AIOHTTP_NO_EXTENSIONS"] = "1"
     session.run("python", "-m", "pytest", *session.posargs, env=env)
-
-
-@nox.session(python=PYTHONS)
-def suite(session: nox.Session) -> None:
-    """The whole test suite on one supported Python, newest aiohttp: ``nox -s suite`` runs
-    3.11, 3.12 and 3.13; ``nox -s suite-3.13`` one of them."""
-    session.install("-c", str(CONSTRAINTS), "-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session

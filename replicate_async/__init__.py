@@ -11,6 +11,7 @@ if typing.TYPE_CHECKING:
     from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
     from ._files import FileOutput
     from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
+    from ._inflight import RunObserver
     from ._literals import WebhookEvent
     from ._options import RequestOptions, RequestOptionsDict
     from ._raw import RawResponse, RawStream
@@ -49,6 +50,7 @@ if typing.TYPE_CHECKING:
         ReplicateError,
         RequestMayHaveSucceededError,
         RequestMayHaveSucceededTimeoutError,
+        RunAbandonedError,
         StreamError,
         UnprocessableEntityError,
         WebhookVerificationError,
@@ -131,6 +133,8 @@ __all__ = [
     "ResponseEvent",
     "RetryEvent",
     "RetryPolicy",
+    "RunAbandonedError",
+    "RunObserver",
     "RunOptions",
     "RunResult",
     "SchemaCache",
@@ -160,6 +164,7 @@ _SOURCES = (
     "._options",
     "._raw",
     "._hooks",
+    "._inflight",
     "._throttle",
     ".pagination",
     "._sse",

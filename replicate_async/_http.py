@@ -263,7 +263,9 @@ class HTTPCore:
         else:
             await self._hooked_acquire(call, attempt, hooks)
         slots = pool.held_slots if held else pool.slots
-        if slots.locked() or pool.closing or pool.config.timeouts.pool is not None:
+        timed = pool.config.timeouts.pool is not None
+        # A create always goes through take_slot: it is refused there once abandoned.
+        if not idempotent or slots.locked() or pool.closing or timed:
             await pool.take_slot(method, url, held=held, creates=not idempotent)
         else:
             await slots.acquire()  # free at once: no timeout to arm

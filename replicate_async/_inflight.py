@@ -7,6 +7,11 @@ server) and they fail with :class:`ClientClosedError`, never a bare
 :class:`asyncio.CancelledError` nobody asked for. Server-side cancels that outlive their
 caller (the caller was cancelled and got control back at once) run as background tasks
 here, and ``aclose`` waits for them, bounded, before the connection pool goes away.
+
+Every run a workflow created is also held here (an :class:`Abandonable`) until it ends, so
+a run whose stream was left by ``break`` and dropped is still canceled by ``aclose`` before
+the pool closes; and the client's :attr:`InFlight.observers` (:class:`RunObserver`, e.g. a
+fleet's in-flight registry) hear of each created run and of its end.
 """
 
 from __future__ import annotations
@@ -20,8 +25,17 @@ from typing import Any, Protocol
 
 from ._clock import Clock, deadline
 from .exceptions import ClientClosedError
+from .models import Prediction
 
-__all__ = ["CANCEL_GRACE", "FOREGROUND", "Closable", "InFlight", "bounded"]
+__all__ = [
+    "CANCEL_GRACE",
+    "FOREGROUND",
+    "Abandonable",
+    "Closable",
+    "InFlight",
+    "RunObserver",
+    "bounded",
+]
 
 logger = logging.getLogger("replicate_async")
 
@@ -45,11 +59,41 @@ class Closable(Protocol):
         ...
 
 
+class Abandonable(Protocol):
+    """A run a workflow created and has not finished with."""
+
+    def abandon(self) -> object:
+        """Cancel the run on the server (once, in the background; unless opted out)."""
+        ...
+
+
+class RunObserver(Protocol):
+    """Hears of every run the client's workflows create, and of its end (fleet tracking).
+
+    Add one to ``client.inflight.observers``. ``run_created`` is awaited right after a
+    create returns (before the run is waited for), ``run_settled`` once the workflow is
+    done with the run, however it ended (returned, failed, abandoned: after its cancel).
+    An observer's error is logged (once per observer) and never fails a run.
+    """
+
+    async def run_created(self, prediction: Prediction) -> None:
+        """A prediction was created."""
+        ...
+
+    async def run_settled(self, prediction_id: str) -> None:
+        """The workflow is done with the prediction."""
+        ...
+
+
 class InFlight:
     """The runs, streams and background cancels of one client."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
+        #: Told of every run created by a workflow, and of its end.
+        self.observers: list[RunObserver] = []
+        self._failed_observers: set[int] = set()
+        self._runs: set[Abandonable] = set()
         self._tasks: dict[asyncio.Task[Any], int] = {}
         self._closed_by_us: set[asyncio.Task[Any]] = set()
         self._background: set[asyncio.Task[Any]] = set()
@@ -85,6 +129,32 @@ class InFlight:
             left = self._tasks.pop(task) - 1
             if left:
                 self._tasks[task] = left
+
+    def hold(self, run: Abandonable) -> None:
+        """Keep ``run`` until :meth:`release`: ``aclose`` abandons what is still held."""
+        self._runs.add(run)
+
+    def release(self, run: Abandonable) -> None:
+        """Forget a run that ended."""
+        self._runs.discard(run)
+
+    async def created(self, prediction: Prediction) -> None:
+        """Tell the observers a workflow created ``prediction``."""
+        for observer in list(self.observers):
+            await self._tell(observer, observer.run_created(prediction))
+
+    async def settled(self, prediction_id: str) -> None:
+        """Tell the observers a workflow is done with ``prediction_id``."""
+        for observer in list(self.observers):
+            await self._tell(observer, observer.run_settled(prediction_id))
+
+    async def _tell(self, observer: RunObserver, call: Awaitable[None]) -> None:
+        try:
+            await call
+        except Exception as exc:  # an observer never fails a run
+            level = logging.DEBUG if id(observer) in self._failed_observers else logging.WARNING
+            self._failed_observers.add(id(observer))
+            logger.log(level, "run observer %r failed: %r", observer, exc)
 
     def busy(self) -> bool:
         """True while some task awaits a run or a stream of this client."""
@@ -125,6 +195,10 @@ class InFlight:
             if task is not me and not task.done():
                 self._closed_by_us.add(task)
                 task.cancel()
+        # Every run still held is canceled now, whether a task awaits it (that task then
+        # finds its cancel under way) or not (a stream left by ``break`` and dropped).
+        for run in list(self._runs):
+            run.abandon()
         for stream in [s for s in self._streams if not s.running]:
             with contextlib.suppress(Exception):
                 await stream.aclose()

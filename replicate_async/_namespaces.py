@@ -9,7 +9,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import _validate as check
 from ._config import PollPolicy
-from ._drive import Poll, drive, outcome
+from ._drive import OnCreated, Poll, drive, outcome
 from ._http import HTTPCore
 from ._literals import WebhookEvent
 from ._raw import RawStream
@@ -83,10 +83,11 @@ class PredictionsAPI(Predictions):
 
         Terminal means ``succeeded``, ``failed``, ``canceled``, ``aborted`` (or an unknown
         status with ``completed_at`` set); check ``.status`` or use :meth:`run` to get
-        errors raised. When ``timeout`` passes, or the awaiting task is cancelled, the
-        prediction is canceled on the server first (``cancel_on_abandon=False`` leaves it
-        running) and :class:`~replicate_async.PredictionTimeoutError` /
-        ``CancelledError`` is raised.
+        errors raised. When ``timeout`` passes, the awaiting task is cancelled or polling
+        fails for good, the prediction is canceled on the server first
+        (``cancel_on_abandon=False`` leaves it running) and
+        :class:`~replicate_async.PredictionTimeoutError`, ``CancelledError`` or the
+        polling error (``.prediction`` names the prediction) is raised.
         """
         return await wait_for(self, prediction, Prediction, timeout, poll, cancel_on_abandon)
 
@@ -101,10 +102,12 @@ class PredictionsAPI(Predictions):
         cancel_after: float | timedelta | str | None = None,
         webhook: str | None = None,
         webhook_events_filter: Iterable[WebhookEvent] | None = None,
+        on_created: OnCreated | None = None,
     ) -> Prediction:
         """Like :meth:`AsyncReplicate.run` (same arguments, one deadline, cancel on
-        abandon, same errors), but return the succeeded :class:`Prediction` itself: its
-        ``id``, ``metrics``, ``logs`` and ``output``."""
+        abandon, same errors naming the prediction, ``on_created``), but return the
+        succeeded :class:`Prediction` itself: its ``id``, ``metrics``, ``logs`` and
+        ``output``."""
         prediction = await run_prediction(
             self._host,
             ref,
@@ -115,6 +118,7 @@ class PredictionsAPI(Predictions):
             cancel_after=cancel_after,
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
+            on_created=on_created,
         )
         outcome(prediction)
         return prediction

@@ -4,22 +4,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from . import _validate as check
-from ._clock import Clock
-from ._drive import abandon
+from ._clock import Clock, deadline
+from ._drive import OnCreated, RunGuard, timed_out
 from ._files import FileOutput
 from ._inflight import InFlight
 from ._raw import LastResponse, RawResponse, streamed
-from ._run import RunHost, creator
+from ._run import RunHost, creator, deadline_options
 from ._sse import ServerSentEvent, SSEDecoder
 from .exceptions import APIConnectionError, APIStatusError, StreamError
 from .models import Prediction
@@ -154,18 +153,41 @@ class PredictionStream(Generic[T]):
                 ...
 
     Leaving before ``done`` (``break``, an exception, a cancelled task, :meth:`aclose`,
-    or the client closing) cancels the prediction on the server.
+    the deadline, or the client closing) cancels the prediction on the server, and an
+    error raised names it (``.prediction``).
     """
 
-    __slots__ = ("__weakref__", "_gen", "_inflight", "_last", "_running")
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_end",
+        "_expired",
+        "_gen",
+        "_guard",
+        "_inflight",
+        "_last",
+        "_running",
+        "_timeout",
+    )
 
     def __init__(
-        self, gen: AsyncGenerator[T, None], inflight: InFlight, last: LastResponse | None = None
+        self,
+        gen: AsyncGenerator[T, None],
+        inflight: InFlight,
+        last: LastResponse | None = None,
+        *,
+        guard: RunGuard[Prediction] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._gen = gen
         self._inflight = inflight
         self._last = last
         self._running = False
+        self._guard = guard
+        self._timeout = timeout
+        self._clock = inflight.clock
+        self._end: float | None = None
+        self._expired = False
         inflight.add_stream(self)
 
     @property
@@ -186,17 +208,45 @@ class PredictionStream(Generic[T]):
         self._running = True
         try:
             with self._inflight.track():
-                return await self._gen.__anext__()
-        except BaseException:
+                if self._timeout is None:
+                    return await self._gen.__anext__()
+                return await self._next_within()
+        except StopAsyncIteration:
             self._inflight.discard_stream(self)
             raise
+        except BaseException as exc:
+            self._inflight.discard_stream(self)
+            guard = self._guard
+            if guard is None:
+                raise
+            error = await guard.leave(exc)
+            if self._expired and isinstance(exc, TimeoutError):
+                raise timed_out(self._timeout, guard, True) from None
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             self._running = False
+
+    async def _next_within(self) -> T:
+        """The next item, within what is left of the whole stream's ``timeout``."""
+        clock = self._clock
+        now = clock.monotonic()
+        if self._end is None:
+            assert self._timeout is not None
+            self._end = now + self._timeout
+        async with deadline(clock, max(self._end - now, 0.0)) as scope:
+            try:
+                return await self._gen.__anext__()
+            finally:
+                self._expired = scope.expired()
 
     async def aclose(self) -> None:
         """Leave the stream; an unfinished prediction is canceled on the server."""
         self._inflight.discard_stream(self)
         await self._gen.aclose()
+        if self._guard is not None:
+            await self._guard.close()
 
     async def __aenter__(self) -> PredictionStream[T]:
         return self
@@ -221,18 +271,33 @@ def open_stream(
     max_reconnects: int,
     raise_on_error: bool = True,
     outputs_only: bool = False,
+    timeout: float | None = None,
+    on_created: OnCreated | None = None,
 ) -> PredictionStream[Any]:
     """Check a stream's arguments now, and return the stream (nothing is sent until it is
-    iterated). ``outputs_only`` yields just the outputs (text, or :class:`FileOutput`)."""
+    iterated). ``outputs_only`` yields just the outputs (text, or :class:`FileOutput`).
+    ``timeout`` is one deadline for the create, the whole stream and the cancel."""
     if check.seconds(idle_timeout, "idle_timeout") is None:
         raise TypeError("idle_timeout must be a number of seconds")
     check.non_negative_int(max_reconnects, "max_reconnects")
-    create = creator(host, ref, deployment=deployment, input=input)
+    timeout = check.seconds(timeout, "timeout")
+    _, cancel_after = deadline_options(timeout, None, None)
+    create = creator(host, ref, deployment=deployment, input=input, cancel_after=cancel_after)
+    guard = RunGuard(host.inflight, host.predictions.cancel, on_created=on_created)
     last = LastResponse()
-    events = _events(host, ops, create, idle_timeout, max_reconnects, raise_on_error, last)
-    if outputs_only:
-        return PredictionStream(_outputs(host, events), host.inflight, last)
-    return PredictionStream(_skip_created(events), host.inflight, last)
+    reading = _Reading(idle_timeout, max_reconnects, raise_on_error, last)
+    events = _events(ops, guard, create, reading)
+    items = _outputs(host, events) if outputs_only else _skip_created(events)
+    return PredictionStream(items, host.inflight, last, guard=guard, timeout=timeout)
+
+
+class _Reading(NamedTuple):
+    """How a created prediction's events are read."""
+
+    idle_timeout: float
+    max_reconnects: int
+    raise_on_error: bool
+    last: LastResponse
 
 
 async def _skip_created(
@@ -262,37 +327,30 @@ async def _outputs(
 
 
 async def _events(
-    host: RunHost,
     ops: StreamOps,
+    guard: RunGuard[Prediction],
     create: Callable[[], Awaitable[Prediction]],
-    idle_timeout: float,
-    max_reconnects: int,
-    raise_on_error: bool,
-    last: LastResponse,
+    reading: _Reading,
 ) -> AsyncGenerator[ServerSentEvent | Prediction, None]:
     """The created prediction first, then its events; canceled on the server if left early."""
-    cancel, inflight = host.predictions.cancel, host.inflight
-    creating = asyncio.ensure_future(create())
-    try:
-        prediction = await asyncio.shield(creating)
-    except asyncio.CancelledError:
-        await abandon(inflight, cancel, None, creating)
-        raise
-    yield prediction
     finished = False
     try:
+        prediction = await guard.create(create)
+        yield prediction
         events = ops.stream(
             prediction,
-            idle_timeout=idle_timeout,
-            max_reconnects=max_reconnects,
-            raise_on_error=raise_on_error,
+            idle_timeout=reading.idle_timeout,
+            max_reconnects=reading.max_reconnects,
+            raise_on_error=reading.raise_on_error,
         )
         async for event in events:
-            last.value = getattr(events, "last_response", None)
-            finished = event.event == "done"
+            reading.last.value = getattr(events, "last_response", None)
+            if event.event == "done":
+                finished = True
+                await guard.finish()
             yield event
     finally:
         if not finished:
-            # Abandoned (cancelled, left, or failed mid-stream): nothing may keep running,
-            # and billing, behind the caller's back.
-            await abandon(inflight, cancel, prediction, None)
+            # Abandoned (cancelled, left, failed mid-stream, or dropped and finalized):
+            # nothing may keep running, and billing, behind the caller's back.
+            guard.abandon()

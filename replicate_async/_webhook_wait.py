@@ -31,7 +31,7 @@ from aiohttp import web
 from ._bus import CompletionBus, MemoryBus
 from ._clock import Clock, deadline
 from ._converter import loads, structure
-from ._drive import drive
+from ._drive import OnCreated, drive
 from ._run import RunHost, creator, deadline_options, output_of
 from ._run_many import Progress, RunResult, run_many
 from ._stream import PredictionStream
@@ -260,17 +260,19 @@ class WebhookWaiter:
         timeout: float | None = None,
         cancel_after: float | timedelta | str | None = None,
         use_file_output: bool = False,
+        on_created: OnCreated | None = None,
     ) -> Any:
         """Like :meth:`AsyncReplicate.run`, but completion comes by webhook: one create
         (no ``Prefer: wait`` hold, no polling), then the ``completed`` delivery.
 
         ``timeout`` is one deadline (the server is told too, via ``Cancel-After``); on
         the deadline, task cancellation or the waiter closing, the prediction is canceled
-        on the server.
+        on the server. Errors name the prediction (``.prediction``); ``on_created`` gets
+        it the moment it is created.
         """
         prediction = await self._run_prediction(
             client, ref, input=input, deployment=deployment, timeout=timeout,
-            cancel_after=cancel_after,
+            cancel_after=cancel_after, on_created=on_created,
         )  # fmt: skip
         return output_of(client, prediction, use_file_output)
 
@@ -283,6 +285,7 @@ class WebhookWaiter:
         deployment: str | None,
         timeout: float | None,
         cancel_after: float | timedelta | str | None,
+        on_created: OnCreated | None = None,
     ) -> Prediction:
         _, cancel_after = deadline_options(timeout, None, cancel_after)
         create = creator(
@@ -300,6 +303,7 @@ class WebhookWaiter:
             cancel=client.predictions.cancel,
             timeout=timeout,
             inflight=client.inflight,
+            on_created=on_created,
         )
 
     def run_many(
@@ -313,13 +317,14 @@ class WebhookWaiter:
         timeout: float | None = None,
         use_file_output: bool = False,
         on_progress: Callable[[Progress], Any] | None = None,
+        on_created: OnCreated | None = None,
     ) -> PredictionStream[RunResult]:
         """Like :meth:`AsyncReplicate.run_many`, with completion by webhook."""
 
         async def run_one(item: Mapping[str, Any]) -> tuple[Prediction | None, Any]:
             prediction = await self._run_prediction(
                 client, ref, input=item, deployment=deployment, timeout=timeout,
-                cancel_after=None,
+                cancel_after=None, on_created=on_created,
             )  # fmt: skip
             return prediction, output_of(client, prediction, use_file_output)
 

@@ -48,6 +48,9 @@ _log = logging.getLogger("replicate_async")
 DEFAULT_MAX_BUFFERED = 10_000
 #: Seconds between safety-net polls of a prediction whose delivery has not come.
 DEFAULT_SAFETY_POLL = 60.0
+#: The largest delivery body the waiter's own listener accepts (a completed prediction
+#: carries its whole output, logs included), in bytes; a bigger one is answered 413.
+MAX_DELIVERY_BYTES = 32 * 1024 * 1024
 
 
 class _SecretSource(Protocol):
@@ -74,8 +77,9 @@ class WebhookWaiter:
     - ``bus``: where deliveries meet waiters (a :class:`CompletionBus`); default an
       in-process one keeping ``max_buffered`` predictions nobody waits for yet.
 
-    Deliveries are verified (bad ones get 400 and are ignored) and de-duplicated by
-    ``webhook-id``; only terminal predictions resolve waiters.
+    Deliveries are verified (bad ones get 400 and are ignored) and de-duplicated by the
+    ``webhook-id`` their signature covers; only terminal predictions resolve waiters. The
+    waiter's own listener accepts bodies up to :data:`MAX_DELIVERY_BYTES` (32 MiB).
     """
 
     def __init__(
@@ -145,7 +149,7 @@ class WebhookWaiter:
         """Start listening (idempotent; nothing to do with ``listen=False``)."""
         if self._runner is not None or not self._listen:
             return
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_DELIVERY_BYTES)
         app.router.add_post(self._path, self._aiohttp_handler)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -193,12 +197,12 @@ class WebhookWaiter:
         """
         key = self._secret if isinstance(self._secret, str) else await self._secret()
         try:
-            verify(headers, body, key, tolerance=self._tolerance)
+            msg_id = verify(headers, body, key, tolerance=self._tolerance)
             prediction = parse_prediction(body)
         except WebhookVerificationError as exc:
             _log.warning("rejected a webhook delivery: %s", exc)
             return 400, "invalid webhook delivery"
-        msg_id = next((v for k, v in headers.items() if k.lower() == "webhook-id"), "")
+        # The id the signature covers, never another header's: a replay is a duplicate.
         if not await self._bus.first_delivery(msg_id):
             return 200, "duplicate delivery"
         if prediction.done:

@@ -45,11 +45,10 @@ wrong type raises :class:`TypeError` naming the argument.
 Every error that ends a run after its create may have reached the server names the run
 (``.prediction``, ``.prediction_id``), whatever ``run``, ``predictions.run``, ``wait``,
 ``stream``, ``stream_output``, ``run_many`` or a ``use()`` function raised (an API error
-while polling too), and the run was canceled on the server unless the caller opted out. An
-error foreign to the SDK (a bug, a failing ``on_created`` callback) is raised as a
-:class:`RunAbandonedError` naming the run, chained to it. Nothing is named only when nothing
-was created, or the create's answer never came (:class:`RequestMayHaveSucceededError`; a
-create answering later is canceled then).
+while polling too), and the run was canceled on the server unless the caller opted out. A
+foreign error (a bug, a failing ``on_created``) becomes a :class:`RunAbandonedError` naming
+the run, chained to it. Nothing is named only when nothing was created or the create's
+answer never came (:class:`RequestMayHaveSucceededError`; one answering later is canceled).
 """
 
 from __future__ import annotations

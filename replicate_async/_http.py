@@ -263,9 +263,8 @@ class HTTPCore:
         else:
             await self._hooked_acquire(call, attempt, hooks)
         slots = pool.held_slots if held else pool.slots
-        timed = pool.config.timeouts.pool is not None
-        # A create always goes through take_slot: it is refused there once abandoned.
-        if not idempotent or slots.locked() or pool.closing or timed:
+        # A create always goes through take_slot (pool > 0): refused there once abandoned.
+        if not idempotent or slots.locked() or pool.closing or pool.config.timeouts.pool:
             await pool.take_slot(method, url, held=held, creates=not idempotent)
         else:
             await slots.acquire()  # free at once: no timeout to arm
@@ -319,7 +318,8 @@ class HTTPCore:
     def _settled(self, kind: RequestKind, remaining: str | None) -> None:
         observe = self._observe
         if observe is not None:
-            observe(kind, int(remaining) if remaining and remaining.isdigit() else None)
+            ok = remaining and len(remaining) <= 12 and remaining.isascii() and remaining.isdigit()
+            observe(kind, int(remaining) if ok and remaining else None)  # a hint never fails
 
     async def _status_failure(self, kind: RequestKind, response: Response) -> APIError:
         error = status_error(

@@ -23,7 +23,7 @@ import weakref
 from collections.abc import Awaitable, Coroutine, Iterator
 from typing import Any, Protocol
 
-from ._clock import Clock, deadline
+from ._clock import Clock, deadline, without_deadline
 from .exceptions import ClientClosedError
 from .models import Prediction
 
@@ -169,8 +169,9 @@ class InFlight:
         self._streams.discard(stream)
 
     def spawn(self, work: Coroutine[Any, Any, Any], what: str) -> asyncio.Task[Any]:
-        """Run ``work`` (a server-side cancel) in the background; ``aclose`` waits for it."""
-        task = asyncio.ensure_future(work)
+        """Run ``work`` (a server-side cancel) in the background; ``aclose`` waits for it.
+        It runs outside the caller's deadline: its retries are bounded by their own."""
+        task = asyncio.get_running_loop().create_task(work, context=without_deadline())
         self._background.add(task)
 
         def forget(done: asyncio.Task[Any]) -> None:

@@ -216,6 +216,7 @@ class SchemaCache:
         loop = asyncio.get_running_loop()
         if task is None or task.get_loop() is not loop or (task.done() and not _ok(task)):
             task = self._task = asyncio.ensure_future(fetch())
+            task.add_done_callback(_ok)  # a failure nobody waits for any more is not logged
         # Shielded: a cancelled caller never cancels the fetch the others are waiting on.
         value = await asyncio.shield(task)
         self._value = value

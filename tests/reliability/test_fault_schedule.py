@@ -11,7 +11,8 @@ fake's request log and state:
 - no prediction is left running that its caller could not name: every run that did not
   return and was handed a prediction raised an error naming it, or was cancelled; only a
   create whose answer was lost leaves a prediction nobody can name;
-- no run created more than one prediction;
+- no run created more than one prediction, and none abandoned while its create was queued
+  for a connection created one;
 - every abandoned run's prediction got exactly one cancel (the client resending that one
   cancel, after a late or lost answer, aside), and no prediction got two.
 
@@ -31,6 +32,7 @@ from replicate_async import (
     ModelError,
     PredictionAbortedError,
     PredictionCanceledError,
+    PredictionTimeoutError,
     ReplicateError,
 )
 from replicate_async.testing import FakeReplicate
@@ -48,6 +50,7 @@ runs = st.builds(
     timeout=st.none() | st.sampled_from([1.0, 4.0, 20.0]),
     cancel_at=st.sampled_from([None, None, None, 0.0, 0.7, 2.5, 6.0]),
     leave_after=st.none() | st.integers(1, 3),
+    then_close=st.booleans(),
 )
 
 
@@ -107,6 +110,8 @@ def check(played: Played, plan: Plan) -> None:
     for out in outcomes:
         made, error = by_tag[out.tag], out.error
         assert len(made) <= 1, f"{out.tag} created {len(made)} predictions"
+        if isinstance(error, PredictionTimeoutError) and "never sent" in str(error):
+            assert not made, f"{out.tag}: abandoned while queued, yet its create went out"
         assert error is None or isinstance(error, ReplicateError | asyncio.CancelledError), error
         named = error.prediction_id if isinstance(error, ReplicateError) else None
         for record in made:

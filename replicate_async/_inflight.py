@@ -50,8 +50,9 @@ class Closable(Protocol):
     """An open stream the client closes on ``aclose()`` (when nobody is iterating it)."""
 
     @property
-    def running(self) -> bool:
-        """True while a task is inside the stream (that task is cancelled instead)."""
+    def task(self) -> asyncio.Task[Any] | None:
+        """The task waiting inside the stream for its next item, if any (that task is
+        cancelled instead)."""
         ...
 
     async def aclose(self) -> None:
@@ -117,13 +118,9 @@ class InFlight:
         try:
             yield
         except asyncio.CancelledError:
-            if task in self._closed_by_us and self._tasks[task] == 1:
-                self._closed_by_us.discard(task)
-                if task.uncancel() == 0:
-                    raise ClientClosedError(
-                        "the client was closed while this run was in flight; "
-                        "it was canceled on the server"
-                    ) from None
+            closed = self._tasks[task] == 1 and self.closed_error(task)
+            if closed:
+                raise closed from None
             raise
         finally:
             left = self._tasks.pop(task) - 1
@@ -156,9 +153,21 @@ class InFlight:
             self._failed_observers.add(id(observer))
             logger.log(level, "run observer %r failed: %r", observer, exc)
 
+    def closed_error(self, task: asyncio.Task[Any]) -> ClientClosedError | None:
+        """For a :class:`asyncio.CancelledError` in ``task``: the error to raise instead,
+        when only ``aclose()`` cancelled it (``None``: someone else did too)."""
+        if task not in self._closed_by_us:
+            return None
+        self._closed_by_us.discard(task)
+        if task.uncancel():
+            return None
+        return ClientClosedError(
+            "the client was closed while this run was in flight; it was canceled on the server"
+        )
+
     def busy(self) -> bool:
         """True while some task awaits a run or a stream of this client."""
-        return bool(self._tasks)
+        return bool(self._tasks) or any(s.task is not None for s in self._streams)
 
     def add_stream(self, stream: Closable) -> None:
         """Remember an open stream until :meth:`discard_stream`."""
@@ -192,15 +201,16 @@ class InFlight:
         the clock) for them and for every server-side cancel to finish."""
         self.closed = True
         me = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not me and not task.done():
+        streams = [s for s in self._streams if s.task is not None]
+        for task in [*self._tasks, *(s.task for s in streams if s.task is not None)]:
+            if task is not me and not task.done() and task not in self._closed_by_us:
                 self._closed_by_us.add(task)
                 task.cancel()
         # Every run still held is canceled now, whether a task awaits it (that task then
         # finds its cancel under way) or not (a stream left by ``break`` and dropped).
         for run in list(self._runs):
             run.abandon()
-        for stream in [s for s in self._streams if not s.running]:
+        for stream in [s for s in self._streams if s.task is None]:
             with contextlib.suppress(Exception):
                 await stream.aclose()
         await self._settle(limit, runs=True)
@@ -211,6 +221,8 @@ class InFlight:
             async with deadline(self.clock, limit):
                 while True:
                     pending = {*self._background, *(self._tasks if runs else ())}
+                    if runs:
+                        pending.update(s.task for s in self._streams if s.task is not None)
                     pending = {t for t in pending if t is not me and not t.done()}
                     if not pending:
                         return True

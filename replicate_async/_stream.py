@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import logging
@@ -20,7 +21,7 @@ from ._inflight import InFlight
 from ._raw import LastResponse, RawResponse, streamed
 from ._run import RunHost, creator, deadline_options
 from ._sse import ServerSentEvent, SSEDecoder
-from .exceptions import APIConnectionError, APIStatusError, StreamError
+from .exceptions import APIConnectionError, APIStatusError, ClientClosedError, StreamError
 from .models import Prediction
 
 if TYPE_CHECKING:
@@ -43,15 +44,16 @@ T = TypeVar("T")
 class StreamOps(Protocol):
     """What a stream needs beyond :class:`RunHost`: the SSE reader of a prediction."""
 
-    def stream(
+    def _events(
         self,
         prediction: Prediction,
         *,
-        idle_timeout: float = ...,
-        max_reconnects: int = ...,
-        raise_on_error: bool = ...,
-    ) -> AsyncIterator[ServerSentEvent]:
-        """The prediction's events."""
+        idle_timeout: float,
+        max_reconnects: int,
+        raise_on_error: bool,
+        sink: LastResponse | None,
+    ) -> AsyncGenerator[ServerSentEvent, None]:
+        """The prediction's events (the bare reader, telling ``sink`` of each connection)."""
         ...
 
 
@@ -64,7 +66,7 @@ async def stream_events(
     max_reconnects: int = 5,
     raise_on_error: bool = True,
     sink: LastResponse | None = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     """Yield the events of a prediction's SSE stream until ``done``.
 
     A dropped connection is resumed with ``Last-Event-ID`` (at most ``max_reconnects``
@@ -166,7 +168,7 @@ class PredictionStream(Generic[T]):
         "_guard",
         "_inflight",
         "_last",
-        "_running",
+        "_task",
         "_timeout",
     )
 
@@ -182,7 +184,7 @@ class PredictionStream(Generic[T]):
         self._gen = gen
         self._inflight = inflight
         self._last = last
-        self._running = False
+        self._task: asyncio.Task[Any] | None = None
         self._guard = guard
         self._timeout = timeout
         self._clock = inflight.clock
@@ -199,34 +201,52 @@ class PredictionStream(Generic[T]):
     @property
     def running(self) -> bool:
         """True while a task is waiting inside the stream for its next item."""
-        return self._running
+        return self._task is not None
+
+    @property
+    def task(self) -> asyncio.Task[Any] | None:
+        """The task waiting inside the stream for its next item (the client's ``aclose()``
+        cancels it), if any."""
+        return self._task
 
     def __aiter__(self) -> PredictionStream[T]:
         return self
 
     async def __anext__(self) -> T:
-        self._running = True
+        # The client knows the waiting task through ``task``: no per-item registration.
+        if self._inflight.closed:
+            raise ClientClosedError("this AsyncReplicate client is closed; create a new one")
+        self._task = asyncio.current_task()
         try:
-            with self._inflight.track():
-                if self._timeout is None:
-                    return await self._gen.__anext__()
-                return await self._next_within()
+            if self._timeout is None:
+                return await self._gen.__anext__()
+            return await self._next_within()
         except StopAsyncIteration:
             self._inflight.discard_stream(self)
             raise
         except BaseException as exc:
             self._inflight.discard_stream(self)
-            guard = self._guard
-            if guard is None:
-                raise
-            error = await guard.leave(exc)
-            if self._expired and isinstance(exc, TimeoutError):
-                raise timed_out(self._timeout, guard, True) from None
+            error = await self._left(exc)
             if error is exc:
                 raise
-            raise error from exc
+            raise error from None if isinstance(exc, asyncio.CancelledError) else exc
         finally:
-            self._running = False
+            self._task = None
+
+    async def _left(self, exc: BaseException) -> BaseException:
+        """The error to raise for ``exc`` (the run abandoned and named, if this stream has
+        one; a cancellation by the client's ``aclose()`` is a :class:`ClientClosedError`)."""
+        error: BaseException = exc
+        task = self._task
+        if isinstance(exc, asyncio.CancelledError) and task is not None:
+            error = self._inflight.closed_error(task) or exc
+        guard = self._guard
+        if guard is None:
+            return error
+        error = await guard.leave(error)
+        if self._expired and isinstance(exc, TimeoutError):
+            return timed_out(self._timeout, guard, True)
+        return error
 
     async def _next_within(self) -> T:
         """The next item, within what is left of the whole stream's ``timeout``."""
@@ -284,11 +304,10 @@ def open_stream(
     _, cancel_after = deadline_options(timeout, None, None)
     create = creator(host, ref, deployment=deployment, input=input, cancel_after=cancel_after)
     guard = RunGuard(host.inflight, host.predictions.cancel, on_created=on_created)
-    last = LastResponse()
-    reading = _Reading(idle_timeout, max_reconnects, raise_on_error, last)
-    events = _events(ops, guard, create, reading)
-    items = _outputs(host, events) if outputs_only else _skip_created(events)
-    return PredictionStream(items, host.inflight, last, guard=guard, timeout=timeout)
+    reading = _Reading(idle_timeout, max_reconnects, raise_on_error, LastResponse())
+    files = host.file_output if outputs_only else None
+    items = _items(ops, guard, create, reading, files)
+    return PredictionStream(items, host.inflight, reading.last, guard=guard, timeout=timeout)
 
 
 class _Reading(NamedTuple):
@@ -300,57 +319,41 @@ class _Reading(NamedTuple):
     last: LastResponse
 
 
-async def _skip_created(
-    events: AsyncGenerator[ServerSentEvent | Prediction, None],
-) -> AsyncGenerator[ServerSentEvent, None]:
-    try:
-        async for event in events:
-            if isinstance(event, ServerSentEvent):
-                yield event
-    finally:
-        await events.aclose()
-
-
-async def _outputs(
-    host: RunHost, events: AsyncGenerator[ServerSentEvent | Prediction, None]
-) -> AsyncGenerator[str | FileOutput, None]:
-    files = False
-    try:
-        async for event in events:
-            if isinstance(event, Prediction):
-                url = event.urls.stream if event.urls else None
-                files = bool(url) and urlsplit(url or "").path.startswith("/v1/files/")
-            elif event.event == "output":
-                yield host.file_output(event.data) if files else event.data
-    finally:
-        await events.aclose()
-
-
-async def _events(
+async def _items(
     ops: StreamOps,
     guard: RunGuard[Prediction],
     create: Callable[[], Awaitable[Prediction]],
     reading: _Reading,
-) -> AsyncGenerator[ServerSentEvent | Prediction, None]:
-    """The created prediction first, then its events; canceled on the server if left early."""
+    files: Callable[[str], FileOutput] | None,
+) -> AsyncGenerator[Any, None]:
+    """Create the prediction, then yield its events (or, with ``files``, only its outputs:
+    text, or a :class:`FileOutput` when the model streams files). One generator over the
+    SSE reader: no layer per item. Left before ``done``, the run is canceled on the server."""
     finished = False
+    events: AsyncGenerator[ServerSentEvent, None] | None = None
     try:
         prediction = await guard.create(create)
-        yield prediction
-        events = ops.stream(
+        url = prediction.urls.stream if prediction.urls else None
+        as_files = files is not None and urlsplit(url or "").path.startswith("/v1/files/")
+        events = ops._events(
             prediction,
             idle_timeout=reading.idle_timeout,
             max_reconnects=reading.max_reconnects,
             raise_on_error=reading.raise_on_error,
+            sink=reading.last,
         )
         async for event in events:
-            reading.last.value = getattr(events, "last_response", None)
             if event.event == "done":
                 finished = True
                 await guard.finish()
-            yield event
+            if files is None:
+                yield event
+            elif event.event == "output":
+                yield files(event.data) if as_files else event.data
     finally:
         if not finished:
             # Abandoned (cancelled, left, failed mid-stream, or dropped and finalized):
             # nothing may keep running, and billing, behind the caller's back.
             guard.abandon()
+        if events is not None:
+            await events.aclose()

@@ -298,3 +298,20 @@ async def test_a_wait_that_fails_for_good_names_the_prediction_it_was_given(
         assert info.value.prediction_id == prediction.id
         assert await client.inflight.drain()
         assert cancels(replicate_fake, prediction.id) == 1
+
+
+async def test_a_stream_left_by_break_and_dropped_is_canceled_without_aclose() -> None:
+    """The client stays open (a long-lived app): dropping the left stream is enough."""
+    async with virtual_fake() as (fake, clock), virtual_client(fake, clock) as client:
+        ticking = asyncio.ensure_future(tick(clock))
+        try:
+            async for event in client.stream("fake/tokens", input={"prompt": PROMPT}):
+                if event.event == "output":
+                    break
+            pid = newest(fake)
+            assert pid is not None
+            await eventually(lambda: status(fake, pid) == "canceled", timeout=10)
+        finally:
+            ticking.cancel()
+        assert await client.inflight.drain()
+        assert cancels(fake, pid) == 1

@@ -11,6 +11,7 @@ if typing.TYPE_CHECKING:
     from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
     from ._files import FileOutput
     from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
+    from ._inflight import RunObserver
     from ._literals import WebhookEvent
     from ._options import RequestOptions, RequestOptionsDict
     from ._raw import RawResponse, RawStream
@@ -51,6 +52,7 @@ if typing.TYPE_CHECKING:
         ReplicateError,
         RequestMayHaveSucceededError,
         RequestMayHaveSucceededTimeoutError,
+        RunAbandonedError,
         SchemaError,
         StreamError,
         UnprocessableEntityError,
@@ -135,6 +137,8 @@ __all__ = [
     "ResponseEvent",
     "RetryEvent",
     "RetryPolicy",
+    "RunAbandonedError",
+    "RunObserver",
     "RunOptions",
     "RunResult",
     "SchemaCache",
@@ -166,6 +170,7 @@ _SOURCES = (
     "._options",
     "._raw",
     "._hooks",
+    "._inflight",
     "._throttle",
     ".pagination",
     "._sse",

@@ -15,7 +15,6 @@ visited stops the walk with an error instead of looping forever.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Generator, Mapping
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -27,10 +26,7 @@ from ._response import Response, decode
 from .exceptions import InvalidArgumentError, PaginationError
 from .models import Page
 
-__all__ = ["GC_PAUSE_MIN", "AsyncPaginator"]
-
-#: Pages at least this big (bytes) are decoded with the cyclic garbage collector paused.
-GC_PAUSE_MIN = 64 * 1024
+__all__ = ["AsyncPaginator"]
 
 T = TypeVar("T")
 
@@ -135,19 +131,7 @@ class AsyncPaginator(Generic[T]):
 
     def _decode(self, response: Response) -> Page[T]:
         item = self._item
-        if len(response.content) < GC_PAUSE_MIN or not gc.isenabled():
-            page: Page[T] = decode(response, lambda data: _build_page(data, item))
-            return page
-        # A page is decoded in one synchronous step that allocates tens of thousands of
-        # containers, all alive until it ends: every cyclic collection it triggers finds
-        # nothing to free, yet scans (and promotes) them, and the full ones scan the whole
-        # heap. Paused for that step only (no await inside), the walk costs ~40% less CPU;
-        # the page's objects are freed by reference counting as before.
-        gc.disable()
-        try:
-            page = decode(response, lambda data: _build_page(data, item))
-        finally:
-            gc.enable()
+        page: Page[T] = decode(response, lambda data: _build_page(data, item))
         return page
 
     def _next_url(self, link: str | None, visited: set[str]) -> str | None:

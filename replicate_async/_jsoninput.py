@@ -98,11 +98,11 @@ def _plain(value: Any, depth: int, seen: set[int]) -> bool:
         seen.add(id(value))
         return all(_plain(item, depth + 1, seen) for item in value)
     if kind is str:
-        return value.isascii()
+        return bool(value.isascii())
     if kind is int:
-        return _INT_RANGE[0] <= value < _INT_RANGE[1]
+        return bool(_INT_RANGE[0] <= value < _INT_RANGE[1])
     if kind is float:
-        return value - value == 0.0
+        return bool(value - value == 0.0)
     return value is None or kind is bool
 
 

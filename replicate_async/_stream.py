@@ -65,8 +65,10 @@ async def stream_events(
     max_reconnects: int = 5,
     raise_on_error: bool = True,
     sink: LastResponse | None = None,
-) -> AsyncIterator[ServerSentEvent]:
-    """Yield the events of a prediction's SSE stream until ``done``.
+) -> AsyncIterator[list[ServerSentEvent]]:
+    """Yield the events of a prediction's SSE stream until ``done``, a list at a time: the
+    events decoded from one chunk read (never empty), so that readers hand them out
+    without a generator step per event (:class:`~replicate_async.RawStream`).
 
     A dropped connection is resumed with ``Last-Event-ID`` (at most ``max_reconnects``
     times in a row), after the server's ``retry:`` delay (at most :data:`MAX_RETRY_DELAY`)
@@ -89,6 +91,7 @@ async def stream_events(
         try:
             async with _open(http, url, headers, idle_timeout, clock, sink) as resp:
                 async for chunk in resp.content.iter_any():
+                    batch: list[ServerSentEvent] = []
                     for event in decoder.feed(chunk):
                         failures = 0
                         if event.id is not None and event.event != "done":
@@ -96,12 +99,17 @@ async def stream_events(
                                 continue
                             recent.append(event)
                         if event.event == "error" and raise_on_error:
+                            if batch:  # what came before the error is delivered first
+                                yield batch
                             raise StreamError(
                                 f"the stream reported an error: {event.data}", detail=event.data
                             )
-                        yield event
+                        batch.append(event)
                         if event.event == "done":
+                            yield batch
                             return
+                    if batch:
+                        yield batch
         except APIStatusError:
             raise
         except APIConnectionError as exc:
@@ -143,6 +151,14 @@ def reconnect_delay(retry_ms: int | None, failures: int) -> float:
     return min(2.0, 0.1 * 2.0**failures)
 
 
+class Batch(list[T]):
+    """Items that arrived together (the events of one chunk read): a stream's generator
+    may yield one instead of a single item, and :class:`PredictionStream` hands them out
+    one by one without a generator step or an in-flight registration per item."""
+
+    __slots__ = ()
+
+
 class PredictionStream(Generic[T]):
     """The stream of a prediction created by ``client.stream()`` (or ``stream_output()``).
 
@@ -157,15 +173,19 @@ class PredictionStream(Generic[T]):
     or the client closing) cancels the prediction on the server.
     """
 
-    __slots__ = ("__weakref__", "_gen", "_inflight", "_last", "_running")
+    __slots__ = ("__weakref__", "_gen", "_inflight", "_last", "_ready", "_running")
 
     def __init__(
-        self, gen: AsyncGenerator[T, None], inflight: InFlight, last: LastResponse | None = None
+        self,
+        gen: AsyncGenerator[T | Batch[T], None],
+        inflight: InFlight,
+        last: LastResponse | None = None,
     ) -> None:
         self._gen = gen
         self._inflight = inflight
         self._last = last
         self._running = False
+        self._ready: collections.deque[T] = collections.deque()
         inflight.add_stream(self)
 
     @property
@@ -183,18 +203,26 @@ class PredictionStream(Generic[T]):
         return self
 
     async def __anext__(self) -> T:
+        ready = self._ready
+        if ready and not self._inflight.closed:
+            return ready.popleft()  # the rest of a batch: no wait, so nothing to track
         self._running = True
         try:
             with self._inflight.track():
-                return await self._gen.__anext__()
+                item = await self._gen.__anext__()
         except BaseException:
             self._inflight.discard_stream(self)
             raise
         finally:
             self._running = False
+        if isinstance(item, Batch):
+            ready.extend(item)
+            return ready.popleft()
+        return item
 
     async def aclose(self) -> None:
         """Leave the stream; an unfinished prediction is canceled on the server."""
+        self._ready.clear()
         self._inflight.discard_stream(self)
         await self._gen.aclose()
 
@@ -236,29 +264,42 @@ def open_stream(
 
 
 async def _skip_created(
-    events: AsyncGenerator[ServerSentEvent | Prediction, None],
-) -> AsyncGenerator[ServerSentEvent, None]:
+    events: AsyncGenerator[Batch[ServerSentEvent] | Prediction, None],
+) -> AsyncGenerator[Batch[ServerSentEvent], None]:
     try:
-        async for event in events:
-            if isinstance(event, ServerSentEvent):
-                yield event
+        async for item in events:
+            if not isinstance(item, Prediction):
+                yield item
     finally:
         await events.aclose()
 
 
 async def _outputs(
-    host: RunHost, events: AsyncGenerator[ServerSentEvent | Prediction, None]
-) -> AsyncGenerator[str | FileOutput, None]:
+    host: RunHost, events: AsyncGenerator[Batch[ServerSentEvent] | Prediction, None]
+) -> AsyncGenerator[Batch[str | FileOutput], None]:
     files = False
     try:
-        async for event in events:
-            if isinstance(event, Prediction):
-                url = event.urls.stream if event.urls else None
+        async for item in events:
+            if isinstance(item, Prediction):
+                url = item.urls.stream if item.urls else None
                 files = bool(url) and urlsplit(url or "").path.startswith("/v1/files/")
-            elif event.event == "output":
-                yield host.file_output(event.data) if files else event.data
+                continue
+            texts = [event.data for event in item if event.event == "output"]
+            outputs: Batch[str | FileOutput] = Batch(
+                [host.file_output(url) for url in texts] if files else texts
+            )
+            if outputs:
+                yield outputs
     finally:
         await events.aclose()
+
+
+async def _one_by_one(
+    events: AsyncIterator[ServerSentEvent],
+) -> AsyncIterator[list[ServerSentEvent]]:
+    """Events of a stream without ``batches()``, each as a batch of its own."""
+    async for event in events:
+        yield [event]
 
 
 async def _events(
@@ -269,8 +310,9 @@ async def _events(
     max_reconnects: int,
     raise_on_error: bool,
     last: LastResponse,
-) -> AsyncGenerator[ServerSentEvent | Prediction, None]:
-    """The created prediction first, then its events; canceled on the server if left early."""
+) -> AsyncGenerator[Batch[ServerSentEvent] | Prediction, None]:
+    """The created prediction first, then its events (a batch per chunk read); canceled on
+    the server if left early."""
     cancel, inflight = host.predictions.cancel, host.inflight
     creating = asyncio.ensure_future(create())
     try:
@@ -287,10 +329,11 @@ async def _events(
             max_reconnects=max_reconnects,
             raise_on_error=raise_on_error,
         )
-        async for event in events:
+        batches = getattr(events, "batches", None)
+        async for batch in batches() if batches is not None else _one_by_one(events):
             last.value = getattr(events, "last_response", None)
-            finished = event.event == "done"
-            yield event
+            finished = batch[-1].event == "done"  # ``done`` ends its batch and the stream
+            yield Batch(batch)
     finally:
         if not finished:
             # Abandoned (cancelled, left, or failed mid-stream): nothing may keep running,

@@ -60,7 +60,8 @@ class AsyncPaginator(Generic[T]):
         self._http = http
         self._item = item
         #: The last page's :class:`~replicate_async.RawResponse` (status, headers, request
-        #: id, elapsed, retries; ``.parse()`` is the page), ``None`` before the first fetch.
+        #: id, elapsed, retries; ``.parse()`` is the page); ``None`` before the first page
+        #: arrives and while the next one is fetched (the previous page is let go first).
         self.last_response: RawResponse[Page[T]] | None = None
         self._method = method
         self._params: dict[str, str] = dict(params or {})
@@ -91,9 +92,14 @@ class AsyncPaginator(Generic[T]):
         return self._items()
 
     async def _items(self) -> AsyncIterator[T]:
+        # A walk holds one page at a time: each is let go before the next is fetched and
+        # built, so the collector never scans two pages' objects (or keeps their memory).
         async for page in self.pages():
-            for item in page.results:
+            results = page.results
+            del page
+            for item in results:
                 yield item
+            del results
 
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield pages one at a time; the next one is fetched only when asked for."""
@@ -104,6 +110,7 @@ class AsyncPaginator(Generic[T]):
             page = await self._fetch(url)
             yield page
             url = self._next_url(page.next, visited)
+            del page  # not held while the next one is fetched
 
     async def collect(self, limit: int | None = None) -> list[T]:
         """All items (or the first ``limit``) as a list. Prefer ``async for`` for big lists."""
@@ -120,6 +127,7 @@ class AsyncPaginator(Generic[T]):
 
     async def _fetch(self, url: str) -> Page[T]:
         params = self._params if url == self._start_url and "?" not in url else None
+        self.last_response = None  # nor here: the previous page goes before this one comes
         raw = await captured(
             self._http.request(
                 self._method, url, params=params, content=self._content, headers=self._headers

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from replicate_async import (
@@ -433,3 +434,30 @@ async def test_a_malformed_nested_object_fails_the_page(
     mocked.get(MODELS, payload=body)
     with pytest.raises(APIResponseValidationError, match=r"Prediction\.created_at"):
         await client.models.list()
+
+
+async def test_a_walk_holds_one_page_at_a_time(
+    client: AsyncReplicate, mocked: aioresponses
+) -> None:
+    """The previous page (and its objects) is gone before the next is fetched and built;
+    ``last_response`` is the latest page again once it has arrived."""
+    first_page: list[weakref.ref[Page[Model]]] = []
+    alive_while_fetching: list[bool] = []
+
+    def second(url: URL, **kwargs: Any) -> CallbackResult:
+        alive_while_fetching.append(first_page[0]() is not None)
+        return CallbackResult(payload=_page([_model(2)], None))
+
+    mocked.get(MODELS, payload=_page([_model(0), _model(1)], f"{MODELS}?cursor=c2"))
+    mocked.get(f"{MODELS}?cursor=c2", callback=second)
+    paginator = client.models.list()
+    names = []
+    async for model in paginator:
+        if not first_page:
+            assert paginator.last_response is not None
+            first_page.append(weakref.ref(paginator.last_response.parse()))
+        names.append(model.name)
+    assert names == ["m0", "m1", "m2"]
+    assert alive_while_fetching == [False]
+    assert paginator.last_response is not None
+    assert [m.name for m in paginator.last_response.parse().results] == ["m2"]

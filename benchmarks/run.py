@@ -101,7 +101,12 @@ QUICK = Sizes(
 
 @contextlib.contextmanager
 def bench_server(
-    models: int, events: int, startup_timeout: float = 20.0, *, live_headers: bool = True
+    models: int,
+    events: int,
+    startup_timeout: float = 20.0,
+    *,
+    live_headers: bool = True,
+    lifetime: float = 1200.0,
 ) -> Iterator[str]:
     """Start ``benchmarks/server.py`` in its own process; always stop it."""
     proc = subprocess.Popen(
@@ -111,7 +116,7 @@ def bench_server(
             f"--models={models}",
             f"--events={events}",
             f"--polls={POLLS_NEEDED}",
-            "--max-seconds=1200",
+            f"--max-seconds={lifetime:.0f}",  # a safety net: outlives the run's deadline
             *([] if live_headers else ["--no-live-headers"]),
         ],
         stdout=subprocess.PIPE,
@@ -575,7 +580,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     load_before = os.getloadavg()
     live = not args.no_live_headers
-    with bench_server(sizes.models[0], sizes.events, live_headers=live) as server_url:
+    lifetime = sizes.deadline + 600  # the memory curve runs after the deadline's scenarios
+    with bench_server(
+        sizes.models[0], sizes.events, live_headers=live, lifetime=lifetime
+    ) as server_url:
         _, note = contenders(server_url)
         results, curve = asyncio.run(
             run_all(

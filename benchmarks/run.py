@@ -611,9 +611,9 @@ def main(argv: list[str] | None = None) -> int:
     notes = [
         note,
         "replicate_async decodes with stdlib json" if args.stdlib_json else "",
-        "the server sends the live API's ratelimit-remaining/ratelimit-reset headers"
+        "The server sends the live API's ratelimit-remaining/ratelimit-reset headers"
         if live
-        else "the server sends no rate-limit headers (--no-live-headers)",
+        else "The server sends no rate-limit headers (--no-live-headers)",
     ]
     text = report(results, curve, mode=mode, notes=notes, took=took, load_before=load_before)
     print(text)

@@ -152,8 +152,9 @@ class PredictionsAPI(Predictions):
         max_reconnects: int,
         raise_on_error: bool,
         sink: LastResponse | None,
-    ) -> AsyncGenerator[ServerSentEvent, None]:
-        """The bare reader of :meth:`stream` (``client.stream()`` iterates it directly)."""
+    ) -> AsyncGenerator[list[ServerSentEvent], None]:
+        """The bare reader of :meth:`stream`, a list of events per chunk read
+        (``client.stream()`` iterates it directly)."""
         if not isinstance(prediction, Prediction):
             raise TypeError(f"prediction must be a Prediction, got {type(prediction).__name__}")
         url = prediction.urls.stream if prediction.urls is not None else None

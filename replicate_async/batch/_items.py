@@ -16,6 +16,7 @@ __all__ = [
     "ItemState",
     "Tally",
     "canonical",
+    "to_json_text",
 ]
 
 ItemState = Literal[
@@ -31,9 +32,19 @@ IN_FLIGHT: tuple[ItemState, ...] = ("creating", "running")
 FINISHED: tuple[ItemState, ...] = ("succeeded", "failed", "canceled")
 
 
+# Built once: ``json.dumps`` with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(value: Any) -> str:
     """The one JSON spelling of a value: sorted keys, no spaces (for storing and matching)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL(value)
+
+
+def to_json_text(value: Any) -> str:
+    """A value as compact JSON, keys as they come (an output is stored, never matched)."""
+    return _COMPACT(value)
 
 
 @attrs.frozen

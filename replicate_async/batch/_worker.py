@@ -19,10 +19,10 @@ from ..exceptions import APIConnectionError, APIError, APIStatusError, InvalidAr
 from ..models import Prediction
 from ._host import BatchHost, WorkerConfig, dead_here
 from ._inputs import Inputs, keyed_chunks
-from ._items import FINISHED, BatchItem, ItemState, Tally, canonical
+from ._items import FINISHED, BatchItem, ItemState, Tally, to_json_text
 from ._reconcile import KEY_PARAM, Target, Verdict, since, verdicts
 from ._save import save_output
-from ._store import BatchStore, Fields
+from ._store import BatchStore
 
 __all__ = ["Worker", "cancel_one"]
 
@@ -212,13 +212,17 @@ class Worker:
             return await self._after_unknown(item, exc)
         except InvalidArgumentError as exc:  # refused before sending
             return await self._finish(item, "failed", error=_describe(exc))
+        if prediction.done and self._config.out_dir is None:
+            # Answered within the create's hold: its id and its end go in one write
+            # (until it lands the item is "creating", reconciled after a crash as usual).
+            return await self._record(item, prediction, started=time.time())
         if not await self._store.update(
             item.key,
             {"state": "running", "prediction_id": prediction.id, "started_at": time.time()},
             owner=self.worker,
         ):
             return None  # taken over meanwhile: the new holder adopts it by reconciling
-        return await self._follow(attrs.evolve(item, state="running"), prediction)
+        return await self._follow(item, prediction)
 
     async def _after_unknown(self, item: BatchItem, exc: APIError) -> BatchItem | None:
         """The create may or may not have made a prediction: ask the server."""
@@ -294,23 +298,30 @@ class Worker:
             await self._store.update(item.key, {"lease_until": 0}, owner=self.worker)
             return None
         assert isinstance(target, Prediction)
-        item = attrs.evolve(item, prediction_id=target.id)
+        return await self._record(item, target)
+
+    async def _record(
+        self, item: BatchItem, prediction: Prediction, *, started: float | None = None
+    ) -> BatchItem | None:
+        """Record how the item's (terminal) prediction ended (saving its files first)."""
         state: ItemState = "failed"
-        if target.status in ("succeeded", "canceled"):
-            state = "succeeded" if target.status == "succeeded" else "canceled"
+        if prediction.status in ("succeeded", "canceled"):
+            state = "succeeded" if prediction.status == "succeeded" else "canceled"
         saved: tuple[str, ...] = ()
         if state == "succeeded" and self._config.out_dir is not None:
             saved = await save_output(
-                target.output, self._config.out_dir, item.key, self._host.file_output
+                prediction.output, self._config.out_dir, item.key, self._host.file_output
             )
-        predict = (target.metrics or {}).get("predict_time")
-        error = None if target.error is None else str(target.error)
-        if state == "failed" and error is None and target.status not in FINISHED:
-            error = f"prediction {target.status}"
+        predict = (prediction.metrics or {}).get("predict_time")
+        error = None if prediction.error is None else str(prediction.error)
+        if state == "failed" and error is None and prediction.status not in FINISHED:
+            error = f"prediction {prediction.status}"
         return await self._finish(
             item,
             state,
-            output=target.output,
+            prediction_id=prediction.id,
+            started=started,
+            output=prediction.output,
             saved=saved,
             error=error,
             predict_time=float(predict) if isinstance(predict, int | float) else None,
@@ -321,21 +332,28 @@ class Worker:
         item: BatchItem,
         state: ItemState,
         *,
+        prediction_id: str | None = None,
+        started: float | None = None,
         output: Any = None,
         saved: tuple[str, ...] = (),
         error: str | None = None,
         predict_time: float | None = None,
     ) -> BatchItem | None:
         now = time.time()
-        fields: Fields = {
+        fields: dict[str, Any] = {
             "state": state,
             "finished_at": now,
-            "output": canonical(output) if output is not None else None,
+            "output": to_json_text(output) if output is not None else None,
             "saved": json.dumps(list(saved)) if saved else None,
             "error": error,
             "predict_time": predict_time,
             "lease_until": None,
         }
+        changed: dict[str, Any] = {}
+        if prediction_id is not None:
+            changed["prediction_id"] = fields["prediction_id"] = prediction_id
+        if started is not None:
+            changed["started_at"] = fields["started_at"] = started
         if not await self._store.update(item.key, fields, owner=self.worker):
             return None
         return attrs.evolve(
@@ -347,6 +365,7 @@ class Worker:
             error=error,
             predict_time=predict_time,
             lease_until=None,
+            **changed,
         )
 
 

@@ -329,3 +329,27 @@ async def test_a_cancel_during_a_create_cancels_that_prediction_when_its_id_come
     assert [item.state for item in finished] == ["canceled", "canceled"]
     assert fake.count("POST", "/v1/predictions/*/cancel") == 2
     assert {p.status for p in fake.predictions.values() if p.model == "fake/slow"} == {"canceled"}
+
+
+@pytest.mark.parametrize("wait", [5, None])
+async def test_the_id_and_the_end_are_recorded_whether_held_or_polled(
+    client: AsyncReplicate, fake: FakeReplicate, store: str, wait: int | None
+) -> None:
+    # Held (Prefer: wait): the create's answer is terminal, so its id and its end go in
+    # one write and nothing is polled. Not held: the id is recorded, then it is polled.
+    batch = client.batch("fake/echo", [{"id": 1, "text": "hi"}], store=store, wait=wait)
+    async with batch:
+        (item,) = [item async for item in batch]
+        recorded = await batch.store.get("1")
+    polls = fake.count("GET", "/v1/predictions/*")
+    assert polls == 0 if wait else polls >= 1
+    assert item.state == "succeeded"
+    assert item.output == {"id": 1, "text": "hi"}
+    assert item.prediction_id in fake.predictions
+    assert recorded is not None
+    assert (recorded.state, recorded.prediction_id) == ("succeeded", item.prediction_id)
+    assert recorded.output == {"id": 1, "text": "hi"}
+    assert recorded.started_at is not None
+    assert recorded.finished_at is not None
+    assert recorded.intent_at is not None
+    assert recorded.intent_at <= recorded.started_at

@@ -17,7 +17,7 @@ import attrs
 
 from .. import _validate as check
 from ..exceptions import InvalidArgumentError
-from ._host import BatchHost, WorkerConfig, new_worker
+from ._host import BatchHost, WorkerConfig, dead_here, new_worker
 from ._inputs import Inputs, KeyFunc, key_function
 from ._items import BatchItem, BatchStatus, ItemState, Tally, canonical
 from ._reconcile import Target
@@ -172,17 +172,21 @@ class Batch:
         ledger is the one recorded first."""
         target = await self._open()
         await self._store.add([(str(key), canonical(dict(input)))])
-        worker = Worker(
+        return await self._helper(target).one(str(key))
+
+    def _helper(self, target: Target) -> Worker:
+        """A worker of its own (under a sub-id of this batch's) for one job."""
+        worker = f"{self.worker}/{uuid.uuid4().hex[:6]}"
+        return Worker(
             self._client,
             self._store,
             self._config,
             target,
             None,
-            f"{self.worker}/{uuid.uuid4().hex[:6]}",
+            worker,
             canceled=self._canceled,
             tally=self.tally,
         )
-        return await worker.one(str(key))
 
     async def run(self) -> BatchStatus:
         """Run the batch to the end (see the class docs) and return its status."""
@@ -217,7 +221,12 @@ class Batch:
     async def status(self) -> BatchStatus:
         """Counts by state, rate, ETA and predict seconds spent."""
         await self._open()
-        return BatchStatus.of(await self._store.stats())
+        stats = await self._store.stats()
+        stalled: dict[str, int] = {}
+        if stats.counts.get("creating") or stats.counts.get("running"):
+            dead = {owner for owner in await self._store.owners() if dead_here(owner)}
+            stalled = await self._store.stalled(time.time(), dead)
+        return BatchStatus.of(stats, stalled)
 
     async def items(self, states: Collection[ItemState] | None = None) -> AsyncIterator[BatchItem]:
         """Every item (in ``states``, or all), in the order they were added."""
@@ -246,15 +255,17 @@ class Batch:
     async def cancel(self) -> int:
         """Stop the batch: pending items become canceled, and every running prediction is
         canceled on the server, exactly once (a compare-and-set in the ledger decides who
-        sends it). Items caught mid-create are canceled by their worker when the id comes.
+        sends it). Items caught mid-create are canceled by their worker when the id comes;
+        those whose worker died are reconciled with the server here (waiting out
+        ``settle`` after their intent) and what their creates made is canceled too.
         Returns how many predictions were canceled."""
-        await self._open()
+        target = await self._open()
         self._canceled = True
         if self._worker is not None:
             self._worker.canceled = True
         await self._store.set_meta("canceled", "1")
         await self._store.move(["pending"], "canceled", time.time())
-        sent = 0
+        sent = await self._helper(target).cancel_stalled()
         async for item in self.items(["running"]):
             if item.prediction_id is not None and await cancel_one(
                 self._client, self._store, item.key, item.prediction_id

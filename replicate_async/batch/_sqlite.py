@@ -289,6 +289,17 @@ class SQLiteStore:
         )
         return {row[0] for row in rows if row[0] is not None}
 
+    async def stalled(self, now: float, dead: Collection[str]) -> dict[str, int]:
+        dead = list(dead)
+        sql = (
+            "SELECT state, COUNT(*) FROM items WHERE state IN (?, ?) AND "
+            f"(lease_until IS NULL OR lease_until < ? OR owner IN ({_marks(dead)})) "
+            "GROUP BY state"
+        )
+        return dict(
+            await self._do(lambda conn: conn.execute(sql, (*IN_FLIGHT, now, *dead)).fetchall())
+        )
+
     async def take_over(
         self,
         owner: str,

@@ -187,6 +187,39 @@ class Worker:
                 if task is not None:
                     tasks.add(task)
 
+    async def cancel_stalled(self) -> int:
+        """For a cancel: take over the mid-create items nobody is working on (their
+        worker died), find what their creates made, and cancel it. A prediction found
+        already finished is recorded as it ended; an item provably never created is
+        canceled; one that cannot be told is left unresolved. Returns the cancels sent."""
+        owners = await self._store.owners()
+        dead = {owner for owner in owners if owner != self.worker and dead_here(owner)}
+        now, lease = time.time(), self._config.lease
+        items = await self._store.take_over(self.worker, now, lease, dead)
+        creating = [item for item in items if item.state == "creating"]
+        sent = 0
+        try:
+            verdicts = await self._reconcile(creating) if creating else []
+            for verdict, item in zip(verdicts, creating, strict=True):
+                found = verdict.prediction
+                if verdict.action == "adopt" and found is not None:
+                    fields = {"state": "running", "prediction_id": found.id, "started_at": now}
+                    if not await self._store.update(item.key, fields, owner=self.worker):
+                        continue
+                    self.tally.adopted += 1
+                    if found.done:
+                        await self._record(item, found)
+                    else:
+                        sent += await cancel_one(self._host, self._store, item.key, found.id)
+                elif verdict.action == "create":
+                    await self._finish(item, "canceled", error="canceled; it was never created")
+                else:
+                    self.tally.unresolved += 1
+                    await self._finish(item, "unresolved", error=verdict.why)
+        finally:
+            await asyncio.shield(self._store.release(self.worker))
+        return sent
+
     # -- one item -----------------------------------------------------------------------
 
     def _webhook_for(self, key: str) -> str | None:

@@ -353,3 +353,36 @@ async def test_the_id_and_the_end_are_recorded_whether_held_or_polled(
     assert recorded.finished_at is not None
     assert recorded.intent_at is not None
     assert recorded.intent_at <= recorded.started_at
+
+
+async def test_status_reports_what_a_dead_worker_left_and_cancel_finds_its_creates(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    # A dead worker left "a" running, "b" mid-create with a prediction made on the
+    # server, and "c" mid-create with none: status says so without running anything,
+    # and cancel cancels both predictions (the unrecorded one found on the server).
+    rows = [("a", {"text": "a"}), ("b", {"text": "b"}), ("c", {"text": "c"})]
+    await ghost_claim(store, "fake/slow", rows)
+    made_a = await client.models.predictions.create("fake/slow", input={"text": "a"})
+    await record_id(store, "a", made_a.id)
+    made_b = await client.models.predictions.create("fake/slow", input={"text": "b"})
+    async with client.batch(None, store=store, settle=0.1) as batch:
+        status = await batch.status()
+        assert status.stalled == {"creating": 2, "running": 1}
+        assert "3 stalled (2 mid-create: reconciled on resume)" in status.line()
+        assert status.to_json()["stalled"] == {"creating": 2, "running": 1}
+        before = creates(fake, "/v1/models/fake/slow/predictions")
+        assert await batch.cancel() == 2
+        assert creates(fake, "/v1/models/fake/slow/predictions") == before
+        canceled = {r.path for r in fake.requests_matching("POST", "/v1/predictions/*/cancel")}
+        assert canceled == {
+            f"/v1/predictions/{made_a.id}/cancel",
+            f"/v1/predictions/{made_b.id}/cancel",
+        }
+        items = {item.key: item async for item in batch.items()}
+        after = await batch.status()
+    assert {key: item.state for key, item in items.items()} == dict.fromkeys("abc", "canceled")
+    assert items["b"].prediction_id == made_b.id
+    assert items["c"].prediction_id is None
+    assert after.stalled == {}
+    assert after.counts["canceled"] == 3

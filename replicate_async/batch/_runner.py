@@ -17,7 +17,7 @@ import attrs
 
 from .. import _validate as check
 from ..exceptions import InvalidArgumentError
-from ._host import BatchHost, WorkerConfig, dead_here, new_worker
+from ._host import BatchHost, CompletionWaiter, WorkerConfig, dead_here, new_worker
 from ._inputs import Inputs, KeyFunc, key_function
 from ._items import BatchItem, BatchStatus, ItemState, Tally, canonical
 from ._reconcile import Target
@@ -56,6 +56,13 @@ class Batch:
     against the server), creates the rest ``concurrency`` at a time, and yields each item
     (:class:`BatchItem`) as it finishes. Leaving the loop leaves running predictions
     running: the next run re-attaches to them.
+
+    ``waiter=`` (a started :class:`~replicate_async.WebhookWaiter`; with
+    ``bus=fleet.bus`` a delivery to any worker of a fleet counts) sends each create's
+    ``completed`` webhook to ``waiter.url`` (the item's key in its query) and takes the
+    completion from there instead of polling; a prediction whose delivery has not come
+    within ``safety_poll`` seconds is checked with one ``GET`` (then waited on again).
+    Predictions re-attached from an earlier run whose webhook went elsewhere are polled.
     """
 
     def __init__(
@@ -75,6 +82,8 @@ class Batch:
         max_attempts: int = 3,
         worker: str | None = None,
         poll: float = 1.0,
+        waiter: CompletionWaiter | None = None,
+        safety_poll: float = 60.0,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgumentError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -83,7 +92,17 @@ class Batch:
         check.prefer_wait(wait)
         if webhook is not None:
             check.webhook_url(webhook)
-        for name, value in (("lease", lease), ("settle", settle), ("poll", poll)):
+        if waiter is not None and webhook is not None:
+            raise InvalidArgumentError("pass either webhook= or waiter= (whose URL is used)")
+        if waiter is not None and not callable(getattr(waiter, "wait", None)):
+            raise TypeError(f"waiter must be a WebhookWaiter, got {type(waiter).__name__}")
+        checked = (
+            ("lease", lease),
+            ("settle", settle),
+            ("poll", poll),
+            ("safety_poll", safety_poll),
+        )
+        for name, value in checked:
             check.seconds(value, name)
         if max_attempts < 1:
             raise InvalidArgumentError("max_attempts must be at least 1")
@@ -102,6 +121,8 @@ class Batch:
             settle=settle,
             max_attempts=max_attempts,
             poll=poll,
+            waiter=waiter,
+            safety_poll=safety_poll,
         )
         self.worker = worker or new_worker()
         self._target: Target | None = None

@@ -15,7 +15,13 @@ from urllib.parse import urlencode
 import attrs
 
 from .._run import creator
-from ..exceptions import APIConnectionError, APIError, APIStatusError, InvalidArgumentError
+from ..exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    ClientClosedError,
+    InvalidArgumentError,
+)
 from ..models import Prediction
 from ._host import BatchHost, WorkerConfig, dead_here
 from ._inputs import Inputs, keyed_chunks
@@ -223,7 +229,8 @@ class Worker:
     # -- one item -----------------------------------------------------------------------
 
     def _webhook_for(self, key: str) -> str | None:
-        base = self._config.webhook
+        waiter = self._config.waiter
+        base = waiter.url if waiter is not None else self._config.webhook
         if base is None:
             return None
         return f"{base}{'&' if '?' in base else '?'}{urlencode({KEY_PARAM: key})}"
@@ -325,13 +332,29 @@ class Worker:
                 # The batch was canceled while this create was on its way.
                 await cancel_one(self._host, self._store, item.key, target.id)
             if isinstance(target, str) or not target.done:
-                target = await self._host.predictions.wait(target, cancel_on_abandon=False)
+                target = await self._await_end(target)
         except APIError as exc:
             log.warning("lost track of %r (%s); it will be re-attached", item.key, exc)
             await self._store.update(item.key, {"lease_until": 0}, owner=self.worker)
             return None
         assert isinstance(target, Prediction)
         return await self._record(item, target)
+
+    async def _await_end(self, target: Prediction | str) -> Prediction:
+        """The prediction once terminal: from the waiter when its delivery goes there
+        (a ``GET`` every ``safety_poll`` seconds in case it never comes), else polled."""
+        waiter = self._config.waiter
+        if waiter is None or isinstance(target, str) or not _delivered_to(target, waiter.url):
+            return await self._host.predictions.wait(target, cancel_on_abandon=False)
+        while True:
+            try:
+                return await waiter.wait(target.id, timeout=self._config.safety_poll)
+            except TimeoutError:
+                target = await self._host.predictions.get(target.id)
+                if target.done:
+                    return target
+            except ClientClosedError:  # the waiter is gone: poll instead
+                return await self._host.predictions.wait(target, cancel_on_abandon=False)
 
     async def _record(
         self, item: BatchItem, prediction: Prediction, *, started: float | None = None
@@ -410,6 +433,12 @@ async def cancel_one(host: BatchHost, store: BatchStore, key: str, prediction_id
         return False  # finished, or someone else sent the cancel
     await host.predictions.cancel(prediction_id)
     return True
+
+
+def _delivered_to(prediction: Prediction, url: str) -> bool:
+    """Whether the prediction's webhook is the waiter's URL (plus the batch's query)."""
+    hook = prediction.webhook
+    return hook is not None and hook.split("?", 1)[0] == url.split("?", 1)[0]
 
 
 def _describe(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from replicate_async import AsyncReplicate, InvalidArgumentError
+from replicate_async import AsyncReplicate, InvalidArgumentError, WebhookWaiter
 from replicate_async.batch import Batch, BatchItem, open_store
 from replicate_async.testing import FakeReplicate
 
@@ -386,3 +386,41 @@ async def test_status_reports_what_a_dead_worker_left_and_cancel_finds_its_creat
     assert items["c"].prediction_id is None
     assert after.stalled == {}
     assert after.counts["canceled"] == 3
+
+
+async def test_with_a_webhook_waiter_completions_come_by_webhook_not_by_polling(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    fake.set_model_behaviour("fake/echo", duration=0.2)
+    inputs = [{"id": i, "text": f"t{i}"} for i in range(6)]
+    async with WebhookWaiter.from_client(client) as waiter:
+        batch = client.batch("fake/echo", inputs, store=store, wait=None, waiter=waiter)
+        items = await collect(batch)
+        assert waiter.stats["deliveries"] == 6
+    assert {key: item.output for key, item in items.items()} == {
+        str(i): {"id": i, "text": f"t{i}"} for i in range(6)
+    }
+    assert fake.count("GET", "/v1/predictions/*") == 0
+    sent = [r.json() for r in fake.requests_matching("POST", CREATE)]
+    assert sorted(body["webhook"] for body in sent) == sorted(
+        f"{waiter.url}?replicate_batch_key={i}" for i in range(6)
+    )
+    assert {tuple(body["webhook_events_filter"]) for body in sent} == {("completed",)}
+
+
+async def test_a_delivery_that_never_comes_is_covered_by_a_safety_poll(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    # The waiter's public URL leads nowhere: every item still ends, by one GET each.
+    fake.set_model_behaviour("fake/echo", duration=0.05)
+    waiter = WebhookWaiter("whsec_dGVzdA==", listen=False, public_url="http://127.0.0.1:9/hook")
+    inputs = [{"id": i, "text": f"t{i}"} for i in range(3)]
+    batch = client.batch(
+        "fake/echo", inputs, store=store, wait=None, waiter=waiter, safety_poll=0.3
+    )
+    items = await collect(batch)
+    await waiter.aclose()
+    assert {item.state for item in items.values()} == {"succeeded"}
+    assert fake.count("GET", "/v1/predictions/*") == 3
+    with pytest.raises(InvalidArgumentError, match="either webhook= or waiter="):
+        client.batch("fake/echo", inputs, store=store, waiter=waiter, webhook="https://x.io/h")

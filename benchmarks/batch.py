@@ -14,7 +14,14 @@ read from a JSONL file. It reports:
   client settings (run_many and SQLite alternate three times: compare the best of each);
 - the ledger's cost per item in microseconds, without HTTP: add, claim (the intent), record
   the id, record the end; for SQLite on one thread with group commit (the store shipped),
-  for ``aiosqlite`` with one awaited statement each (when it is installed), and for Redis.
+  for ``aiosqlite`` with one awaited statement each (when it is installed), and for Redis;
+- a whole batch's own cost per item, without HTTP (``overhead``): a SQLite batch against
+  a host whose creates and waits answer at once, CPU microseconds per item (what a batch
+  adds to ``run_many``'s work; this one is not drowned in the noise of a shared machine).
+
+``--reps N`` alternates run_many and SQLite N times on the first size (default 3) and
+ends with a summary: the median and range of each, and the median of the SQLite/run_many
+ratios of CPU per item and of items per second, pair by pair.
 """
 
 from __future__ import annotations
@@ -105,6 +112,46 @@ async def ledger_cost(store: Any, count: int) -> float:
     return elapsed / count * 1e6
 
 
+class _InstantPredictions:
+    """Creates and waits that answer at once (no HTTP): what is left is the batch."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    async def create(self, *, version: str, input: Any, **options: Any) -> Any:
+        from replicate_async.models import Prediction
+
+        await asyncio.sleep(0)
+        self.made += 1
+        return Prediction(id=f"p{self.made}", status="starting", version=version, input=input)
+
+    async def wait(self, prediction: Any, **options: Any) -> Any:
+        from replicate_async.models import Prediction
+
+        await asyncio.sleep(0)
+        return Prediction(id=prediction.id, status="succeeded", output="https://x/o.png")
+
+
+class _InstantHost:
+    def __init__(self) -> None:
+        self.predictions = _InstantPredictions()
+
+
+async def overhead(inputs: Path, store: str) -> dict[str, Any]:
+    """CPU microseconds per item of a SQLite batch whose predictions cost nothing."""
+    from replicate_async.batch import Batch
+
+    batch = Batch(_InstantHost(), VERSION, inputs, store=store, concurrency=CONCURRENCY)  # type: ignore[arg-type]
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    done = 0
+    async with batch:
+        async for item in batch:
+            done += item.ok
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"mode": "overhead", "items": done, "cpu_us_per_item": round(cpu / done * 1e6, 1)}
+
+
 class AioSQLiteLedger:
     """The same operations on ``aiosqlite``: one awaited statement (and commit) each."""
 
@@ -175,16 +222,25 @@ def _redis_url() -> tuple[Any, str | None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2,000 and 20,000 items")
+    parser.add_argument("--reps", type=int, default=3, help="run_many/SQLite pairs (first size)")
     parser.add_argument("--sizes", type=int, nargs="+", help="item counts (default N, 10 N)")
     parser.add_argument(
-        "--modes", nargs="+", default=["run_many", "sqlite", "redis", "ledger"], help="what to run"
+        "--modes",
+        nargs="+",
+        default=["run_many", "sqlite", "redis", "ledger", "overhead"],
+        help="what to run",
     )
     parser.add_argument("--child", nargs=4, metavar=("MODE", "SERVER", "INPUTS", "STORE"))
     parser.add_argument("--ledger", nargs=3, metavar=("STORE", "PATH", "COUNT"))
     args = parser.parse_args(argv)
     if args.child:
         mode, server, inputs, store = args.child
-        print(json.dumps(asyncio.run(one(mode, server, Path(inputs), store))))
+        run = (
+            overhead(Path(inputs), store)
+            if mode == "overhead"
+            else one(mode, server, Path(inputs), store)
+        )
+        print(json.dumps(asyncio.run(run)))
         return 0
     if args.ledger:
         kind, path, count = args.ledger
@@ -196,7 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with tempfile.TemporaryDirectory() as folder:
             for count in args.sizes or (small, small * 10):
-                _runs(args.modes, count, count == min(args.sizes or [small]), folder, redis_url)
+                first = count == min(args.sizes or [small])
+                _runs(args.modes, count, args.reps if first else 0, folder, redis_url)
             if "ledger" in args.modes:
                 _ledgers(small, folder, redis_url)
     finally:
@@ -205,15 +262,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _runs(modes: list[str], count: int, first: bool, folder: str, redis_url: str | None) -> None:
+def _runs(modes: list[str], count: int, reps: int, folder: str, redis_url: str | None) -> None:
     """The measured runs on ``count`` items, on a benchmark server of their own (its
-    lifetime is bounded). On the first size run_many and SQLite alternate three times (a
-    shared machine is noisy: compare the best of each, and CPU per item)."""
+    lifetime is bounded). With ``reps``, run_many and SQLite alternate that many times (a
+    shared machine is noisy: compare medians, and the ratios pair by pair)."""
     inputs = Path(folder) / f"in-{count}.jsonl"
     write_inputs(inputs, count)
-    pair = ["run_many", "sqlite"] if first else ["sqlite"]
-    order = [mode for mode in pair if mode in modes] * (3 if first else 1)
+    pair = [mode for mode in ("run_many", "sqlite") if mode in modes]
+    order = pair * reps if reps else [mode for mode in pair if mode == "sqlite"]
     order += ["redis"] if redis_url and "redis" in modes else []
+    order += ["overhead"] * max(reps, 1) if "overhead" in modes else []
+    runs: list[dict[str, Any]] = []
     with bench_server(100, 10) as server:
         for number, mode in enumerate(order):
             store = (
@@ -221,7 +280,34 @@ def _runs(modes: list[str], count: int, first: bool, folder: str, redis_url: str
             )
             run = _run_child(["--child", mode, server, str(inputs), store])
             run["count"] = count
+            runs.append(run)
             print(json.dumps(run), flush=True)
+    if reps and len(pair) == 2:
+        print(json.dumps(_summary(runs, count)), flush=True)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _summary(runs: list[dict[str, Any]], count: int) -> dict[str, Any]:
+    """Medians and ranges of run_many and SQLite, and their ratios pair by pair."""
+    by_mode: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        by_mode.setdefault(run["mode"], []).append(run)
+    out: dict[str, Any] = {"summary": count}
+    for mode in ("run_many", "sqlite", "overhead"):
+        for field in ("cpu_us_per_item", "per_second"):
+            values = [run[field] for run in by_mode.get(mode, []) if field in run]
+            if values:
+                out[f"{mode}_{field}"] = [_median(values), min(values), max(values)]
+    pairs = list(zip(by_mode["run_many"], by_mode["sqlite"], strict=False))
+    for field in ("cpu_us_per_item", "per_second"):
+        ratios = [round(batch[field] / base[field], 3) for base, batch in pairs]
+        out[f"sqlite_over_run_many_{field}"] = [_median(ratios), min(ratios), max(ratios)]
+    return out
 
 
 def _ledgers(count: int, folder: str, redis_url: str | None) -> None:

@@ -16,7 +16,7 @@ import attrs
 from .._run import PredictionOps, RunHost
 from ..models import Prediction
 
-__all__ = ["BatchHost", "WorkerConfig", "dead_here", "new_worker"]
+__all__ = ["BatchHost", "CompletionWaiter", "WorkerConfig", "dead_here", "new_worker"]
 
 _HOST = socket.gethostname()
 
@@ -44,6 +44,22 @@ class BatchHost(RunHost, Protocol):
         ...
 
 
+class CompletionWaiter(Protocol):
+    """Where a prediction's completion comes from by webhook instead of by polling (a
+    :class:`~replicate_async.WebhookWaiter`, started; give it ``bus=fleet.bus`` to
+    share deliveries across a fleet)."""
+
+    @property
+    def url(self) -> str:
+        """The webhook URL Replicate delivers to."""
+        ...
+
+    async def wait(self, prediction_id: str, *, timeout: float | None = ...) -> Prediction:
+        """The prediction as its terminal delivery brought it (``TimeoutError`` after
+        ``timeout`` seconds)."""
+        ...
+
+
 @attrs.frozen
 class WorkerConfig:
     """A batch's settings, as its worker uses them (see :class:`Batch`)."""
@@ -58,6 +74,8 @@ class WorkerConfig:
     settle: float
     max_attempts: int
     poll: float
+    waiter: CompletionWaiter | None = None
+    safety_poll: float = 60.0
 
 
 def new_worker() -> str:

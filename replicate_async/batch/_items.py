@@ -16,6 +16,7 @@ __all__ = [
     "ItemState",
     "Tally",
     "canonical",
+    "to_json_text",
 ]
 
 ItemState = Literal[
@@ -31,9 +32,19 @@ IN_FLIGHT: tuple[ItemState, ...] = ("creating", "running")
 FINISHED: tuple[ItemState, ...] = ("succeeded", "failed", "canceled")
 
 
+# Built once: ``json.dumps`` with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(value: Any) -> str:
     """The one JSON spelling of a value: sorted keys, no spaces (for storing and matching)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL(value)
+
+
+def to_json_text(value: Any) -> str:
+    """A value as compact JSON, keys as they come (an output is stored, never matched)."""
+    return _COMPACT(value)
 
 
 @attrs.frozen
@@ -117,12 +128,18 @@ class BatchStatus:
     ``rate`` is items finished per second since the first create; ``eta`` the seconds
     left at that rate (``None`` until something finished); ``predict_time`` the sum of
     the predictions' ``metrics.predict_time`` (what Replicate bills for), in seconds.
+    ``stalled`` counts, by state, the in-flight items nobody is working on (their
+    worker died or its lease ran out): ``running`` ones are re-attached by id and
+    ``creating`` ones (a create may have been paid for, its id never recorded) are
+    reconciled with the server by the next run (``batch resume``), or found and
+    canceled by :meth:`Batch.cancel`.
     """
 
     counts: Mapping[str, int]
     rate: float | None
     eta: float | None
     predict_time: float
+    stalled: Mapping[str, int] = attrs.field(factory=dict)
 
     @property
     def total(self) -> int:
@@ -140,8 +157,8 @@ class BatchStatus:
         return self.done == self.total
 
     @classmethod
-    def of(cls, stats: LedgerStats) -> BatchStatus:
-        """The status from a store's aggregate."""
+    def of(cls, stats: LedgerStats, stalled: Mapping[str, int] | None = None) -> BatchStatus:
+        """The status from a store's aggregate (and its stalled in-flight items)."""
         counts: dict[str, int] = {state: int(stats.counts.get(state, 0)) for state in STATES}
         done = sum(counts[state] for state in FINISHED)
         rate: float | None = None
@@ -151,7 +168,13 @@ class BatchStatus:
             rate = done / span
             left = counts["pending"] + counts["creating"] + counts["running"]
             eta = left / rate
-        return cls(counts=counts, rate=rate, eta=eta, predict_time=stats.predict_time)
+        return cls(
+            counts=counts,
+            rate=rate,
+            eta=eta,
+            predict_time=stats.predict_time,
+            stalled={state: n for state, n in (stalled or {}).items() if n},
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able summary."""
@@ -162,6 +185,7 @@ class BatchStatus:
             "rate": self.rate,
             "eta": self.eta,
             "predict_time": self.predict_time,
+            "stalled": dict(self.stalled),
         }
 
     def line(self) -> str:
@@ -175,6 +199,12 @@ class BatchStatus:
             f"{c.get('running', 0) + c.get('creating', 0)} running",
             f"{c.get('pending', 0)} pending",
         ]
+        if self.stalled:
+            mid = self.stalled.get("creating", 0)
+            parts.append(
+                f"{sum(self.stalled.values())} stalled"
+                + (f" ({mid} mid-create: reconciled on resume)" if mid else "")
+            )
         if c.get("unresolved"):
             parts.append(f"{c['unresolved']} unresolved")
         if self.rate is not None:

@@ -10,6 +10,7 @@ refused.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -133,7 +134,10 @@ for i = 1, #members, 2 do
   if ARGV[5] ~= '' and key ~= ARGV[5] then take = false
   elseif mode == 'renew' then take = holder == owner
   elseif mode == 'owners' then keys[#keys + 1] = holder or ''
-  else take = lease < now or (holder and dead[holder]) end
+  elseif lease < now or (holder and dead[holder]) then
+    if mode == 'stalled' then keys[#keys + 1] = redis.call('HGET', item, 'state')
+    else take = true end
+  end
   if take then
     redis.call('HSET', item, 'owner', owner, 'lease_until', lease_end)
     redis.call('ZADD', p .. ':inflight', lease_end, key)
@@ -273,6 +277,9 @@ class RedisStore:
 
     async def owners(self) -> set[str]:
         return {owner for owner in await self._lease_op("owners", "", 0.0, 0.0) if owner}
+
+    async def stalled(self, now: float, dead: Collection[str]) -> dict[str, int]:
+        return dict(Counter(await self._lease_op("stalled", "", 0.0, now, dead)))
 
     async def take_over(
         self,

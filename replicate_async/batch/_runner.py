@@ -17,7 +17,7 @@ import attrs
 
 from .. import _validate as check
 from ..exceptions import InvalidArgumentError
-from ._host import BatchHost, WorkerConfig, new_worker
+from ._host import BatchHost, CompletionWaiter, WorkerConfig, dead_here, new_worker
 from ._inputs import Inputs, KeyFunc, key_function
 from ._items import BatchItem, BatchStatus, ItemState, Tally, canonical
 from ._reconcile import Target
@@ -56,6 +56,13 @@ class Batch:
     against the server), creates the rest ``concurrency`` at a time, and yields each item
     (:class:`BatchItem`) as it finishes. Leaving the loop leaves running predictions
     running: the next run re-attaches to them.
+
+    ``waiter=`` (a started :class:`~replicate_async.WebhookWaiter`; with
+    ``bus=fleet.bus`` a delivery to any worker of a fleet counts) sends each create's
+    ``completed`` webhook to ``waiter.url`` (the item's key in its query) and takes the
+    completion from there instead of polling; a prediction whose delivery has not come
+    within ``safety_poll`` seconds is checked with one ``GET`` (then waited on again).
+    Predictions re-attached from an earlier run whose webhook went elsewhere are polled.
     """
 
     def __init__(
@@ -75,6 +82,8 @@ class Batch:
         max_attempts: int = 3,
         worker: str | None = None,
         poll: float = 1.0,
+        waiter: CompletionWaiter | None = None,
+        safety_poll: float = 60.0,
     ) -> None:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgumentError(f"concurrency must be a positive int, got {concurrency!r}")
@@ -83,7 +92,17 @@ class Batch:
         check.prefer_wait(wait)
         if webhook is not None:
             check.webhook_url(webhook)
-        for name, value in (("lease", lease), ("settle", settle), ("poll", poll)):
+        if waiter is not None and webhook is not None:
+            raise InvalidArgumentError("pass either webhook= or waiter= (whose URL is used)")
+        if waiter is not None and not callable(getattr(waiter, "wait", None)):
+            raise TypeError(f"waiter must be a WebhookWaiter, got {type(waiter).__name__}")
+        checked = (
+            ("lease", lease),
+            ("settle", settle),
+            ("poll", poll),
+            ("safety_poll", safety_poll),
+        )
+        for name, value in checked:
             check.seconds(value, name)
         if max_attempts < 1:
             raise InvalidArgumentError("max_attempts must be at least 1")
@@ -102,6 +121,8 @@ class Batch:
             settle=settle,
             max_attempts=max_attempts,
             poll=poll,
+            waiter=waiter,
+            safety_poll=safety_poll,
         )
         self.worker = worker or new_worker()
         self._target: Target | None = None
@@ -172,17 +193,21 @@ class Batch:
         ledger is the one recorded first."""
         target = await self._open()
         await self._store.add([(str(key), canonical(dict(input)))])
-        worker = Worker(
+        return await self._helper(target).one(str(key))
+
+    def _helper(self, target: Target) -> Worker:
+        """A worker of its own (under a sub-id of this batch's) for one job."""
+        worker = f"{self.worker}/{uuid.uuid4().hex[:6]}"
+        return Worker(
             self._client,
             self._store,
             self._config,
             target,
             None,
-            f"{self.worker}/{uuid.uuid4().hex[:6]}",
+            worker,
             canceled=self._canceled,
             tally=self.tally,
         )
-        return await worker.one(str(key))
 
     async def run(self) -> BatchStatus:
         """Run the batch to the end (see the class docs) and return its status."""
@@ -217,7 +242,12 @@ class Batch:
     async def status(self) -> BatchStatus:
         """Counts by state, rate, ETA and predict seconds spent."""
         await self._open()
-        return BatchStatus.of(await self._store.stats())
+        stats = await self._store.stats()
+        stalled: dict[str, int] = {}
+        if stats.counts.get("creating") or stats.counts.get("running"):
+            dead = {owner for owner in await self._store.owners() if dead_here(owner)}
+            stalled = await self._store.stalled(time.time(), dead)
+        return BatchStatus.of(stats, stalled)
 
     async def items(self, states: Collection[ItemState] | None = None) -> AsyncIterator[BatchItem]:
         """Every item (in ``states``, or all), in the order they were added."""
@@ -246,15 +276,17 @@ class Batch:
     async def cancel(self) -> int:
         """Stop the batch: pending items become canceled, and every running prediction is
         canceled on the server, exactly once (a compare-and-set in the ledger decides who
-        sends it). Items caught mid-create are canceled by their worker when the id comes.
+        sends it). Items caught mid-create are canceled by their worker when the id comes;
+        those whose worker died are reconciled with the server here (waiting out
+        ``settle`` after their intent) and what their creates made is canceled too.
         Returns how many predictions were canceled."""
-        await self._open()
+        target = await self._open()
         self._canceled = True
         if self._worker is not None:
             self._worker.canceled = True
         await self._store.set_meta("canceled", "1")
         await self._store.move(["pending"], "canceled", time.time())
-        sent = 0
+        sent = await self._helper(target).cancel_stalled()
         async for item in self.items(["running"]):
             if item.prediction_id is not None and await cancel_one(
                 self._client, self._store, item.key, item.prediction_id

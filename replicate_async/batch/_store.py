@@ -89,6 +89,12 @@ class BatchStore(Protocol):
         """The workers holding in-flight items."""
         ...
 
+    async def stalled(self, now: float, dead: Collection[str]) -> dict[str, int]:
+        """Counts by state of the in-flight items nobody is working on: whose lease
+        ended before ``now`` or whose holder is in ``dead`` (what :meth:`take_over`
+        would take), read without taking them."""
+        ...
+
     async def take_over(
         self,
         owner: str,

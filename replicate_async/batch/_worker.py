@@ -15,14 +15,20 @@ from urllib.parse import urlencode
 import attrs
 
 from .._run import creator
-from ..exceptions import APIConnectionError, APIError, APIStatusError, InvalidArgumentError
+from ..exceptions import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    ClientClosedError,
+    InvalidArgumentError,
+)
 from ..models import Prediction
 from ._host import BatchHost, WorkerConfig, dead_here
 from ._inputs import Inputs, keyed_chunks
-from ._items import FINISHED, BatchItem, ItemState, Tally, canonical
+from ._items import FINISHED, BatchItem, ItemState, Tally, to_json_text
 from ._reconcile import KEY_PARAM, Target, Verdict, since, verdicts
 from ._save import save_output
-from ._store import BatchStore, Fields
+from ._store import BatchStore
 
 __all__ = ["Worker", "cancel_one"]
 
@@ -187,10 +193,44 @@ class Worker:
                 if task is not None:
                     tasks.add(task)
 
+    async def cancel_stalled(self) -> int:
+        """For a cancel: take over the mid-create items nobody is working on (their
+        worker died), find what their creates made, and cancel it. A prediction found
+        already finished is recorded as it ended; an item provably never created is
+        canceled; one that cannot be told is left unresolved. Returns the cancels sent."""
+        owners = await self._store.owners()
+        dead = {owner for owner in owners if owner != self.worker and dead_here(owner)}
+        now, lease = time.time(), self._config.lease
+        items = await self._store.take_over(self.worker, now, lease, dead)
+        creating = [item for item in items if item.state == "creating"]
+        sent = 0
+        try:
+            verdicts = await self._reconcile(creating) if creating else []
+            for verdict, item in zip(verdicts, creating, strict=True):
+                found = verdict.prediction
+                if verdict.action == "adopt" and found is not None:
+                    fields = {"state": "running", "prediction_id": found.id, "started_at": now}
+                    if not await self._store.update(item.key, fields, owner=self.worker):
+                        continue
+                    self.tally.adopted += 1
+                    if found.done:
+                        await self._record(item, found)
+                    else:
+                        sent += await cancel_one(self._host, self._store, item.key, found.id)
+                elif verdict.action == "create":
+                    await self._finish(item, "canceled", error="canceled; it was never created")
+                else:
+                    self.tally.unresolved += 1
+                    await self._finish(item, "unresolved", error=verdict.why)
+        finally:
+            await asyncio.shield(self._store.release(self.worker))
+        return sent
+
     # -- one item -----------------------------------------------------------------------
 
     def _webhook_for(self, key: str) -> str | None:
-        base = self._config.webhook
+        waiter = self._config.waiter
+        base = waiter.url if waiter is not None else self._config.webhook
         if base is None:
             return None
         return f"{base}{'&' if '?' in base else '?'}{urlencode({KEY_PARAM: key})}"
@@ -212,13 +252,17 @@ class Worker:
             return await self._after_unknown(item, exc)
         except InvalidArgumentError as exc:  # refused before sending
             return await self._finish(item, "failed", error=_describe(exc))
+        if prediction.done and self._config.out_dir is None:
+            # Answered within the create's hold: its id and its end go in one write
+            # (until it lands the item is "creating", reconciled after a crash as usual).
+            return await self._record(item, prediction, started=time.time())
         if not await self._store.update(
             item.key,
             {"state": "running", "prediction_id": prediction.id, "started_at": time.time()},
             owner=self.worker,
         ):
             return None  # taken over meanwhile: the new holder adopts it by reconciling
-        return await self._follow(attrs.evolve(item, state="running"), prediction)
+        return await self._follow(item, prediction)
 
     async def _after_unknown(self, item: BatchItem, exc: APIError) -> BatchItem | None:
         """The create may or may not have made a prediction: ask the server."""
@@ -288,29 +332,52 @@ class Worker:
                 # The batch was canceled while this create was on its way.
                 await cancel_one(self._host, self._store, item.key, target.id)
             if isinstance(target, str) or not target.done:
-                target = await self._host.predictions.wait(target, cancel_on_abandon=False)
+                target = await self._await_end(target)
         except APIError as exc:
             log.warning("lost track of %r (%s); it will be re-attached", item.key, exc)
             await self._store.update(item.key, {"lease_until": 0}, owner=self.worker)
             return None
         assert isinstance(target, Prediction)
-        item = attrs.evolve(item, prediction_id=target.id)
+        return await self._record(item, target)
+
+    async def _await_end(self, target: Prediction | str) -> Prediction:
+        """The prediction once terminal: from the waiter when its delivery goes there
+        (a ``GET`` every ``safety_poll`` seconds in case it never comes), else polled."""
+        waiter = self._config.waiter
+        if waiter is None or isinstance(target, str) or not _delivered_to(target, waiter.url):
+            return await self._host.predictions.wait(target, cancel_on_abandon=False)
+        while True:
+            try:
+                return await waiter.wait(target.id, timeout=self._config.safety_poll)
+            except TimeoutError:
+                target = await self._host.predictions.get(target.id)
+                if target.done:
+                    return target
+            except ClientClosedError:  # the waiter is gone: poll instead
+                return await self._host.predictions.wait(target, cancel_on_abandon=False)
+
+    async def _record(
+        self, item: BatchItem, prediction: Prediction, *, started: float | None = None
+    ) -> BatchItem | None:
+        """Record how the item's (terminal) prediction ended (saving its files first)."""
         state: ItemState = "failed"
-        if target.status in ("succeeded", "canceled"):
-            state = "succeeded" if target.status == "succeeded" else "canceled"
+        if prediction.status in ("succeeded", "canceled"):
+            state = "succeeded" if prediction.status == "succeeded" else "canceled"
         saved: tuple[str, ...] = ()
         if state == "succeeded" and self._config.out_dir is not None:
             saved = await save_output(
-                target.output, self._config.out_dir, item.key, self._host.file_output
+                prediction.output, self._config.out_dir, item.key, self._host.file_output
             )
-        predict = (target.metrics or {}).get("predict_time")
-        error = None if target.error is None else str(target.error)
-        if state == "failed" and error is None and target.status not in FINISHED:
-            error = f"prediction {target.status}"
+        predict = (prediction.metrics or {}).get("predict_time")
+        error = None if prediction.error is None else str(prediction.error)
+        if state == "failed" and error is None and prediction.status not in FINISHED:
+            error = f"prediction {prediction.status}"
         return await self._finish(
             item,
             state,
-            output=target.output,
+            prediction_id=prediction.id,
+            started=started,
+            output=prediction.output,
             saved=saved,
             error=error,
             predict_time=float(predict) if isinstance(predict, int | float) else None,
@@ -321,21 +388,28 @@ class Worker:
         item: BatchItem,
         state: ItemState,
         *,
+        prediction_id: str | None = None,
+        started: float | None = None,
         output: Any = None,
         saved: tuple[str, ...] = (),
         error: str | None = None,
         predict_time: float | None = None,
     ) -> BatchItem | None:
         now = time.time()
-        fields: Fields = {
+        fields: dict[str, Any] = {
             "state": state,
             "finished_at": now,
-            "output": canonical(output) if output is not None else None,
+            "output": to_json_text(output) if output is not None else None,
             "saved": json.dumps(list(saved)) if saved else None,
             "error": error,
             "predict_time": predict_time,
             "lease_until": None,
         }
+        changed: dict[str, Any] = {}
+        if prediction_id is not None:
+            changed["prediction_id"] = fields["prediction_id"] = prediction_id
+        if started is not None:
+            changed["started_at"] = fields["started_at"] = started
         if not await self._store.update(item.key, fields, owner=self.worker):
             return None
         return attrs.evolve(
@@ -347,6 +421,7 @@ class Worker:
             error=error,
             predict_time=predict_time,
             lease_until=None,
+            **changed,
         )
 
 
@@ -358,6 +433,12 @@ async def cancel_one(host: BatchHost, store: BatchStore, key: str, prediction_id
         return False  # finished, or someone else sent the cancel
     await host.predictions.cancel(prediction_id)
     return True
+
+
+def _delivered_to(prediction: Prediction, url: str) -> bool:
+    """Whether the prediction's webhook is the waiter's URL (plus the batch's query)."""
+    hook = prediction.webhook
+    return hook is not None and hook.split("?", 1)[0] == url.split("?", 1)[0]
 
 
 def _describe(exc: BaseException) -> str:

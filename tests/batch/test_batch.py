@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from replicate_async import AsyncReplicate, InvalidArgumentError
+from replicate_async import AsyncReplicate, InvalidArgumentError, WebhookWaiter
 from replicate_async.batch import Batch, BatchItem, open_store
 from replicate_async.testing import FakeReplicate
 
@@ -329,3 +329,98 @@ async def test_a_cancel_during_a_create_cancels_that_prediction_when_its_id_come
     assert [item.state for item in finished] == ["canceled", "canceled"]
     assert fake.count("POST", "/v1/predictions/*/cancel") == 2
     assert {p.status for p in fake.predictions.values() if p.model == "fake/slow"} == {"canceled"}
+
+
+@pytest.mark.parametrize("wait", [5, None])
+async def test_the_id_and_the_end_are_recorded_whether_held_or_polled(
+    client: AsyncReplicate, fake: FakeReplicate, store: str, wait: int | None
+) -> None:
+    # Held (Prefer: wait): the create's answer is terminal, so its id and its end go in
+    # one write and nothing is polled. Not held: the id is recorded, then it is polled.
+    batch = client.batch("fake/echo", [{"id": 1, "text": "hi"}], store=store, wait=wait)
+    async with batch:
+        (item,) = [item async for item in batch]
+        recorded = await batch.store.get("1")
+    polls = fake.count("GET", "/v1/predictions/*")
+    assert polls == 0 if wait else polls >= 1
+    assert item.state == "succeeded"
+    assert item.output == {"id": 1, "text": "hi"}
+    assert item.prediction_id in fake.predictions
+    assert recorded is not None
+    assert (recorded.state, recorded.prediction_id) == ("succeeded", item.prediction_id)
+    assert recorded.output == {"id": 1, "text": "hi"}
+    assert recorded.started_at is not None
+    assert recorded.finished_at is not None
+    assert recorded.intent_at is not None
+    assert recorded.intent_at <= recorded.started_at
+
+
+async def test_status_reports_what_a_dead_worker_left_and_cancel_finds_its_creates(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    # A dead worker left "a" running, "b" mid-create with a prediction made on the
+    # server, and "c" mid-create with none: status says so without running anything,
+    # and cancel cancels both predictions (the unrecorded one found on the server).
+    rows = [("a", {"text": "a"}), ("b", {"text": "b"}), ("c", {"text": "c"})]
+    await ghost_claim(store, "fake/slow", rows)
+    made_a = await client.models.predictions.create("fake/slow", input={"text": "a"})
+    await record_id(store, "a", made_a.id)
+    made_b = await client.models.predictions.create("fake/slow", input={"text": "b"})
+    async with client.batch(None, store=store, settle=0.1) as batch:
+        status = await batch.status()
+        assert status.stalled == {"creating": 2, "running": 1}
+        assert "3 stalled (2 mid-create: reconciled on resume)" in status.line()
+        assert status.to_json()["stalled"] == {"creating": 2, "running": 1}
+        before = creates(fake, "/v1/models/fake/slow/predictions")
+        assert await batch.cancel() == 2
+        assert creates(fake, "/v1/models/fake/slow/predictions") == before
+        canceled = {r.path for r in fake.requests_matching("POST", "/v1/predictions/*/cancel")}
+        assert canceled == {
+            f"/v1/predictions/{made_a.id}/cancel",
+            f"/v1/predictions/{made_b.id}/cancel",
+        }
+        items = {item.key: item async for item in batch.items()}
+        after = await batch.status()
+    assert {key: item.state for key, item in items.items()} == dict.fromkeys("abc", "canceled")
+    assert items["b"].prediction_id == made_b.id
+    assert items["c"].prediction_id is None
+    assert after.stalled == {}
+    assert after.counts["canceled"] == 3
+
+
+async def test_with_a_webhook_waiter_completions_come_by_webhook_not_by_polling(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    fake.set_model_behaviour("fake/echo", duration=0.2)
+    inputs = [{"id": i, "text": f"t{i}"} for i in range(6)]
+    async with WebhookWaiter.from_client(client) as waiter:
+        batch = client.batch("fake/echo", inputs, store=store, wait=None, waiter=waiter)
+        items = await collect(batch)
+        assert waiter.stats["deliveries"] == 6
+    assert {key: item.output for key, item in items.items()} == {
+        str(i): {"id": i, "text": f"t{i}"} for i in range(6)
+    }
+    assert fake.count("GET", "/v1/predictions/*") == 0
+    sent = [r.json() for r in fake.requests_matching("POST", CREATE)]
+    assert sorted(body["webhook"] for body in sent) == sorted(
+        f"{waiter.url}?replicate_batch_key={i}" for i in range(6)
+    )
+    assert {tuple(body["webhook_events_filter"]) for body in sent} == {("completed",)}
+
+
+async def test_a_delivery_that_never_comes_is_covered_by_a_safety_poll(
+    client: AsyncReplicate, fake: FakeReplicate, store: str
+) -> None:
+    # The waiter's public URL leads nowhere: every item still ends, by one GET each.
+    fake.set_model_behaviour("fake/echo", duration=0.05)
+    waiter = WebhookWaiter("whsec_dGVzdA==", listen=False, public_url="http://127.0.0.1:9/hook")
+    inputs = [{"id": i, "text": f"t{i}"} for i in range(3)]
+    batch = client.batch(
+        "fake/echo", inputs, store=store, wait=None, waiter=waiter, safety_poll=0.3
+    )
+    items = await collect(batch)
+    await waiter.aclose()
+    assert {item.state for item in items.values()} == {"succeeded"}
+    assert fake.count("GET", "/v1/predictions/*") == 3
+    with pytest.raises(InvalidArgumentError, match="either webhook= or waiter="):
+        client.batch("fake/echo", inputs, store=store, waiter=waiter, webhook="https://x.io/h")

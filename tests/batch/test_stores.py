@@ -3,13 +3,16 @@ whose claim was taken over can no longer write."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
-from replicate_async.batch import BatchStore, open_store
+from replicate_async.batch import BatchStore, SQLiteStore, open_store
 
 
 @pytest.fixture
@@ -92,3 +95,26 @@ async def test_moves_and_scans_in_the_order_added(ledger: BatchStore) -> None:
     stats = await ledger.stats()
     assert (stats.counts["pending"], stats.counts["succeeded"]) == (12, 13)
     assert not await ledger.update("k00", {"state": "canceled"}, state="running")
+
+
+async def test_an_operation_that_fails_in_a_group_commit_fails_alone(tmp_path: Path) -> None:
+    # Operations that arrive together are committed in one transaction; one that raises
+    # there must fail only its own caller, while the others still land on disk.
+    ledger = SQLiteStore(tmp_path / "group.db")
+    try:
+        await ledger.open({"ref": "fake/echo", "key": "id"})
+        bad: list[tuple[str, str]] = [("x",)]  # type: ignore[list-item]  # one value short
+        added = await asyncio.gather(
+            ledger.add(rows("a")), ledger.add(bad), ledger.add(rows("b")), return_exceptions=True
+        )
+        assert added[0] == 1
+        assert added[2] == 1
+        assert isinstance(added[1], sqlite3.ProgrammingError)
+    finally:
+        await ledger.aclose()
+    reopened = SQLiteStore(tmp_path / "group.db")
+    try:
+        assert (await reopened.stats()).counts == {"pending": 2}
+        assert await reopened.get("x") is None
+    finally:
+        await reopened.aclose()

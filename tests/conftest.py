@@ -24,6 +24,17 @@ os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(
     dict.fromkeys([*_no_proxy, "127.0.0.1", "localhost", "::1"])
 )
 
+#: Folders whose tests run many processes and real Redis servers for tens of seconds each:
+#: marked ``slow``, so a second CI leg (another Python and aiohttp) can run ``-m "not slow"``.
+_SLOW_FOLDERS = ("redis", "batch")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.parts
+        if "tests" in parts and parts[parts.index("tests") + 1] in _SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture
 def clock() -> ManualClock:

@@ -39,6 +39,10 @@ class Budget:
         #: Slots released so far.
         self.freed = 0
 
+    def locked(self) -> bool:
+        """Whether a slot taken now would have to wait (as ``asyncio.Semaphore.locked``)."""
+        return not self._free or bool(self._waiters)
+
     def take_now(self) -> bool:
         """Take a slot if one is free and nobody is queued; ``False`` otherwise."""
         if self._free and not self._waiters:

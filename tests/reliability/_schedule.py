@@ -134,7 +134,7 @@ class Ticker:
 
     def busy(self) -> bool:
         """Whether real I/O is under way."""
-        return bool(self.wire.busy) or self.pool.slots.locked()
+        return bool(self.wire.busy) or self.pool.budgets["quick"].locked()
 
     def _fingerprint(self) -> tuple[int, ...]:
         return (self.fake.count(), self.clock.pending_sleepers, len(self.clock.slept))

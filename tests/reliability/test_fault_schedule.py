@@ -60,11 +60,6 @@ def _fault(target: str, kind: str, times: int) -> tuple[str, str, int]:
     running whatever the client did (it is logged), and a slow answer is a lost one."""
     if target == "cancel":
         return target, "lost" if kind == "slow" else kind, min(times, 2)
-    if target == "stream" and kind == "429":
-        # Left out for now: after 429s on stream opens the client's throttle can hold an
-        # abandoned run's cancel past aclose()'s grace (the run is named, not canceled);
-        # the limiter's ticket bookkeeping is being reworked separately (issue #24).
-        kind = "503"
     return target, kind, 1000 if target == "poll" and times == 5 else times
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import aiohttp
 
-from . import _validate as check
+from . import _check_config as check_config
+from . import _check_numbers as check_numbers
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
 from ._files import FileOutput, prepare_input
@@ -93,18 +94,18 @@ class AsyncReplicate:
     ) -> None:
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
         if token is not None:
-            check.header_text(token, "api_token")  # never echoes the token
+            check_config.header_text(token, "api_token")  # never echoes the token
         url = base_url or os.environ.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL
         self._config = ClientConfig(
-            base_url=check.base_url(url),
-            timeouts=check.client_timeouts(timeout),
-            retry=check.retry_policy(retry, max_retries),
-            poll=check.poll_policy(poll) or PollPolicy(),
-            max_connections=check.positive_int(max_connections, "max_connections"),
-            user_agent=check.header_text(user_agent or "", "user_agent"),
+            base_url=check_config.base_url(url),
+            timeouts=check_config.client_timeouts(timeout),
+            retry=check_config.retry_policy(retry, max_retries),
+            poll=check_config.poll_policy(poll) or PollPolicy(),
+            max_connections=check_numbers.positive_int(max_connections, "max_connections"),
+            user_agent=check_config.header_text(user_agent or "", "user_agent"),
             clock=SYSTEM_CLOCK if clock is None else clock,
         )
-        check.session(session)
+        check_config.session(session)
         self._http = HTTPCore(self._config, token or None, session, limiter, hooks)
         self._inflight = InFlight(self._config.clock)
         self._namespaces(self._http)
@@ -274,8 +275,8 @@ class AsyncReplicate:
         (or the ``async with`` block the result also supports) cancels the runs still in
         flight, on the server too.
         """
-        check.seconds(timeout, "timeout")  # validate everything once, before anything runs
-        check.prefer_wait(wait)
+        check_numbers.seconds(timeout, "timeout")  # validate everything once, before anything runs
+        check_numbers.prefer_wait(wait)
         creator(self, ref, deployment=deployment, input={})
 
         async def run_one(item: Mapping[str, Any]) -> tuple[Any, Any]:

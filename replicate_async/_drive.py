@@ -17,7 +17,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from . import _validate as check
+from . import _check_numbers as check_numbers
 from ._clock import Clock, deadline
 from ._config import PollPolicy
 from ._inflight import FOREGROUND, InFlight, bounded
@@ -83,7 +83,7 @@ async def drive(
     :class:`~replicate_async.ClientClosedError`; in each case the run is canceled on the
     server first (unless ``cancel_on_abandon=False``).
     """
-    timeout = check.seconds(timeout, "timeout")
+    timeout = check_numbers.seconds(timeout, "timeout")
     latest: R | None = None if callable(start) else start
     creating: asyncio.Future[R] | None = None
     with inflight.track():

@@ -7,7 +7,9 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
-from . import _validate as check
+from . import _check_config as check_config
+from . import _check_numbers as check_numbers
+from . import _check_url as check_url
 from ._config import PollPolicy
 from ._drive import Poll, drive, outcome
 from ._http import HTTPCore
@@ -47,10 +49,10 @@ async def wait_for(
 ) -> R:
     """The shared body of ``predictions.wait`` and ``trainings.wait``: check the arguments,
     fetch the run if given by id, then poll it to a terminal status under one deadline."""
-    timeout = check.seconds(timeout, "timeout")
-    check.poll_policy(poll)
+    timeout = check_numbers.seconds(timeout, "timeout")
+    check_config.poll_policy(poll)
     if not isinstance(run, cls):
-        run = await ns.get(check.require_id(run, cls.__name__.lower()))
+        run = await ns.get(check_url.require_id(run, cls.__name__.lower()))
     host = ns._host
     return await drive(
         start=run,

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from . import _validate as check
+from . import _check_numbers as check_numbers
 from ._clock import Clock
 from ._drive import abandon
 from ._files import FileOutput
@@ -224,9 +224,9 @@ def open_stream(
 ) -> PredictionStream[Any]:
     """Check a stream's arguments now, and return the stream (nothing is sent until it is
     iterated). ``outputs_only`` yields just the outputs (text, or :class:`FileOutput`)."""
-    if check.seconds(idle_timeout, "idle_timeout") is None:
+    if check_numbers.seconds(idle_timeout, "idle_timeout") is None:
         raise TypeError("idle_timeout must be a number of seconds")
-    check.non_negative_int(max_reconnects, "max_reconnects")
+    check_numbers.non_negative_int(max_reconnects, "max_reconnects")
     create = creator(host, ref, deployment=deployment, input=input)
     last = LastResponse()
     events = _events(host, ops, create, idle_timeout, max_reconnects, raise_on_error, last)

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from . import _validate as check
+from . import _check_numbers as check_numbers
+from . import _check_url as check_url
 from ._clock import Clock, deadline
 from ._files import FileOutput
 from ._literals import WebhookEvent
@@ -118,7 +119,7 @@ def _run_options(value: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(value) - set(RUN_OPTIONS))
     if unknown:
         raise TypeError(f"unknown run option(s) {', '.join(unknown)}; known: {RUN_OPTIONS}")
-    check.seconds(value.get("timeout"), "timeout")
+    check_numbers.seconds(value.get("timeout"), "timeout")
     return dict(value)
 
 
@@ -245,10 +246,10 @@ class ModelFunction:
         if (ref is None) == (deployment is None):
             raise InvalidArgumentError("use() needs exactly one of a model ref or deployment=")
         if deployment is not None:
-            check.model_ref(deployment, "deployment")
+            check_url.model_ref(deployment, "deployment")
             model, version = deployment, None
         else:
-            owner, name, version = check.split_version_ref(ref)
+            owner, name, version = check_url.split_version_ref(ref)
             model = f"{owner}/{name}"
         self._client = client
         self._clock = clock
@@ -325,7 +326,7 @@ class ModelFunction:
         fetch included.
         """
         options = dict(self._options.run)
-        timeout = check.seconds(options.pop("timeout", None), "timeout")
+        timeout = check_numbers.seconds(options.pop("timeout", None), "timeout")
         started = self._clock.monotonic()
         try:
             async with deadline(self._clock, timeout) as scope:

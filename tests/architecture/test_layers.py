@@ -20,14 +20,16 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async.models",
         "replicate_async.exceptions",
         "replicate_async._config",
-        "replicate_async._jsoninput",
         "replicate_async._datauri",
         "replicate_async._schema",
     ),
     # 1. the converter and what only needs it
     (
         "replicate_async._converter",
-        "replicate_async._validate",
+        "replicate_async._check_url",
+        "replicate_async._check_numbers",
+        "replicate_async._check_config",
+        "replicate_async._check_body",
         "replicate_async._sse",
         "replicate_async.webhooks",
     ),

@@ -254,13 +254,25 @@ class FileOutput:
 
 
 def wrap_output(output: Any, file: Callable[[str], FileOutput]) -> Any:
-    """Replace URL strings (``http(s):`` and ``data:``) in an output by ``file(url)``."""
-    if isinstance(output, str):
-        if output.startswith(("https://", "http://", "data:")):
-            return file(output)
-        return output
-    if isinstance(output, list):
-        return [wrap_output(item, file) for item in output]
-    if isinstance(output, dict):
-        return {key: wrap_output(item, file) for key, item in output.items()}
-    return output
+    """Replace URL strings (``http(s):`` and ``data:``) in an output by ``file(url)``.
+
+    Iterative, so an output nested any depth is wrapped (it came from a run that succeeded
+    and was paid for: wrapping must never be what fails it)."""
+    root: list[Any] = [None]
+    todo: list[tuple[Any, Any, Any]] = [(output, root, 0)]  # (value, container, key)
+    while todo:
+        value, container, key = todo.pop()
+        if isinstance(value, str):
+            wrapped = value.startswith(("https://", "http://", "data:"))
+            container[key] = file(value) if wrapped else value
+        elif isinstance(value, list):
+            items: list[Any] = [None] * len(value)
+            container[key] = items
+            todo.extend((item, items, index) for index, item in enumerate(value))
+        elif isinstance(value, dict):
+            fields = dict.fromkeys(value)
+            container[key] = fields
+            todo.extend((item, fields, name) for name, item in value.items())
+        else:
+            container[key] = value
+    return root[0]

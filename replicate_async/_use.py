@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
@@ -23,7 +24,16 @@ from . import _check_url as check_url
 from ._clock import Clock, deadline
 from ._files import FileOutput
 from ._literals import WebhookEvent
-from ._schema import check_input, input_order, input_schema, output_schema, shape_output
+from ._schema import (
+    InputCheck,
+    input_order,
+    input_schema,
+    inspect_input,
+    output_schema,
+    required_inputs,
+    schema_problem,
+    shape_output,
+)
 from .exceptions import (
     InputProblem,
     InputValidationError,
@@ -32,6 +42,8 @@ from .exceptions import (
 )
 from .models import Prediction, Version
 from .resources import Deployments, Models, Predictions
+
+logger = logging.getLogger("replicate_async")
 
 __all__ = [
     "RUN_OPTIONS",
@@ -144,6 +156,10 @@ class ModelSchema:
     none); ``openapi_schema`` the version's whole OpenAPI document; ``run_ref`` what runs
     (``"owner/name"`` for an official model, else ``"owner/name:version"``; ``None`` on a
     deployment); ``deployment`` the deployment it runs on, if any.
+
+    ``input_check_skipped`` says why inputs are not checked before they are sent (e.g.
+    ``"input checks skipped: too complex (...)"``: the schema is beyond the SDK's walking
+    budgets; the API still checks them), or is ``None``.
     """
 
     model: str
@@ -151,6 +167,11 @@ class ModelSchema:
     openapi_schema: dict[str, Any] = attrs.field(repr=False, hash=False)
     run_ref: str | None
     deployment: str | None = None
+    input_check_skipped: str | None = attrs.field(init=False, eq=False)
+
+    @input_check_skipped.default
+    def _skipped(self) -> str | None:
+        return schema_problem(self.openapi_schema)
 
     @property
     def input(self) -> dict[str, Any]:
@@ -171,16 +192,27 @@ class ModelSchema:
     @property
     def required(self) -> list[str]:
         """The inputs that must be given."""
-        return [str(name) for name in self.input.get("required", ())]
+        return required_inputs(self.openapi_schema)
 
     def check(self, input: Mapping[str, Any]) -> list[InputProblem]:
-        """Every problem of ``input`` against the schema (an empty list: it is valid)."""
-        return check_input(self.openapi_schema, input)
+        """Every problem of ``input`` against the schema (an empty list: it is valid, or
+        could not be checked: see :meth:`inspect`)."""
+        return self.inspect(input).problems
+
+    def inspect(self, input: Mapping[str, Any]) -> InputCheck:
+        """Check ``input``: the problems, how many were left out, and whether (and why) the
+        check was skipped."""
+        if self.input_check_skipped is not None:
+            return InputCheck([], skipped=self.input_check_skipped)
+        return inspect_input(self.openapi_schema, input)
 
 
 def _of_version(model: str, version: Version | None, **where: Any) -> ModelSchema:
     schema = dict(version.openapi_schema or {}) if version is not None else {}
-    return ModelSchema(model, version.id if version else None, schema, **where)
+    found = ModelSchema(model, version.id if version else None, schema, **where)
+    if found.input_check_skipped is not None:  # once: the schema is fetched once and kept
+        logger.warning("%s: %s; the API checks inputs itself", model, found.input_check_skipped)
+    return found
 
 
 class SchemaCache:
@@ -312,11 +344,15 @@ class ModelFunction:
     def _check(self, schema: ModelSchema, input: Mapping[str, Any]) -> None:
         if not self._options.check_input:
             return
-        problems = schema.check(input)
-        if problems:
-            lines = "".join(f"\n- {problem}" for problem in problems)
+        found = schema.inspect(input)
+        if found.skipped is not None and schema.input_check_skipped is None:
+            logger.warning("%s: %s; the API checks it itself", self.ref, found.skipped)
+        if found.problems:
+            count = len(found.problems) + found.omitted
             raise InputValidationError(
-                f"{len(problems)} problem(s) with the input of {self.ref}:{lines}", problems
+                f"{count} problem(s) with the input of {self.ref}:",
+                found.problems,
+                omitted=found.omitted,
             )
 
     async def __call__(self, /, **input: Any) -> Any:

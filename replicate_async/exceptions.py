@@ -30,6 +30,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     ├── InvalidArgumentError          a bad argument value (also a ``ValueError``); nothing sent
     ├── DataURLError                  a malformed ``data:`` URL (RFC 2397) was read
     │   └── InputValidationError      a model input breaks the model's schema (every problem)
+    ├── SchemaError                   a model's schema cannot be used (too complex, malformed)
     ├── MissingTokenError             a request needs a token and none was configured
     └── PredictionError               a prediction/training ended without succeeding
         ├── ModelError                status ``failed`` (carries the prediction)
@@ -46,6 +47,7 @@ wrong type raises :class:`TypeError` naming the argument.
 from __future__ import annotations
 
 import dataclasses
+import reprlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,6 +87,7 @@ __all__ = [
     "ReplicateError",
     "RequestMayHaveSucceededError",
     "RequestMayHaveSucceededTimeoutError",
+    "SchemaError",
     "StreamError",
     "UnprocessableEntityError",
     "WebhookVerificationError",
@@ -131,21 +134,63 @@ class InputProblem:
     def __str__(self) -> str:
         where = f"{self.field}: " if self.field else ""
         quiet = self.type in ("required", "additional_property_not_allowed")
-        return where + self.description + ("" if quiet else f" (got {self.value!r:.60})")
+        return where + self.description + ("" if quiet else f" (got {_short(self.value)})")
+
+
+def _short(value: Any) -> str:
+    """At most 60 characters of ``repr(value)``, in bounded time and depth (a value nested
+    2,000 lists deep, or an int of 5,000 digits, is an input like any other)."""
+    try:
+        return _REPR.repr(value)[:60]
+    except (ValueError, RecursionError):
+        return f"<{type(value).__name__}>"
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 3, 60, 60, 40
 
 
 class InputValidationError(InvalidArgumentError):
     """A model input breaks the model's schema; nothing was sent.
 
-    ``problems`` lists every :class:`InputProblem` (field, rule, value) at once, in the
-    words the API's 422 would use; ``invalid_fields`` is the same as the API's 422 body
-    entries (as on :class:`UnprocessableEntityError`).
+    ``problems`` lists every :class:`InputProblem` (field, rule, value) the check found,
+    in the words the API's 422 would use (each description at most a few hundred
+    characters: an enum of 20,000 choices names the first few); ``invalid_fields`` is the
+    same as the API's 422 body entries (as on :class:`UnprocessableEntityError`). A check
+    stops collecting after a hundred problems: ``omitted`` counts the ones left out. The
+    message lists the first :attr:`SHOWN` problems and says how many more there are.
     """
 
-    def __init__(self, message: str, problems: Sequence[InputProblem]) -> None:
-        super().__init__(message)
+    #: Problems the message lists one per line; the rest are counted ("and 12 more").
+    SHOWN = 20
+
+    def __init__(self, message: str, problems: Sequence[InputProblem], *, omitted: int = 0) -> None:
         self.problems: list[InputProblem] = list(problems)
+        self.omitted = omitted
         self.invalid_fields: list[dict[str, str]] = [p.to_json() for p in self.problems]
+        lines = "".join(f"\n- {problem}" for problem in self.problems[: self.SHOWN])
+        more = len(self.problems) - self.SHOWN + omitted
+        if more > 0:
+            lines += f"\n- and {more} more"
+        super().__init__(message + lines)
+
+
+class SchemaError(ReplicateError, ValueError):
+    """A model's OpenAPI schema cannot be used as asked: it is beyond the SDK's budgets for
+    walking one (more than ``MAX_NODES`` ``$ref``/``allOf`` nodes, or nesting deeper than
+    ``MAX_DEPTH``: :mod:`replicate_async._walk`).
+
+    A model's schema is written by whoever pushed the model, so the SDK treats it as
+    untrusted: checks and shaping never hang or fail on it. Input checks on such a schema
+    are skipped (with one warning, and :attr:`ModelSchema.input_check_skipped` says why:
+    the API still checks the input), outputs are returned as the API gave them, and
+    ``codegen`` types what it cannot walk as ``Any``; only the schema helpers that must
+    answer (``flatten``) raise this. ``reason`` says which budget ran out.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the model's schema cannot be used: {reason}")
+        self.reason = reason
 
 
 class DataURLError(ReplicateError, ValueError):

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from ._behaviours import ModelBehaviour
 from ._context import Context
 from ._records import FakePrediction, FileObject
-from ._script import Action, ScriptRule
+from ._script import Action, ScriptRule, check_output
 
 __all__ = ["Controls"]
 
@@ -61,7 +61,10 @@ class Controls:
         self._ctx.runner.release(self._run(prediction_id))
 
     async def complete(self, prediction_id: str, output: Any = _NO_OUTPUT) -> None:
-        """End a prediction ``succeeded`` now (with ``output``, if given)."""
+        """End a prediction ``succeeded`` now (with ``output``, if given: JSON the API
+        could send, or a ``ValueError``)."""
+        if output is not _NO_OUTPUT:
+            check_output(output)
         await self._ctx.runner.settle(self._run(prediction_id), "succeeded", output=output)
 
     async def fail(self, prediction_id: str, error: str = "Prediction failed") -> None:

@@ -32,7 +32,7 @@ def _delivery(item: WebhookDelivery) -> dict[str, Any]:
 def routes(
     log: Callable[[], list[RecordedRequest]], deliveries: Callable[[], list[WebhookDelivery]]
 ) -> list[web.RouteDef]:
-    """``GET /_fake/requests`` (the log, ``Authorization`` redacted; ``?since=N`` skips the
+    """``GET /_fake/requests`` (the log, credentials redacted; ``?since=N`` skips the
     first N) and ``GET /_fake/webhooks`` (delivery attempts). Never recorded themselves."""
 
     def since(request: web.Request) -> int:

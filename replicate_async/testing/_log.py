@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,18 @@ from aiohttp import web
 from ._body import Body
 from ._clock import Clock
 
-__all__ = ["RecordedRequest", "RequestLog", "path_matches"]
+__all__ = ["REDACTED", "RecordedRequest", "RequestLog", "is_secret", "path_matches"]
+
+REDACTED = "<redacted>"
+#: Header and query names that carry credentials: exact names, and any name containing
+#: one of the words (``x-api-key``, ``access_token``, ``webhook-signature``, ``sessionid``).
+_SECRET_NAMES = frozenset({"cookie", "set-cookie", "code", "sig", "jwt", "bearer"})
+_SECRET_WORDS = re.compile(r"auth|token|secret|key|pass|sign|session|credential", re.IGNORECASE)
+
+
+def is_secret(name: str) -> bool:
+    """Whether a header or query parameter named ``name`` may carry a credential."""
+    return name.lower() in _SECRET_NAMES or _SECRET_WORDS.search(name) is not None
 
 
 @dataclass(slots=True)
@@ -52,14 +64,14 @@ class RecordedRequest:
         return json.loads(self.body)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-able summary (the ``authorization`` header redacted)."""
-        headers = {
-            k: ("<redacted>" if k == "authorization" else v) for k, v in self.headers.items()
-        }
+        """A JSON-able summary, every credential redacted: ``Authorization``,
+        ``Proxy-Authorization``, cookies, API-key and token headers, and query parameters
+        whose names say they carry a secret (``token``, ``api_key``, ``signature``...)."""
+        headers = {k: (REDACTED if is_secret(k) else v) for k, v in self.headers.items()}
         return {
             "method": self.method,
             "path": self.path,
-            "query": self.query,
+            "query": {k: (REDACTED if is_secret(k) else v) for k, v in self.query.items()},
             "headers": headers,
             "size": self.size,
             "sha256": self.sha256,

@@ -9,8 +9,12 @@ from typing import Any, Literal
 from ._behaviours import ModelBehaviour
 from ._records import FakePrediction
 from ._runner import Runner
+from ._util import check_json_value, dumps
 
-__all__ = ["Action", "ScriptRule", "apply_scripts"]
+__all__ = ["MAX_OUTPUT_DEPTH", "Action", "ScriptRule", "apply_scripts", "check_output"]
+
+#: The deepest output the fake stores: every listing and GET must still encode it.
+MAX_OUTPUT_DEPTH = 512
 
 Action = Literal["hold", "fail", "cancel", "complete"]
 ACTIONS: tuple[Action, ...] = ("hold", "fail", "cancel", "complete")
@@ -39,8 +43,22 @@ class ScriptRule:
     def __post_init__(self) -> None:
         if self.action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}")
-        if self.nth < 1:
-            raise ValueError("nth must be at least 1 (1: the next create)")
+        if isinstance(self.nth, bool) or not isinstance(self.nth, int) or self.nth < 1:
+            raise ValueError("nth must be an integer of at least 1 (1: the next create)")
+        check_output(self.output)
+
+
+def check_output(output: Any) -> None:
+    """A ``ValueError`` unless ``output`` is JSON the fake can store and answer with (in a
+    prediction, and in every listing that shows it)."""
+    try:
+        reason = check_json_value(output, MAX_OUTPUT_DEPTH)
+        if reason is None:
+            dumps(output)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = f"not JSON ({type(exc).__name__})"
+    if reason is not None:
+        raise ValueError(f"output cannot be stored: {reason}")
 
 
 def _matching(rules: list[ScriptRule], prediction: FakePrediction) -> list[ScriptRule]:

@@ -159,7 +159,7 @@ class FakeReplicate(Controls):
             return
         runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        install(runner, self._parse_error)
+        install(runner, self._parse_error, self.options.head_timeout)
         site = web.TCPSite(runner, self.host, self._requested_port)
         try:
             await site.start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import math
 import re
 import time
 from datetime import datetime
@@ -13,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 __all__ = [
+    "check_json_value",
     "JSON_CT",
     "ApiError",
     "NS",
@@ -138,3 +140,36 @@ class ApiError(Exception):
     def __init__(self, response: web.Response) -> None:
         super().__init__(response.status)
         self.response = response
+
+
+def check_json_value(value: Any, max_depth: int) -> str | None:
+    """Why ``value`` cannot be stored (too deep, a lone surrogate), or ``None``.
+
+    Iterative, so no input can exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return "a string contains a lone surrogate (not valid Unicode)"
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return "a number is out of range"
+        elif isinstance(item, (dict, list)):
+            if depth > max_depth:
+                return f"JSON nested deeper than {max_depth} levels"
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+                stack.extend((child, depth + 1) for child in item.values())
+            else:
+                stack.extend((child, depth + 1) for child in item)
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

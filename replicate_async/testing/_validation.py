@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .._schema import input_schema as _sdk_input_schema
 from .._schema import validate as check_value
 from ._util import problem
 
@@ -79,7 +80,8 @@ def validate(
     """Validate ``value`` against ``schema`` (``$ref``s resolve inside ``document``).
 
     The SDK's own checker (``replicate_async._schema``) decides, so the client's
-    ``InputValidationError`` and the fake's 422s always agree.
+    ``InputValidationError`` and the fake's 422s always agree (a schema too complex to
+    check is not checked, by either).
     """
     problems = check_value(value, schema, path=path, document=document)
     return [FieldError(p.type, p.field, p.description) for p in problems]
@@ -87,9 +89,7 @@ def validate(
 
 def input_schema(openapi_schema: JSON | None) -> JSON | None:
     """The ``components.schemas.Input`` of a version's OpenAPI schema, if any."""
-    if not isinstance(openapi_schema, dict):
-        return None
-    schema = openapi_schema.get("components", {}).get("schemas", {}).get("Input")
+    schema = _sdk_input_schema(openapi_schema)  # any shape of document: never raises
     return schema if isinstance(schema, dict) else None
 
 

@@ -47,16 +47,19 @@ def sign_webhook(secret: str, msg_id: str, timestamp: int | str, body: bytes) ->
 
 
 def verify_webhook(secret: str, headers: Mapping[str, str], body: bytes) -> bool:
-    """Check a delivery's ``webhook-signature`` header against ``secret`` (no skew check)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
+    """Check a delivery's ``webhook-signature`` header against ``secret`` (no skew check).
+
+    ``False`` on anything malformed (a missing or non-ASCII header, a secret that is not
+    base64, values of the wrong type): never an exception."""
     try:
+        lowered = {str(k).lower(): v for k, v in headers.items()}
         expected = sign_webhook(secret, lowered["webhook-id"], lowered["webhook-timestamp"], body)
-    except (KeyError, ValueError):
+        candidates = str(lowered.get("webhook-signature", "")).split()
+        # Compared as bytes: compare_digest refuses non-ASCII str.
+        wanted = expected.encode()
+        return any(hmac.compare_digest(wanted, c.encode("utf-8", "replace")) for c in candidates)
+    except (KeyError, ValueError, TypeError, AttributeError):
         return False
-    return any(
-        hmac.compare_digest(expected, candidate)
-        for candidate in lowered.get("webhook-signature", "").split()
-    )
 
 
 @dataclass(slots=True)

@@ -21,6 +21,8 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async.exceptions",
         "replicate_async._config",
         "replicate_async._datauri",
+        "replicate_async._pattern",
+        "replicate_async._walk",
         "replicate_async._schema",
     ),
     # 1. the converter and what only needs it

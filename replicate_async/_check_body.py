@@ -26,9 +26,11 @@ from .exceptions import InvalidArgumentError
 __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_URL_LENGTH",
+    "PLAIN_TYPES",
     "check_input",
     "check_json_input",
     "events_filter",
+    "is_file",
     "json_body",
     "webhook_url",
 ]
@@ -41,11 +43,21 @@ MAX_URL_LENGTH = 2048
 _WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 
 
-def _is_file(value: Any) -> bool:
-    """What ``prepare_input`` turns into a URL: bytes, paths, binary files, async iterables."""
-    return isinstance(value, bytes | bytearray | memoryview | os.PathLike | io.IOBase) or (
-        hasattr(value, "read") or isinstance(value, AsyncIterable)
-    )
+#: Exact types of JSON scalars: never files nor containers, decided before the (slower)
+#: ABC checks.
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_FILE_TYPES = (bytes, bytearray, memoryview, os.PathLike, io.IOBase, AsyncIterable)
+
+
+def is_file(value: Any) -> bool:
+    """Whether an input value is a file, which ``prepare_input`` inlines or uploads (and an
+    input schema counts as a string, since it becomes a URL): bytes, a path
+    (``os.PathLike``), a file object (anything with ``read``) or an async iterable of
+    bytes. Text and JSON containers never are, even with a ``read`` attribute or as a
+    path-like mapping: those are sent as JSON, and walked for files inside them."""
+    if type(value) in PLAIN_TYPES or isinstance(value, str | Mapping | list | tuple):
+        return False
+    return isinstance(value, _FILE_TYPES) or hasattr(value, "read")
 
 
 #: Where a value sits, rendered only when there is something to report: the root's name,
@@ -97,7 +109,7 @@ def _check_json(value: Any, where: _Where, depth: int, active: set[int]) -> None
         _check_text(value, where)
     elif isinstance(value, Mapping | list | tuple):
         _check_container(value, where, depth + 1, active)
-    elif not _is_file(value):
+    elif not is_file(value):
         raise TypeError(
             f"{_named(where)} is a {type(value).__name__}, which is not JSON-serialisable"
         )

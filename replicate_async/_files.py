@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
+from ._check_body import PLAIN_TYPES, is_file
 from ._datauri import decode_data_url, is_data_url
 from ._errors import safe_url
 from .exceptions import APIResponseValidationError, ReplicateError
@@ -42,28 +43,14 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 
 
-#: Exact types that are never files: checked first, before the (slow) ABC checks.
-_PLAIN = frozenset({str, int, float, bool, type(None)})
-
-
-def _is_file(value: Any) -> bool:
-    if type(value) in _PLAIN or isinstance(value, str):
-        return False
-    if isinstance(value, bytes | bytearray | memoryview | os.PathLike | io.IOBase):
-        return True
-    if isinstance(value, Mapping | list | tuple):
-        return False
-    return hasattr(value, "read") or isinstance(value, AsyncIterable)
-
-
 def _contains_file(value: Any) -> bool:
-    if type(value) in _PLAIN:
+    if type(value) in PLAIN_TYPES:
         return False
     if type(value) is dict or isinstance(value, Mapping):
         return any(_contains_file(v) for v in value.values())
     if isinstance(value, list | tuple):
         return any(_contains_file(v) for v in value)
-    return _is_file(value)
+    return is_file(value)
 
 
 async def prepare_input(
@@ -101,7 +88,7 @@ def _files_in(value: Any) -> Iterator[Any]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _files_in(item)
-    elif _is_file(value):
+    elif is_file(value):
         yield value
 
 
@@ -110,7 +97,7 @@ def _replace(value: Any, encoded: Mapping[int, str]) -> Any:
         return {key: _replace(item, encoded) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_replace(item, encoded) for item in value]
-    return encoded[id(value)] if _is_file(value) else value
+    return encoded[id(value)] if is_file(value) else value
 
 
 async def _encode_file(http: HTTPCore, value: Any, threshold: int) -> str:

@@ -23,7 +23,6 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._datauri",
         "replicate_async._pattern",
         "replicate_async._walk",
-        "replicate_async._schema",
     ),
     # 1. the converter and what only needs it
     (
@@ -32,6 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._check_numbers",
         "replicate_async._check_config",
         "replicate_async._check_body",
+        "replicate_async._schema",
         "replicate_async._sse",
         "replicate_async.webhooks",
     ),

@@ -9,9 +9,12 @@ its own process) and reports:
   429s, wall time;
 - **webhooks**: 200 runs across 4 workers behind one port; delivery -> waiter latency
   (p50/p99) when the delivery lands on another worker than the waiting one;
-- **orphans**: kill -> cancel latency of a killed worker's runs (lease 1 s).
+- **orphans**: kill -> cancel latency of a killed worker's runs (lease 1 s);
+- **per-acquire cost**: one ``RedisRateLimiter.acquire`` (budget never exhausted, so only
+  the round trip and the script) on a single node and on a local 3-master Redis Cluster,
+  beside the in-process ``Throttle``: p50/p99 latency of one caller, throughput of 32.
 
-Needs ``redis-server`` on PATH (Debian package ``redis-server``).
+Needs ``redis-server`` and ``redis-cli`` on PATH (Debian package ``redis-server``).
 """
 
 from __future__ import annotations
@@ -23,7 +26,18 @@ import time
 import uuid
 from typing import Any
 
-from tests.redis._servers import FakeProcess, RedisServer, Worker, free_port, redis_executable
+from redis.asyncio.cluster import RedisCluster as ClusterClient
+
+from replicate_async._throttle import Throttle
+from replicate_async.redis import RedisRateLimiter, connect
+from tests.redis._servers import (
+    FakeProcess,
+    RedisCluster,
+    RedisServer,
+    Worker,
+    free_port,
+    redis_executable,
+)
 
 WORKERS = 4
 
@@ -144,6 +158,44 @@ async def orphans(redis: RedisServer, rounds: int) -> dict[str, Any]:
     }
 
 
+async def _acquire_cost(name: str, limiter: Any, calls: int) -> dict[str, Any]:
+    for _ in range(50):  # warm-up: connections, script cache
+        await limiter.acquire("create")
+    single = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await limiter.acquire("create")
+        single.append((time.perf_counter() - started) * 1e6)
+    started = time.perf_counter()
+    await asyncio.gather(*(limiter.acquire("create") for _ in range(32 * (calls // 32))))
+    crowd = time.perf_counter() - started
+    await limiter.aclose()
+    return {
+        "limiter": name,
+        "p50 us": round(_pct(single, 0.5), 1),
+        "p99 us": round(_pct(single, 0.99), 1),
+        "32 at once, acquires/s": round(32 * (calls // 32) / crowd),
+    }
+
+
+async def acquire_costs(
+    redis: RedisServer, cluster: RedisCluster, calls: int
+) -> list[dict[str, Any]]:
+    # Budgets far beyond the calls made: nobody waits, only the bookkeeping is timed.
+    budget: dict[str, Any] = {
+        "create_per_minute": 10**9,
+        "create_burst": 10**9,
+        "prefix": uuid.uuid4().hex,
+    }
+    node = RedisRateLimiter(connect(redis.url), close_redis=True, **budget)
+    spread = RedisRateLimiter(ClusterClient.from_url(cluster.url), close_redis=True, **budget)
+    return [
+        await _acquire_cost("Throttle (in process)", Throttle(), calls),
+        await _acquire_cost("RedisRateLimiter, single node", node, calls),
+        await _acquire_cost("RedisRateLimiter, 3-master cluster", spread, calls),
+    ]
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
@@ -157,7 +209,11 @@ async def main(quick: bool) -> None:
         raise SystemExit("redis-server is not installed (Debian package redis-server)")
     redis = RedisServer(executable)
     redis.start()
+    cluster = RedisCluster(executable)
+    cluster.start()
     try:
+        costs = await acquire_costs(redis, cluster, 500 if quick else 5000)
+        print("## Per-acquire cost\n\n" + _table(costs) + "\n")
         per_worker = 100 if quick else 500
         limits = [await rate_limits(redis, per_worker, shared) for shared in (True, False)]
         limits += [await rate_limits(redis, 3, shared, low_credit=True) for shared in (True, False)]
@@ -166,6 +222,7 @@ async def main(quick: bool) -> None:
         print("\n## Orphans\n\n" + _table([await orphans(redis, 1 if quick else 5)]))
     finally:
         redis.close()
+        cluster.close()
 
 
 if __name__ == "__main__":

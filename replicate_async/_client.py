@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -46,6 +46,24 @@ from .resources.account import WebhookSecretResource
 __all__ = ["AsyncReplicate"]
 
 
+class FleetLike(Protocol):
+    """What ``AsyncReplicate(fleet=...)`` needs (:class:`replicate_async.redis.Fleet`)."""
+
+    @property
+    def limiter(self) -> RateLimiter:
+        """The fleet-wide rate limiter this client paces with."""
+        ...
+
+    @property
+    def registry(self) -> object:
+        """The in-flight registry, added to the client's run observers."""
+        ...
+
+    def attach(self, client: AsyncReplicate) -> None:
+        """Let the fleet use this client (to cancel dead workers' runs)."""
+        ...
+
+
 class AsyncReplicate:
     """An asyncio client for Replicate's HTTP API.
 
@@ -72,7 +90,10 @@ class AsyncReplicate:
 
     ``limiter`` paces requests under Replicate's rate limits (default: an in-process
     :class:`~replicate_async._throttle.Throttle`; pass a shared one, e.g. Redis-backed, to
-    pace a fleet). ``clock`` is the time source for every wait (tests pass a virtual one,
+    pace a fleet). ``fleet`` (a :class:`replicate_async.redis.Fleet`) does the wiring for
+    many workers: its limiter paces this client, and its in-flight registry records every
+    run this client starts, so peers cancel them if this worker dies. ``clock`` is the
+    time source for every wait (tests pass a virtual one,
     e.g. :class:`replicate_async.testing.ManualClock`).
     """
 
@@ -91,6 +112,7 @@ class AsyncReplicate:
         clock: Clock | None = None,
         limiter: RateLimiter | None = None,
         hooks: Hooks | None = None,
+        fleet: FleetLike | None = None,
     ) -> None:
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
         if token is not None:
@@ -106,8 +128,20 @@ class AsyncReplicate:
             clock=SYSTEM_CLOCK if clock is None else clock,
         )
         check_config.session(session)
-        self._http = HTTPCore(self._config, token or None, session, limiter, hooks)
+        if fleet is not None and limiter is not None:
+            raise InvalidArgumentError("pass either limiter or fleet (which has its own)")
+        shared = fleet.limiter if fleet is not None else limiter
+        self._http = HTTPCore(self._config, token or None, session, shared, hooks)
         self._inflight = InFlight(self._config.clock)
+        #: The :class:`replicate_async.redis.Fleet` this client is part of, if any.
+        self.fleet = fleet
+        if fleet is not None:
+            fleet.attach(self)
+            # The run observers of the in-flight set (every run-starting workflow reports
+            # to them); absent on versions without them, where only track() records runs.
+            observers = getattr(self._inflight, "observers", None)
+            if isinstance(observers, list):
+                observers.append(fleet.registry)
         self._namespaces(self._http)
 
     def with_options(

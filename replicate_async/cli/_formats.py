@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,16 +66,12 @@ class InputSpec:
 
 def input_specs(version: Version | None) -> list[InputSpec]:
     """The inputs of a version: type (with choices and bounds), default, required."""
-    from .._schema import flatten, input_order, input_schema
+    from .._schema import input_properties, required_inputs
 
     document = version.openapi_schema if version is not None else None
-    inputs = input_schema(document)
-    if not isinstance(document, dict) or inputs is None:
-        return []
-    props, required = inputs.get("properties") or {}, set(inputs.get("required") or ())
+    required = set(required_inputs(document))
     specs = []
-    for name in input_order(document):
-        prop = flatten(props[name], document)
+    for name, prop in input_properties(document).items():
         specs.append(
             InputSpec(
                 name=name,
@@ -87,7 +84,7 @@ def input_specs(version: Version | None) -> list[InputSpec]:
     return specs
 
 
-def _type_text(prop: dict[str, Any]) -> str:
+def _type_text(prop: Mapping[str, Any]) -> str:
     """``integer 1..4096``, ``string (one of a, b)``, ``string (uri)``, ``array of string``."""
     kind = str(prop.get("type") or "any")
     if kind == "array" and isinstance(prop.get("items"), dict):

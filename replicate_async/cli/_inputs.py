@@ -130,7 +130,9 @@ def _unknown_names(
     extra = input_schema.get("additionalProperties")
     if extra is True or isinstance(extra, Mapping):
         return
-    props = input_schema.get("properties") or {}
+    props = input_schema.get("properties")
+    if not isinstance(props, Mapping):  # a malformed schema: no names to hold inputs to
+        return
     unknown = [key for key in inputs if key not in props]
     if not unknown:
         return
@@ -164,11 +166,14 @@ def _text_value(prop: Mapping[str, Any] | None, text: str, document: Any) -> Any
 def _file_value(key: str, prop: Mapping[str, Any] | None, value: FileArg, document: Any) -> Any:
     """``key=@file`` as the input's schema types it: text for a plain string, the file
     for a URI (and one item of either for an array)."""
-    from .._schema import flatten
+    from .._schema import SchemaError, flatten
 
     if prop is None:
         return value.unschematized()
-    flat = flatten(prop, document)
+    try:
+        flat = flatten(prop, document)
+    except SchemaError:  # beyond the walking budget: no known type, so no guess
+        return value.unschematized()
     if flat.get("type") == "array":
         items = flat.get("items")
         return [_file_value(key, items if isinstance(items, Mapping) else None, value, document)]
@@ -179,12 +184,12 @@ def _file_value(key: str, prop: Mapping[str, Any] | None, value: FileArg, docume
 
 def resolve_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
     """The input to send: every value resolved by the schema, then checked (see module)."""
-    from .._schema import check_input, input_schema
+    from .._schema import check_input, input_properties, input_schema
 
     schema = input_schema(openapi_schema) if isinstance(openapi_schema, Mapping) else None
     if schema is not None:
         _unknown_names(inputs, schema, openapi_schema)
-    props = (schema or {}).get("properties") or {}
+    props = input_properties(openapi_schema) if schema is not None else {}
     resolved: dict[str, Any] = {}
     for key, value in inputs.items():
         prop = props.get(key) if schema is not None else None

@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from .._clock import SYSTEM_CLOCK, Clock
@@ -18,10 +18,12 @@ from ..exceptions import ClientClosedError
 from ._common import (
     DEFAULT_PREFIX,
     REDIS_ERRORS,
-    Outage,
+    AnyRedis,
+    Link,
+    Unavailable,
     connect,
     guarded,
-    guarded_retry,
+    keyspace,
     logger,
     stop_task,
 )
@@ -33,6 +35,8 @@ __all__ = ["RedisCompletionBus"]
 _KEEPALIVE = 15.0
 #: Webhook ids remembered in-process for de-duplication while Redis is unreachable.
 _LOCAL_SEEN = 10_000
+#: Completions taken while Redis was unreachable, kept to publish when it is back.
+_LOCAL_PENDING = 10_000
 
 
 class RedisCompletionBus:
@@ -47,15 +51,18 @@ class RedisCompletionBus:
     connection and resolves its own waiters. A waiter first looks for the stored
     prediction, so nothing published before it started waiting is missed.
 
-    If Redis is unreachable, deliveries still resolve waiters in the receiving process,
-    de-duplication falls back to this process, one warning is logged, and waiters in
-    other processes finish through the waiter's safety poll. After the pub/sub
-    connection comes back, every pending waiter looks for its stored prediction again.
+    If Redis is unreachable, deliveries still resolve waiters in the receiving process at
+    once (the first call that finds Redis away marks it down for every Redis piece of the
+    process, so only that one waits for ``operation_timeout``), de-duplication falls back
+    to this process, and the completions taken meanwhile are stored and published as soon
+    as Redis is back, resolving the waiters in other processes. After the pub/sub
+    connection comes back, every pending waiter looks for its stored prediction again. On
+    Redis Cluster the channel is a sharded one (``SSUBSCRIBE``/``SPUBLISH``).
     """
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         *,
         prefix: str = DEFAULT_PREFIX,
         result_ttl: float = 3600.0,
@@ -70,7 +77,9 @@ class RedisCompletionBus:
         self._clock = clock
         self._close_redis = close_redis
         self._prefix = prefix
-        self._channel = f"{prefix}:completed"
+        self._space = keyspace(prefix)
+        self._channel = f"{self._space}:completed"
+        self._sharded = isinstance(redis, RedisCluster)
         self._result_ttl = int(result_ttl)
         self._dedup_ttl = int(dedup_ttl)
         self._timeout = operation_timeout
@@ -80,7 +89,9 @@ class RedisCompletionBus:
         # Set once the first subscription attempt settled (subscribed, or Redis failed).
         self._settled: asyncio.Event | None = None
         self._closed = False
-        self._outage = Outage("webhook deliveries resolve waiters in this process only", clock)
+        self._link = Link.shared(redis, clock)
+        self._link.on_back.append(self._publish_pending)
+        self._pending: OrderedDict[str, bytes] = OrderedDict()
         #: Counters: deliveries published, completions received from the channel, waits
         #: answered from the stored value, (re)subscriptions made.
         self.stats: dict[str, int] = {
@@ -88,6 +99,7 @@ class RedisCompletionBus:
             "received": 0,
             "stored_hits": 0,
             "subscribed": 0,
+            "republished": 0,
         }
 
     @classmethod
@@ -96,7 +108,7 @@ class RedisCompletionBus:
         return cls(connect(url, socket_timeout=None), close_redis=True, **options)
 
     def _key(self, what: str, ident: str) -> str:
-        return f"{self._prefix}:{what}:{ident}"
+        return f"{self._space}:{what}:{ident}"
 
     # -- the CompletionBus protocol ----------------------------------------------------
 
@@ -107,15 +119,13 @@ class RedisCompletionBus:
         self._seen[webhook_id] = None
         while len(self._seen) > _LOCAL_SEEN:
             self._seen.popitem(last=False)
+        key = self._key("webhook", webhook_id)
         try:
-            key = self._key("webhook", webhook_id)
-            first = await guarded_retry(
+            first = await self._link.call(
                 lambda: self._redis.set(key, b"1", nx=True, ex=self._dedup_ttl), self._timeout
             )
-        except REDIS_ERRORS as exc:
-            self._outage.failed(exc)
+        except Unavailable:
             return True
-        self._outage.succeeded()
         return bool(first)
 
     async def publish(self, prediction: Mapping[str, Any]) -> None:
@@ -123,21 +133,41 @@ class RedisCompletionBus:
         prediction_id = str(prediction["id"])
         self._resolve(prediction_id, prediction)
         data = dumps(dict(prediction))
-        key = self._key("done", prediction_id)
-
-        async def store_and_broadcast() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.set(key, data, ex=self._result_ttl)
-                pipe.publish(self._channel, data)
-                await pipe.execute()
-
         try:
-            await guarded_retry(store_and_broadcast, self._timeout)
-        except REDIS_ERRORS as exc:
-            self._outage.failed(exc)
+            await self._link.call(
+                lambda: self._store_and_broadcast(prediction_id, data), self._timeout
+            )
+        except Unavailable:
+            self._pending[prediction_id] = data  # published when Redis is back
+            while len(self._pending) > _LOCAL_PENDING:
+                self._pending.popitem(last=False)
             return
-        self._outage.succeeded()
         self.stats["published"] += 1
+
+    async def _store_and_broadcast(self, prediction_id: str, data: bytes) -> None:
+        key = self._key("done", prediction_id)
+        if self._sharded:
+            await self._redis.set(key, data, ex=self._result_ttl)
+            await self._redis.spublish(self._channel, data)
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(key, data, ex=self._result_ttl)
+            pipe.publish(self._channel, data)
+            await pipe.execute()
+
+    async def _publish_pending(self) -> None:
+        """Redis is back: store and broadcast the completions taken while it was away."""
+        while self._pending and not self._closed:
+            prediction_id, data = next(iter(self._pending.items()))
+            try:
+                await self._link.call(
+                    partial(self._store_and_broadcast, prediction_id, data), self._timeout
+                )
+            except Unavailable:
+                return  # away again: the next return publishes the rest
+            self._pending.pop(prediction_id, None)
+            self.stats["published"] += 1
+            self.stats["republished"] += 1
 
     async def wait(self, prediction_id: str) -> Mapping[str, Any]:
         """The stored terminal prediction at once, else wait for its publication."""
@@ -168,6 +198,9 @@ class RedisCompletionBus:
                 if not future.done():
                     future.set_exception(ClientClosedError("the completion bus was closed"))
         self._waiters.clear()
+        with contextlib.suppress(ValueError):
+            self._link.on_back.remove(self._publish_pending)
+        await self._link.release()
         if self._close_redis:
             await self._redis.aclose()
 
@@ -182,13 +215,11 @@ class RedisCompletionBus:
         return bool(futures)
 
     async def _check_stored(self, prediction_id: str) -> None:
+        key = self._key("done", prediction_id)
         try:
-            key = self._key("done", prediction_id)
-            data = await guarded_retry(lambda: self._redis.get(key), self._timeout)
-        except REDIS_ERRORS as exc:
-            self._outage.failed(exc)
+            data = await self._link.call(lambda: self._redis.get(key), self._timeout)
+        except Unavailable:
             return
-        self._outage.succeeded()
         if data is not None and self._resolve(prediction_id, loads(data)):
             self.stats["stored_hits"] += 1
 
@@ -205,21 +236,21 @@ class RedisCompletionBus:
                     await self._settled.wait()
 
     async def _listen(self) -> None:
-        """Receive completions until closed, reconnecting with back-off (1 s .. 30 s)."""
+        """Receive completions until closed, reconnecting with back-off (1 s, then 2 s)."""
         delay = 1.0
         while not self._closed:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub: Any = self._redis.pubsub(ignore_subscribe_messages=True)
+            subscribe = pubsub.ssubscribe if self._sharded else pubsub.subscribe
             try:
-                await guarded(pubsub.subscribe(self._channel), self._timeout)
+                await guarded(subscribe(self._channel), self._timeout)
                 self.stats["subscribed"] += 1
                 await self._recheck_pending()
                 self._settle()
                 delay = 1.0
                 await self._receive(pubsub)
             except REDIS_ERRORS as exc:
-                self._outage.failed(exc)
                 self._settle()
-                logger.debug("completion channel lost; reconnecting in %.1fs", delay)
+                logger.debug("completion channel lost (%r); reconnecting in %.1fs", exc, delay)
             finally:
                 # redis-py < 8.2 leaves PubSub.aclose unannotated: bind it to a typed name so
                 # --strict passes on both (no version-dependent `type: ignore`).
@@ -227,25 +258,37 @@ class RedisCompletionBus:
                 with contextlib.suppress(*REDIS_ERRORS):
                     await close()
             await self._clock.sleep(delay)
-            delay = min(delay * 2.0, 30.0)
+            delay = 2.0
 
     def _settle(self) -> None:
         if self._settled is not None:
             self._settled.set()
 
-    async def _receive(self, pubsub: PubSub) -> None:
-        """Dispatch completions; PING when quiet, so a silently dead link is noticed."""
+    async def _receive(self, pubsub: Any) -> None:
+        """Dispatch completions; PING when quiet, so a silently dead link is noticed (a
+        sharded channel is re-subscribed instead: the cluster client has no PING)."""
         quiet = 0
+        loop = asyncio.get_running_loop()
         while not self._closed:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=_KEEPALIVE)
+            asked = loop.time()
+            if self._sharded:
+                message = await pubsub.get_sharded_message(
+                    ignore_subscribe_messages=True, timeout=_KEEPALIVE
+                )
+            else:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=_KEEPALIVE
+                )
             if message is None:
+                if loop.time() - asked < _KEEPALIVE / 2:
+                    continue  # a subscription notice, skipped: not a quiet period
                 quiet += 1
-                if quiet > 1:
+                if quiet > 1 or self._sharded:
                     raise RedisConnectionError("the completion channel stopped answering PING")
                 await guarded(pubsub.ping(), self._timeout)
                 continue
             quiet = 0
-            if message.get("type") != "message":
+            if message.get("type") not in ("message", "smessage"):
                 continue
             try:
                 prediction = loads(message["data"])
@@ -258,6 +301,5 @@ class RedisCompletionBus:
 
     async def _recheck_pending(self) -> None:
         """After (re)subscribing, pick up what was stored while we were not listening."""
-        self._outage.succeeded()
         for prediction_id in list(self._waiters):
             await self._check_stored(prediction_id)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ._fakes import ThreadedFake
 from ._term import piped
 from .conftest import Invoke
@@ -114,3 +116,32 @@ def test_a_missing_destination_is_named_as_the_destination(
     )
     assert missing_version.exit_code == 1
     assert "version 0000000000000000" in missing_version.stderr
+
+
+_HOSTILE_INPUTS = {
+    "required is a number": {"type": "object", "required": 5, "properties": {"text": {}}},
+    "properties is a list": {"type": "object", "properties": [1]},
+    "a property refers to itself": {
+        "type": "object",
+        "properties": {"text": {"$ref": "#/components/schemas/Input/properties/text"}},
+    },
+    "mixed x-order types": {
+        "type": "object",
+        "properties": {"a": {"x-order": "1"}, "b": {"x-order": 0}, "text": {"type": "string"}},
+    },
+}
+
+
+@pytest.mark.parametrize("name", list(_HOSTILE_INPUTS))
+def test_a_malformed_input_schema_never_crashes_the_input_view_or_the_check(name: str) -> None:
+    """``models get``'s input table and ``run``'s merge-then-check read the schema with
+    the SDK's budgeted walkers: a malformed schema describes fewer inputs, never raises."""
+    from replicate_async.cli._formats import input_specs
+    from replicate_async.cli._inputs import Text, resolve_inputs
+    from replicate_async.models import Version
+
+    document = {"components": {"schemas": {"Input": _HOSTILE_INPUTS[name]}}}
+    specs = input_specs(Version(id="v" * 64, openapi_schema=document))
+    assert all(spec.name in ("a", "b", "text") for spec in specs)
+    resolved = resolve_inputs({"text": Text("hi")}, document)
+    assert resolved == {"text": "hi"}

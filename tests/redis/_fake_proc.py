@@ -2,7 +2,8 @@
 
 ``python -m tests.redis._fake_proc '<FakeReplicate options as JSON>'`` prints one JSON line
 with the base URL and token, then answers JSON commands read from stdin, one per line:
-``{"op": "summary"}`` (what the fake saw), ``{"op": "behaviour", "model": ..., "duration": s}``.
+``{"op": "summary"}`` (what the fake saw), ``{"op": "behaviour", "model": ..., "duration": s}``,
+``{"op": "inputs"}`` (each prediction's input text), ``{"op": "status", "id": ...}``.
 It exits when stdin closes.
 """
 
@@ -51,6 +52,12 @@ async def main(options: dict[str, Any]) -> None:
                 answer = summary(fake)
             elif command["op"] == "behaviour":
                 fake.set_model_behaviour(command["model"], duration=command["duration"])
+            elif command["op"] == "inputs":  # prediction id -> its input's "text"
+                store = fake._ctx.store
+                answer = {
+                    pid: str(p.to_json(fake.origin)["input"].get("text", ""))
+                    for pid, p in store.predictions.items()
+                }
             elif command["op"] == "status":
                 found = fake.prediction(command["id"])
                 answer = {"status": None if found is None else found["status"]}

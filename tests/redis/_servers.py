@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import inspect
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +43,12 @@ class RedisServer:
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="redis-test-")
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra: list[str] = []
 
     def start(self) -> None:
-        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args = [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", *self.extra]
         args += ["--save", "", "--appendonly", "no", "--dir", self._dir, "--loglevel", "warning"]
+        args += ["--enable-debug-command", "yes"]  # DEBUG SLEEP: the stall tests
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -74,6 +79,82 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+    async def cli(self, *args: str, timeout: float = 30) -> str:
+        """``redis-cli`` against this server (its own connection; bounded)."""
+        cli = shutil.which("redis-cli") or "redis-cli"
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [cli, "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        )
+        return done.stdout
+
+    def signal(self, number: int) -> None:
+        """Send a signal to the server (SIGSTOP/SIGCONT: pause and resume it)."""
+        assert self.process is not None
+        os.kill(self.process.pid, number)
+
+
+class RedisCluster:
+    """Three ``redis-server --cluster-enabled yes`` masters joined by ``redis-cli --cluster
+    create`` (no replicas): the smallest real Redis Cluster."""
+
+    def __init__(self, executable: str) -> None:
+        self.nodes = [RedisServer(executable) for _ in range(3)]
+        for node in self.nodes:
+            node.port = _cluster_port()  # its bus listens on port + 10000: keep both free
+            node.url = f"redis://127.0.0.1:{node.port}/0"
+            node.extra = ["--cluster-enabled", "yes", "--cluster-node-timeout", "5000"]
+        self.url = self.nodes[0].url.removesuffix("/0")
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli") or "redis-cli"
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-yes"],
+            capture_output=True,
+            timeout=60,
+            check=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # every node agrees the slots are covered
+            states = [
+                subprocess.run(
+                    [cli, "-p", str(node.port), "CLUSTER", "INFO"],
+                    capture_output=True,
+                    text=True,
+                    timeout=10,
+                    check=True,
+                ).stdout
+                for node in self.nodes
+            ]
+            if all("cluster_state:ok" in state for state in states):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the Redis Cluster did not reach cluster_state:ok within 30 s")
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+def _cluster_port() -> int:
+    """A free port below 55536 whose cluster bus port (+10000) is free too."""
+    for port in random.sample(range(20000, 30000), 200):
+        try:
+            with socket.socket() as one, socket.socket() as two:
+                one.bind(("127.0.0.1", port))
+                two.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
 
 
 def redis_executable() -> str | None:
@@ -207,3 +288,15 @@ async def run_workers(configs: list[dict[str, Any]]) -> list[tuple[dict[str, Any
         for worker in workers:
             worker.kill()
             await worker.process.wait()
+
+
+async def until(condition: Callable[[], Any], seconds: float = 20, step: float = 0.05) -> None:
+    """Poll ``condition`` (a function, sync or async) until it is true; bounded."""
+    for _ in range(max(1, int(seconds / step))):
+        result = condition()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"not true within {seconds} s: {condition}")

@@ -3,33 +3,52 @@
 ``python -m tests.redis._worker '<config JSON>'``; prints JSON lines, the last one its result.
 Modes: ``creates`` (N creates through the shared or the local limiter), ``webhooks`` (N runs
 completed by webhooks that reach any worker on one shared port), ``tracked`` (creates slow
-runs, tracks them in the in-flight registry, then idles until stdin closes or it is killed).
+runs, tracks them in the in-flight registry, then idles until stdin closes or it is killed),
+``fleet_runs`` (``run()``, ``stream()`` and ``WebhookWaiter.run()`` of slow runs through
+``AsyncReplicate(fleet=...)``, then idles likewise). Logs go to stderr at INFO.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import sys
 import time
 from collections import Counter
 from typing import Any
 
 from aiohttp import web
+from redis.asyncio.cluster import RedisCluster
 
 from replicate_async import AsyncReplicate, WebhookWaiter
-from replicate_async.redis import InFlightRegistry, RedisCompletionBus, RedisRateLimiter
+from replicate_async.redis import (
+    Fleet,
+    InFlightRegistry,
+    RedisCompletionBus,
+    RedisRateLimiter,
+    connect,
+)
 
 
 def say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
+def redis_client(config: dict[str, Any]) -> Any:
+    """The worker's redis-py client: a cluster client when ``cluster`` is set."""
+    if config.get("cluster"):
+        return RedisCluster.from_url(config["redis_url"])
+    return connect(config["redis_url"], socket_timeout=None)
+
+
 async def creates(config: dict[str, Any]) -> dict[str, Any]:
     limiter = None
     if config.get("redis_url"):
-        limiter = RedisRateLimiter.from_url(
-            config["redis_url"],
+        limiter = RedisRateLimiter(
+            redis_client(config),
+            close_redis=True,
             prefix=config["prefix"],
             create_per_minute=config["create_per_minute"],
             create_burst=config.get("create_burst"),
@@ -63,7 +82,7 @@ async def creates(config: dict[str, Any]) -> dict[str, Any]:
 
 async def webhooks(config: dict[str, Any]) -> dict[str, Any]:
     url = f"http://127.0.0.1:{config['port']}/hook"
-    bus = RedisCompletionBus.from_url(config["redis_url"], prefix=config["prefix"])
+    bus = RedisCompletionBus(redis_client(config), prefix=config["prefix"], close_redis=True)
     async with AsyncReplicate(config["token"], base_url=config["base_url"]) as client:
         waiter = WebhookWaiter.from_client(
             client, listen=False, public_url=url, bus=bus, safety_poll=config["safety_poll"]
@@ -113,7 +132,11 @@ async def webhooks(config: dict[str, Any]) -> dict[str, Any]:
 async def tracked(config: dict[str, Any]) -> dict[str, Any]:
     async with AsyncReplicate(config["token"], base_url=config["base_url"]) as client:
         registry = InFlightRegistry.from_url(
-            config["redis_url"], client, prefix=config["prefix"], lease=config["lease"]
+            config["redis_url"],
+            client,
+            prefix=config["prefix"],
+            lease=config["lease"],
+            operation_timeout=config.get("operation_timeout"),
         )
         async with registry:
             ids = []
@@ -129,8 +152,46 @@ async def tracked(config: dict[str, Any]) -> dict[str, Any]:
     return {"ids": ids, "canceled_by_me": swept}
 
 
-MODES = {"creates": creates, "webhooks": webhooks, "tracked": tracked}
+async def fleet_runs(config: dict[str, Any]) -> dict[str, Any]:
+    tag = f"w{config['index']}"
+    fleet = Fleet.from_url(config["redis_url"], prefix=config["prefix"], lease=config["lease"])
+    async with (
+        fleet,
+        AsyncReplicate(config["token"], base_url=config["base_url"], fleet=fleet) as client,
+    ):
+        waiter = WebhookWaiter.from_client(client, bus=fleet.bus)
+
+        async def streamed() -> None:
+            async for _ in client.stream("fake/slow", input={"text": f"{tag}-stream"}):
+                pass
+
+        async with waiter:
+            runs = [
+                client.run("fake/slow", input={"text": f"{tag}-run"}, timeout=300),
+                streamed(),
+                waiter.run(client, "fake/slow", input={"text": f"{tag}-waiter"}, timeout=300),
+            ]
+            tasks = [asyncio.ensure_future(run) for run in runs]
+            for _ in range(50):  # bounded: 5 s for the three creates to be recorded
+                if len(fleet.registry.in_flight) >= 3:
+                    break
+                await asyncio.sleep(0.1)
+            say(
+                started=True, in_flight=sorted(fleet.registry.in_flight), owner=fleet.registry.owner
+            )
+            async with asyncio.timeout(120):
+                await asyncio.to_thread(sys.stdin.readline)
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+    return {"stats": fleet.stats()}
+
+
+MODES = {"creates": creates, "webhooks": webhooks, "tracked": tracked, "fleet_runs": fleet_runs}
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(message)s")
     settings = json.loads(sys.argv[1])
     say(**asyncio.run(MODES[settings["mode"]](settings)))

@@ -8,19 +8,23 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from ._servers import MISSING, RedisServer, redis_executable
+from ._servers import MISSING, RedisCluster, RedisServer, redis_executable
 
 redis = pytest.importorskip("redis", reason="redis-py is not installed (extra [redis])")
 import redis.asyncio as aioredis  # noqa: E402
 
 
-def _redis() -> Iterator[RedisServer]:
+def _executable() -> str:
     executable = redis_executable()
     if executable is None:
         if os.environ.get("CI"):
             pytest.fail(f"{MISSING}; CI must run these tests, not skip them")
         pytest.skip(MISSING)
-    server = RedisServer(executable)
+    return executable
+
+
+def _redis() -> Iterator[RedisServer]:
+    server = RedisServer(_executable())
     server.start()
     try:
         yield server
@@ -32,6 +36,17 @@ def _redis() -> Iterator[RedisServer]:
 def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the session (tests keep apart by key prefix)."""
     yield from _redis()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A local 3-master Redis Cluster for the session (tests keep apart by key prefix)."""
+    cluster = RedisCluster(_executable())
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.close()
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ async def test_a_delivery_before_the_wait_is_found_stored(
         async with asyncio.timeout(30):
             assert await late.wait("p2") == done("p2", "failed")
         assert late.stats["stored_hits"] == 1
-        assert 0 < await aredis.ttl(f"{prefix}:done:p2") <= 60
+        assert 0 < await aredis.ttl(f"{{{prefix}}}:done:p2") <= 60
     finally:
         await receiver.aclose()
         await late.aclose()

@@ -60,10 +60,11 @@ def test_the_fleet_program_runs_on_redis(
 ) -> None:
     output = run_block(section_blocks()[0], fake, redis_server.url, tmp_path)
     assert "['succeeded', 'succeeded', 'succeeded', 'succeeded', 'succeeded']" in output
+    assert "{'outages': 0, 'in_flight': 0}" in output
     assert "Redis unreachable" not in output
     keys = redis.Redis.from_url(redis_server.url)
     try:
-        assert keys.exists("replicate_async:rate:create:tat")  # the shared limiter was used
+        assert keys.exists("{replicate_async}:rate:create:tat")  # the shared limiter was used
     finally:
         keys.close()
 

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from replicate_async.redis import FleetSemaphore
 
-from ._servers import RedisServer, free_port
+from ._servers import RedisServer, free_port, until
 
 
 async def test_never_more_than_the_limit_across_processes(
@@ -35,7 +35,7 @@ async def test_never_more_than_the_limit_across_processes(
     try:
         async with asyncio.timeout(60):  # a hang guard
             await asyncio.gather(*(job(semaphores[i % 3]) for i in range(30)))
-        key = f"{prefix}:semaphore:predictions"
+        key = f"{{{prefix}}}:semaphore:predictions"
         holders = await semaphores[0]._redis.zcard(key)
     finally:
         for semaphore in semaphores:
@@ -48,7 +48,7 @@ async def test_never_more_than_the_limit_across_processes(
 async def test_a_dead_holders_slot_comes_back_when_its_lease_lapses(
     aredis: aioredis.Redis, prefix: str
 ) -> None:
-    key = f"{prefix}:semaphore:predictions"
+    key = f"{{{prefix}}}:semaphore:predictions"
     await aredis.zadd(key, {"dead-process-token": int(time.time() * 1000) + 300})
     semaphore = FleetSemaphore(aredis, 1, prefix=prefix, poll_max=0.05)
     try:
@@ -95,7 +95,7 @@ async def test_unreachable_redis_limits_this_process_only(
         await semaphore.aclose()
     messages = [r.getMessage() for r in caplog.records if r.name == "replicate_async.redis"]
     assert len(messages) == 1
-    assert "concurrency in this process only" in messages[0]
+    assert "concurrency per process" in messages[0]
 
 
 def test_bad_arguments_are_refused(aredis: aioredis.Redis) -> None:
@@ -103,3 +103,19 @@ def test_bad_arguments_are_refused(aredis: aioredis.Redis) -> None:
         FleetSemaphore(aredis, 0)
     with pytest.raises(ValueError, match="lease"):
         FleetSemaphore(aredis, 1, lease=0)
+
+
+async def test_a_slot_whose_lease_lapsed_is_no_longer_held(
+    aredis: aioredis.Redis, prefix: str
+) -> None:
+    semaphore = FleetSemaphore(aredis, 2, prefix=prefix, lease=0.3)
+    try:
+        token = await semaphore.acquire()
+        await until(lambda: aredis.exists(f"{{{prefix}}}:semaphore:predictions:marker"), 10)
+        # As if this process stalled past its lease and another took the slot over.
+        await aredis.zrem(f"{{{prefix}}}:semaphore:predictions", token)
+        await until(lambda: semaphore.held == 0, 10)
+        assert semaphore.stats["lost"] == 1
+        await semaphore.release(token)  # harmless: already gone
+    finally:
+        await semaphore.aclose()

@@ -13,19 +13,32 @@ past the pins on purpose:
 
 from __future__ import annotations
 
+import os
 import pathlib
 import tempfile
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 
 HERE = pathlib.Path(__file__).parent
 CONSTRAINTS = HERE / "constraints.txt"
 #: Every extra, so the lock covers whatever any session or user installs.
-ALL_EXTRAS = ".[cli,test,dev,redis,speedups]"
+ALL_EXTRAS = ".[cli,test,dev,redis,speedups,otel,docs]"
 OURS = "replicate_async"
+#: The Pythons the package supports (the classifiers in pyproject.toml say the same).
+PYTHONS = ["3.11", "3.12", "3.13"]
+
+# pyenv's shims only run the versions pyenv is told about: make each supported Python
+# that pyenv has installed reachable as ``python3.X`` for nox (the global one stays first).
+_PYENV = pathlib.Path.home() / ".pyenv"
+if "PYENV_VERSION" not in os.environ and (_PYENV / "versions").is_dir():
+    _installed = sorted(p.name for p in (_PYENV / "versions").iterdir())
+    _wanted = [v for v in _installed if any(v.startswith(f"{py}.") for py in PYTHONS)]
+    _global = (_PYENV / "version").read_text().split() if (_PYENV / "version").exists() else []
+    os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([*_global, *_wanted]))
+
 AIOHTTP = {"3.13": "aiohttp>=3.13,<3.14", "3.14": "aiohttp>=3.14,<3.15"}
 
 
@@ -53,6 +66,22 @@ def tests(session: nox.Session, aiohttp: str) -> None:
         # parser knows it. Our client side is unaffected: it only sends the method.
         env["AIOHTTP_NO_EXTENSIONS"] = "1"
     session.run("python", "-m", "pytest", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHONS)
+def suite(session: nox.Session) -> None:
+    """The whole test suite on one supported Python, newest aiohttp: ``nox -s suite`` runs
+    3.11, 3.12 and 3.13; ``nox -s suite-3.13`` one of them."""
+    session.install("-c", str(CONSTRAINTS), "-e", ".[test]")
+    session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The documentation site, built strictly (a broken link or reference fails)."""
+    session.install("-c", str(CONSTRAINTS), "-e", ".[docs]")
+    site = pathlib.Path(session.create_tmp()) / "site"
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(site))
 
 
 @nox.session

@@ -30,6 +30,7 @@ if typing.TYPE_CHECKING:  # exactly the names of _EXPORTS (tests/unit/test_expor
     from ._raw import RawResponse as RawResponse, RawStream as RawStream
     from ._run_many import Progress as Progress, RunResult as RunResult
     from ._sse import ServerSentEvent as ServerSentEvent
+    from ._streaming import StreamedResponse as StreamedResponse
     from ._throttle import RateLimiter as RateLimiter, Throttle as Throttle
     from ._use import (
         ModelFunction as ModelFunction,
@@ -164,6 +165,7 @@ _EXPORTS: dict[str, str] = {
     "ServerSentEvent": "._sse",
     "Status": ".models",
     "StreamError": ".exceptions",
+    "StreamedResponse": "._streaming",
     "Throttle": "._throttle",
     "ThrottleEvent": "._hooks",
     "Timeouts": "._config",

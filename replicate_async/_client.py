@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack, overload
 
 import aiohttp
 
@@ -15,19 +15,23 @@ from . import _check_config as check_config
 from . import _check_numbers as check_numbers
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
+from ._endpoint import call_endpoint
 from ._files import FileOutput, prepare_input
 from ._hooks import Hooks
 from ._http import HTTPCore
 from ._inflight import InFlight
 from ._literals import WebhookEvent
+from ._logging import log_from_environment
 from ._namespaces import PredictionsAPI, TrainingsAPI
-from ._options import RequestOptions
+from ._options import RequestOptions, RequestOptionsDict
 from ._raw import RawResponses
 from ._run import RUN_HOLD, creator, output_of, run_prediction
 from ._run_many import Progress, RunResult, run_many
 from ._sse import ServerSentEvent
 from ._stream import PredictionStream, open_stream
+from ._streaming import StreamingResponses
 from ._throttle import RateLimiter
+from ._tracing import make_tracing
 from ._use import ModelFunction, RunOptions
 from .exceptions import InvalidArgumentError
 from .resources import (
@@ -43,7 +47,14 @@ from .resources import (
 )
 from .resources.account import WebhookSecretResource
 
+if TYPE_CHECKING:
+    from .batch import Batch, BatchStore, Inputs, KeyFunc
+
 __all__ = ["AsyncReplicate"]
+
+T = TypeVar("T")
+#: Query parameters of :meth:`AsyncReplicate.get` and the like.
+Query = Mapping[str, str] | None
 
 
 class FleetLike(Protocol):
@@ -95,6 +106,17 @@ class AsyncReplicate:
     run this client starts, so peers cancel them if this worker dies. ``clock`` is the
     time source for every wait (tests pass a virtual one,
     e.g. :class:`replicate_async.testing.ManualClock`).
+
+    ``default_headers``/``default_query`` go on every request (checked like a call's
+    ``extra_headers``/``extra_query``, which win over them; ``Authorization`` is only ever
+    the token). Proxies come from the environment (``HTTPS_PROXY``, ``HTTP_PROXY``,
+    ``NO_PROXY``; ``https`` through a ``CONNECT`` tunnel, so the proxy never sees the token)
+    unless ``trust_env=False``; a borrowed ``session`` keeps its own setting.
+    ``REPLICATE_ASYNC_LOG=debug|info`` logs requests to stderr (the token never appears).
+
+    ``tracing=True`` makes OpenTelemetry spans (``pip install "replicate-async[otel]"``):
+    one per call and one per HTTP attempt, ``traceparent`` sent along; pass a
+    ``TracerProvider`` instead of ``True`` to use it rather than the global one.
     """
 
     def __init__(
@@ -113,7 +135,13 @@ class AsyncReplicate:
         limiter: RateLimiter | None = None,
         hooks: Hooks | None = None,
         fleet: FleetLike | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
+        trust_env: bool = True,
+        tracing: bool | Any = False,
     ) -> None:
+        if not isinstance(trust_env, bool):
+            raise TypeError(f"trust_env must be a bool, got {type(trust_env).__name__}")
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
         if token is not None:
             check_config.header_text(token, "api_token")  # never echoes the token
@@ -126,12 +154,18 @@ class AsyncReplicate:
             max_connections=check_numbers.positive_int(max_connections, "max_connections"),
             user_agent=check_config.header_text(user_agent or "", "user_agent"),
             clock=SYSTEM_CLOCK if clock is None else clock,
+            trust_env=trust_env,
         )
         check_config.session(session)
         if fleet is not None and limiter is not None:
             raise InvalidArgumentError("pass either limiter or fleet (which has its own)")
         shared = fleet.limiter if fleet is not None else limiter
-        self._http = HTTPCore(self._config, token or None, session, shared, hooks)
+        # Checked exactly as a call's extra_headers/extra_query, before anything is sent.
+        defaults = RequestOptions(extra_headers=default_headers, extra_query=default_query)
+        log_from_environment()
+        traced = make_tracing(tracing)
+        http = HTTPCore(self._config, token or None, session, shared, hooks, traced)
+        self._http = http.with_options(defaults)
         self._inflight = InFlight(self._config.clock)
         #: The :class:`replicate_async.redis.Fleet` this client is part of, if any.
         self.fleet = fleet
@@ -152,14 +186,21 @@ class AsyncReplicate:
         extra_query: Mapping[str, str] | None = None,
         extra_body: Mapping[str, Any] | None = None,
         max_retries: int | None = None,
+        default_headers: Mapping[str, str] | None = None,
+        default_query: Mapping[str, str] | None = None,
     ) -> AsyncReplicate:
         """A copy of this client whose every request uses these :class:`RequestOptions`
         (on top of this client's own), sharing its connection pool, rate limiter, hooks and
         counters (closing either closes the shared pool)::
 
             patient = client.with_options(timeout=120, max_retries=8)
+
+        ``default_headers``/``default_query`` are the same as ``extra_headers``/
+        ``extra_query`` here (the names the constructor takes), merged with them.
         """
-        options = RequestOptions(timeout, extra_headers, extra_query, extra_body, max_retries)
+        headers = _merged(default_headers, extra_headers)
+        query = _merged(default_query, extra_query)
+        options = RequestOptions(timeout, headers, query, extra_body, max_retries)
         clone = object.__new__(AsyncReplicate)
         clone.__dict__.update(self.__dict__)
         clone._http = self._http.with_options(options)
@@ -177,6 +218,21 @@ class AsyncReplicate:
             prediction = raw.parse()
         """
         return RawResponses(self)
+
+    @property
+    def with_streaming_response(self) -> StreamingResponses:
+        """The same namespaces, each operation returning an async context manager over a
+        :class:`~replicate_async._streaming.StreamedResponse`: status and headers as soon as
+        they arrive, the body read only when asked (``read``, ``iter_bytes``, ``text``,
+        ``json``, ``parse``); the connection is released when the block exits::
+
+            async with client.with_streaming_response.predictions.get("abc") as response:
+                print(response.status, response.request_id)
+                prediction = await response.parse()
+
+        An error status raises the usual typed error on entering. Not retried.
+        """
+        return StreamingResponses(self)
 
     def _namespaces(self, http: HTTPCore) -> None:
         """Build the resource namespaces on ``http``."""
@@ -328,6 +384,24 @@ class AsyncReplicate:
         results = run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
         return PredictionStream(results, self._inflight)
 
+    def batch(
+        self,
+        ref: str | None,
+        inputs: Inputs | None = None,
+        *,
+        store: BatchStore | str | os.PathLike[str],
+        key: str | KeyFunc = "id",
+        concurrency: int = 32,
+        **options: Any,
+    ) -> Batch:
+        """A durable batch of ``ref`` over ``inputs`` (iterable, async iterable or JSONL
+        path; streamed) in ``store`` (SQLite path, ``redis://`` URL or a ``BatchStore``),
+        keyed by ``key`` (a field name or function): ``async for item in client.batch(...)``
+        runs or resumes it. ``options``: see :class:`~replicate_async.batch.Batch`."""
+        from .batch import Batch
+
+        return Batch(self, ref, inputs, store=store, key=key, concurrency=concurrency, **options)
+
     def stream(
         self,
         ref: str | None = None,
@@ -402,6 +476,128 @@ class AsyncReplicate:
         opts = RunOptions(options, check_input)
         return ModelFunction(self, self._config.clock, ref, deployment, opts)
 
+    # -- any endpoint ----------------------------------------------------------------
+    # Typed by overloads: without cast_to the decoded JSON (Any); with cast_to (a model
+    # class, str, bytes or a function of the JSON) what cast_to returns.
+
+    @overload
+    async def get(
+        self, path: str, *, query: Query = None, **options: Unpack[RequestOptionsDict]
+    ) -> Any: ...
+    @overload
+    async def get(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
+    async def get(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``GET`` an endpoint the SDK does not wrap: ``path`` is relative to the API base
+        URL (``"models/owner/name/versions"``), its segments checked; ``cast_to`` is a model
+        class, a function of the decoded JSON, ``object`` (the JSON as is; the default),
+        ``str`` or ``bytes``. Retried like every ``GET``; errors are the usual typed ones::
+
+            versions = await client.get("models/replicate/hello-world/versions")
+            account = await client.get("account", cast_to=Account)
+        """
+        return await call_endpoint(self._http, "GET", path, cast_to, None, query, options)
+
+    @overload
+    async def post(
+        self,
+        path: str,
+        *,
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any: ...
+    @overload
+    async def post(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
+    async def post(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``POST`` ``body`` (a mapping or list sent as JSON, or ``bytes``) to an endpoint
+        (see :meth:`get`). Never resent once it may have reached the server."""
+        return await call_endpoint(self._http, "POST", path, cast_to, body, query, options)
+
+    @overload
+    async def patch(
+        self,
+        path: str,
+        *,
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any: ...
+    @overload
+    async def patch(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
+    async def patch(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        body: Any = None,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``PATCH`` ``body`` to an endpoint (see :meth:`post`)."""
+        return await call_endpoint(self._http, "PATCH", path, cast_to, body, query, options)
+
+    @overload
+    async def delete(
+        self, path: str, *, query: Query = None, **options: Unpack[RequestOptionsDict]
+    ) -> Any: ...
+    @overload
+    async def delete(
+        self,
+        path: str,
+        *,
+        cast_to: Callable[..., T],
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> T: ...
+    async def delete(
+        self,
+        path: str,
+        *,
+        cast_to: Any = object,
+        query: Query = None,
+        **options: Unpack[RequestOptionsDict],
+    ) -> Any:
+        """``DELETE`` an endpoint (see :meth:`get`); an empty answer gives ``None``."""
+        return await call_endpoint(self._http, "DELETE", path, cast_to, None, query, options)
+
     def file_output(self, url: str) -> FileOutput:
         """A :class:`FileOutput` for an output URL (e.g. from a file stream's events)."""
         if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
@@ -414,3 +610,12 @@ class AsyncReplicate:
 
     def __reduce__(self) -> Any:
         raise TypeError("AsyncReplicate cannot be pickled (it holds a secret and a session)")
+
+
+def _merged(
+    first: Mapping[str, str] | None, second: Mapping[str, str] | None
+) -> Mapping[str, str] | None:
+    """Two optional mappings as one (``second`` wins); ``None`` when both are."""
+    if first is None or second is None:
+        return first if second is None else second
+    return {**first, **second}

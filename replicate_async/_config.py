@@ -145,3 +145,6 @@ class ClientConfig:
     #: Time for retries, polling, stream reconnects, throttling and run deadlines; tests
     #: pass a virtual clock (e.g. :class:`replicate_async.testing.ManualClock`).
     clock: Clock = attrs.field(default=SYSTEM_CLOCK, eq=False, repr=False)
+    #: Send requests through the proxies the environment names (``HTTPS_PROXY``,
+    #: ``HTTP_PROXY``, ``NO_PROXY``), read once when the client is created.
+    trust_env: bool = True

@@ -29,6 +29,27 @@ __all__ = ["StructureError", "dumps", "loads", "parse_datetime", "structure"]
 
 T = TypeVar("T")
 
+#: The deepest nesting ``loads`` accepts (orjson's own limit).
+MAX_DEPTH: Final = 1024
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _too_deep(text: str) -> bool:
+    """Whether arrays and objects nest beyond :data:`MAX_DEPTH` (strings skipped)."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False  # the common case, decided by two C-level counts
+    depth = 0
+    for token in _JSON_TOKENS.finditer(text):
+        char = token.group()
+        if char in ("[", "{"):
+            depth += 1
+            if depth > MAX_DEPTH:
+                return True
+        elif char in ("]", "}"):
+            depth -= 1
+    return False
+
+
 try:  # optional speed-up: pip install "replicate-async[speedups]"
     import orjson
 
@@ -59,8 +80,13 @@ except ImportError:  # pragma: no cover - exercised when orjson is absent
     _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
     def loads(data: bytes | str) -> Any:
-        """Decode JSON (duplicate keys: the last wins, as the API's own JSON parser does)."""
-        return _decode(data.decode() if isinstance(data, bytes) else data)
+        """Decode JSON (duplicate keys: the last wins, as the API's own JSON parser does);
+        nesting deeper than orjson's 1,024 is refused, as orjson does (Python 3.13's
+        decoder would build it, and it would then travel in errors and reprs)."""
+        text = data.decode() if isinstance(data, bytes) else data
+        if _too_deep(text):
+            raise ValueError(f"JSON nested more than {MAX_DEPTH} deep")
+        return _decode(text)
 
     def dumps(obj: Any) -> bytes:
         """Encode JSON as compact UTF-8 bytes."""

@@ -122,8 +122,20 @@ def describe(exc: BaseException) -> str:
     return text if len(text) < 300 else text[:300] + "..."
 
 
+#: Phrases Python 3.13 renamed after RFC 9110 ("Unprocessable Content"...), pinned to the
+#: names 3.11 and 3.12 give, so that a message does not depend on the Python running it.
+_PHRASES: Final = {
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    416: "Requested Range Not Satisfiable",
+    422: "Unprocessable Entity",
+}
+
+
 def reason(status: int) -> str:
     """The standard reason phrase of an HTTP status (``"HTTP 599"`` when unknown)."""
+    if status in _PHRASES:
+        return _PHRASES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -16,6 +16,8 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 
+from .exceptions import request_id_of
+
 __all__ = [
     "Hooks",
     "RequestEvent",
@@ -120,7 +122,6 @@ def retry_reason(error: BaseException) -> RetryReason:
 
 def response_event(response: Any, attempt: int, elapsed: float) -> ResponseEvent:
     """The :class:`ResponseEvent` of a read response."""
-    headers = response.headers
-    request_id = headers.get("x-request-id") or headers.get("request-id")
+    request_id = request_id_of(response.headers)
     url = response.url.split("?", 1)[0]
     return ResponseEvent(response.method, url, response.status, elapsed, attempt, request_id)

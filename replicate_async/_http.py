@@ -28,13 +28,16 @@ from ._hooks import (
     response_event,
     retry_reason,
 )
+from ._logging import log_request, log_response
 from ._options import NO_OPTIONS, RequestOptions
 from ._raw import record, recording
 from ._response import Response
 from ._retry import failure_of, may_retry, retrying
 from ._session import BudgetName, Pool, default_user_agent
+from ._streaming import intercept
 from ._throttle import RateLimiter, RequestKind, Throttle, remaining_hint, request_kind
-from .exceptions import APIError, MissingTokenError, RateLimitError
+from ._tracing import Tracing
+from .exceptions import APIError, MissingTokenError, RateLimitError, request_id_of
 
 __all__ = ["HTTPCore", "Response", "path"]
 
@@ -77,9 +80,12 @@ class HTTPCore:
         session: aiohttp.ClientSession | None = None,
         limiter: RateLimiter | None = None,
         hooks: Hooks | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.config = config
         self.hooks: Final = hooks if hooks else None
+        #: OpenTelemetry spans per call and per attempt (``AsyncReplicate(tracing=...)``).
+        self.tracing: Final = tracing
         #: Options applied to every request of this core (see :meth:`with_options`).
         self.options = NO_OPTIONS
         self.clock: Final = config.clock
@@ -204,19 +210,34 @@ class HTTPCore:
             params, content, headers = opts.apply(params, content, headers)
             policy, timeout = opts.policy(policy), opts.attempt_timeout(read_timeout)
         send_headers = self._headers(url, headers, auth)
+        if (lazy := intercept(self, method, url, params, content, send_headers)) is not None:
+            return lazy  # with_streaming_response: a lazy call's response, read already
         timeout = timeout or self._timeout_for(read_timeout)
         call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)
+        sending = self._send(call, policy, retry, deadline)
+        return await (sending if self.tracing is None else self.tracing.call(call, sending))
+
+    async def _send(
+        self, call: _Call, policy: RetryPolicy, retry: bool, deadline: float | None
+    ) -> Response:
+        """The first attempt, then the retry loop if the failure may be retried."""
         started = self.clock.monotonic()
         try:
-            return await self._attempt(call)
+            return await self._try(call, 1)
         except APIError as exc:
-            if not retry or not may_retry(exc, idempotent, policy):
+            if not retry or not may_retry(exc, call.idempotent, policy):
                 raise
             failure = exc
         end = deadline if deadline is not None else current_deadline()
         return await self._retry(
             call, failure, policy, started + policy.total if end is None else end
         )
+
+    async def _try(self, call: _Call, attempt: int) -> Response:
+        """One attempt, in its own span when tracing."""
+        if self.tracing is None:
+            return await self._attempt(call, attempt)
+        return await self.tracing.attempt(call, attempt, self._attempt)
 
     async def _retry(
         self, call: _Call, failure: APIError, policy: RetryPolicy, end: float
@@ -246,7 +267,7 @@ class HTTPCore:
                     raise failure
                 if self._queue_ends_past(call.kind, end):
                     raise last  # the limiter would hold the resend past the budget
-                return await self._attempt(call, number)
+                return await self._try(call, number)
         raise AssertionError("unreachable")  # pragma: no cover - tenacity returns or raises
 
     async def _retrying(
@@ -297,8 +318,13 @@ class HTTPCore:
         try:
             budget: BudgetName = "held" if held else "quick"
             slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
-            started = self.clock.monotonic() if hooks is not None or recording() else 0.0
+            logged = logger.isEnabledFor(logging.INFO)
+            timed = hooks is not None or logged or recording()
+            started = self.clock.monotonic() if timed else 0.0
+            if logged:
+                log_request(method, safe_url(url), headers, attempt)
             self.stats["requests"] += 1
+            proxy, proxy_headers = pool.route(url)
             try:
                 async with session.request(
                     method,
@@ -308,6 +334,8 @@ class HTTPCore:
                     headers=headers,
                     timeout=timeout,
                     allow_redirects=False,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
                 ) as resp:
                     data = await resp.read()
                     response = Response(method, str(resp.url), resp.status, resp.headers, data)
@@ -317,6 +345,10 @@ class HTTPCore:
                 slots.release()
             if started:
                 await self._answered(response, attempt, started, hooks)
+            if logged:
+                elapsed = self.clock.monotonic() - started
+                rid = request_id_of(response.headers)
+                log_response(method, safe_url(response.url), response.status, elapsed, rid)
             if response.status >= 400:
                 told = True
                 raise await self._status_failure(kind, response)
@@ -380,6 +412,8 @@ class HTTPCore:
         auth: bool = True,
         read_timeout: float | None = None,
         download: bool = False,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """Open a response whose body the caller reads incrementally (SSE, downloads).
 
@@ -406,9 +440,17 @@ class HTTPCore:
             self._settled("other", None)
             raise
         self.stats["requests"] += 1
+        tracing = self.tracing
+        spanning = (
+            tracing.stream(method, url, send_headers) if tracing else contextlib.nullcontext()
+        )
         try:
-            async with self._open_stream(session, method, url, send_headers, timeout) as resp:
-                yield resp
+            opening = self._open_stream(session, method, url, send_headers, timeout, params, data)
+            with spanning as span:
+                async with opening as resp:
+                    if span is not None:
+                        span.set_attribute("http.response.status_code", resp.status)
+                    yield resp
         finally:
             slots.release()
 
@@ -420,15 +462,22 @@ class HTTPCore:
         url: str,
         headers: dict[str, str],
         timeout: aiohttp.ClientTimeout,
+        params: Mapping[str, str] | None = None,
+        data: bytes | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         told = False  # the limiter hears of the outcome exactly once, whatever ends this
+        proxy, proxy_headers = self._pool.route(url)
         try:
             async with session.request(
                 method,
                 url,
+                params=params,
+                data=data,
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=not self.is_api_url(url),
+                proxy=proxy,
+                proxy_headers=proxy_headers,
             ) as resp:
                 if resp.status >= 400:
                     data = await resp.read()

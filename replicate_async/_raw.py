@@ -17,6 +17,7 @@ import attrs
 from multidict import CIMultiDictProxy
 
 from ._response import Response
+from .exceptions import request_id_of
 
 __all__ = [
     "LastResponse",
@@ -24,6 +25,7 @@ __all__ = [
     "RawResponses",
     "RawStream",
     "captured",
+    "namespace_attribute",
     "record",
     "streamed",
 ]
@@ -67,8 +69,8 @@ class RawResponse(Generic[T]):
 
     @property
     def request_id(self) -> str | None:
-        """The server's request id (``x-request-id`` or ``request-id``), if it sent one."""
-        return self.headers.get("x-request-id") or self.headers.get("request-id")
+        """The server's request id (``X-Request-Id``, ``Request-Id`` or ``CF-Ray``), if any."""
+        return request_id_of(self.headers)
 
     def parse(self) -> T:
         """The operation's typed result (what the plain call returns)."""
@@ -92,15 +94,27 @@ class RawResponses:
         self._target = target
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if inspect.iscoroutinefunction(value):
-            return _raw_call(value)
-        if callable(value) and inspect.iscoroutinefunction(type(value).__call__):
-            # A callable resource (``client.search(...)``): an operation like the others.
-            return _raw_call(value.__call__)
-        if callable(value) or name.startswith("_"):
-            return value  # plain methods (paginators, streams) are returned as they are
-        return RawResponses(value)
+        return namespace_attribute(self._target, name, _raw_call, RawResponses)
+
+
+def namespace_attribute(
+    target: object,
+    name: str,
+    wrap: Callable[[Callable[..., Any]], Any],
+    again: Callable[[Any], Any],
+) -> Any:
+    """``target.name`` seen through a namespace wrapper (``with_raw_response``...): an
+    operation (a coroutine function) wrapped by ``wrap``, a sub-namespace wrapped again by
+    ``again``, plain methods (paginators, streams) and private names as they are."""
+    value = getattr(target, name)
+    if inspect.iscoroutinefunction(value):
+        return wrap(value)
+    if callable(value) and inspect.iscoroutinefunction(type(value).__call__):
+        # A callable resource (``client.search(...)``): an operation like the others.
+        return wrap(value.__call__)
+    if callable(value) or name.startswith("_"):
+        return value
+    return again(value)
 
 
 async def captured(work: Awaitable[T], what: str = "the call") -> RawResponse[T]:

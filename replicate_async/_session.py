@@ -12,6 +12,7 @@ import aiohttp
 
 from ._config import ClientConfig
 from ._errors import safe_url
+from ._proxy import NO_PROXY, EnvProxies, Route
 from ._version import __version__
 from .exceptions import ClientClosedError, PoolTimeoutError
 
@@ -97,10 +98,17 @@ class Pool:
         #: has not been sent yet is refused (``ClientClosedError``), never sent to be canceled.
         self.closing = False
         timeouts = config.timeouts
+        #: Proxies from the environment, for a session of our own (a borrowed one keeps
+        #: its own ``trust_env``); the request path asks :meth:`route` for each URL.
+        self._proxies = EnvProxies() if config.trust_env and session is None else None
         #: The default per-attempt timeout.
         self.timeout: Final = aiohttp.ClientTimeout(
             total=timeouts.total, sock_connect=timeouts.connect, sock_read=timeouts.read
         )
+
+    def route(self, url: str) -> Route:
+        """The proxy (and its credentials) a request to ``url`` goes through, if any."""
+        return NO_PROXY if self._proxies is None else self._proxies.route(url)
 
     @property
     def closed(self) -> bool:

@@ -93,6 +93,22 @@ __all__ = [
     "WebhookVerificationError",
 ]
 
+#: Response headers that identify a request, in order of preference. Replicate's API sits
+#: behind Cloudflare: its recorded responses carry ``CF-Ray`` (the id support can trace)
+#: and no ``X-Request-Id``; the others are read first should it (or a gateway) send them.
+REQUEST_ID_HEADERS = ("x-request-id", "request-id", "cf-ray")
+
+
+def request_id_of(headers: Mapping[str, str]) -> str | None:
+    """The request id a response carries (``X-Request-Id``, ``Request-Id`` or ``CF-Ray``,
+    case-insensitively), or ``None``."""
+    lookup = headers if hasattr(headers, "getone") else CIMultiDict(headers)
+    for name in REQUEST_ID_HEADERS:
+        value = lookup.get(name)
+        if value:
+            return str(value)
+    return None
+
 
 class ReplicateError(Exception):
     """Base class of every exception raised by replicate_async."""
@@ -302,6 +318,8 @@ class APIStatusError(APIError):
         self.status = status
         #: The response headers, looked up case-insensitively (``err.headers["retry-after"]``).
         self.headers: CIMultiDict[str] = CIMultiDict(headers)
+        #: The response's request id (see :func:`request_id_of`): quote it to support.
+        self.request_id: str | None = request_id_of(self.headers)
         self.body = body
         problem = body if isinstance(body, Mapping) else {}
         self.title: str | None = _str_or_none(problem.get("title"))
@@ -310,12 +328,14 @@ class APIStatusError(APIError):
         self.instance: str | None = _str_or_none(problem.get("instance"))
 
     def __str__(self) -> str:
-        return f"{self.status} {self.message} ({self.method} {self.url})"
+        rid = f", request id {self.request_id}" if self.request_id else ""
+        return f"{self.status} {self.message} ({self.method} {self.url}{rid})"
 
     def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(status={self.status}, title={self.title!r}, "
-            f"detail={self.detail!r}, method={self.method!r}, url={self.url!r})"
+            f"detail={self.detail!r}, method={self.method!r}, url={self.url!r}, "
+            f"request_id={self.request_id!r})"
         )
 
 

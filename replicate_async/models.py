@@ -9,9 +9,10 @@ Statuses are plain strings so that a status added by Replicate tomorrow passes t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import datetime
-from typing import Any, Generic, TypeVar, get_args
+from datetime import datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 import attrs
 
@@ -53,9 +54,76 @@ KNOWN_STATUSES: frozenset[Status] = frozenset(get_args(Status))
 
 _RAW: Any = attrs.field(factory=dict, repr=False, eq=False, kw_only=True)
 
+DumpMode = Literal["api", "python"]
+
+
+class _Dumpable:
+    """``to_dict()`` and ``to_json()``, shared by every result model."""
+
+    __slots__ = ()
+
+    def to_dict(self, *, mode: DumpMode = "api", exclude_unset: bool = False) -> dict[str, Any]:
+        """This object as plain data, keyed by the API's field names.
+
+        ``mode="api"`` gives the JSON the API would send: timestamps as RFC 3339 strings,
+        and the fields this SDK does not know yet (kept in ``raw``) included.
+        ``mode="python"`` gives the known fields only, with Python values (``datetime``).
+        ``exclude_unset=True`` leaves out the fields the response did not carry (for an
+        object built by hand: the fields left at their default).
+        """
+        return _to_dict(self, mode, exclude_unset)
+
+    def to_json(self, *, indent: int | None = None, exclude_unset: bool = False) -> str:
+        """:meth:`to_dict` in ``"api"`` mode, encoded as JSON text."""
+        data = self.to_dict(exclude_unset=exclude_unset)
+        return json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def _to_dict(obj: Any, mode: DumpMode, exclude_unset: bool) -> dict[str, Any]:
+    """One model object as a dict (see :meth:`_Dumpable.to_dict`). The reverse of the
+    converter's structuring needs no hooks: fields are plain values, models, lists."""
+    if mode not in ("api", "python"):
+        raise ValueError(f"mode must be 'api' or 'python', got {mode!r}")
+    raw = getattr(obj, "raw", None)
+    received = raw if isinstance(raw, dict) and raw else None
+    out: dict[str, Any] = {}
+    for field in attrs.fields(type(obj)):
+        if field.name == "raw":
+            continue
+        value = getattr(obj, field.name)
+        if exclude_unset and not _was_set(field, value, received):
+            continue
+        out[field.name] = _plain(value, mode, exclude_unset)
+    if mode == "api" and received is not None:
+        # Fields this SDK does not model yet travel along, as the API sent them.
+        out.update((key, item) for key, item in received.items() if key not in out)
+    return out
+
+
+def _was_set(field: Any, value: Any, received: dict[str, Any] | None) -> bool:
+    if received is not None:
+        return field.name in received
+    default = field.default
+    if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+        default = default.factory()
+    return default is attrs.NOTHING or value != default
+
+
+def _plain(value: Any, mode: DumpMode, exclude_unset: bool) -> Any:
+    if isinstance(value, _Dumpable):
+        return _to_dict(value, mode, exclude_unset)
+    if isinstance(value, list):
+        return [_plain(item, mode, exclude_unset) for item in value]
+    if isinstance(value, datetime) and mode == "api":
+        # RFC 3339, with "Z" for UTC as the API writes it.
+        if value.utcoffset() == timedelta(0):
+            return value.replace(tzinfo=None).isoformat() + "Z"
+        return value.isoformat()
+    return value
+
 
 @attrs.frozen(slots=True)
-class Account:
+class Account(_Dumpable):
     """The account that owns the token (``GET /account``), or a creator of a release."""
 
     type: str | None = None
@@ -67,7 +135,7 @@ class Account:
 
 
 @attrs.frozen(slots=True)
-class Hardware:
+class Hardware(_Dumpable):
     """A hardware SKU that models and deployments can run on."""
 
     sku: str
@@ -76,7 +144,7 @@ class Hardware:
 
 
 @attrs.frozen(slots=True)
-class PredictionURLs:
+class PredictionURLs(_Dumpable):
     """Links of a prediction or training. Follow them; never build them."""
 
     get: str | None = None
@@ -107,7 +175,7 @@ class _Run:
 
 
 @attrs.frozen(slots=True)
-class Prediction(_Run):
+class Prediction(_Run, _Dumpable):
     """A prediction: one run of a model version on an input."""
 
     id: str
@@ -133,7 +201,7 @@ class Prediction(_Run):
 
 
 @attrs.frozen(slots=True)
-class Training(_Run):
+class Training(_Run, _Dumpable):
     """A training: fine-tuning a version into a new version of a destination model.
 
     On success ``output`` is ``{"version": ..., "weights": ...}``.
@@ -160,7 +228,7 @@ class Training(_Run):
 
 
 @attrs.frozen(slots=True)
-class Version:
+class Version(_Dumpable):
     """A model version. Its inputs are at ``openapi_schema["components"]["schemas"]["Input"]``."""
 
     id: str
@@ -171,7 +239,7 @@ class Version:
 
 
 @attrs.frozen(slots=True)
-class Model:
+class Model(_Dumpable):
     """A model: ``owner/name`` plus its metadata and latest version."""
 
     owner: str
@@ -198,7 +266,7 @@ class Model:
 
 
 @attrs.frozen(slots=True)
-class Collection:
+class Collection(_Dumpable):
     """A curated collection of models. ``models`` is ``None`` in list results."""
 
     slug: str
@@ -210,7 +278,7 @@ class Collection:
 
 
 @attrs.frozen(slots=True)
-class DeploymentConfiguration:
+class DeploymentConfiguration(_Dumpable):
     """Hardware and scaling of a deployment release."""
 
     hardware: str | None = None
@@ -220,7 +288,7 @@ class DeploymentConfiguration:
 
 
 @attrs.frozen(slots=True)
-class DeploymentRelease:
+class DeploymentRelease(_Dumpable):
     """One numbered configuration of a deployment; any change makes a new one."""
 
     number: int | None = None
@@ -233,7 +301,7 @@ class DeploymentRelease:
 
 
 @attrs.frozen(slots=True)
-class Deployment:
+class Deployment(_Dumpable):
     """A deployment: a fixed model version on dedicated, autoscaled hardware."""
 
     owner: str
@@ -248,7 +316,7 @@ class Deployment:
 
 
 @attrs.frozen(slots=True)
-class File:
+class File(_Dumpable):
     """A file uploaded through the Files API. Pass ``urls["get"]`` as a model input."""
 
     id: str
@@ -265,7 +333,7 @@ class File:
 
 
 @attrs.frozen(slots=True)
-class WebhookSecret:
+class WebhookSecret(_Dumpable):
     """The account's webhook signing secret. Its ``repr`` hides the key."""
 
     key: str = attrs.field(repr=False)
@@ -273,7 +341,7 @@ class WebhookSecret:
 
 
 @attrs.frozen(slots=True)
-class SearchModelMetadata:
+class SearchModelMetadata(_Dumpable):
     """Why a model matched a search."""
 
     generated_description: str | None = None
@@ -283,7 +351,7 @@ class SearchModelMetadata:
 
 
 @attrs.frozen(slots=True)
-class SearchModel:
+class SearchModel(_Dumpable):
     """A model found by ``GET /search``."""
 
     model: Model
@@ -292,7 +360,7 @@ class SearchModel:
 
 
 @attrs.frozen(slots=True)
-class SearchCollection:
+class SearchCollection(_Dumpable):
     """A collection found by ``GET /search``; ``models`` are ``"owner/name"`` strings."""
 
     slug: str | None = None
@@ -303,7 +371,7 @@ class SearchCollection:
 
 
 @attrs.frozen(slots=True)
-class SearchPage:
+class SearchPage(_Dumpable):
     """A documentation page found by ``GET /search``."""
 
     name: str | None = None
@@ -312,7 +380,7 @@ class SearchPage:
 
 
 @attrs.frozen(slots=True)
-class SearchResult:
+class SearchResult(_Dumpable):
     """The answer of ``GET /search``."""
 
     query: str | None = None
@@ -323,7 +391,7 @@ class SearchResult:
 
 
 @attrs.frozen(slots=True)
-class Page(Generic[T]):
+class Page(_Dumpable, Generic[T]):
     """One page of a list endpoint.
 
     ``next`` is the absolute URL of the following page (``None`` on the last one); pass it

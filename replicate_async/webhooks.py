@@ -17,10 +17,11 @@ import hashlib
 import hmac
 import logging
 import math
+import os
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from aiohttp import web
 
@@ -34,6 +35,7 @@ __all__ = [
     "parse_prediction",
     "parse_training",
     "sign",
+    "unwrap",
     "verify",
     "verify_prediction",
     "verify_request",
@@ -279,6 +281,58 @@ def parse_training(body: bytes | str) -> Training:
     from .models import Training
 
     return _parse(body, Training)
+
+
+#: Where :func:`unwrap` reads the secret when none is passed.
+SECRET_ENV_VAR = "REPLICATE_WEBHOOK_SECRET"
+
+
+@overload
+def unwrap(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str | None = None,
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+) -> Prediction: ...
+@overload
+def unwrap(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str | None = None,
+    *,
+    into: type[_T],
+    tolerance: float | None = DEFAULT_TOLERANCE,
+) -> _T: ...
+def unwrap(
+    headers: Mapping[str, str],
+    body: bytes | str,
+    secret: str | None = None,
+    *,
+    into: Any = None,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+) -> Any:
+    """Verify a delivery and parse it, in one call, for any web framework::
+
+        prediction = webhooks.unwrap(request.headers, await request.body())
+
+    ``secret`` defaults to ``REPLICATE_WEBHOOK_SECRET`` (``whsec_...``; none at all is an
+    :class:`InvalidArgumentError`, raised before anything is read). ``headers`` is any
+    mapping of the request's headers, ``body`` the raw body. ``into=Training`` parses a
+    training's delivery. A bad signature, a stale timestamp or a body of the wrong shape
+    raises :class:`WebhookVerificationError`.
+    """
+    if secret is None:
+        secret = os.environ.get(SECRET_ENV_VAR) or None
+        if secret is None:
+            raise InvalidArgumentError(
+                f"no webhook secret: pass secret= or set {SECRET_ENV_VAR} "
+                "(the key of GET /webhooks/default/secret)"
+            )
+    verify(headers, body, secret, tolerance=tolerance)
+    if into is None:
+        return parse_prediction(body)
+    return _parse(body, into)
 
 
 def webhook_handler(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -14,6 +15,14 @@ from ._aioresponses_shim import install
 from .helpers import API, TOKEN
 
 install()
+
+# Every server of the suite is on loopback, and clients read proxies from the environment
+# (trust_env): a developer's HTTP(S)_PROXY must not capture the suite's requests.
+_no_proxy = [h for h in os.environ.get("no_proxy", os.environ.get("NO_PROXY", "")).split(",") if h]
+# Both spellings: urllib (which aiohttp asks) prefers the lower-case one when both are set.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = ",".join(
+    dict.fromkeys([*_no_proxy, "127.0.0.1", "localhost", "::1"])
+)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("tools", "demo", "Show the SDK at work against an in-process fake (no token)."),
     "fake-server": ("tools", "fake_server", "Serve a fake Replicate API until Ctrl-C."),
     "codegen": ("codegen", "codegen", "Write a typed Python module for a model's inputs."),
+    "batch": ("batch", "batch", "Run a model over many inputs, durably (resumable, never twice)."),
 }
 
 

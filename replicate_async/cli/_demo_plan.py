@@ -31,6 +31,8 @@ class DemoPlan:
     slow_input: dict[str, Any]
     slow_timeout: float
     note: str = ""
+    settle: float = 10.0
+    """Seconds a batch waits after a failed create before asking the server about it."""
 
 
 @attrs.define
@@ -69,6 +71,7 @@ def fake_plan(count: int = 300, concurrency: int = 50) -> DemoPlan:
         slow_model="fake/slow",
         slow_input={"text": "this takes a minute"},
         slow_timeout=1.5,
+        settle=0.5,
         note="faults injected: 1x 503 on a page, 3x 429 on creates, 2x 500 and "
         "2x dropped answers on creates",
     )

@@ -2,21 +2,24 @@
 
 By default it starts the fake Replicate API in this process (no network, no token) and
 walks through six steps: lazy pagination of a 500-model catalogue, one run held open with
-``Prefer: wait``, a token stream, a fan-out of 300 predictions through ``run_many`` with
-injected faults (throttling that is waited out, lost answers that are never retried, so
-nothing is billed twice), a deadline that cancels a slow prediction on the server, and a
-summary. With ``base_url`` (and ``REPLICATE_API_TOKEN``) the same steps run against that
-server with ``model``, sized down so it stays cheap.
+``Prefer: wait``, a token stream, a fan-out of 300 predictions through a durable batch
+with injected faults (throttling that is waited out, lost answers found on the server and
+adopted, failed creates sent again only when provably never made: nothing billed twice),
+a deadline that cancels a slow prediction on the server, and a summary. With
+``base_url`` (and ``REPLICATE_API_TOKEN``) the same steps run against that server with
+``model``, sized down so it stays cheap.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -24,8 +27,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .. import AsyncReplicate, PredictionTimeoutError, RunResult
-from .. import Progress as RunProgress
+from .. import AsyncReplicate, PredictionTimeoutError
 from ._demo_plan import DemoPlan, DemoReport, fake_plan, prepare_fake, remote_plan
 
 __all__ = ["DemoPlan", "DemoReport", "fake_plan", "main", "remote_plan", "run_demo"]
@@ -147,74 +149,74 @@ async def _stream(client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoR
     ui.result(3, f"{report.tokens} tokens streamed ({ttft}all in {elapsed():.2f}s)")
 
 
-async def _fanout(
-    client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport, console: Console
-) -> None:
-    total = len(plan.fanout_inputs)
-    ui.step(
-        4,
-        f"Fan-out: {total} predictions, {plan.concurrency} at a time",
-        "run_many() "
-        "bounds concurrency, waits out 429s, and never resends a create that may have "
-        "reached the server, so no input is billed twice. " + plan.note,
-    )
-    requests, retries = client.stats["requests"], client.stats["retries"]
-    started = datetime.now(UTC)
-    failures: Counter[str] = Counter()
-    bar = Progress(
+def _bar(console: Console, quiet: bool) -> Progress:
+    """The fan-out's progress bar: done of total, how many ok and failed, time."""
+    return Progress(
         TextColumn("  "),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("[green]{task.fields[ok]} ok[/green] [red]{task.fields[failed]} failed[/red]"),
         TimeElapsedColumn(),
         console=console,
-        disable=ui.quiet,
+        disable=quiet,
     )
+
+
+async def _fanout(
+    client: AsyncReplicate, plan: DemoPlan, ui: _UI, report: DemoReport, console: Console
+) -> None:
+    total = len(plan.fanout_inputs)
+    ui.step(
+        4,
+        f"Fan-out: a durable batch of {total} predictions, {plan.concurrency} at a time",
+        "client.batch() keeps a ledger (here a SQLite file): the intent is recorded before "
+        "each create and the id after it. A create whose answer was lost is looked up on "
+        "the server (predictions created since, same input) and adopted; only one "
+        "provably never created is sent again. Every input is accounted for, none billed "
+        "twice. " + plan.note,
+    )
+    requests, retries = client.stats["requests"], client.stats["retries"]
+    started = datetime.now(UTC)
+    bar = _bar(console, ui.quiet)
     task = bar.add_task("fan-out", total=total, ok=0, failed=0)
-
-    def on_progress(progress: RunProgress) -> None:
-        bar.update(
-            task, completed=progress.completed, ok=progress.succeeded, failed=progress.failed
-        )
-
-    with _timer() as elapsed, bar:
-        results = client.run_many(
+    outcome: Counter[str] = Counter()
+    with tempfile.TemporaryDirectory() as folder, _timer() as elapsed:
+        async with client.batch(
             plan.fanout_model,
             plan.fanout_inputs,
+            store=Path(folder) / "batch.db",
+            key=plan.fanout_key,
             concurrency=plan.concurrency,
-            on_progress=on_progress,
-        )
-        async for result in results:
-            _count(result, report, failures)
+            settle=plan.settle,
+        ) as batch:
+            with bar:
+                async for item in batch:
+                    outcome[item.state] += 1
+                    done = sum(outcome.values())
+                    ok = outcome["succeeded"]
+                    bar.update(task, completed=done, ok=ok, failed=done - ok)
+            status = await batch.status()
+    report.completed += outcome["succeeded"]
+    report.failed += total - outcome["succeeded"]
     report.predictions += total
     report.fanout_predictions = total
     report.fanout_requests = client.stats["requests"] - requests
-    report.failures = dict(failures)
-    for name, count in sorted(failures.items()):
-        ui.detail(f"  [red]{count} x {escape(name)}[/red]: {_EXPLAIN.get(name, '')}")
+    if outcome["succeeded"] < total:
+        report.failures = {state: n for state, n in outcome.items() if state != "succeeded"}
+    tally = batch.tally
+    ui.detail(
+        f"  {tally.adopted} lost answers found on the server and adopted (not paid twice); "
+        f"{tally.recreated} failed creates sent again, the server having made nothing for them"
+    )
     await _check_duplicates(client, plan, report, started)
+    ui.detail(f"  batch status: {escape(status.line())}")
     ui.result(
         4,
-        f"{total - sum(failures.values())}/{total} succeeded in {elapsed():.2f}s, "
+        f"{outcome['succeeded']}/{total} succeeded in {elapsed():.2f}s, "
         f"{report.fanout_requests} requests, {client.stats['retries'] - retries} retries; "
         f"server has {report.server_predictions} predictions for {total} inputs, "
         f"{report.duplicates} duplicated",
     )
-
-
-_EXPLAIN = {
-    "InternalServerError": "a 500 on a create is not retried (it may have created a prediction)",
-    "RequestMayHaveSucceededError": "the answer was lost after the server created it: not "
-    "resent, so it is not billed twice",
-}
-
-
-def _count(result: RunResult, report: DemoReport, failures: Counter[str]) -> None:
-    if result.ok:
-        report.completed += 1
-    else:
-        report.failed += 1
-        failures[type(result.error).__name__] += 1
 
 
 async def _check_duplicates(

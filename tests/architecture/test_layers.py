@@ -46,9 +46,13 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._options",
         "replicate_async._hooks",
         "replicate_async._raw",
+        "replicate_async._logging",
+        "replicate_async._streaming",
+        "replicate_async._tracing",
+        "replicate_async._proxy",
     ),
     # 3. typed operations
-    ("replicate_async.pagination", "replicate_async.resources"),
+    ("replicate_async.pagination", "replicate_async.resources", "replicate_async._endpoint"),
     # 4. workflows: drive/run/run_many/stream/files/webhook waiting/use()
     (
         "replicate_async._drive",
@@ -63,6 +67,7 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._codegen",
         "replicate_async._namespaces",
         "replicate_async.asgi",
+        "replicate_async.batch",
     ),
     # 5. the client (composition) and the package's public face
     ("replicate_async._client", "replicate_async.__init__"),

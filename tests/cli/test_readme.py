@@ -1,4 +1,6 @@
-"""Every ```python block of README.md runs, as written, against the fake API.
+"""Every ```python block of README.md and of the documentation site (docs/**/*.md) runs,
+as written, against the fake API (a block the site copies from the README verbatim runs
+once, under its README line).
 
 The convention (also stated in an HTML comment at the top of README.md): each block is a
 complete program, run as ``__main__`` in a fresh namespace and a temporary directory, with
@@ -22,14 +24,16 @@ from replicate_async.testing import FakeReplicate
 
 from ._fakes import ThreadedFake
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").rglob("*.md"))
 _FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 _PYTHONISH = {"python", "py", "python3", "pycon", "ipython"}
 
 
-def _blocks() -> list[tuple[int, str, str]]:
-    """``(line, info, code)`` of every fenced block."""
-    text = README.read_text()
+def _blocks(page: Path = README) -> list[tuple[int, str, str]]:
+    """``(line, info, code)`` of every fenced block of ``page``."""
+    text = page.read_text()
     return [
         (text.count("\n", 0, m.start()) + 1, m.group(1).strip(), m.group(2))
         for m in _FENCE.finditer(text)
@@ -37,6 +41,15 @@ def _blocks() -> list[tuple[int, str, str]]:
 
 
 PYTHON_BLOCKS = [(line, code) for line, info, code in _blocks() if info == "python"]
+_IN_README = {code for _, code in PYTHON_BLOCKS}
+#: ``(where, code)`` of every Python block, README first; a docs copy of a README block
+#: (same code) is not run a second time.
+ALL_BLOCKS = [(f"README.md:{line}", code) for line, code in PYTHON_BLOCKS] + [
+    (f"{page.relative_to(ROOT)}:{line}", code)
+    for page in DOCS
+    for line, info, code in _blocks(page)
+    if info == "python" and code not in _IN_README
+]
 
 
 def test_every_python_block_is_collected() -> None:
@@ -47,6 +60,19 @@ def test_every_python_block_is_collected() -> None:
     other = [info for _, info, _ in _blocks() if info.split(" ")[0] in _PYTHONISH - {"python"}]
     assert other == []
     assert all(info == "python" for _, info, _ in _blocks() if info.startswith("python"))
+
+
+@pytest.mark.parametrize("page", DOCS, ids=[str(p.relative_to(ROOT)) for p in DOCS])
+def test_every_python_block_of_the_site_is_collected(page: Path) -> None:
+    text = page.read_text()
+    python = [info for _, info, _ in _blocks(page) if info == "python"]
+    assert len(python) == text.count("\n```python\n") + text.startswith("```python\n")
+    other = [info for _, info, _ in _blocks(page) if info.split(" ")[0] in _PYTHONISH - {"python"}]
+    assert other == []
+
+
+def test_the_site_has_python_blocks() -> None:
+    assert len([where for where, _ in ALL_BLOCKS if where.startswith("docs")]) >= 5
 
 
 def test_readme_starts_with_the_two_commands() -> None:
@@ -86,10 +112,12 @@ def _unused_port() -> int:
 
 
 @pytest.mark.parametrize(
-    ("line", "code"), PYTHON_BLOCKS, ids=[f"line{n}" for n, _ in PYTHON_BLOCKS]
+    ("where", "code"),
+    ALL_BLOCKS,
+    ids=[w.replace("README.md:", "line") if w.startswith("README") else w for w, _ in ALL_BLOCKS],
 )
 def test_python_block_runs(
-    line: int,
+    where: str,
     code: str,
     server: ThreadedFake,
     monkeypatch: pytest.MonkeyPatch,
@@ -104,12 +132,12 @@ def test_python_block_runs(
     monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{_unused_port()}/0")
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, Any] = {"__name__": "__main__"}
-    exec(compile(code, f"README.md:{line}", "exec"), namespace)
+    exec(compile(code, where, "exec"), namespace)
     if any(name.startswith("test_") for name in namespace):
         assert asyncio.run(_run_tests(namespace)) >= 1
     else:
         assert "asyncio.run(main(" in code or "verify(" in code
-        assert capsys.readouterr().out, "a README program should show what it did"
+        assert capsys.readouterr().out, "an example program should show what it did"
 
 
 def test_ci_runs_the_readme_commands() -> None:

@@ -587,3 +587,14 @@ async def test_problem_body_with_leading_whitespace(
             await client.predictions.get("abc")
     assert info.value.detail == "gone"
     assert info.value.body == {"detail": "gone", "status": 404}
+
+
+@pytest.mark.parametrize(
+    ("status", "phrase"),
+    [(413, "Request Entity Too Large"), (422, "Unprocessable Entity"), (404, "Not Found")],
+)
+def test_reason_phrases_do_not_depend_on_the_python(status: int, phrase: str) -> None:
+    """Python 3.13 renamed some phrases (RFC 9110); messages keep one spelling everywhere."""
+    from replicate_async._errors import reason
+
+    assert reason(status) == phrase

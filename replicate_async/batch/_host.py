@@ -1,0 +1,80 @@
+"""What a batch needs of its host (a client) and of its settings, and who a worker is:
+its id, and whether the process behind an id on this machine is gone."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterable, Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from .._run import PredictionOps, RunHost
+from ..models import Prediction
+
+__all__ = ["BatchHost", "WorkerConfig", "dead_here", "new_worker"]
+
+_HOST = socket.gethostname()
+
+
+class _Predictions(PredictionOps, Protocol):
+    """The prediction operations a batch uses beyond a run's: list and wait."""
+
+    def list(self, *, created_after: datetime | str | None = ...) -> AsyncIterable[Prediction]:
+        """Predictions created since a moment, newest first."""
+        ...
+
+    async def wait(
+        self, prediction: Prediction | str, /, *, cancel_on_abandon: bool = ...
+    ) -> Prediction:
+        """Poll a prediction until it is terminal."""
+        ...
+
+
+class BatchHost(RunHost, Protocol):
+    """What a batch uses of a client (an :class:`~replicate_async.AsyncReplicate`)."""
+
+    @property
+    def predictions(self) -> _Predictions:
+        """Create, get, list, wait for and cancel predictions."""
+        ...
+
+
+@attrs.frozen
+class WorkerConfig:
+    """A batch's settings, as its worker uses them (see :class:`Batch`)."""
+
+    ref: str | None
+    key: Callable[[Mapping[str, Any]], str]
+    concurrency: int
+    wait: bool | int | None
+    webhook: str | None
+    out_dir: Path | None
+    lease: float
+    settle: float
+    max_attempts: int
+    poll: float
+
+
+def new_worker() -> str:
+    """A worker id: host, process and a random part (``host:pid:hex``)."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def dead_here(owner: str) -> bool:
+    """Whether ``owner`` was a process of this machine that no longer exists."""
+    host, _, rest = owner.partition(":")
+    pid, _, _ = rest.partition(":")
+    if host != _HOST or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False

@@ -1,0 +1,336 @@
+"""The embedded ledger: one SQLite file (WAL), no server, safe for several processes.
+
+One connection lives in one thread of its own; every operation is a function run there.
+Operations that arrive while the thread is busy are committed together, in one
+transaction (group commit), and each caller resumes only once its own operation is
+committed: the intent to create is on disk before the create is sent. ``synchronous=NORMAL``
+(the default here) survives a killed process; ``synchronous="FULL"`` also survives the
+machine losing power, at an fsync per commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal, TypeVar
+
+from ._items import IN_FLIGHT, BatchItem, ItemState, LedgerStats
+from ._store import SETTABLE, Fields
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+Op = Callable[[sqlite3.Connection], Any]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    input TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    prediction_id TEXT,
+    owner TEXT,
+    lease_until REAL,
+    intent_at REAL,
+    started_at REAL,
+    finished_at REAL,
+    output TEXT,
+    saved TEXT,
+    error TEXT,
+    predict_time REAL
+);
+CREATE INDEX IF NOT EXISTS items_state ON items (state, seq);
+CREATE INDEX IF NOT EXISTS items_prediction ON items (prediction_id);
+"""
+_COLUMNS = (
+    "key, input, state, attempts, prediction_id, owner, lease_until, intent_at, "
+    "started_at, finished_at, output, saved, error, predict_time"
+)
+
+
+def row_item(row: Sequence[Any]) -> BatchItem:
+    """A :class:`BatchItem` from a row of ``_COLUMNS`` (stored JSON decoded)."""
+    return BatchItem(
+        key=row[0],
+        input=json.loads(row[1]),
+        state=row[2],
+        attempts=row[3],
+        prediction_id=row[4],
+        owner=row[5],
+        lease_until=row[6],
+        intent_at=row[7],
+        started_at=row[8],
+        finished_at=row[9],
+        output=json.loads(row[10]) if row[10] is not None else None,
+        saved=tuple(json.loads(row[11])) if row[11] else (),
+        error=row[12],
+        predict_time=row[13],
+    )
+
+
+def _marks(values: Collection[Any]) -> str:
+    return ",".join("?" * len(values))
+
+
+class SQLiteStore:
+    """A batch ledger in a SQLite file (created if missing)."""
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be 'NORMAL' or 'FULL'")
+        self.path = os.fspath(path)
+        self._synchronous = synchronous
+        self._thread: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._queue: list[tuple[Op, asyncio.Future[Any]]] = []
+        self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    # -- the one thread ------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.executescript(_SCHEMA)
+            self._conn = conn
+        return self._conn
+
+    def _run_group(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+        """Run ``ops`` in one transaction, each in a savepoint of its own."""
+        conn = self._connect()
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for op in ops:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((True, op(conn)))
+                    conn.execute("RELEASE op")
+                except Exception as exc:  # this op's caller gets it; the others commit
+                    conn.execute("ROLLBACK TO op")
+                    conn.execute("RELEASE op")
+                    results.append((False, exc))
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    async def _do(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.append((op, future))
+        if not self._flushing:
+            self._flushing = True
+            self._flusher = loop.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._thread is None:  # (again, after aclose: a closed store reopens on use)
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="replicate-batch-sqlite")
+        try:
+            while self._queue:
+                group, self._queue = self._queue, []
+                try:
+                    results = await loop.run_in_executor(
+                        self._thread, self._run_group, [op for op, _ in group]
+                    )
+                except BaseException as exc:  # the transaction itself failed
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), (ok, value) in zip(group, results, strict=True):
+                    if future.done():
+                        continue
+                    if ok:
+                        future.set_result(value)
+                    else:
+                        future.set_exception(value)
+        finally:
+            self._flushing = False
+
+    # -- the protocol --------------------------------------------------------------------
+
+    async def open(self, meta: Mapping[str, str]) -> dict[str, str]:
+        def op(conn: sqlite3.Connection) -> dict[str, str]:
+            conn.executemany(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)", list(meta.items())
+            )
+            return dict(conn.execute("SELECT name, value FROM meta").fetchall())
+
+        return await self._do(op)
+
+    async def get_meta(self) -> dict[str, str]:
+        return await self._do(
+            lambda conn: dict(conn.execute("SELECT name, value FROM meta").fetchall())
+        )
+
+    async def set_meta(self, name: str, value: str) -> None:
+        await self._do(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value)
+            )
+        )
+
+    async def add(self, rows: Sequence[tuple[str, str]]) -> int:
+        def op(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.executemany("INSERT OR IGNORE INTO items (key, input) VALUES (?, ?)", rows)
+            return conn.total_changes - before
+
+        return await self._do(op)
+
+    async def get(self, key: str) -> BatchItem | None:
+        sql = f"SELECT {_COLUMNS} FROM items WHERE key = ?"
+        row = await self._do(lambda conn: conn.execute(sql, (key,)).fetchone())
+        return row_item(row) if row is not None else None
+
+    async def claim(
+        self, owner: str, now: float, lease: float, limit: int, *, key: str | None = None
+    ) -> list[BatchItem]:
+        def op(conn: sqlite3.Connection) -> list[BatchItem]:
+            rows = conn.execute(
+                "UPDATE items SET state = 'creating', attempts = attempts + 1, owner = ?, "
+                "lease_until = ?, intent_at = ?, prediction_id = NULL, error = NULL "
+                "WHERE seq IN (SELECT seq FROM items WHERE state = 'pending' "
+                f"AND (? IS NULL OR key = ?) ORDER BY seq LIMIT ?) RETURNING {_COLUMNS}",
+                (owner, now + lease, now, key, key, limit),
+            ).fetchall()
+            return [row_item(row) for row in rows]
+
+        return await self._do(op)
+
+    async def update(
+        self, key: str, fields: Fields, *, owner: str | None = None, state: str | None = None
+    ) -> bool:
+        unknown = set(fields) - SETTABLE
+        if unknown:
+            raise ValueError(f"unknown item fields: {sorted(unknown)}")
+        sets = ", ".join(f"{name} = ?" for name in fields)
+        where, args = "key = ?", [*fields.values(), key]
+        if owner is not None:
+            where, args = where + " AND owner = ?", [*args, owner]
+        if state is not None:
+            where, args = where + " AND state = ?", [*args, state]
+        sql = f"UPDATE items SET {sets} WHERE {where}"
+        return bool(await self._do(lambda conn: conn.execute(sql, args).rowcount))
+
+    async def renew(self, owner: str, until: float) -> None:
+        await self._do(
+            lambda conn: conn.execute(
+                "UPDATE items SET lease_until = ? WHERE owner = ? AND state IN (?, ?)",
+                (until, owner, *IN_FLIGHT),
+            )
+        )
+
+    async def release(self, owner: str) -> None:
+        await self._do(
+            lambda conn: conn.execute(
+                "UPDATE items SET lease_until = 0 WHERE owner = ? AND state IN (?, ?)",
+                (owner, *IN_FLIGHT),
+            )
+        )
+
+    async def owners(self) -> set[str]:
+        rows = await self._do(
+            lambda conn: conn.execute(
+                "SELECT DISTINCT owner FROM items WHERE state IN (?, ?)", IN_FLIGHT
+            ).fetchall()
+        )
+        return {row[0] for row in rows if row[0] is not None}
+
+    async def take_over(
+        self,
+        owner: str,
+        now: float,
+        lease: float,
+        dead: Collection[str],
+        *,
+        key: str | None = None,
+    ) -> list[BatchItem]:
+        dead = list(dead)
+
+        def op(conn: sqlite3.Connection) -> list[BatchItem]:
+            rows = conn.execute(
+                f"UPDATE items SET owner = ?, lease_until = ? WHERE state IN (?, ?) AND "
+                f"(lease_until IS NULL OR lease_until < ? OR owner IN ({_marks(dead)})) "
+                f"AND (? IS NULL OR key = ?) RETURNING {_COLUMNS}",
+                (owner, now + lease, *IN_FLIGHT, now, *dead, key, key),
+            ).fetchall()
+            return [row_item(row) for row in rows]
+
+        return await self._do(op)
+
+    async def move(self, states: Collection[ItemState], to: ItemState, now: float) -> int:
+        states = list(states)
+        finished = now if to in ("succeeded", "failed", "canceled") else None
+        sql = (
+            "UPDATE items SET state = ?, owner = NULL, lease_until = NULL, finished_at = ? "
+            f"WHERE state IN ({_marks(states)})"
+        )
+        return int(await self._do(lambda conn: conn.execute(sql, (to, finished, *states)).rowcount))
+
+    async def known_predictions(self, ids: Collection[str]) -> set[str]:
+        ids = list(ids)
+        if not ids:
+            return set()
+        sql = f"SELECT prediction_id FROM items WHERE prediction_id IN ({_marks(ids)})"
+        rows = await self._do(lambda conn: conn.execute(sql, ids).fetchall())
+        return {row[0] for row in rows}
+
+    async def scan(
+        self, states: Collection[ItemState] | None, after: int, limit: int
+    ) -> tuple[list[BatchItem], int | None]:
+        where, args = "seq > ?", [after]
+        if states is not None:
+            wanted: list[Any] = list(states)
+            where += f" AND state IN ({_marks(wanted)})"
+            args += wanted
+        sql = f"SELECT seq, {_COLUMNS} FROM items WHERE {where} ORDER BY seq LIMIT ?"
+        rows = await self._do(lambda conn: conn.execute(sql, [*args, limit]).fetchall())
+        more = rows[-1][0] if len(rows) == limit else None
+        return [row_item(row[1:]) for row in rows], more
+
+    async def stats(self) -> LedgerStats:
+        def op(conn: sqlite3.Connection) -> LedgerStats:
+            counts = dict(conn.execute("SELECT state, COUNT(*) FROM items GROUP BY state"))
+            first, last, spend = conn.execute(
+                "SELECT MIN(intent_at), MAX(finished_at), TOTAL(predict_time) FROM items"
+            ).fetchone()
+            return LedgerStats(counts, first, last, float(spend or 0.0))
+
+        return await self._do(op)
+
+    async def aclose(self) -> None:
+        """Close the connection and end its thread (the store reopens if used again)."""
+
+        def close() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        if self._flusher is not None:  # let queued operations commit first
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, close)
+            thread.shutdown(wait=False)

@@ -1,0 +1,94 @@
+"""The store protocol, the same in both stores: what a claim records, and that a worker
+whose claim was taken over can no longer write."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from replicate_async.batch import BatchStore, open_store
+
+
+@pytest.fixture
+async def ledger(store: str) -> AsyncIterator[BatchStore]:
+    opened, _ = open_store(store)
+    await opened.open({"ref": "fake/echo", "key": "id"})
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+def rows(*keys: str) -> list[tuple[str, str]]:
+    return [(key, json.dumps({"text": key})) for key in keys]
+
+
+async def test_a_claim_records_the_intent_and_holds_the_oldest_items(ledger: BatchStore) -> None:
+    assert await ledger.add(rows("a", "b", "c")) == 3
+    assert await ledger.add(rows("b", "d")) == 1  # "b" is there already
+    now = time.time()
+    claimed = await ledger.claim("w1", now, 30.0, 2)
+    assert [item.key for item in claimed] == ["a", "b"]
+    first = claimed[0]
+    assert (first.state, first.attempts, first.owner) == ("creating", 1, "w1")
+    assert first.intent_at == pytest.approx(now)
+    assert first.lease_until == pytest.approx(now + 30.0)
+    assert first.input == {"text": "a"}
+    only = await ledger.claim("w1", now, 30.0, 5, key="d")
+    assert [item.key for item in only] == ["d"]
+    stats = await ledger.stats()
+    assert stats.counts["creating"] == 3
+    assert stats.counts["pending"] == 1
+
+
+async def test_a_taken_over_claim_can_no_longer_be_written_by_its_old_holder(
+    ledger: BatchStore,
+) -> None:
+    await ledger.add(rows("a", "b"))
+    now = time.time()
+    await ledger.claim("old", now - 100, 30.0, 2)  # its lease ended 70 s ago
+    only = await ledger.take_over("new", now, 30.0, (), key="b")
+    assert [item.key for item in only] == ["b"]
+    taken = await ledger.take_over("new", now, 30.0, ())
+    assert [item.key for item in taken] == ["a"]
+    assert not await ledger.update("a", {"state": "running", "prediction_id": "p1"}, owner="old")
+    assert await ledger.update("a", {"state": "running", "prediction_id": "p1"}, owner="new")
+    assert await ledger.known_predictions(["p1", "p2"]) == {"p1"}
+    item = await ledger.get("a")
+    assert item is not None
+    assert (item.state, item.prediction_id, item.owner) == ("running", "p1", "new")
+
+
+async def test_live_claims_are_left_alone_unless_their_holder_is_dead(ledger: BatchStore) -> None:
+    await ledger.add(rows("a", "b"))
+    now = time.time()
+    await ledger.claim("alive", now, 30.0, 1)
+    await ledger.claim("dead", now, 30.0, 1)
+    assert await ledger.owners() == {"alive", "dead"}
+    taken = await ledger.take_over("me", now, 30.0, {"dead"})
+    assert [item.key for item in taken] == ["b"]
+    await ledger.renew("alive", now + 120)
+    later = await ledger.take_over("me", now + 60, 30.0, ())  # "b" (mine) had expired
+    assert [item.key for item in later] == ["b"]  # "a" was renewed: still held
+    await ledger.release("alive")
+    assert [item.key for item in await ledger.take_over("me", now, 30.0, ())] == ["a"]
+
+
+async def test_moves_and_scans_in_the_order_added(ledger: BatchStore) -> None:
+    keys = [f"k{i:02d}" for i in range(25)]
+    await ledger.add(rows(*keys))
+    for item in await ledger.claim("w", time.time(), 30.0, 25):
+        state = "failed" if int(item.key[1:]) % 2 else "succeeded"
+        assert await ledger.update(item.key, {"state": state, "finished_at": time.time()})
+    found, after = [], 0
+    while after is not None:
+        page, after = await ledger.scan(["failed"], after, 4)
+        found += [item.key for item in page]
+    assert found == [key for key in keys if int(key[1:]) % 2]
+    assert await ledger.move(["failed"], "pending", time.time()) == 12
+    stats = await ledger.stats()
+    assert (stats.counts["pending"], stats.counts["succeeded"]) == (12, 13)
+    assert not await ledger.update("k00", {"state": "canceled"}, state="running")

@@ -68,17 +68,11 @@ def _slug(module: str) -> str:
 
 
 def top_level_groups() -> dict[str, list[str]]:
-    """The package's public names, by the module (of ``_SOURCES``) defining them."""
+    """The package's public names, by the module (of ``_EXPORTS``) defining them."""
     package = importlib.import_module("replicate_async")
     groups: dict[str, list[str]] = {}
     for name in package.__all__:
-        for source in package._SOURCES:
-            module = importlib.import_module(source, "replicate_async")
-            if name in vars(module):
-                groups.setdefault(source, []).append(name)
-                break
-        else:
-            groups.setdefault("._client", []).append(name)
+        groups.setdefault(package._EXPORTS.get(name, "._client"), []).append(name)
     return groups
 
 

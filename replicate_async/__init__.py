@@ -14,7 +14,7 @@ if typing.TYPE_CHECKING:  # exactly the names of _EXPORTS (tests/unit/test_expor
         RetryPolicy as RetryPolicy,
         Timeouts as Timeouts,
     )
-    from ._files import FileOutput as FileOutput
+    from ._file_outputs import FileOutput as FileOutput
     from ._hooks import (
         Hooks as Hooks,
         RequestEvent as RequestEvent,
@@ -117,7 +117,7 @@ _EXPORTS: dict[str, str] = {
     "DataURLError": ".exceptions",
     "Deployment": ".models",
     "File": ".models",
-    "FileOutput": "._files",
+    "FileOutput": "._file_outputs",
     "Hardware": ".models",
     "Hooks": "._hooks",
     "InputProblem": ".exceptions",

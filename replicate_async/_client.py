@@ -16,7 +16,8 @@ from . import _check_numbers as check_numbers
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
 from ._endpoint import call_endpoint
-from ._files import FileOutput, prepare_input
+from ._file_inputs import prepare_input
+from ._file_outputs import FileOutput
 from ._hooks import Hooks
 from ._http import HTTPCore
 from ._inflight import InFlight

@@ -17,7 +17,7 @@ from . import _check_numbers as check_numbers
 from ._check_url import split_version_ref
 from ._config import ClientConfig
 from ._drive import Poll, drive, outcome
-from ._files import FileOutput, wrap_output
+from ._file_outputs import FileOutput, wrap_output
 from ._inflight import InFlight
 from ._literals import WebhookEvent
 from .exceptions import InvalidArgumentError

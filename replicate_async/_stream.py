@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from . import _check_numbers as check_numbers
 from ._clock import Clock
 from ._drive import abandon
-from ._files import FileOutput
+from ._file_outputs import FileOutput
 from ._inflight import InFlight
 from ._raw import LastResponse, RawResponse, streamed
 from ._run import RunHost, creator

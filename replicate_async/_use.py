@@ -22,7 +22,7 @@ import attrs
 from . import _check_numbers as check_numbers
 from . import _check_url as check_url
 from ._clock import Clock, deadline
-from ._files import FileOutput
+from ._file_outputs import FileOutput
 from ._literals import WebhookEvent
 from ._schema import (
     InputCheck,

@@ -32,7 +32,7 @@ TITLES = {
     ".pagination": "Pagination",
     "._sse": "Server-sent events",
     "._streaming": "Streaming responses",
-    "._files": "Files",
+    "._file_outputs": "Files",
     "._run_many": "Fan-out",
     "._webhook_wait": "Waiting on webhooks",
     "._use": "Models as functions",

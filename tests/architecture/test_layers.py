@@ -59,7 +59,8 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._run",
         "replicate_async._run_many",
         "replicate_async._stream",
-        "replicate_async._files",
+        "replicate_async._file_inputs",
+        "replicate_async._file_outputs",
         "replicate_async._inflight",
         "replicate_async._bus",
         "replicate_async._webhook_wait",
@@ -74,7 +75,11 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 #: Modules that must never import these (e.g. the SDK core never imports the CLI or the fake).
 FORBIDDEN = {
-    "replicate_async.resources": ("replicate_async._run", "replicate_async._files"),
+    "replicate_async.resources": (
+        "replicate_async._run",
+        "replicate_async._file_inputs",
+        "replicate_async._file_outputs",
+    ),
 }
 TOP = ("replicate_async.cli", "replicate_async.testing", "replicate_async.redis")
 

@@ -1,4 +1,4 @@
-"""Automation: ``nox`` runs tests (on the newest aiohttp 3.13 and 3.14), lint and typecheck.
+"""Automation: ``nox`` runs the suite (Python 3.11-3.13 x aiohttp 3.13/3.14), lint, types, docs.
 
 Every session installs with ``-c constraints.txt``: the versions CI and ``[dev]`` use, tools
 included, so a release upstream cannot break CI without a change here. Two sessions look
@@ -39,6 +39,7 @@ if "PYENV_VERSION" not in os.environ and (_PYENV / "versions").is_dir():
     _global = (_PYENV / "version").read_text().split() if (_PYENV / "version").exists() else []
     os.environ["PYENV_VERSION"] = ":".join(dict.fromkeys([*_global, *_wanted]))
 
+AIOHTTP_FAMILY = ("multidict", "yarl", "propcache", "frozenlist", "aiosignal", "aiohappyeyeballs")
 AIOHTTP = {"3.13": "aiohttp>=3.13,<3.14", "3.14": "aiohttp>=3.14,<3.15"}
 
 
@@ -54,11 +55,16 @@ def _constraints_without(*names: str) -> str:
     return str(path)
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 @nox.parametrize("aiohttp", list(AIOHTTP))
 def tests(session: nox.Session, aiohttp: str) -> None:
-    """The whole test suite, against the newest release of one aiohttp minor version."""
-    session.install("-c", _constraints_without("aiohttp"), "-e", ".[test]", AIOHTTP[aiohttp])
+    """The whole test suite on one supported Python against the newest release of one
+    aiohttp minor version: ``nox -s tests`` runs every pair, ``nox -s
+    "tests-3.13(aiohttp='3.13')"`` one (CI's second leg: the newest Python, the older aiohttp)."""
+    # The pins hold aiohttp 3.14 and its own dependencies (multidict 7 and so on); the other
+    # minor version brings the versions of those it supports.
+    constraints = _constraints_without("aiohttp", *AIOHTTP_FAMILY)
+    session.install("-c", constraints, "-e", ".[test]", AIOHTTP[aiohttp])
     env = {}
     if aiohttp == "3.13":
         # aiohttp 3.13's C HTTP parser reads the QUERY method as "<unknown>", so the fake
@@ -66,14 +72,6 @@ def tests(session: nox.Session, aiohttp: str) -> None:
         # parser knows it. Our client side is unaffected: it only sends the method.
         env["AIOHTTP_NO_EXTENSIONS"] = "1"
     session.run("python", "-m", "pytest", *session.posargs, env=env)
-
-
-@nox.session(python=PYTHONS)
-def suite(session: nox.Session) -> None:
-    """The whole test suite on one supported Python, newest aiohttp: ``nox -s suite`` runs
-    3.11, 3.12 and 3.13; ``nox -s suite-3.13`` one of them."""
-    session.install("-c", str(CONSTRAINTS), "-e", ".[test]")
-    session.run("python", "-m", "pytest", *session.posargs)
 
 
 @nox.session

@@ -22,6 +22,7 @@ if typing.TYPE_CHECKING:  # exactly the names of _EXPORTS (tests/unit/test_expor
         RetryEvent as RetryEvent,
         ThrottleEvent as ThrottleEvent,
     )
+    from ._inflight import RunObserver as RunObserver
     from ._literals import WebhookEvent as WebhookEvent
     from ._options import (
         RequestOptions as RequestOptions,
@@ -71,6 +72,7 @@ if typing.TYPE_CHECKING:  # exactly the names of _EXPORTS (tests/unit/test_expor
         ReplicateError as ReplicateError,
         RequestMayHaveSucceededError as RequestMayHaveSucceededError,
         RequestMayHaveSucceededTimeoutError as RequestMayHaveSucceededTimeoutError,
+        RunAbandonedError as RunAbandonedError,
         SchemaError as SchemaError,
         StreamError as StreamError,
         UnprocessableEntityError as UnprocessableEntityError,
@@ -157,6 +159,8 @@ _EXPORTS: dict[str, str] = {
     "ResponseEvent": "._hooks",
     "RetryEvent": "._hooks",
     "RetryPolicy": "._config",
+    "RunAbandonedError": ".exceptions",
+    "RunObserver": "._inflight",
     "RunOptions": "._use",
     "RunResult": "._run_many",
     "SchemaCache": "._use",

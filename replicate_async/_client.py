@@ -15,6 +15,7 @@ from . import _check_config as check_config
 from . import _check_numbers as check_numbers
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
+from ._drive import OnCreated
 from ._endpoint import call_endpoint
 from ._file_inputs import prepare_input
 from ._file_outputs import FileOutput
@@ -312,6 +313,7 @@ class AsyncReplicate:
         use_file_output: bool = False,
         webhook: str | None = None,
         webhook_events_filter: Iterable[WebhookEvent] | None = None,
+        on_created: OnCreated | None = None,
     ) -> Any:
         """Run a model and return its output (:meth:`predictions.run
         <replicate_async._namespaces.PredictionsAPI.run>` returns the whole prediction).
@@ -329,9 +331,12 @@ class AsyncReplicate:
         cancelled, or the client closed, the prediction is canceled on the server too.
 
         Raises :class:`ModelError` (failed), :class:`PredictionCanceledError`,
-        :class:`PredictionAbortedError`. ``use_file_output=True`` returns URL outputs as
-        :class:`FileOutput` objects; by default outputs are returned exactly as the API
-        gave them.
+        :class:`PredictionAbortedError`. Any error raised once the create answered names
+        the prediction (``.prediction``, ``.prediction_id``), which was canceled on the
+        server if still running. ``on_created`` (a function or coroutine function) gets
+        the :class:`Prediction` the moment its create returns. ``use_file_output=True``
+        returns URL outputs as :class:`FileOutput` objects; by default outputs are
+        returned exactly as the API gave them.
         """
         prediction = await self.predictions.run(
             ref,
@@ -342,6 +347,7 @@ class AsyncReplicate:
             cancel_after=cancel_after,
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
+            on_created=on_created,
         )
         return output_of(self, prediction, use_file_output)
 
@@ -356,12 +362,14 @@ class AsyncReplicate:
         wait: bool | int | None = RUN_HOLD,
         use_file_output: bool = False,
         on_progress: Callable[[Progress], Any] | None = None,
+        on_created: OnCreated | None = None,
     ) -> PredictionStream[RunResult]:
         """Run a model over many inputs, ``concurrency`` at a time, yielding
         :class:`RunResult` objects as they complete (not in input order: see ``.index``).
 
         A failure is reported in its result and never stops the others. ``timeout`` applies
-        to each run. ``on_progress`` is called with a :class:`Progress` after each result.
+        to each run. ``on_progress`` is called with a :class:`Progress` after each result,
+        ``on_created`` with each :class:`Prediction` as soon as it is created.
         At most ``concurrency`` runs are started beyond the results taken; leaving the loop
         (or the ``async with`` block the result also supports) cancels the runs still in
         flight, on the server too.
@@ -379,6 +387,7 @@ class AsyncReplicate:
                 timeout=timeout,
                 wait=wait,
                 cancel_after=None,
+                on_created=on_created,
             )
             return prediction, output_of(self, prediction, use_file_output)
 
@@ -412,6 +421,8 @@ class AsyncReplicate:
         idle_timeout: float = 60.0,
         max_reconnects: int = 5,
         raise_on_error: bool = True,
+        timeout: float | None = None,
+        on_created: OnCreated | None = None,
     ) -> PredictionStream[ServerSentEvent]:
         """Create a prediction and yield its server-sent events until ``done``.
 
@@ -422,7 +433,10 @@ class AsyncReplicate:
         repeating nothing. Use it as an iterator, or as ``async with client.stream(...)
         as events:``; leaving before ``done`` (``break``, an exception, a cancelled task,
         the ``async with`` block, the client closing) cancels the prediction on the
-        server. Arguments are checked here, before anything is sent.
+        server. ``timeout`` is ONE deadline for create, stream and cancel, as in
+        :meth:`run` (:class:`PredictionTimeoutError`); ``idle_timeout`` bounds the silence
+        between events. ``on_created`` gets the :class:`Prediction` once created. Arguments
+        are checked here, before anything is sent.
         """
         return open_stream(
             self,
@@ -433,6 +447,8 @@ class AsyncReplicate:
             idle_timeout=idle_timeout,
             max_reconnects=max_reconnects,
             raise_on_error=raise_on_error,
+            timeout=timeout,
+            on_created=on_created,
         )
 
     def stream_output(
@@ -443,10 +459,13 @@ class AsyncReplicate:
         deployment: str | None = None,
         idle_timeout: float = 60.0,
         max_reconnects: int = 5,
+        timeout: float | None = None,
+        on_created: OnCreated | None = None,
     ) -> PredictionStream[str | FileOutput]:
         """Like :meth:`stream`, but yield only the outputs: text fragments, or
         :class:`FileOutput` objects when the model streams files (its stream URL is under
-        ``/v1/files/``). An ``error`` event raises :class:`StreamError`."""
+        ``/v1/files/``). An ``error`` event raises :class:`StreamError`. ``timeout`` and
+        ``on_created`` as in :meth:`stream`."""
         return open_stream(
             self,
             self.predictions,
@@ -456,6 +475,8 @@ class AsyncReplicate:
             idle_timeout=idle_timeout,
             max_reconnects=max_reconnects,
             outputs_only=True,
+            timeout=timeout,
+            on_created=on_created,
         )
 
     def use(

@@ -15,7 +15,14 @@ import contextvars
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "Clock", "SystemClock", "current_deadline", "deadline"]
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "SystemClock",
+    "current_deadline",
+    "deadline",
+    "without_deadline",
+]
 
 #: The innermost :func:`deadline`'s end, on its clock's ``monotonic()`` scale.
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -30,6 +37,14 @@ def current_deadline() -> float | None:
     queueing until the run's own deadline rather than the retry policy's budget.
     """
     return _DEADLINE.get()
+
+
+def without_deadline() -> contextvars.Context:
+    """A copy of the current context with no :func:`deadline`: for work that outlives its
+    caller's deadline (a server-side cancel must be retried past the run's own end)."""
+    context = contextvars.copy_context()
+    context.run(_DEADLINE.set, None)
+    return context
 
 
 @runtime_checkable

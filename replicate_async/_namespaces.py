@@ -3,7 +3,7 @@ plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -11,10 +11,10 @@ from . import _check_config as check_config
 from . import _check_numbers as check_numbers
 from . import _check_url as check_url
 from ._config import PollPolicy
-from ._drive import Poll, drive, outcome
+from ._drive import OnCreated, Poll, drive, outcome
 from ._http import HTTPCore
 from ._literals import WebhookEvent
-from ._raw import RawStream
+from ._raw import LastResponse, RawStream
 from ._run import RUN_HOLD, RunHost, run_prediction
 from ._sse import ServerSentEvent
 from ._stream import stream_events
@@ -85,10 +85,11 @@ class PredictionsAPI(Predictions):
 
         Terminal means ``succeeded``, ``failed``, ``canceled``, ``aborted`` (or an unknown
         status with ``completed_at`` set); check ``.status`` or use :meth:`run` to get
-        errors raised. When ``timeout`` passes, or the awaiting task is cancelled, the
-        prediction is canceled on the server first (``cancel_on_abandon=False`` leaves it
-        running) and :class:`~replicate_async.PredictionTimeoutError` /
-        ``CancelledError`` is raised.
+        errors raised. When ``timeout`` passes, the awaiting task is cancelled or polling
+        fails for good, the prediction is canceled on the server first
+        (``cancel_on_abandon=False`` leaves it running) and
+        :class:`~replicate_async.PredictionTimeoutError`, ``CancelledError`` or the
+        polling error (``.prediction`` names the prediction) is raised.
         """
         return await wait_for(self, prediction, Prediction, timeout, poll, cancel_on_abandon)
 
@@ -103,10 +104,12 @@ class PredictionsAPI(Predictions):
         cancel_after: float | timedelta | str | None = None,
         webhook: str | None = None,
         webhook_events_filter: Iterable[WebhookEvent] | None = None,
+        on_created: OnCreated | None = None,
     ) -> Prediction:
         """Like :meth:`AsyncReplicate.run` (same arguments, one deadline, cancel on
-        abandon, same errors), but return the succeeded :class:`Prediction` itself: its
-        ``id``, ``metrics``, ``logs`` and ``output``."""
+        abandon, same errors naming the prediction, ``on_created``), but return the
+        succeeded :class:`Prediction` itself: its ``id``, ``metrics``, ``logs`` and
+        ``output``."""
         prediction = await run_prediction(
             self._host,
             ref,
@@ -117,6 +120,7 @@ class PredictionsAPI(Predictions):
             cancel_after=cancel_after,
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
+            on_created=on_created,
         )
         outcome(prediction)
         return prediction
@@ -132,6 +136,26 @@ class PredictionsAPI(Predictions):
         """Server-sent events (``output``, ``logs``, ``error``, ``done``, and any new type)
         of a prediction whose model streams, resuming dropped connections;
         ``.last_response`` is the raw response that opened the latest connection."""
+        return RawStream(
+            lambda sink: self._events(
+                prediction,
+                idle_timeout=idle_timeout,
+                max_reconnects=max_reconnects,
+                raise_on_error=raise_on_error,
+                sink=sink,
+            )
+        )
+
+    def _events(
+        self,
+        prediction: Prediction,
+        *,
+        idle_timeout: float,
+        max_reconnects: int,
+        raise_on_error: bool,
+        sink: LastResponse | None,
+    ) -> AsyncGenerator[ServerSentEvent, None]:
+        """The bare reader of :meth:`stream` (``client.stream()`` iterates it directly)."""
         if not isinstance(prediction, Prediction):
             raise TypeError(f"prediction must be a Prediction, got {type(prediction).__name__}")
         url = prediction.urls.stream if prediction.urls is not None else None
@@ -139,17 +163,14 @@ class PredictionsAPI(Predictions):
             raise StreamError(
                 f"prediction {prediction.id} has no stream URL (its model does not stream)"
             )
-        clock = self._host.config.clock
-        return RawStream(
-            lambda sink: stream_events(
-                self._http,
-                url,
-                clock=clock,
-                idle_timeout=idle_timeout,
-                max_reconnects=max_reconnects,
-                raise_on_error=raise_on_error,
-                sink=sink,
-            )
+        return stream_events(
+            self._http,
+            url,
+            clock=self._host.config.clock,
+            idle_timeout=idle_timeout,
+            max_reconnects=max_reconnects,
+            raise_on_error=raise_on_error,
+            sink=sink,
         )
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from . import _check_numbers as check_numbers
 from ._check_url import split_version_ref
 from ._config import ClientConfig
-from ._drive import Poll, drive, outcome
+from ._drive import OnCreated, Poll, drive, outcome
 from ._file_outputs import FileOutput, wrap_output
 from ._inflight import InFlight
 from ._literals import WebhookEvent
@@ -197,8 +197,10 @@ async def run_prediction(
     cancel_after: float | timedelta | str | None,
     webhook: str | None = None,
     webhook_events_filter: Iterable[WebhookEvent] | None = None,
+    on_created: OnCreated | None = None,
 ) -> Prediction:
-    """Create and poll a prediction to a terminal status under one deadline (any status)."""
+    """Create and poll a prediction to a terminal status under one deadline (any status);
+    ``on_created`` gets the prediction as soon as its create returns."""
     timeout = check_numbers.seconds(timeout, "timeout")
     check_numbers.prefer_wait(wait)
     wait, cancel_after = deadline_options(timeout, wait, cancel_after)
@@ -219,6 +221,7 @@ async def run_prediction(
         cancel=predictions.cancel,
         timeout=timeout,
         inflight=host.inflight,
+        on_created=on_created,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from .exceptions import InvalidArgumentError, PredictionError
+from .exceptions import InvalidArgumentError, ReplicateError
 from .models import Prediction
 
 __all__ = ["Progress", "RunResult", "run_many"]
@@ -111,6 +111,6 @@ async def _one(run_one: RunOne, index: int, item: Mapping[str, Any]) -> RunResul
         prediction, output = await run_one(item)
         return RunResult(index, item, prediction, output)
     except Exception as exc:  # one failure never loses the others
-        seen = exc.prediction if isinstance(exc, PredictionError) else None
+        seen = exc.prediction if isinstance(exc, ReplicateError) else None
         last = seen if isinstance(seen, Prediction) else None
         return RunResult(index, item, last, error=exc)

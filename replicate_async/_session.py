@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import platform
 from collections import deque
 from typing import Final, Literal
@@ -14,9 +15,9 @@ from ._config import ClientConfig
 from ._errors import safe_url
 from ._proxy import NO_PROXY, EnvProxies, Route
 from ._version import __version__
-from .exceptions import ClientClosedError, PoolTimeoutError
+from .exceptions import APIConnectionError, ClientClosedError, PoolTimeoutError
 
-__all__ = ["Budget", "BudgetName", "Pool", "default_user_agent"]
+__all__ = ["CREATE_GATE", "Budget", "BudgetName", "CreateGate", "Pool", "default_user_agent"]
 
 _UNOPENED, _OPENED, _CLOSED = "unopened", "opened", "closed"
 
@@ -76,6 +77,24 @@ class Budget:
                 waiter.set_result(None)
                 return
         self._free += 1
+
+
+class CreateGate:
+    """One run's create, as the workflow driving it sees it: ``sent`` once a request that
+    could create has been handed to aiohttp; after ``abandoned`` is set (the run's deadline
+    passed, its task was cancelled) such a request not sent yet is refused, never sent."""
+
+    __slots__ = ("abandoned", "sent")
+
+    def __init__(self) -> None:
+        self.abandoned = False
+        self.sent = False
+
+
+#: The gate of the run whose create the current task sends (set by the run workflows).
+CREATE_GATE: contextvars.ContextVar[CreateGate | None] = contextvars.ContextVar(
+    "replicate_async_create_gate", default=None
+)
 
 
 class Pool:
@@ -190,11 +209,21 @@ class Pool:
         return slots
 
     def _unless_closing(self, slots: Budget, creates: bool) -> Budget:
-        if creates and self.closing:
+        if not creates:
+            return slots
+        gate = CREATE_GATE.get()
+        if self.closing or (gate is not None and gate.abandoned):
             slots.release()
-            raise ClientClosedError(
-                "the client is closing, so this request was not sent (nothing was created)"
+            if self.closing:
+                raise ClientClosedError(
+                    "the client is closing, so this request was not sent (nothing was created)"
+                )
+            raise APIConnectionError(
+                "the run was abandoned before its create was sent (nothing was created)",
+                connect_failed=True,
             )
+        if gate is not None:
+            gate.sent = True
         return slots
 
     async def aclose(self) -> None:

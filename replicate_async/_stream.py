@@ -10,18 +10,18 @@ import contextlib
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from . import _check_numbers as check_numbers
-from ._clock import Clock
-from ._drive import abandon
+from ._clock import Clock, deadline
+from ._drive import OnCreated, RunGuard, timed_out
 from ._file_outputs import FileOutput
 from ._inflight import InFlight
 from ._raw import LastResponse, RawResponse, streamed
-from ._run import RunHost, creator
+from ._run import RunHost, creator, deadline_options
 from ._sse import ServerSentEvent, SSEDecoder
-from .exceptions import APIConnectionError, APIStatusError, StreamError
+from .exceptions import APIConnectionError, APIStatusError, ClientClosedError, StreamError
 from .models import Prediction
 
 if TYPE_CHECKING:
@@ -44,15 +44,16 @@ T = TypeVar("T")
 class StreamOps(Protocol):
     """What a stream needs beyond :class:`RunHost`: the SSE reader of a prediction."""
 
-    def stream(
+    def _events(
         self,
         prediction: Prediction,
         *,
-        idle_timeout: float = ...,
-        max_reconnects: int = ...,
-        raise_on_error: bool = ...,
-    ) -> AsyncIterator[ServerSentEvent]:
-        """The prediction's events."""
+        idle_timeout: float,
+        max_reconnects: int,
+        raise_on_error: bool,
+        sink: LastResponse | None,
+    ) -> AsyncGenerator[ServerSentEvent, None]:
+        """The prediction's events (the bare reader, telling ``sink`` of each connection)."""
         ...
 
 
@@ -65,7 +66,7 @@ async def stream_events(
     max_reconnects: int = 5,
     raise_on_error: bool = True,
     sink: LastResponse | None = None,
-) -> AsyncIterator[ServerSentEvent]:
+) -> AsyncGenerator[ServerSentEvent, None]:
     """Yield the events of a prediction's SSE stream until ``done``.
 
     A dropped connection is resumed with ``Last-Event-ID`` (at most ``max_reconnects``
@@ -154,18 +155,41 @@ class PredictionStream(Generic[T]):
                 ...
 
     Leaving before ``done`` (``break``, an exception, a cancelled task, :meth:`aclose`,
-    or the client closing) cancels the prediction on the server.
+    the deadline, or the client closing) cancels the prediction on the server, and an
+    error raised names it (``.prediction``).
     """
 
-    __slots__ = ("__weakref__", "_gen", "_inflight", "_last", "_running")
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_end",
+        "_expired",
+        "_gen",
+        "_guard",
+        "_inflight",
+        "_last",
+        "_task",
+        "_timeout",
+    )
 
     def __init__(
-        self, gen: AsyncGenerator[T, None], inflight: InFlight, last: LastResponse | None = None
+        self,
+        gen: AsyncGenerator[T, None],
+        inflight: InFlight,
+        last: LastResponse | None = None,
+        *,
+        guard: RunGuard[Prediction] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self._gen = gen
         self._inflight = inflight
         self._last = last
-        self._running = False
+        self._task: asyncio.Task[Any] | None = None
+        self._guard = guard
+        self._timeout = timeout
+        self._clock = inflight.clock
+        self._end: float | None = None
+        self._expired = False
         inflight.add_stream(self)
 
     @property
@@ -177,26 +201,72 @@ class PredictionStream(Generic[T]):
     @property
     def running(self) -> bool:
         """True while a task is waiting inside the stream for its next item."""
-        return self._running
+        return self._task is not None
+
+    @property
+    def task(self) -> asyncio.Task[Any] | None:
+        """The task waiting inside the stream for its next item (the client's ``aclose()``
+        cancels it), if any."""
+        return self._task
 
     def __aiter__(self) -> PredictionStream[T]:
         return self
 
     async def __anext__(self) -> T:
-        self._running = True
+        # The client knows the waiting task through ``task``: no per-item registration.
+        if self._inflight.closed:
+            raise ClientClosedError("this AsyncReplicate client is closed; create a new one")
+        self._task = asyncio.current_task()
         try:
-            with self._inflight.track():
+            if self._timeout is None:
                 return await self._gen.__anext__()
-        except BaseException:
+            return await self._next_within()
+        except StopAsyncIteration:
             self._inflight.discard_stream(self)
             raise
+        except BaseException as exc:
+            self._inflight.discard_stream(self)
+            error = await self._left(exc)
+            if error is exc:
+                raise
+            raise error from None if isinstance(exc, asyncio.CancelledError) else exc
         finally:
-            self._running = False
+            self._task = None
+
+    async def _left(self, exc: BaseException) -> BaseException:
+        """The error to raise for ``exc`` (the run abandoned and named, if this stream has
+        one; a cancellation by the client's ``aclose()`` is a :class:`ClientClosedError`)."""
+        error: BaseException = exc
+        task = self._task
+        if isinstance(exc, asyncio.CancelledError) and task is not None:
+            error = self._inflight.closed_error(task) or exc
+        guard = self._guard
+        if guard is None:
+            return error
+        error = await guard.leave(error)
+        if self._expired and isinstance(exc, TimeoutError):
+            return timed_out(self._timeout, guard, True)
+        return error
+
+    async def _next_within(self) -> T:
+        """The next item, within what is left of the whole stream's ``timeout``."""
+        clock = self._clock
+        now = clock.monotonic()
+        if self._end is None:
+            assert self._timeout is not None
+            self._end = now + self._timeout
+        async with deadline(clock, max(self._end - now, 0.0)) as scope:
+            try:
+                return await self._gen.__anext__()
+            finally:
+                self._expired = scope.expired()
 
     async def aclose(self) -> None:
         """Leave the stream; an unfinished prediction is canceled on the server."""
         self._inflight.discard_stream(self)
         await self._gen.aclose()
+        if self._guard is not None:
+            await self._guard.close()
 
     async def __aenter__(self) -> PredictionStream[T]:
         return self
@@ -221,78 +291,69 @@ def open_stream(
     max_reconnects: int,
     raise_on_error: bool = True,
     outputs_only: bool = False,
+    timeout: float | None = None,
+    on_created: OnCreated | None = None,
 ) -> PredictionStream[Any]:
     """Check a stream's arguments now, and return the stream (nothing is sent until it is
-    iterated). ``outputs_only`` yields just the outputs (text, or :class:`FileOutput`)."""
+    iterated). ``outputs_only`` yields just the outputs (text, or :class:`FileOutput`).
+    ``timeout`` is one deadline for the create, the whole stream and the cancel."""
     if check_numbers.seconds(idle_timeout, "idle_timeout") is None:
         raise TypeError("idle_timeout must be a number of seconds")
     check_numbers.non_negative_int(max_reconnects, "max_reconnects")
-    create = creator(host, ref, deployment=deployment, input=input)
-    last = LastResponse()
-    events = _events(host, ops, create, idle_timeout, max_reconnects, raise_on_error, last)
-    if outputs_only:
-        return PredictionStream(_outputs(host, events), host.inflight, last)
-    return PredictionStream(_skip_created(events), host.inflight, last)
+    timeout = check_numbers.seconds(timeout, "timeout")
+    _, cancel_after = deadline_options(timeout, None, None)
+    create = creator(host, ref, deployment=deployment, input=input, cancel_after=cancel_after)
+    guard = RunGuard(host.inflight, host.predictions.cancel, on_created=on_created)
+    reading = _Reading(idle_timeout, max_reconnects, raise_on_error, LastResponse())
+    files = host.file_output if outputs_only else None
+    items = _items(ops, guard, create, reading, files)
+    return PredictionStream(items, host.inflight, reading.last, guard=guard, timeout=timeout)
 
 
-async def _skip_created(
-    events: AsyncGenerator[ServerSentEvent | Prediction, None],
-) -> AsyncGenerator[ServerSentEvent, None]:
-    try:
-        async for event in events:
-            if isinstance(event, ServerSentEvent):
-                yield event
-    finally:
-        await events.aclose()
+class _Reading(NamedTuple):
+    """How a created prediction's events are read."""
+
+    idle_timeout: float
+    max_reconnects: int
+    raise_on_error: bool
+    last: LastResponse
 
 
-async def _outputs(
-    host: RunHost, events: AsyncGenerator[ServerSentEvent | Prediction, None]
-) -> AsyncGenerator[str | FileOutput, None]:
-    files = False
-    try:
-        async for event in events:
-            if isinstance(event, Prediction):
-                url = event.urls.stream if event.urls else None
-                files = bool(url) and urlsplit(url or "").path.startswith("/v1/files/")
-            elif event.event == "output":
-                yield host.file_output(event.data) if files else event.data
-    finally:
-        await events.aclose()
-
-
-async def _events(
-    host: RunHost,
+async def _items(
     ops: StreamOps,
+    guard: RunGuard[Prediction],
     create: Callable[[], Awaitable[Prediction]],
-    idle_timeout: float,
-    max_reconnects: int,
-    raise_on_error: bool,
-    last: LastResponse,
-) -> AsyncGenerator[ServerSentEvent | Prediction, None]:
-    """The created prediction first, then its events; canceled on the server if left early."""
-    cancel, inflight = host.predictions.cancel, host.inflight
-    creating = asyncio.ensure_future(create())
-    try:
-        prediction = await asyncio.shield(creating)
-    except asyncio.CancelledError:
-        await abandon(inflight, cancel, None, creating)
-        raise
-    yield prediction
+    reading: _Reading,
+    files: Callable[[str], FileOutput] | None,
+) -> AsyncGenerator[Any, None]:
+    """Create the prediction, then yield its events (or, with ``files``, only its outputs:
+    text, or a :class:`FileOutput` when the model streams files). One generator over the
+    SSE reader: no layer per item. Left before ``done``, the run is canceled on the server."""
     finished = False
+    events: AsyncGenerator[ServerSentEvent, None] | None = None
     try:
-        events = ops.stream(
+        prediction = await guard.create(create)
+        url = prediction.urls.stream if prediction.urls else None
+        as_files = files is not None and urlsplit(url or "").path.startswith("/v1/files/")
+        events = ops._events(
             prediction,
-            idle_timeout=idle_timeout,
-            max_reconnects=max_reconnects,
-            raise_on_error=raise_on_error,
+            idle_timeout=reading.idle_timeout,
+            max_reconnects=reading.max_reconnects,
+            raise_on_error=reading.raise_on_error,
+            sink=reading.last,
         )
         async for event in events:
-            last.value = getattr(events, "last_response", None)
-            finished = event.event == "done"
-            yield event
+            if event.event == "done":
+                finished = True
+                await guard.finish()
+            if files is None:
+                yield event
+            elif event.event == "output":
+                yield files(event.data) if as_files else event.data
     finally:
         if not finished:
-            # Abandoned (cancelled, left, or failed mid-stream): nothing may keep running,
-            # and billing, behind the caller's back.
-            await abandon(inflight, cancel, prediction, None)
+            # Abandoned (cancelled, left, failed mid-stream, or dropped and finalized):
+            # nothing may keep running, and billing, behind the caller's back.
+            guard.abandon()
+        if events is not None:
+            await events.aclose()

@@ -78,10 +78,16 @@ class _Client(Protocol):
         use_file_output: bool = ...,
         webhook: str | None = ...,
         webhook_events_filter: Iterable[WebhookEvent] | None = ...,
+        on_created: Callable[[Any], Any] | None = ...,
     ) -> Any: ...
 
     def stream_output(
-        self, ref: str | None = ..., *, input: Mapping[str, Any], deployment: str | None = ...
+        self,
+        ref: str | None = ...,
+        *,
+        input: Mapping[str, Any],
+        deployment: str | None = ...,
+        on_created: Callable[[Any], Any] | None = ...,
     ) -> _Outputs: ...
 
 
@@ -124,7 +130,7 @@ class OutputStream:
 
 #: The options of :meth:`AsyncReplicate.run` a model function passes on (``create``: some).
 _CREATE_OPTIONS = ("cancel_after", "webhook", "webhook_events_filter")
-RUN_OPTIONS = ("timeout", "wait", "use_file_output", *_CREATE_OPTIONS)
+RUN_OPTIONS = ("timeout", "wait", "use_file_output", "on_created", *_CREATE_OPTIONS)
 
 
 def _run_options(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,7 +146,8 @@ class RunOptions:
     """How a model function's calls run.
 
     ``run`` holds the :meth:`AsyncReplicate.run` options given (``timeout``, ``wait``,
-    ``cancel_after``, ``use_file_output``, ``webhook``, ``webhook_events_filter``); the
+    ``cancel_after``, ``use_file_output``, ``webhook``, ``webhook_events_filter``,
+    ``on_created``: it gets each call's prediction once created, streams too); the
     others keep ``run``'s defaults. ``check_input=False`` sends inputs unchecked.
     """
 
@@ -242,6 +249,7 @@ class SchemaCache:
         loop = asyncio.get_running_loop()
         if task is None or task.get_loop() is not loop or (task.done() and not _ok(task)):
             task = self._task = asyncio.ensure_future(fetch())
+            task.add_done_callback(_ok)  # a failure nobody waits for any more is not logged
         # Shielded: a cancelled caller never cancels the fetch the others are waiting on.
         value = await asyncio.shield(task)
         self._value = value
@@ -414,7 +422,10 @@ class ModelFunction:
         schema = await self.schema()
         self._check(schema, input)
         outputs = self._client.stream_output(
-            schema.run_ref, input=input, deployment=self._deployment
+            schema.run_ref,
+            input=input,
+            deployment=self._deployment,
+            on_created=self._options.run.get("on_created"),
         )
         # Closing the inner stream at once is what cancels the prediction on the server.
         async with contextlib.aclosing(outputs):

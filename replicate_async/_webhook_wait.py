@@ -31,7 +31,7 @@ from aiohttp import web
 from ._bus import CompletionBus, MemoryBus
 from ._clock import Clock, deadline
 from ._converter import loads, structure
-from ._drive import drive
+from ._drive import OnCreated, drive
 from ._run import RunHost, creator, deadline_options, output_of
 from ._run_many import Progress, RunResult, run_many
 from ._stream import PredictionStream
@@ -48,6 +48,9 @@ _log = logging.getLogger("replicate_async")
 DEFAULT_MAX_BUFFERED = 10_000
 #: Seconds between safety-net polls of a prediction whose delivery has not come.
 DEFAULT_SAFETY_POLL = 60.0
+#: The largest delivery body the waiter's own listener accepts (a completed prediction
+#: carries its whole output, logs included), in bytes; a bigger one is answered 413.
+MAX_DELIVERY_BYTES = 32 * 1024 * 1024
 
 
 class _SecretSource(Protocol):
@@ -74,8 +77,9 @@ class WebhookWaiter:
     - ``bus``: where deliveries meet waiters (a :class:`CompletionBus`); default an
       in-process one keeping ``max_buffered`` predictions nobody waits for yet.
 
-    Deliveries are verified (bad ones get 400 and are ignored) and de-duplicated by
-    ``webhook-id``; only terminal predictions resolve waiters.
+    Deliveries are verified (bad ones get 400 and are ignored) and de-duplicated by the
+    ``webhook-id`` their signature covers; only terminal predictions resolve waiters. The
+    waiter's own listener accepts bodies up to :data:`MAX_DELIVERY_BYTES` (32 MiB).
     """
 
     def __init__(
@@ -145,7 +149,7 @@ class WebhookWaiter:
         """Start listening (idempotent; nothing to do with ``listen=False``)."""
         if self._runner is not None or not self._listen:
             return
-        app = web.Application()
+        app = web.Application(client_max_size=MAX_DELIVERY_BYTES)
         app.router.add_post(self._path, self._aiohttp_handler)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
@@ -193,12 +197,12 @@ class WebhookWaiter:
         """
         key = self._secret if isinstance(self._secret, str) else await self._secret()
         try:
-            verify(headers, body, key, tolerance=self._tolerance)
+            msg_id = verify(headers, body, key, tolerance=self._tolerance)
             prediction = parse_prediction(body)
         except WebhookVerificationError as exc:
             _log.warning("rejected a webhook delivery: %s", exc)
             return 400, "invalid webhook delivery"
-        msg_id = next((v for k, v in headers.items() if k.lower() == "webhook-id"), "")
+        # The id the signature covers, never another header's: a replay is a duplicate.
         if not await self._bus.first_delivery(msg_id):
             return 200, "duplicate delivery"
         if prediction.done:
@@ -260,17 +264,19 @@ class WebhookWaiter:
         timeout: float | None = None,
         cancel_after: float | timedelta | str | None = None,
         use_file_output: bool = False,
+        on_created: OnCreated | None = None,
     ) -> Any:
         """Like :meth:`AsyncReplicate.run`, but completion comes by webhook: one create
         (no ``Prefer: wait`` hold, no polling), then the ``completed`` delivery.
 
         ``timeout`` is one deadline (the server is told too, via ``Cancel-After``); on
         the deadline, task cancellation or the waiter closing, the prediction is canceled
-        on the server.
+        on the server. Errors name the prediction (``.prediction``); ``on_created`` gets
+        it the moment it is created.
         """
         prediction = await self._run_prediction(
             client, ref, input=input, deployment=deployment, timeout=timeout,
-            cancel_after=cancel_after,
+            cancel_after=cancel_after, on_created=on_created,
         )  # fmt: skip
         return output_of(client, prediction, use_file_output)
 
@@ -283,6 +289,7 @@ class WebhookWaiter:
         deployment: str | None,
         timeout: float | None,
         cancel_after: float | timedelta | str | None,
+        on_created: OnCreated | None = None,
     ) -> Prediction:
         _, cancel_after = deadline_options(timeout, None, cancel_after)
         create = creator(
@@ -300,6 +307,7 @@ class WebhookWaiter:
             cancel=client.predictions.cancel,
             timeout=timeout,
             inflight=client.inflight,
+            on_created=on_created,
         )
 
     def run_many(
@@ -313,13 +321,14 @@ class WebhookWaiter:
         timeout: float | None = None,
         use_file_output: bool = False,
         on_progress: Callable[[Progress], Any] | None = None,
+        on_created: OnCreated | None = None,
     ) -> PredictionStream[RunResult]:
         """Like :meth:`AsyncReplicate.run_many`, with completion by webhook."""
 
         async def run_one(item: Mapping[str, Any]) -> tuple[Prediction | None, Any]:
             prediction = await self._run_prediction(
                 client, ref, input=item, deployment=deployment, timeout=timeout,
-                cancel_after=None,
+                cancel_after=None, on_created=on_created,
             )  # fmt: skip
             return prediction, output_of(client, prediction, use_file_output)
 

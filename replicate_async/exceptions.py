@@ -27,6 +27,7 @@ OS exception escapes unwrapped (the original is always chained as ``__cause__``)
     ├── StreamError                   an SSE stream ended with an ``error`` event or broke
     ├── WebhookVerificationError      a webhook delivery failed signature checks
     ├── ClientClosedError             the client was used after ``aclose()``
+    ├── RunAbandonedError             a run ended by an error foreign to the SDK (named, canceled)
     ├── InvalidArgumentError          a bad argument value (also a ``ValueError``); nothing sent
     ├── DataURLError                  a malformed ``data:`` URL (RFC 2397) was read
     │   └── InputValidationError      a model input breaks the model's schema (every problem)
@@ -42,6 +43,14 @@ Argument errors are raised before any request is sent: a bad value (``owner/name
 with a ``..`` segment, ``wait=0``, a NaN in an input...) raises :class:`InvalidArgumentError`
 (a :class:`ValueError` too), naming the argument and what was wrong; a value of the
 wrong type raises :class:`TypeError` naming the argument.
+
+Every error that ends a run after its create may have reached the server names the run
+(``.prediction``, ``.prediction_id``), whatever ``run``, ``predictions.run``, ``wait``,
+``stream``, ``stream_output``, ``run_many`` or a ``use()`` function raised (an API error
+while polling too), and the run was canceled on the server unless the caller opted out. A
+foreign error (a bug, a failing ``on_created``) becomes a :class:`RunAbandonedError` naming
+the run, chained to it. Nothing is named only when nothing was created or the create's
+answer never came (:class:`RequestMayHaveSucceededError`; one answering later is canceled).
 """
 
 from __future__ import annotations
@@ -87,6 +96,7 @@ __all__ = [
     "ReplicateError",
     "RequestMayHaveSucceededError",
     "RequestMayHaveSucceededTimeoutError",
+    "RunAbandonedError",
     "SchemaError",
     "StreamError",
     "UnprocessableEntityError",
@@ -111,11 +121,32 @@ def request_id_of(headers: Mapping[str, str]) -> str | None:
 
 
 class ReplicateError(Exception):
-    """Base class of every exception raised by replicate_async."""
+    """Base class of every exception raised by replicate_async.
+
+    ``prediction`` is the prediction (or training) this error ended, as last seen, when it
+    ended a run whose create had answered (see the module's notes); else ``None``.
+    """
+
+    prediction: Prediction | Training | None = None
+
+    @property
+    def prediction_id(self) -> str | None:
+        """The id of the run this error ended (``None``: no run was named)."""
+        return self.prediction.id if self.prediction is not None else None
 
 
 class ClientClosedError(ReplicateError, RuntimeError):
     """The client was used after :meth:`AsyncReplicate.aclose`."""
+
+
+class RunAbandonedError(ReplicateError):
+    """A run was ended by an error that is not the SDK's own (a bug, a failing
+    ``on_created`` callback...): ``prediction`` names the run, which was canceled on the
+    server (unless the caller opted out), and ``__cause__`` is the original error."""
+
+    def __init__(self, message: str, prediction: Prediction | Training) -> None:
+        super().__init__(message)
+        self.prediction = prediction
 
 
 class InvalidArgumentError(ReplicateError, ValueError):

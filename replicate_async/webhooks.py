@@ -147,8 +147,9 @@ def verify(
     *,
     tolerance: float | None = DEFAULT_TOLERANCE,
     now: float | None = None,
-) -> None:
+) -> str:
     """Check a delivery's signature and timestamp; raise :class:`WebhookVerificationError`.
+    Return the delivery's ``webhook-id``: the one the signature covers (de-duplicate on it).
 
     ``headers`` is any mapping (a dict, or aiohttp's ``request.headers``); names are matched
     case-insensitively. ``body`` must be the raw request body (a ``str`` is taken as UTF-8).
@@ -169,6 +170,7 @@ def verify(
     if tolerance is not None:
         _check_timestamp(int(timestamp), time.time() if current is None else current, tolerance)
     _check_signature(key, msg_id, timestamp, signatures, raw)
+    return msg_id
 
 
 def _delivery_headers(headers: Mapping[str, str]) -> tuple[str, str, str]:

@@ -1,7 +1,7 @@
 """mkdocs hooks: the API reference pages, generated from the package at build time.
 
 Every name in ``replicate_async.__all__`` gets an entry (grouped by the module that defines
-it, in the order of ``replicate_async._SOURCES``), and each public subpackage or module
+it, in the order of ``replicate_async._EXPORTS``), and each public subpackage or module
 (``testing``, ``redis``, ``webhooks``, ``asgi``) a page of its own over its ``__all__``, so
 a name added to the package appears in the reference without anyone editing the docs.
 mkdocstrings renders each entry from its docstring.

@@ -440,7 +440,7 @@ class AsyncReplicate:
         """
         return open_stream(
             self,
-            self.predictions,
+            self._http,
             ref,
             input=input,
             deployment=deployment,
@@ -468,7 +468,7 @@ class AsyncReplicate:
         ``on_created`` as in :meth:`stream`."""
         return open_stream(
             self,
-            self.predictions,
+            self._http,
             ref,
             input=input,
             deployment=deployment,

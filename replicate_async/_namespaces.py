@@ -3,7 +3,7 @@ plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -14,11 +14,10 @@ from ._config import PollPolicy
 from ._drive import OnCreated, Poll, drive, outcome
 from ._http import HTTPCore
 from ._literals import WebhookEvent
-from ._raw import LastResponse, RawStream
+from ._raw import RawStream
 from ._run import RUN_HOLD, RunHost, run_prediction
 from ._sse import ServerSentEvent
-from ._stream import stream_events
-from .exceptions import StreamError
+from ._sse_reader import prediction_events
 from .models import Prediction, Training
 from .resources import Predictions, Trainings
 from .resources._base import InputPreparer
@@ -137,40 +136,15 @@ class PredictionsAPI(Predictions):
         of a prediction whose model streams, resuming dropped connections;
         ``.last_response`` is the raw response that opened the latest connection."""
         return RawStream(
-            lambda sink: self._events(
+            lambda sink: prediction_events(
+                self._http,
                 prediction,
+                clock=self._host.config.clock,
                 idle_timeout=idle_timeout,
                 max_reconnects=max_reconnects,
                 raise_on_error=raise_on_error,
                 sink=sink,
             )
-        )
-
-    def _events(
-        self,
-        prediction: Prediction,
-        *,
-        idle_timeout: float,
-        max_reconnects: int,
-        raise_on_error: bool,
-        sink: LastResponse | None,
-    ) -> AsyncGenerator[ServerSentEvent, None]:
-        """The bare reader of :meth:`stream` (``client.stream()`` iterates it directly)."""
-        if not isinstance(prediction, Prediction):
-            raise TypeError(f"prediction must be a Prediction, got {type(prediction).__name__}")
-        url = prediction.urls.stream if prediction.urls is not None else None
-        if not url:
-            raise StreamError(
-                f"prediction {prediction.id} has no stream URL (its model does not stream)"
-            )
-        return stream_events(
-            self._http,
-            url,
-            clock=self._host.config.clock,
-            idle_timeout=idle_timeout,
-            max_reconnects=max_reconnects,
-            raise_on_error=raise_on_error,
-            sink=sink,
         )
 
 

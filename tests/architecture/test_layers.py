@@ -52,7 +52,12 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._proxy",
     ),
     # 3. typed operations
-    ("replicate_async.pagination", "replicate_async.resources", "replicate_async._endpoint"),
+    (
+        "replicate_async.pagination",
+        "replicate_async._sse_reader",
+        "replicate_async.resources",
+        "replicate_async._endpoint",
+    ),
     # 4. workflows: drive/run/run_many/stream/files/webhook waiting/use()
     (
         "replicate_async._drive",

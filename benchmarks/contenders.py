@@ -1,8 +1,12 @@
 """The clients under test, behind one small interface so every scenario runs them alike.
 
-- :class:`ThisSDK`: ``replicate_async.AsyncReplicate``; with ``REPLICATE_ASYNC_BEFORE`` set
-  to a directory holding an older copy of the package renamed ``replicate_async_before``,
-  that copy runs too (the "before" of a change, in the same run);
+- :class:`ThisSDK`: ``replicate_async.AsyncReplicate`` through its lower-layer calls
+  (``predictions.create``/``get``/``wait``/``stream``, ``models.list``); with
+  ``REPLICATE_ASYNC_BEFORE`` set to a directory holding an older copy of the package renamed
+  ``replicate_async_before``, that copy runs too (the "before" of a change, in the same run);
+- :class:`ThisSDKVia`: the same client through the calls users make on top of those
+  (``client.run``, ``run_many``, ``use()`` in scenario d; ``client.stream``,
+  ``stream_output`` in scenario e), each a row of its own beside the lower layer's;
 - :class:`RawAiohttp`: the floor: one ``aiohttp.ClientSession`` and ``await resp.json()``;
 - :class:`RawLineParser`: a second SSE floor (scenario e only): a plain line parser;
 - :class:`Official`: Replicate's ``replicate`` package (1.x, its ``async_*`` methods), only
@@ -23,7 +27,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import metadata
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 
@@ -35,6 +39,8 @@ INPUT: dict[str, Any] = {
     "height": 512,
     "seed": 42069,
 }
+#: The polling interval of scenario d (and of the clients' own poll policies).
+POLL_INTERVAL = 0.1
 #: Bounds every polling loop: a prediction that needs more polls than this is a bug.
 MAX_POLLS = 50
 #: Bounds every page walk, in pages, beyond the expected count.
@@ -87,6 +93,10 @@ class Contender:
     def structure(self, items: list[dict[str, Any]]) -> int:
         """Turn decoded prediction JSON into the client's objects; returns how many."""
         raise NotImplementedError
+
+    #: ``run_batch(count, concurrency)``: a client whose call runs many predictions itself
+    #: (``run_many``) runs scenario d through it instead of one ``run_and_wait`` per worker.
+    run_batch: Callable[[int, int], Awaitable[list[str]]] | None = None
 
 
 class RawAiohttp(Contender):
@@ -233,7 +243,13 @@ class ThisSDK(Contender):
         self._helpers: dict[float, tuple[Callable[[Any], Awaitable[Any]] | None, str]] = {}
         self._pkg: Any = importlib.import_module(package)
         self._client = self._pkg.AsyncReplicate(
-            api_token=TOKEN, base_url=server_url + "/v1", max_connections=100
+            api_token=TOKEN,
+            base_url=server_url + "/v1",
+            max_connections=100,
+            # What run() and friends poll with: equal intervals, as the hand-written loop.
+            poll=self._pkg.PollPolicy(
+                initial=POLL_INTERVAL, factor=1.0, maximum=POLL_INTERVAL, jitter=0.0
+            ),
         )
 
     async def open(self) -> None:
@@ -358,16 +374,92 @@ class ThisSDK(Contender):
         return len([structure(item, Prediction) for item in items])
 
 
-def _before(server_url: str) -> ThisSDK | None:
-    """The "before" copy of the SDK, if ``REPLICATE_ASYNC_BEFORE`` names its directory."""
+class ThisSDKVia(ThisSDK):
+    """This SDK through one of the calls users make (``via``), in the scenario it fits.
+
+    - ``client.run``: ``await client.run(VERSION, input=INPUT)``, polling with the client's
+      ``PollPolicy`` of equal intervals (d);
+    - ``run_many``: ``client.run_many(VERSION, inputs, concurrency=100)``, all of d's
+      predictions from one call;
+    - ``use()``: ``await fn(**INPUT)`` for ``fn = client.use("stability-ai/sdxl:VERSION")``
+      (its schema fetched once, in the warm-up; every input checked against it) (d);
+    - ``client.stream``: ``client.stream(VERSION, input=INPUT)``: one create, then the
+      created prediction's events (e);
+    - ``stream_output``: ``client.stream_output(VERSION, input=INPUT)``: the outputs only (e).
+    """
+
+    CALLS: ClassVar[dict[str, str]] = {
+        "client.run": "d",
+        "run_many": "d",
+        "use()": "d",
+        "client.stream": "e",
+        "stream_output": "e",
+    }
+
+    def __init__(self, server_url: str, via: str, package: str = "replicate_async") -> None:
+        super().__init__(server_url, package)
+        self.via = via
+        self.name = f"replicate_async {via}"
+        self.scenarios = frozenset(self.CALLS[via])
+        self._fn: Any = None
+        if via == "run_many":
+            self.run_batch = self._run_many
+
+    async def run_and_wait(self, interval: float) -> str:
+        client = self._client
+        if self.via == "client.run":
+            self.notes["d"] = "await client.run(version, input=...), PollPolicy(0.1, factor=1)"
+            output = await client.run(VERSION, input=INPUT)
+        else:
+            self.notes["d"] = 'await fn(**input), fn = client.use("owner/name:version")'
+            if self._fn is None:
+                self._fn = client.use(f"stability-ai/sdxl:{VERSION}")
+            output = await self._fn(**INPUT)
+        # run() returns the output, not the prediction: a succeeded one has it.
+        return "succeeded" if output else "no output"
+
+    async def _run_many(self, count: int, concurrency: int) -> list[str]:
+        self.notes["d"] = "async for r in client.run_many(version, inputs, concurrency=100)"
+        results = self._client.run_many(VERSION, [INPUT] * count, concurrency=concurrency)
+        statuses = []
+        async with contextlib.aclosing(results):
+            async for result in results:
+                statuses.append(result.prediction.status if result.ok else repr(result.error))
+        return statuses
+
+    async def stream(self, url: str) -> int:
+        # The server's create answers with its own stream URL; ``url`` is the same stream.
+        client = self._client
+        count = 0
+        if self.via == "client.stream":
+            self.notes["e"] = "client.stream(version, input=...)"
+            events: Any = client.stream(VERSION, input=INPUT)
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if event.event == "output":
+                        count += 1
+            return count
+        self.notes["e"] = "client.stream_output(version, input=...)"
+        outputs: Any = client.stream_output(VERSION, input=INPUT)
+        async with contextlib.aclosing(outputs):
+            async for _output in outputs:
+                count += 1
+        return count
+
+
+def _before(server_url: str) -> list[ThisSDK]:
+    """The "before" copy of the SDK (each of its calls), if ``REPLICATE_ASYNC_BEFORE``
+    names its directory."""
     where = os.environ.get(BEFORE_ENV)
     if not where:
-        return None
+        return []
     if where not in sys.path:
         sys.path.append(where)
-    client = ThisSDK(server_url, package=BEFORE_PACKAGE)
-    client.name = "replicate_async (before)"
-    return client
+    found = [ThisSDK(server_url, package=BEFORE_PACKAGE)]
+    found += [ThisSDKVia(server_url, via, package=BEFORE_PACKAGE) for via in ThisSDKVia.CALLS]
+    for client in found:
+        client.name += " (before)"
+    return found
 
 
 class Official(Contender):
@@ -534,11 +626,10 @@ class OfficialV2(Contender):
 
 def contenders(server_url: str) -> tuple[list[Contender], str]:
     """The contenders to run, and a note on the official client's availability."""
-    found: list[Contender] = [ThisSDK(server_url), RawAiohttp(server_url)]
-    before = _before(server_url)
-    if before is not None:
-        found.insert(1, before)
-    found.append(RawLineParser(server_url))
+    found: list[Contender] = [ThisSDK(server_url)]
+    found += [ThisSDKVia(server_url, via) for via in ThisSDKVia.CALLS]
+    found += _before(server_url)
+    found += [RawAiohttp(server_url), RawLineParser(server_url)]
     errors = []
     for official in (Official, OfficialV2):
         try:

@@ -1,10 +1,12 @@
 """Profile this SDK (only) on one scenario against the lean server.
 
     python -m benchmarks.profile_sdk a|b|c|d|e|g [--tool cprofile|pyinstrument] [--top 30]
+                                     [--via client.run|run_many|use()|client.stream|stream_output]
 
 cProfile (the default) prints the functions with the most own time and the most
 cumulative time; pyinstrument (if installed) prints its call tree. Sizes are those of the
-full benchmark, run once after a warm-up.
+full benchmark, run once after a warm-up. ``--via`` profiles one of the calls users make
+(scenario d or e) instead of the lower-layer call.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import io
 import pstats
 from collections.abc import Awaitable, Callable
 
-from .contenders import ThisSDK
+from .contenders import ThisSDK, ThisSDKVia
 from .run import (
     CONCURRENCY,
     FULL,
@@ -46,10 +48,13 @@ def _scenarios(server_url: str) -> dict[str, tuple[Scenario, Scenario, dict[str,
 
 
 async def _profiled(
-    server_url: str, key: str, run: Callable[[Callable[[], Awaitable[object]]], Awaitable[None]]
+    server_url: str,
+    key: str,
+    run: Callable[[Callable[[], Awaitable[object]]], Awaitable[None]],
+    via: str | None = None,
 ) -> None:
     scenario, warmup, sizes = _scenarios(server_url)[key]
-    client = ThisSDK(server_url)
+    client = ThisSDK(server_url) if via is None else ThisSDKVia(server_url, via)
     async with Control(server_url) as ctl:
         await client.open()
         try:
@@ -66,7 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("scenario", choices="abcdeg")
     parser.add_argument("--tool", choices=("cprofile", "pyinstrument"), default="cprofile")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--via", choices=sorted(ThisSDKVia.CALLS), help="a call users make")
     args = parser.parse_args(argv)
+    if args.via is not None and ThisSDKVia.CALLS[args.via] != args.scenario:
+        parser.error(f"--via {args.via} runs in scenario {ThisSDKVia.CALLS[args.via]}")
 
     with bench_server(models=10_000, events=FULL.events) as server_url:
         if args.tool == "pyinstrument":
@@ -78,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
                 with profiler:
                     await job()
 
-            asyncio.run(_profiled(server_url, args.scenario, run_pyinstrument))
+            asyncio.run(_profiled(server_url, args.scenario, run_pyinstrument, args.via))
             print(profiler.output_text(unicode=True, color=False, show_all=False))
             return
 
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 profile.disable()
 
-        asyncio.run(_profiled(server_url, args.scenario, run_cprofile))
+        asyncio.run(_profiled(server_url, args.scenario, run_cprofile, args.via))
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out).strip_dirs()
     stats.sort_stats("tottime").print_stats(args.top)

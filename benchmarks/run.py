@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from .contenders import BEFORE_ENV, Contender, RawAiohttp, ThisSDK, contenders
+from .contenders import BEFORE_ENV, POLL_INTERVAL, Contender, RawAiohttp, ThisSDK, contenders
 from .report import (
     Cell,
     MemoryCurve,
@@ -42,7 +42,6 @@ HERE = Path(__file__).resolve().parent
 EXAMPLES = HERE.parent / "tests" / "examples"
 SDK, RAW = ThisSDK.name, RawAiohttp.name
 CONCURRENCY = 100
-POLL_INTERVAL = 0.1
 POLLS_NEEDED = 3
 PAGE_SIZE = 100
 #: No single repeat of a scenario may take longer than this (seconds).
@@ -101,7 +100,14 @@ QUICK = Sizes(
 
 
 @contextlib.contextmanager
-def bench_server(models: int, events: int, startup_timeout: float = 20.0) -> Iterator[str]:
+def bench_server(
+    models: int,
+    events: int,
+    startup_timeout: float = 20.0,
+    *,
+    live_headers: bool = True,
+    lifetime: float = 1200.0,
+) -> Iterator[str]:
     """Start ``benchmarks/server.py`` in its own process; always stop it."""
     proc = subprocess.Popen(
         [
@@ -110,7 +116,8 @@ def bench_server(models: int, events: int, startup_timeout: float = 20.0) -> Ite
             f"--models={models}",
             f"--events={events}",
             f"--polls={POLLS_NEEDED}",
-            "--max-seconds=1200",
+            f"--max-seconds={lifetime:.0f}",  # a safety net: outlives the run's deadline
+            *([] if live_headers else ["--no-live-headers"]),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -262,6 +269,13 @@ def wait_for_completion(count: int) -> Scenario:
             _expect("final status", await client.run_and_wait(POLL_INTERVAL), "succeeded")
             latencies.append(time.perf_counter() - start)
 
+        if client.run_batch is not None:  # one call runs them all (run_many)
+            with Stopwatch() as sw:
+                statuses = await client.run_batch(count, CONCURRENCY)
+            _expect("final statuses", set(statuses), {"succeeded"})
+            _expect("results", len(statuses), count)
+            # Each result's start is the SDK's own business: no per-prediction latency.
+            return Sample(sw.cpu, sw.wall, count)
         with Stopwatch() as sw:
             await _workers(count, CONCURRENCY, job)
         # Each prediction needs 3 polls, so 3 intervals is the ideal; the rest is lag.
@@ -551,6 +565,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="make replicate_async decode with the stdlib json even if orjson is installed",
     )
+    parser.add_argument(
+        "--no-live-headers",
+        action="store_true",
+        help="the server sends no ratelimit-remaining/ratelimit-reset headers (as before #27)",
+    )
     args = parser.parse_args(argv)
     if args.stdlib_json:
         sys.modules["orjson"] = None  # type: ignore[assignment]  # blocks the import
@@ -560,7 +579,11 @@ def main(argv: list[str] | None = None) -> int:
     only = {c for c in args.only if c.isalpha()}
     started = time.perf_counter()
     load_before = os.getloadavg()
-    with bench_server(models=sizes.models[0], events=sizes.events) as server_url:
+    live = not args.no_live_headers
+    lifetime = sizes.deadline + 600  # the memory curve runs after the deadline's scenarios
+    with bench_server(
+        sizes.models[0], sizes.events, live_headers=live, lifetime=lifetime
+    ) as server_url:
         _, note = contenders(server_url)
         results, curve = asyncio.run(
             run_all(
@@ -585,7 +608,13 @@ def main(argv: list[str] | None = None) -> int:
         f" (median of {sizes.repeats} interleaved repeats, "
         f"{sizes.walk_repeats} for the lean walks (c))"
     )
-    notes = [note, "replicate_async decodes with stdlib json" if args.stdlib_json else ""]
+    notes = [
+        note,
+        "replicate_async decodes with stdlib json" if args.stdlib_json else "",
+        "The server sends the live API's ratelimit-remaining/ratelimit-reset headers"
+        if live
+        else "The server sends no rate-limit headers (--no-live-headers)",
+    ]
     text = report(results, curve, mode=mode, notes=notes, took=took, load_before=load_before)
     print(text)
     if args.out is not None:

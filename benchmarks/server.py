@@ -16,6 +16,8 @@ Endpoints (under ``/v1``):
   recorded examples (``model-get-sdxl``, the models page, the collection) in turn: each with a
   ``default_example`` prediction (timestamps, ``urls``, ``metrics``) and a ``latest_version``
   with its ``openapi_schema``, as the live API returns them;
+- ``GET /models/{owner}/{name}/versions/{id}``: the recorded SDXL version (its
+  ``openapi_schema``), whatever the path names (what ``client.use()`` fetches once);
 - ``GET /predictions/{id}/stream`` and ``GET /streams/{id}``: an SSE stream of ``events``
   ``output`` events (default 50,000), then ``done``.
 
@@ -23,8 +25,14 @@ Control endpoints (not counted as requests):
 
 - ``GET /__stats``: the counters since the last reset as JSON, then resets them (``?peek=1``
   reads without resetting). ``cpu`` is this process's CPU seconds over the same period.
-- ``POST /__config?models=N&polls=N&events=N&shape=lean|live``: changes the sizes and the
-  model shape; forgets predictions.
+- ``POST /__config?models=N&polls=N&events=N&shape=lean|live&headers=live|none``: changes
+  the sizes, the model shape and the rate-limit headers; forgets predictions.
+
+Every API response carries the rate-limit headers the live API sends (``headers=live``, the
+default; ``--no-live-headers`` or ``headers=none`` turns them off, to compare with figures
+taken before they were sent): ``ratelimit-remaining`` 599 on creates, 59,999 on prediction
+GETs, 2,999 elsewhere (pages, streams, versions), and ``ratelimit-reset: 1``. Every client,
+raw aiohttp included, reads the same answers.
 """
 
 from __future__ import annotations
@@ -47,6 +55,16 @@ PAGE_SIZE = 100
 ID_MARK = b"@@ID@@"
 NAME_MARK = b"@@NAME@@"
 BASE_MARK = b"@@BASE@@"
+#: ``ratelimit-remaining`` as the live API sends it, per kind of request.
+LIVE_REMAINING = {"create": "599", "prediction_get": "59999", "other": "2999"}
+
+
+def _rate_headers(kind: str) -> dict[str, str]:
+    return {"ratelimit-remaining": LIVE_REMAINING[kind], "ratelimit-reset": "1"}
+
+
+LIVE_HEADERS = {kind: _rate_headers(kind) for kind in LIVE_REMAINING}
+NO_HEADERS: dict[str, dict[str, str]] = {kind: {} for kind in LIVE_REMAINING}
 
 
 def _load(name: str) -> dict[str, Any]:
@@ -119,8 +137,9 @@ def _decode_cursor(cursor: str) -> int:
 class BenchServer:
     """The handlers and their state. One instance per process."""
 
-    def __init__(self, *, models: int, polls: int, events: int) -> None:
+    def __init__(self, *, models: int, polls: int, events: int, live_headers: bool = True) -> None:
         self.models = models
+        self.headers = LIVE_HEADERS if live_headers else NO_HEADERS
         self.polls = polls
         self.events = events
         self._starting = _prediction_template("prediction-create-async-starting.json", stream=True)
@@ -129,6 +148,7 @@ class BenchServer:
         self.shape = "lean"
         self._models = _model_templates(self.shape)
         self._sse = _sse_body(events)
+        self._version = _compact(_load("version-get-sdxl.json"))
         self._poll_counts: dict[str, int] = {}
         self._next_id = 0
         self._counters: dict[str, int] = {}
@@ -137,7 +157,7 @@ class BenchServer:
 
     def _reset_counters(self) -> None:
         self._counters = dict.fromkeys(
-            ("requests", "creates", "gets", "pages", "streams", "over_polls"), 0
+            ("requests", "creates", "gets", "pages", "streams", "versions", "over_polls"), 0
         )
         self._cpu_mark = time.process_time()
 
@@ -159,7 +179,9 @@ class BenchServer:
         pid = f"bench{self._next_id:021d}"
         self._poll_counts[pid] = 0
         body = self._starting.replace(BASE_MARK, self._base(request)).replace(ID_MARK, pid.encode())
-        return web.Response(status=201, body=body, content_type="application/json")
+        return web.Response(
+            status=201, body=body, content_type="application/json", headers=self.headers["create"]
+        )
 
     async def get_prediction(self, request: web.Request) -> web.Response:
         self._count("gets")
@@ -174,7 +196,8 @@ class BenchServer:
             elif polls > self.polls:
                 self._counters["over_polls"] += 1
         body = template.replace(BASE_MARK, self._base(request)).replace(ID_MARK, pid.encode())
-        return web.Response(body=body, content_type="application/json")
+        headers = self.headers["prediction_get"]
+        return web.Response(body=body, content_type="application/json", headers=headers)
 
     async def list_models(self, request: web.Request) -> web.Response:
         self._count("pages")
@@ -197,11 +220,20 @@ class BenchServer:
             prev.encode(),
             results,
         )
-        return web.Response(body=body, content_type="application/json")
+        return web.Response(
+            body=body, content_type="application/json", headers=self.headers["other"]
+        )
+
+    async def get_version(self, request: web.Request) -> web.Response:
+        self._count("versions")
+        headers = self.headers["other"]
+        return web.Response(body=self._version, content_type="application/json", headers=headers)
 
     async def stream(self, request: web.Request) -> web.StreamResponse:
         self._count("streams")
-        response = web.StreamResponse(headers={"Cache-Control": "no-store"})
+        response = web.StreamResponse(
+            headers={"Cache-Control": "no-store", **self.headers["other"]}
+        )
         response.content_type = "text/event-stream"
         await response.prepare(request)
         body = self._sse
@@ -234,6 +266,11 @@ class BenchServer:
                 return web.json_response({"detail": f"unknown shape {shape!r}"}, status=400)
             self.shape = shape
             self._models = _model_templates(shape)
+        headers = query.get("headers")
+        if headers is not None:
+            if headers not in ("live", "none"):
+                return web.json_response({"detail": f"unknown headers {headers!r}"}, status=400)
+            self.headers = LIVE_HEADERS if headers == "live" else NO_HEADERS
         self._poll_counts.clear()
         self._reset_counters()
         sizes = {"models": self.models, "polls": self.polls, "events": events}
@@ -246,6 +283,7 @@ class BenchServer:
         app.router.add_get("/v1/predictions/{id}/stream", self.stream)
         app.router.add_get("/v1/streams/{id}", self.stream)
         app.router.add_get("/v1/models", self.list_models)
+        app.router.add_get("/v1/models/{owner}/{name}/versions/{id}", self.get_version)
         app.router.add_get("/__stats", self.stats)
         app.router.add_post("/__config", self.configure)
         return app
@@ -280,8 +318,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--polls", type=int, default=3)
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--max-seconds", type=float, default=1800.0)
+    parser.add_argument(
+        "--no-live-headers",
+        action="store_true",
+        help="no ratelimit-remaining/ratelimit-reset headers (the old server's answers)",
+    )
     args = parser.parse_args(argv)
-    server = BenchServer(models=args.models, polls=args.polls, events=args.events)
+    server = BenchServer(
+        models=args.models,
+        polls=args.polls,
+        events=args.events,
+        live_headers=not args.no_live_headers,
+    )
     asyncio.run(serve(server, port=args.port, max_seconds=args.max_seconds))
 
 

@@ -90,7 +90,49 @@ def check_json_input(value: Any, what: str = "input") -> None:
     :data:`MAX_JSON_DEPTH`, lone surrogates and integers outside 64 bits; ``TypeError``
     (naming where) for a value of a type JSON has no form for. Files are allowed.
     """
-    _check_json(value, what, 0, set())
+    if not _plain(value, 0, set()):
+        _check_json(value, what, 0, set())
+
+
+def _plain(value: Any, depth: int, seen: set[int]) -> bool:
+    """True if ``value`` is plainly fine: a tree of exact dicts and lists (at most
+    :data:`MAX_JSON_DEPTH` deep, none met twice) of ASCII strings, 64-bit ints, finite
+    floats, bools and ``None``. Anything else (a file, a subclass, non-ASCII text, a shared
+    or cyclic container, a problem) is left to the full walk, which names where a problem
+    is. Most inputs are a flat object of such values: one loop, one set entry."""
+    kind = type(value)
+    if kind is dict:
+        if depth >= MAX_JSON_DEPTH or id(value) in seen:
+            return False
+        seen.add(id(value))
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            kind = type(item)
+            if kind is str:
+                if not item.isascii():
+                    return False
+            elif kind is int:
+                if not _INT_RANGE[0] <= item < _INT_RANGE[1]:
+                    return False
+            elif kind is float:
+                if item - item != 0.0:  # NaN and infinities
+                    return False
+            elif item is not None and kind is not bool and not _plain(item, depth + 1, seen):
+                return False
+        return True
+    if kind is list:
+        if depth >= MAX_JSON_DEPTH or id(value) in seen:
+            return False
+        seen.add(id(value))
+        return all(_plain(item, depth + 1, seen) for item in value)
+    if kind is str:
+        return bool(value.isascii())
+    if kind is int:
+        return bool(_INT_RANGE[0] <= value < _INT_RANGE[1])
+    if kind is float:
+        return bool(value - value == 0.0)
+    return value is None or kind is bool
 
 
 def _check_json(value: Any, where: _Where, depth: int, active: set[int]) -> None:

@@ -44,6 +44,8 @@ __all__ = ["HTTPCore", "Response", "path"]
 logger = logging.getLogger("replicate_async")
 
 _IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "QUERY", "DELETE", "PATCH"})
+#: At most this many cached option views and timeouts per core (per-call options repeat).
+_MAX_VIEWS: Final = 64
 Body = bytes | Callable[[], Awaitable[Any]] | None
 
 
@@ -100,13 +102,25 @@ class HTTPCore:
         self._observe: Final = getattr(self.limiter, "observe", None)
         agent = config.user_agent or default_user_agent()
         self._base_headers: Final = {"User-Agent": agent, "Accept": "application/json"}
+        #: Views made by :meth:`with_options`, by options; per-read-timeout timeouts.
+        self._views: dict[RequestOptions, HTTPCore] = {}
+        self._read_timeouts: dict[float, aiohttp.ClientTimeout] = {}
         #: Counters for observability and benchmarks: requests sent, retries, 429s seen.
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0}
 
     def with_options(self, options: RequestOptions) -> HTTPCore:
         """A view with ``options`` on top, sharing session, limiter, hooks and counters."""
+        views = self._views
+        try:
+            return views[options]  # the same per-call options again: the same view
+        except (KeyError, TypeError):  # new, or mappings inside (not hashable)
+            pass
         view = copy.copy(self)
         view.options = self.options.merged(options)
+        view._views = {}
+        with contextlib.suppress(TypeError):
+            if len(views) < _MAX_VIEWS:
+                views[options] = view
         return view
 
     # -- lifecycle --------------------------------------------------------------------
@@ -291,12 +305,17 @@ class HTTPCore:
     def _timeout_for(self, read_timeout: float | None) -> aiohttp.ClientTimeout:
         if read_timeout is None:
             return self._pool.timeout
-        timeouts = self.config.timeouts
-        return aiohttp.ClientTimeout(
-            total=max(timeouts.total, read_timeout + timeouts.connect),
-            sock_connect=timeouts.connect,
-            sock_read=read_timeout,
-        )
+        found = self._read_timeouts.get(read_timeout)
+        if found is None:
+            timeouts = self.config.timeouts
+            found = aiohttp.ClientTimeout(
+                total=max(timeouts.total, read_timeout + timeouts.connect),
+                sock_connect=timeouts.connect,
+                sock_read=read_timeout,
+            )
+            if len(self._read_timeouts) < _MAX_VIEWS:
+                self._read_timeouts[read_timeout] = found
+        return found
 
     async def _attempt(self, call: _Call, attempt: int = 1) -> Response:
         """One attempt: the limiter, a slot, the send, the mapping (and the hooks, if any).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any, Final, TypedDict
@@ -177,15 +178,36 @@ class RequestOptions:
         """``policy`` with this call's ``max_retries``, if set."""
         if self.max_retries is None:
             return policy
-        return attrs.evolve(policy, max_retries=self.max_retries)
+        return _with_retries(policy, self.max_retries)
 
     def attempt_timeout(self, hold_read: float | None) -> aiohttp.ClientTimeout | None:
         """Every phase of an attempt set to ``self.timeout`` (``None`` when unset); a longer
         read that a ``Prefer: wait`` hold needs (``hold_read``) is kept."""
         if self.timeout is None:
             return None
-        read = max(self.timeout, hold_read or 0.0)
-        return aiohttp.ClientTimeout(total=read, sock_connect=self.timeout, sock_read=read)
+        return _attempt_timeout(self.timeout, max(self.timeout, hold_read or 0.0))
+
+
+# Per-call options repeat (``timeout=30`` on every call of a loop): their derived values are
+# made once. The keys are frozen values; the caches are bounded.
+
+
+@functools.lru_cache(maxsize=64)
+def _with_retries(policy: RetryPolicy, max_retries: int) -> RetryPolicy:
+    return attrs.evolve(policy, max_retries=max_retries)
+
+
+@functools.lru_cache(maxsize=64)
+def _attempt_timeout(timeout: float, read: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=read, sock_connect=timeout, sock_read=read)
+
+
+@functools.lru_cache(maxsize=64)
+def _scalar_options(
+    timeout: tuple[type, float | None], max_retries: tuple[type, int | None]
+) -> RequestOptions:
+    # Keyed with each value's type: ``True == 1`` must not find the options of ``1``.
+    return RequestOptions(timeout=timeout[1], max_retries=max_retries[1])
 
 
 def _sends_json(headers: Mapping[str, str] | None) -> bool:
@@ -220,4 +242,14 @@ def call_options(options: RequestOptionsDict) -> RequestOptions:
     """The one conversion of an operation's option keywords (checked before any request)."""
     if not options:
         return NO_OPTIONS
+    if options.keys() <= _SCALAR_NAMES:  # only numbers: the same call's options are reused
+        timeout, retries = options.get("timeout"), options.get("max_retries")
+        try:
+            return _scalar_options((type(timeout), timeout), (type(retries), retries))
+        except TypeError as exc:
+            if "unhashable" not in str(exc):
+                raise
     return RequestOptions(**options)
+
+
+_SCALAR_NAMES = frozenset({"timeout", "max_retries"})

@@ -8,6 +8,7 @@ while such a call runs (one context variable), so ordinary calls pay nothing els
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -160,11 +161,14 @@ class RawStream(AsyncIterator[T]):
     latest connection (``None`` until one is open; ``parse()`` gives ``None``, the body
     being the stream itself)."""
 
-    __slots__ = ("_items", "_last")
+    __slots__ = ("_batches", "_last", "_ready")
 
-    def __init__(self, items: Callable[[LastResponse], AsyncIterator[T]]) -> None:
+    def __init__(self, batches: Callable[[LastResponse], AsyncIterator[list[T]]]) -> None:
+        # ``batches`` yields the items a list at a time (those of one chunk read): handing
+        # them out from a buffer costs no generator step per item.
         self._last = LastResponse()
-        self._items = items(self._last)
+        self._batches = batches(self._last)
+        self._ready: collections.deque[T] = collections.deque()
 
     @property
     def last_response(self) -> RawResponse[None] | None:
@@ -175,11 +179,24 @@ class RawStream(AsyncIterator[T]):
         return self
 
     async def __anext__(self) -> T:
-        return await self._items.__anext__()
+        ready = self._ready
+        while not ready:
+            ready.extend(await self._batches.__anext__())
+        return ready.popleft()
+
+    async def batches(self) -> AsyncIterator[list[T]]:
+        """The items a list at a time, as they are read (what ``client.stream()`` hands
+        out from); any taken one by one already are not repeated."""
+        if self._ready:
+            yield list(self._ready)
+            self._ready.clear()
+        async for batch in self._batches:
+            yield batch
 
     async def aclose(self) -> None:
         """Stop reading and close the connection."""
-        close = getattr(self._items, "aclose", None)
+        self._ready.clear()
+        close = getattr(self._batches, "aclose", None)
         if close is not None:
             await close()
 

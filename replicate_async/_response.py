@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
-import attrs
 from multidict import CIMultiDictProxy
 
 from ._converter import StructureError, loads, structure
@@ -21,9 +20,8 @@ T = TypeVar("T")
 _DECODE_ERRORS = (ValueError, RecursionError, OverflowError, TypeError)
 
 
-@attrs.frozen(slots=True)
-class Response:
-    """A fully read HTTP response."""
+class Response(NamedTuple):
+    """A fully read HTTP response (immutable; a tuple: made once per request, cheaply)."""
 
     method: str
     url: str

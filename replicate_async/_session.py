@@ -204,9 +204,9 @@ class Pool:
                     url=safe_url(url),
                     connect_failed=True,
                 ) from exc
-        if creates and self.closing:
-            return self._unless_closing(slots, creates)
-        return slots
+        # A create is checked at the last synchronous point before it goes out: refused
+        # when the client is closing or its run was abandoned, else marked as sent.
+        return self._unless_closing(slots, creates) if creates else slots
 
     def _unless_closing(self, slots: Budget, creates: bool) -> Budget:
         if not creates:

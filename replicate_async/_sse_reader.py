@@ -50,9 +50,9 @@ def prediction_events(
     max_reconnects: int,
     raise_on_error: bool,
     sink: LastResponse | None,
-) -> AsyncGenerator[ServerSentEvent, None]:
-    """The events of ``prediction`` (a :class:`StreamError` at once if its model does not
-    stream): :func:`stream_events` on its stream URL."""
+) -> AsyncGenerator[list[ServerSentEvent], None]:
+    """The events of ``prediction``, a list per chunk read (a :class:`StreamError` at once
+    if its model does not stream): :func:`stream_events` on its stream URL."""
     if not isinstance(prediction, Prediction):
         raise TypeError(f"prediction must be a Prediction, got {type(prediction).__name__}")
     url = prediction.urls.stream if prediction.urls is not None else None
@@ -80,8 +80,10 @@ async def stream_events(
     max_reconnects: int = 5,
     raise_on_error: bool = True,
     sink: LastResponse | None = None,
-) -> AsyncGenerator[ServerSentEvent, None]:
-    """Yield the events of a prediction's SSE stream until ``done``.
+) -> AsyncGenerator[list[ServerSentEvent], None]:
+    """Yield the events of a prediction's SSE stream until ``done``, a list at a time: the
+    events decoded from one chunk read (never empty), so that readers hand them out
+    without a generator step per event (:class:`~replicate_async.RawStream`).
 
     A dropped connection is resumed with ``Last-Event-ID`` (at most ``max_reconnects``
     times in a row), after the server's ``retry:`` delay (at most :data:`MAX_RETRY_DELAY`)
@@ -104,6 +106,7 @@ async def stream_events(
         try:
             async with _open(http, url, headers, idle_timeout, clock, sink) as resp:
                 async for chunk in resp.content.iter_any():
+                    batch: list[ServerSentEvent] = []
                     for event in decoder.feed(chunk):
                         failures = 0
                         if event.id is not None and event.event != "done":
@@ -111,12 +114,17 @@ async def stream_events(
                                 continue
                             recent.append(event)
                         if event.event == "error" and raise_on_error:
+                            if batch:  # what came before the error is delivered first
+                                yield batch
                             raise StreamError(
                                 f"the stream reported an error: {event.data}", detail=event.data
                             )
-                        yield event
+                        batch.append(event)
                         if event.event == "done":
+                            yield batch
                             return
+                    if batch:
+                        yield batch
         except APIStatusError:
             raise
         except APIConnectionError as exc:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from types import TracebackType
@@ -33,6 +34,14 @@ logger = logging.getLogger("replicate_async")
 T = TypeVar("T")
 
 
+class Batch(list[T]):
+    """Items that arrived together (the events of one chunk read): a stream's generator
+    may yield one instead of a single item, and :class:`PredictionStream` hands them out
+    one by one without a generator step or an in-flight registration per item."""
+
+    __slots__ = ()
+
+
 class PredictionStream(Generic[T]):
     """The stream of a prediction created by ``client.stream()`` (or ``stream_output()``).
 
@@ -57,13 +66,14 @@ class PredictionStream(Generic[T]):
         "_guard",
         "_inflight",
         "_last",
+        "_ready",
         "_task",
         "_timeout",
     )
 
     def __init__(
         self,
-        gen: AsyncGenerator[T, None],
+        gen: AsyncGenerator[T | Batch[T], None],
         inflight: InFlight,
         last: LastResponse | None = None,
         *,
@@ -74,6 +84,7 @@ class PredictionStream(Generic[T]):
         self._inflight = inflight
         self._last = last
         self._task: asyncio.Task[Any] | None = None
+        self._ready: collections.deque[T] = collections.deque()
         self._guard = guard
         self._timeout = timeout
         self._clock = inflight.clock
@@ -105,11 +116,16 @@ class PredictionStream(Generic[T]):
         # The client knows the waiting task through ``task``: no per-item registration.
         if self._inflight.closed:
             raise ClientClosedError("this AsyncReplicate client is closed; create a new one")
+        ready = self._ready
+        if ready:
+            return ready.popleft()  # the rest of a batch: no wait, no generator step
         self._task = asyncio.current_task()
         try:
-            if self._timeout is None:
-                return await self._gen.__anext__()
-            return await self._next_within()
+            item = await (self._gen.__anext__() if self._timeout is None else self._next_within())
+            if isinstance(item, Batch):
+                ready.extend(item)
+                return ready.popleft()
+            return item
         except StopAsyncIteration:
             self._inflight.discard_stream(self)
             raise
@@ -137,7 +153,7 @@ class PredictionStream(Generic[T]):
             return timed_out(self._timeout, guard, True)
         return error
 
-    async def _next_within(self) -> T:
+    async def _next_within(self) -> T | Batch[T]:
         """The next item, within what is left of the whole stream's ``timeout``."""
         clock = self._clock
         now = clock.monotonic()
@@ -152,6 +168,7 @@ class PredictionStream(Generic[T]):
 
     async def aclose(self) -> None:
         """Leave the stream; an unfinished prediction is canceled on the server."""
+        self._ready.clear()
         self._inflight.discard_stream(self)
         await self._gen.aclose()
         if self._guard is not None:
@@ -218,9 +235,10 @@ async def _items(
 ) -> AsyncGenerator[Any, None]:
     """Create the prediction, then yield its events (or, with ``files``, only its outputs:
     text, or a :class:`FileOutput` when the model streams files). One generator over the
-    SSE reader: no layer per item. Left before ``done``, the run is canceled on the server."""
+    SSE reader, a :class:`Batch` per chunk read: no layer and no step per item. Left before
+    ``done``, the run is canceled on the server."""
     finished = False
-    events: AsyncGenerator[ServerSentEvent, None] | None = None
+    events: AsyncGenerator[list[ServerSentEvent], None] | None = None
     try:
         prediction = await guard.create(create)
         url = prediction.urls.stream if prediction.urls else None
@@ -234,14 +252,16 @@ async def _items(
             raise_on_error=reading.raise_on_error,
             sink=reading.last,
         )
-        async for event in events:
-            if event.event == "done":
+        async for batch in events:  # the events of one chunk read; ``done`` ends the last
+            if batch[-1].event == "done":
                 finished = True
                 await guard.finish()
             if files is None:
-                yield event
-            elif event.event == "output":
-                yield files(event.data) if as_files else event.data
+                yield Batch(batch)
+                continue
+            texts = [event.data for event in batch if event.event == "output"]
+            if texts:
+                yield Batch([files(url) for url in texts] if as_files else texts)
     finally:
         if not finished:
             # Abandoned (cancelled, left, failed mid-stream, or dropped and finalized):

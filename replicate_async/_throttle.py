@@ -73,6 +73,11 @@ DOCUMENTED_PER_MINUTE: Final[dict[RequestKind, float]] = {
 #: The most digits a ``ratelimit-remaining`` hint may have (larger values are ignored).
 _MAX_HINT_DIGITS: Final = 9
 
+#: A bucket whose estimate is at least this many tokens per request in flight (plus one)
+#: is far from the limit: requests take a token without reading the clock, and a hint that
+#: high sets the estimate without per-ticket bookkeeping (see ``Throttle.observe``).
+AMPLE = 2
+
 #: Each request's ticket (its send order within its kind), for the outcome callbacks.
 _TICKET: contextvars.ContextVar[int] = contextvars.ContextVar("replicate_async_ticket", default=0)
 
@@ -296,7 +301,11 @@ class Throttle:
     async def acquire(self, kind: RequestKind) -> None:
         """Wait for this request's slot (at once while unpaced or tokens remain)."""
         bucket = self._buckets[kind]
-        if not bucket.active:  # the fast path: a ticket, tracked until answered
+        if not bucket.active or (
+            bucket.tokens >= AMPLE * len(bucket.live) + 1 and not bucket.pending
+        ):  # the fast path (unpaced, or far from the limit): a ticket, tracked until answered
+            if bucket.active:
+                bucket.tokens -= 1
             bucket.sent += 1
             bucket.live[bucket.sent] = 0.0
             _TICKET.set(bucket.sent)
@@ -344,6 +353,19 @@ class Throttle:
         bucket.hinted = True
         if remaining >= 1 and bucket.rate < bucket.prior:  # the server has tokens to spare
             bucket.rate = min(bucket.prior, bucket.rate * 1.25)
+        in_flight = len(bucket.live)
+        if (
+            bucket.active
+            and remaining >= AMPLE * in_flight + 1
+            and not bucket.pending
+            and ticket >= bucket.last_sync
+        ):
+            # Far above what is in flight (the live API's 599 or 2,999 against a few
+            # dozen): each request in flight takes one token at most, so the estimate is
+            # ``remaining - in_flight`` (never above the exact one below), no clock needed.
+            bucket.last_sync = ticket
+            bucket.tokens = remaining - in_flight
+            return
         now = self.clock.monotonic()
         # The server counted ``remaining`` when it admitted the request, about halfway
         # through the round trip; it has refilled since.

@@ -19,7 +19,6 @@ percent-encoded, into the query of the list's own path, never into the path.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Generator, Mapping
 from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
@@ -31,10 +30,7 @@ from ._response import Response, decode
 from .exceptions import InvalidArgumentError, PaginationError
 from .models import Page
 
-__all__ = ["GC_PAUSE_MIN", "AsyncPaginator"]
-
-#: Pages at least this big (bytes) are decoded with the cyclic garbage collector paused.
-GC_PAUSE_MIN = 64 * 1024
+__all__ = ["AsyncPaginator"]
 
 T = TypeVar("T")
 
@@ -69,7 +65,8 @@ class AsyncPaginator(Generic[T]):
         self._http = http
         self._item = item
         #: The last page's :class:`~replicate_async.RawResponse` (status, headers, request
-        #: id, elapsed, retries; ``.parse()`` is the page), ``None`` before the first fetch.
+        #: id, elapsed, retries; ``.parse()`` is the page); ``None`` before the first page
+        #: arrives and while the next one is fetched (the previous page is let go first).
         self.last_response: RawResponse[Page[T]] | None = None
         self._method = method
         self._params: dict[str, str] = dict(params or {})
@@ -103,9 +100,14 @@ class AsyncPaginator(Generic[T]):
         return self._items()
 
     async def _items(self) -> AsyncIterator[T]:
+        # A walk holds one page at a time: each is let go before the next is fetched and
+        # built, so the collector never scans two pages' objects (or keeps their memory).
         async for page in self.pages():
-            for item in page.results:
+            results = page.results
+            del page
+            for item in results:
                 yield item
+            del results
 
     async def pages(self) -> AsyncIterator[Page[T]]:
         """Yield pages one at a time; the next one is fetched only when asked for."""
@@ -116,6 +118,7 @@ class AsyncPaginator(Generic[T]):
             page = await self._fetch(url)
             yield page
             url = self._next_url(page.next, visited)
+            del page  # not held while the next one is fetched
 
     async def collect(self, limit: int | None = None) -> list[T]:
         """All items (or the first ``limit``) as a list. Prefer ``async for`` for big lists."""
@@ -132,6 +135,7 @@ class AsyncPaginator(Generic[T]):
 
     async def _fetch(self, url: str) -> Page[T]:
         params = self._params if url == self._start_url and "?" not in url else None
+        self.last_response = None  # nor here: the previous page goes before this one comes
         raw = await captured(
             self._http.request(
                 self._method, url, params=params, content=self._content, headers=self._headers
@@ -143,19 +147,7 @@ class AsyncPaginator(Generic[T]):
 
     def _decode(self, response: Response) -> Page[T]:
         item = self._item
-        if len(response.content) < GC_PAUSE_MIN or not gc.isenabled():
-            page: Page[T] = decode(response, lambda data: _build_page(data, item))
-            return page
-        # A page is decoded in one synchronous step that allocates tens of thousands of
-        # containers, all alive until it ends: every cyclic collection it triggers finds
-        # nothing to free, yet scans (and promotes) them, and the full ones scan the whole
-        # heap. Paused for that step only (no await inside), the walk costs ~40% less CPU;
-        # the page's objects are freed by reference counting as before.
-        gc.disable()
-        try:
-            page = decode(response, lambda data: _build_page(data, item))
-        finally:
-            gc.enable()
+        page: Page[T] = decode(response, lambda data: _build_page(data, item))
         return page
 
     def _next_url(self, link: str | None, visited: set[str]) -> str | None:

@@ -55,7 +55,7 @@ ALL_BLOCKS = [(f"README.md:{line}", code) for line, code in PYTHON_BLOCKS] + [
 def test_every_python_block_is_collected() -> None:
     text = README.read_text()
     assert len(PYTHON_BLOCKS) == text.count("\n```python\n")
-    assert len(PYTHON_BLOCKS) >= 12
+    assert len(PYTHON_BLOCKS) >= 1  # the quickstart; the guides' examples are in docs/
     # No Python hiding in a fence the runner would skip.
     other = [info for _, info, _ in _blocks() if info.split(" ")[0] in _PYTHONISH - {"python"}]
     assert other == []

@@ -1,4 +1,4 @@
-"""README "Running on many workers": its programs run as written, with Redis and without."""
+"""The "Running on many workers" guide: its programs run as written, with Redis and without."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from ._servers import ROOT, FakeProcess, RedisServer, free_port, python_env
 
 
 def section_blocks() -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("\n## Running on many workers\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^```python\n(.*?)^```", section, re.MULTILINE | re.DOTALL)
+    text = (ROOT / "docs" / "guides" / "many-workers.md").read_text()
+    return re.findall(r"^```python\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from aioresponses import aioresponses
+from yarl import URL
 
 from replicate_async import APIStatusError, AsyncReplicate
 from replicate_async.testing import ManualClock
@@ -255,6 +256,28 @@ async def test_bad_call_options_fail_before_any_request(mocked: aioresponses) ->
         with pytest.raises(TypeError):
             client.models.list(max_retry=1)  # type: ignore[call-arg]
     assert request_count(mocked) == 0
+
+
+async def test_repeated_call_options_are_checked_and_sent_each_time(
+    mocked: aioresponses,
+) -> None:
+    """The same options on call after call (reused, not rebuilt) still shape every request,
+    and a value that merely equals an accepted one (``True == 1``) is still refused."""
+    for _ in range(3):
+        mocked.get(f"{API}/account", payload=example("account-get"))
+    async with AsyncReplicate(api_token=TOKEN) as client:
+        for timeout, retries in ((1, 2), (1, 2), (1, None)):
+            await client.account.get(timeout=timeout, max_retries=retries)
+        with pytest.raises(TypeError):
+            await client.account.get(timeout=True)
+        with pytest.raises(TypeError):
+            await client.account.get(timeout=1, max_retries=True)
+    timeouts = [call.kwargs["timeout"] for call in mocked.requests[("GET", URL(f"{API}/account"))]]
+    assert [(t.total, t.sock_read, t.sock_connect) for t in timeouts] == [
+        (1, 1, 1),
+        (1, 1, 1),
+        (1, 1, 1),
+    ]
 
 
 @pytest.fixture

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
+import weakref
 from typing import Any
 
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from replicate_async import (
@@ -17,9 +17,7 @@ from replicate_async import (
     Page,
     PaginationError,
     Prediction,
-    pagination,
 )
-from replicate_async._converter import structure_list
 from tests.helpers import example
 
 from ._helpers import API, TOKEN, all_sent, request_count, sent, sent_all
@@ -400,69 +398,66 @@ async def test_relative_next_without_version_prefix_stays_under_base(
     assert ("GET", URL(f"{API}/collections?cursor=x")) in mocked.requests
 
 
-# -- big pages: decoded with the cyclic garbage collector paused --------------------------------
+# -- big, live-shaped pages --------------------------------------------------------------------
 
 
 def _live_page(count: int, next: str | None = None) -> dict[str, Any]:
-    """``count`` live-shaped models (the recorded sdxl model), over the lowered threshold."""
+    """``count`` live-shaped models (the recorded sdxl model: version, schema, example)."""
     model = example("model-get-sdxl")
     return _page([{**model, "name": f"m{i}"} for i in range(count)], next)
 
 
-@pytest.fixture
-def gc_seen(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
-    """Whether the collector was enabled each time a page's items were built.
-
-    The threshold is lowered so that pages aioresponses can serve (it cannot feed a
-    body past aiohttp's buffer limit) count as big.
-    """
-    seen: list[bool] = []
-    monkeypatch.setattr(pagination, "GC_PAUSE_MIN", 8 * 1024)
-
-    def spy(data: Any, cls: type[Any]) -> list[Any]:
-        seen.append(gc.isenabled())
-        return structure_list(data, cls)
-
-    monkeypatch.setattr(pagination, "structure_list", spy)
-    return seen
-
-
-async def test_big_pages_decode_with_gc_paused(
-    client: AsyncReplicate, mocked: aioresponses, gc_seen: list[bool]
+async def test_live_shaped_pages_build_every_nested_object(
+    client: AsyncReplicate, mocked: aioresponses
 ) -> None:
-    """A big page is built with gc paused, a small one is not; gc is on again after each."""
-    mocked.get(MODELS, payload=_live_page(2, f"{MODELS}?cursor=c2"))
-    mocked.get(f"{MODELS}?cursor=c2", payload=_page([_model(1)], None))
-    states = [gc.isenabled() async for _ in client.models.list()]
-    assert gc_seen == [False, True]
-    assert all(states)
-    assert len(states) == 3
-    assert gc.isenabled()
+    """Each model of a live-shaped page comes with its typed example and version, and its
+    ``raw`` is the very object received."""
+    body = _live_page(3)
+    mocked.get(MODELS, payload=body)
+    models = [model async for model in client.models.list()]
+    assert [m.name for m in models] == ["m0", "m1", "m2"]
+    for model in models:
+        assert isinstance(model.default_example, Prediction)
+        assert model.default_example.created_at is not None
+        assert model.latest_version is not None
+        assert model.latest_version.openapi_schema is not None
+    assert models[1].raw["name"] == "m1"
+    assert models[1].latest_version.raw == body["results"][1]["latest_version"]
 
 
-async def test_gc_left_off_when_the_caller_turned_it_off(
-    client: AsyncReplicate, mocked: aioresponses, gc_seen: list[bool]
+async def test_a_malformed_nested_object_fails_the_page(
+    client: AsyncReplicate, mocked: aioresponses
 ) -> None:
-    """The pause never turns the collector on: a caller's gc.disable() is respected."""
-    mocked.get(MODELS, payload=_live_page(2))
-    gc.disable()
-    try:
-        page = await client.models.list()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-    assert gc_seen == [False]
-    assert len(page) == 2
-
-
-async def test_gc_back_on_when_a_big_page_is_malformed(
-    client: AsyncReplicate, mocked: aioresponses, gc_seen: list[bool]
-) -> None:
-    """A big page that fails to build raises the usual error, with gc on again."""
+    """A bad timestamp deep in one model fails the page's fetch, naming the field."""
     body = _live_page(2)
     body["results"][1]["default_example"]["created_at"] = 17
     mocked.get(MODELS, payload=body)
     with pytest.raises(APIResponseValidationError, match=r"Prediction\.created_at"):
         await client.models.list()
-    assert gc_seen == [False]
-    assert gc.isenabled()
+
+
+async def test_a_walk_holds_one_page_at_a_time(
+    client: AsyncReplicate, mocked: aioresponses
+) -> None:
+    """The previous page (and its objects) is gone before the next is fetched and built;
+    ``last_response`` is the latest page again once it has arrived."""
+    first_page: list[weakref.ref[Page[Model]]] = []
+    alive_while_fetching: list[bool] = []
+
+    def second(url: URL, **kwargs: Any) -> CallbackResult:
+        alive_while_fetching.append(first_page[0]() is not None)
+        return CallbackResult(payload=_page([_model(2)], None))
+
+    mocked.get(MODELS, payload=_page([_model(0), _model(1)], f"{MODELS}?cursor=c2"))
+    mocked.get(f"{MODELS}?cursor=c2", callback=second)
+    paginator = client.models.list()
+    names = []
+    async for model in paginator:
+        if not first_page:
+            assert paginator.last_response is not None
+            first_page.append(weakref.ref(paginator.last_response.parse()))
+        names.append(model.name)
+    assert names == ["m0", "m1", "m2"]
+    assert alive_while_fetching == [False]
+    assert paginator.last_response is not None
+    assert [m.name for m in paginator.last_response.parse().results] == ["m2"]

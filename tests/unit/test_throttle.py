@@ -335,3 +335,25 @@ async def test_low_credit_fan_out_is_served_one_every_ten_seconds() -> None:
     assert sent - throttled == 20
     assert throttled <= 20  # the first crowd, then paced
     assert 190 <= duration <= 1.05 * 190 + 1
+
+
+async def test_far_from_the_limit_the_hint_still_bounds_the_burst(clock: ManualClock) -> None:
+    """The live API's ``ratelimit-remaining: 599``, answered while 99 other creates are in
+    flight: nothing waits, and at most 599 - 99 more go before the next one is paced."""
+    throttle = _throttle(clock)
+    await throttle.acquire("create")  # the first answer turns pacing on
+    throttle.observe("create", 599)
+    crowd = [asyncio.ensure_future(throttle.acquire("create")) for _ in range(99)]
+    await asyncio.gather(*crowd)  # sent, unanswered
+
+    async def hinted() -> None:  # its own task: its own ticket
+        await throttle.acquire("create")
+        throttle.observe("create", 599)
+
+    await asyncio.ensure_future(hinted())
+    for _ in range(599 - 99):
+        await throttle.acquire("create")
+    assert clock.slept == []
+    assert throttle.waits == 0
+    await throttle.acquire("create")
+    assert clock.slept == [pytest.approx(CREATE)]

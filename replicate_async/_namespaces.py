@@ -3,9 +3,9 @@ plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from . import _check_config as check_config
 from . import _check_numbers as check_numbers
@@ -25,21 +25,12 @@ from .resources._base import InputPreparer
 __all__ = ["PredictionsAPI", "TrainingsAPI"]
 
 R = TypeVar("R", Prediction, Training)
-R_co = TypeVar("R_co", Prediction, Training, covariant=True)
-
-
-class _Waits(Protocol[R_co]):
-    """What :func:`wait_for` uses of a namespace."""
-
-    _host: RunHost
-
-    async def get(self, run_id: str, /) -> R_co: ...
-
-    async def cancel(self, run_id: str, /) -> R_co: ...
 
 
 async def wait_for(
-    ns: _Waits[R],
+    get: Callable[[str], Awaitable[R]],
+    cancel: Callable[[str], Awaitable[R]],
+    host: RunHost,
     run: R | str,
     cls: type[R],
     timeout: float | None,
@@ -51,12 +42,11 @@ async def wait_for(
     timeout = check_numbers.seconds(timeout, "timeout")
     check_config.poll_policy(poll)
     if not isinstance(run, cls):
-        run = await ns.get(check_url.require_id(run, cls.__name__.lower()))
-    host = ns._host
+        run = await get(check_url.require_id(run, cls.__name__.lower()))
     return await drive(
         start=run,
-        advance=Poll(ns.get, poll or host.config.poll, host.config.clock),
-        cancel=ns.cancel,
+        advance=Poll(get, poll or host.config.poll, host.config.clock),
+        cancel=cancel,
         timeout=timeout,
         inflight=host.inflight,
         cancel_on_abandon=cancel_on_abandon,
@@ -90,7 +80,16 @@ class PredictionsAPI(Predictions):
         :class:`~replicate_async.PredictionTimeoutError`, ``CancelledError`` or the
         polling error (``.prediction`` names the prediction) is raised.
         """
-        return await wait_for(self, prediction, Prediction, timeout, poll, cancel_on_abandon)
+        return await wait_for(
+            self.get,
+            self.cancel,
+            self._host,
+            prediction,
+            Prediction,
+            timeout,
+            poll,
+            cancel_on_abandon,
+        )
 
     async def run(
         self,
@@ -166,4 +165,6 @@ class TrainingsAPI(Trainings):
         cancel_on_abandon: bool = True,
     ) -> Training:
         """Poll until the training is terminal and return it (see ``predictions.wait``)."""
-        return await wait_for(self, training, Training, timeout, poll, cancel_on_abandon)
+        return await wait_for(
+            self.get, self.cancel, self._host, training, Training, timeout, poll, cancel_on_abandon
+        )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from ._schema import (
     schema_problem,
     shape_output,
 )
+from ._stream import PredictionStream
 from .exceptions import (
     InputProblem,
     InputValidationError,
@@ -88,15 +89,7 @@ class _Client(Protocol):
         input: Mapping[str, Any],
         deployment: str | None = ...,
         on_created: Callable[[Any], Any] | None = ...,
-    ) -> _Outputs: ...
-
-
-class _Outputs(Protocol):
-    """What ``client.stream_output()`` returns: iterable, and closable at once."""
-
-    def __aiter__(self) -> AsyncIterator[str | FileOutput]: ...
-
-    async def aclose(self) -> None: ...
+    ) -> PredictionStream[str | FileOutput]: ...
 
 
 class OutputStream:

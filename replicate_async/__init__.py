@@ -6,195 +6,195 @@ command line's ``--help`` do not load aiohttp until something needs it.
 
 import typing
 
-if typing.TYPE_CHECKING:
-    from ._client import AsyncReplicate
-    from ._config import ClientConfig, PollPolicy, RetryPolicy, Timeouts
-    from ._files import FileOutput
-    from ._hooks import Hooks, RequestEvent, ResponseEvent, RetryEvent, ThrottleEvent
-    from ._inflight import RunObserver
-    from ._literals import WebhookEvent
-    from ._options import RequestOptions, RequestOptionsDict
-    from ._raw import RawResponse, RawStream
-    from ._run_many import Progress, RunResult
-    from ._sse import ServerSentEvent
-    from ._streaming import StreamedResponse
-    from ._throttle import RateLimiter, Throttle
-    from ._use import ModelFunction, ModelSchema, OutputStream, RunOptions, SchemaCache
-    from ._webhook_wait import WebhookWaiter
+if typing.TYPE_CHECKING:  # exactly the names of _EXPORTS (tests/unit/test_exports.py)
+    from ._client import AsyncReplicate as AsyncReplicate  # noqa: I001 - grouped by module
+    from ._config import (
+        ClientConfig as ClientConfig,
+        PollPolicy as PollPolicy,
+        RetryPolicy as RetryPolicy,
+        Timeouts as Timeouts,
+    )
+    from ._file_outputs import FileOutput as FileOutput
+    from ._hooks import (
+        Hooks as Hooks,
+        RequestEvent as RequestEvent,
+        ResponseEvent as ResponseEvent,
+        RetryEvent as RetryEvent,
+        ThrottleEvent as ThrottleEvent,
+    )
+    from ._inflight import RunObserver as RunObserver
+    from ._literals import WebhookEvent as WebhookEvent
+    from ._options import (
+        RequestOptions as RequestOptions,
+        RequestOptionsDict as RequestOptionsDict,
+    )
+    from ._raw import RawResponse as RawResponse, RawStream as RawStream
+    from ._run_many import Progress as Progress, RunResult as RunResult
+    from ._sse import ServerSentEvent as ServerSentEvent
+    from ._streaming import StreamedResponse as StreamedResponse
+    from ._throttle import RateLimiter as RateLimiter, Throttle as Throttle
+    from ._use import (
+        ModelFunction as ModelFunction,
+        ModelSchema as ModelSchema,
+        OutputStream as OutputStream,
+        RunOptions as RunOptions,
+        SchemaCache as SchemaCache,
+    )
+    from ._webhook_wait import WebhookWaiter as WebhookWaiter
     from .exceptions import (
-        APIConnectionError,
-        APIError,
-        APIResponseValidationError,
-        APIStatusError,
-        APITimeoutError,
-        AuthenticationError,
-        BadRequestError,
-        ClientClosedError,
-        ConflictError,
-        DataURLError,
-        InputProblem,
-        InputValidationError,
-        InternalServerError,
-        InvalidArgumentError,
-        MissingTokenError,
-        ModelError,
-        NotFoundError,
-        PaginationError,
-        PayloadTooLargeError,
-        PaymentRequiredError,
-        PermissionDeniedError,
-        PoolTimeoutError,
-        PredictionAbortedError,
-        PredictionCanceledError,
-        PredictionError,
-        PredictionTimeoutError,
-        RateLimitError,
-        ReplicateError,
-        RequestMayHaveSucceededError,
-        RequestMayHaveSucceededTimeoutError,
-        RunAbandonedError,
-        SchemaError,
-        StreamError,
-        UnprocessableEntityError,
-        WebhookVerificationError,
+        APIConnectionError as APIConnectionError,
+        APIError as APIError,
+        APIResponseValidationError as APIResponseValidationError,
+        APIStatusError as APIStatusError,
+        APITimeoutError as APITimeoutError,
+        AuthenticationError as AuthenticationError,
+        BadRequestError as BadRequestError,
+        ClientClosedError as ClientClosedError,
+        ConflictError as ConflictError,
+        DataURLError as DataURLError,
+        InputProblem as InputProblem,
+        InputValidationError as InputValidationError,
+        InternalServerError as InternalServerError,
+        InvalidArgumentError as InvalidArgumentError,
+        MissingTokenError as MissingTokenError,
+        ModelError as ModelError,
+        NotFoundError as NotFoundError,
+        PaginationError as PaginationError,
+        PayloadTooLargeError as PayloadTooLargeError,
+        PaymentRequiredError as PaymentRequiredError,
+        PermissionDeniedError as PermissionDeniedError,
+        PoolTimeoutError as PoolTimeoutError,
+        PredictionAbortedError as PredictionAbortedError,
+        PredictionCanceledError as PredictionCanceledError,
+        PredictionError as PredictionError,
+        PredictionTimeoutError as PredictionTimeoutError,
+        RateLimitError as RateLimitError,
+        ReplicateError as ReplicateError,
+        RequestMayHaveSucceededError as RequestMayHaveSucceededError,
+        RequestMayHaveSucceededTimeoutError as RequestMayHaveSucceededTimeoutError,
+        RunAbandonedError as RunAbandonedError,
+        SchemaError as SchemaError,
+        StreamError as StreamError,
+        UnprocessableEntityError as UnprocessableEntityError,
+        WebhookVerificationError as WebhookVerificationError,
     )
     from .models import (
-        TERMINAL_STATUSES,
-        Account,
-        Collection,
-        Deployment,
-        File,
-        Hardware,
-        Model,
-        Page,
-        Prediction,
-        SearchResult,
-        Status,
-        Training,
-        Version,
-        WebhookSecret,
+        TERMINAL_STATUSES as TERMINAL_STATUSES,
+        Account as Account,
+        Collection as Collection,
+        Deployment as Deployment,
+        File as File,
+        Hardware as Hardware,
+        Model as Model,
+        Page as Page,
+        Prediction as Prediction,
+        SearchResult as SearchResult,
+        Status as Status,
+        Training as Training,
+        Version as Version,
+        WebhookSecret as WebhookSecret,
     )
-    from .pagination import AsyncPaginator
+    from .pagination import AsyncPaginator as AsyncPaginator
 
 from ._version import __version__
 
-__all__ = [
-    "TERMINAL_STATUSES",
-    "APIConnectionError",
-    "APIError",
-    "APIResponseValidationError",
-    "APIStatusError",
-    "APITimeoutError",
-    "Account",
-    "AsyncPaginator",
-    "AsyncReplicate",
-    "AuthenticationError",
-    "BadRequestError",
-    "ClientClosedError",
-    "ClientConfig",
-    "Collection",
-    "ConflictError",
-    "DataURLError",
-    "Deployment",
-    "File",
-    "FileOutput",
-    "Hardware",
-    "Hooks",
-    "InputProblem",
-    "InputValidationError",
-    "InternalServerError",
-    "InvalidArgumentError",
-    "MissingTokenError",
-    "Model",
-    "ModelError",
-    "ModelFunction",
-    "ModelSchema",
-    "NotFoundError",
-    "OutputStream",
-    "Page",
-    "PaginationError",
-    "PayloadTooLargeError",
-    "PaymentRequiredError",
-    "PermissionDeniedError",
-    "PollPolicy",
-    "PoolTimeoutError",
-    "Prediction",
-    "PredictionAbortedError",
-    "PredictionCanceledError",
-    "PredictionError",
-    "PredictionTimeoutError",
-    "Progress",
-    "RateLimitError",
-    "RateLimiter",
-    "RawResponse",
-    "RawStream",
-    "ReplicateError",
-    "RequestEvent",
-    "RequestMayHaveSucceededError",
-    "RequestMayHaveSucceededTimeoutError",
-    "RequestOptions",
-    "RequestOptionsDict",
-    "ResponseEvent",
-    "RetryEvent",
-    "RetryPolicy",
-    "RunAbandonedError",
-    "RunObserver",
-    "RunOptions",
-    "RunResult",
-    "SchemaCache",
-    "SchemaError",
-    "SearchResult",
-    "ServerSentEvent",
-    "Status",
-    "StreamError",
-    "StreamedResponse",
-    "Throttle",
-    "ThrottleEvent",
-    "Timeouts",
-    "Training",
-    "UnprocessableEntityError",
-    "Version",
-    "WebhookEvent",
-    "WebhookSecret",
-    "WebhookVerificationError",
-    "WebhookWaiter",
-    "__version__",
-]
+#: Every public name and the module it comes from, in ``__all__``'s order: the one list
+#: (``__getattr__`` imports a name's module on its first use).
+_EXPORTS: dict[str, str] = {
+    "TERMINAL_STATUSES": ".models",
+    "APIConnectionError": ".exceptions",
+    "APIError": ".exceptions",
+    "APIResponseValidationError": ".exceptions",
+    "APIStatusError": ".exceptions",
+    "APITimeoutError": ".exceptions",
+    "Account": ".models",
+    "AsyncPaginator": ".pagination",
+    "AsyncReplicate": "._client",
+    "AuthenticationError": ".exceptions",
+    "BadRequestError": ".exceptions",
+    "ClientClosedError": ".exceptions",
+    "ClientConfig": "._config",
+    "Collection": ".models",
+    "ConflictError": ".exceptions",
+    "DataURLError": ".exceptions",
+    "Deployment": ".models",
+    "File": ".models",
+    "FileOutput": "._file_outputs",
+    "Hardware": ".models",
+    "Hooks": "._hooks",
+    "InputProblem": ".exceptions",
+    "InputValidationError": ".exceptions",
+    "InternalServerError": ".exceptions",
+    "InvalidArgumentError": ".exceptions",
+    "MissingTokenError": ".exceptions",
+    "Model": ".models",
+    "ModelError": ".exceptions",
+    "ModelFunction": "._use",
+    "ModelSchema": "._use",
+    "NotFoundError": ".exceptions",
+    "OutputStream": "._use",
+    "Page": ".models",
+    "PaginationError": ".exceptions",
+    "PayloadTooLargeError": ".exceptions",
+    "PaymentRequiredError": ".exceptions",
+    "PermissionDeniedError": ".exceptions",
+    "PollPolicy": "._config",
+    "PoolTimeoutError": ".exceptions",
+    "Prediction": ".models",
+    "PredictionAbortedError": ".exceptions",
+    "PredictionCanceledError": ".exceptions",
+    "PredictionError": ".exceptions",
+    "PredictionTimeoutError": ".exceptions",
+    "Progress": "._run_many",
+    "RateLimitError": ".exceptions",
+    "RateLimiter": "._throttle",
+    "RawResponse": "._raw",
+    "RawStream": "._raw",
+    "ReplicateError": ".exceptions",
+    "RequestEvent": "._hooks",
+    "RequestMayHaveSucceededError": ".exceptions",
+    "RequestMayHaveSucceededTimeoutError": ".exceptions",
+    "RequestOptions": "._options",
+    "RequestOptionsDict": "._options",
+    "ResponseEvent": "._hooks",
+    "RetryEvent": "._hooks",
+    "RetryPolicy": "._config",
+    "RunAbandonedError": ".exceptions",
+    "RunObserver": "._inflight",
+    "RunOptions": "._use",
+    "RunResult": "._run_many",
+    "SchemaCache": "._use",
+    "SchemaError": ".exceptions",
+    "SearchResult": ".models",
+    "ServerSentEvent": "._sse",
+    "Status": ".models",
+    "StreamError": ".exceptions",
+    "StreamedResponse": "._streaming",
+    "Throttle": "._throttle",
+    "ThrottleEvent": "._hooks",
+    "Timeouts": "._config",
+    "Training": ".models",
+    "UnprocessableEntityError": ".exceptions",
+    "Version": ".models",
+    "WebhookEvent": "._literals",
+    "WebhookSecret": ".models",
+    "WebhookVerificationError": ".exceptions",
+    "WebhookWaiter": "._webhook_wait",
+}
 
-#: The modules the public names come from, lightest first (see ``__getattr__``).
-_SOURCES = (
-    ".exceptions",
-    ".models",
-    "._config",
-    "._literals",
-    "._options",
-    "._raw",
-    "._hooks",
-    "._inflight",
-    "._throttle",
-    ".pagination",
-    "._sse",
-    "._streaming",
-    "._files",
-    "._run_many",
-    "._webhook_wait",
-    "._use",
-    "._client",
-)
+__all__ = [*_EXPORTS, "__version__"]
 
 
 def __getattr__(name: str) -> typing.Any:
     """Import a public name from its module on first use, then keep it here."""
-    if name in __all__:
-        import importlib
+    source = _EXPORTS.get(name)
+    if source is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        for source in _SOURCES:
-            module = importlib.import_module(source, __name__)
-            if name in vars(module):
-                value = vars(module)[name]
-                globals()[name] = value
-                return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(source, __name__), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

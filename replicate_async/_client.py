@@ -11,12 +11,14 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack, overload
 
 import aiohttp
 
-from . import _validate as check
+from . import _check_config as check_config
+from . import _check_numbers as check_numbers
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
 from ._drive import OnCreated
 from ._endpoint import call_endpoint
-from ._files import FileOutput, prepare_input
+from ._file_inputs import prepare_input
+from ._file_outputs import FileOutput
 from ._hooks import Hooks
 from ._http import HTTPCore
 from ._inflight import InFlight
@@ -144,19 +146,19 @@ class AsyncReplicate:
             raise TypeError(f"trust_env must be a bool, got {type(trust_env).__name__}")
         token = api_token if api_token is not None else os.environ.get("REPLICATE_API_TOKEN")
         if token is not None:
-            check.header_text(token, "api_token")  # never echoes the token
+            check_config.header_text(token, "api_token")  # never echoes the token
         url = base_url or os.environ.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL
         self._config = ClientConfig(
-            base_url=check.base_url(url),
-            timeouts=check.client_timeouts(timeout),
-            retry=check.retry_policy(retry, max_retries),
-            poll=check.poll_policy(poll) or PollPolicy(),
-            max_connections=check.positive_int(max_connections, "max_connections"),
-            user_agent=check.header_text(user_agent or "", "user_agent"),
+            base_url=check_config.base_url(url),
+            timeouts=check_config.client_timeouts(timeout),
+            retry=check_config.retry_policy(retry, max_retries),
+            poll=check_config.poll_policy(poll) or PollPolicy(),
+            max_connections=check_numbers.positive_int(max_connections, "max_connections"),
+            user_agent=check_config.header_text(user_agent or "", "user_agent"),
             clock=SYSTEM_CLOCK if clock is None else clock,
             trust_env=trust_env,
         )
-        check.session(session)
+        check_config.session(session)
         if fleet is not None and limiter is not None:
             raise InvalidArgumentError("pass either limiter or fleet (which has its own)")
         shared = fleet.limiter if fleet is not None else limiter
@@ -372,8 +374,8 @@ class AsyncReplicate:
         (or the ``async with`` block the result also supports) cancels the runs still in
         flight, on the server too.
         """
-        check.seconds(timeout, "timeout")  # validate everything once, before anything runs
-        check.prefer_wait(wait)
+        check_numbers.seconds(timeout, "timeout")  # validate everything once, before anything runs
+        check_numbers.prefer_wait(wait)
         creator(self, ref, deployment=deployment, input={})
 
         async def run_one(item: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -438,7 +440,7 @@ class AsyncReplicate:
         """
         return open_stream(
             self,
-            self.predictions,
+            self._http,
             ref,
             input=input,
             deployment=deployment,
@@ -466,7 +468,7 @@ class AsyncReplicate:
         ``on_created`` as in :meth:`stream`."""
         return open_stream(
             self,
-            self.predictions,
+            self._http,
             ref,
             input=input,
             deployment=deployment,

@@ -1,4 +1,4 @@
-"""``data:`` URLs (RFC 2397), decoded locally and strictly.
+"""``data:`` URLs (RFC 2397): encoded for small input files, decoded locally and strictly.
 
 ``data:[<mediatype>][;base64],<data>``: the ``;base64`` marker is matched without regard
 to case; the data is percent-decoded first (RFC 2397 data is URL characters), then, with
@@ -17,7 +17,7 @@ from urllib.parse import unquote_to_bytes
 
 from .exceptions import DataURLError
 
-__all__ = ["decode_data_url", "is_data_url"]
+__all__ = ["decode_data_url", "encode_data_url", "is_data_url"]
 
 _BASE64 = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
 _WHITESPACE = re.compile(rb"[ \t\r\n]+")
@@ -26,6 +26,12 @@ _WHITESPACE = re.compile(rb"[ \t\r\n]+")
 def is_data_url(url: str) -> bool:
     """True if ``url`` has the ``data:`` scheme (in any case)."""
     return url[:5].lower() == "data:"
+
+
+def encode_data_url(data: bytes, content_type: str | None) -> str:
+    """``data:<type>;base64,<data>`` (``application/octet-stream`` when the type is unknown)."""
+    ctype = content_type or "application/octet-stream"
+    return f"data:{ctype};base64,{base64.b64encode(data).decode()}"
 
 
 def _split(url: str) -> tuple[list[str], str]:

@@ -20,7 +20,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-from . import _validate as check
+from . import _check_numbers as check_numbers
 from ._clock import Clock, deadline
 from ._config import PollPolicy
 from ._inflight import FOREGROUND, InFlight, bounded
@@ -281,7 +281,7 @@ async def drive(
     task cancellation :class:`asyncio.CancelledError` again, when the client is closed
     :class:`~replicate_async.ClientClosedError`, and any other error with ``.prediction``.
     """
-    timeout = check.seconds(timeout, "timeout")
+    timeout = check_numbers.seconds(timeout, "timeout")
     guard = RunGuard(inflight, cancel, cancel_on_abandon=cancel_on_abandon, on_created=on_created)
     scope: asyncio.Timeout | None = None
     try:

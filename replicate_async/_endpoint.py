@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from types import NoneType
 from typing import Any, Final, TypeVar, overload
 
-from . import _validate as check
+from . import _check_body as check_body
+from . import _check_url as check_url
 from ._http import HTTPCore, path
 from ._options import RequestOptions, RequestOptionsDict, call_options
 from ._response import Response, decode
@@ -42,7 +43,7 @@ def relative_path(value: Any) -> str:
     segments = value.strip("/").split("/")
     if segments == [""]:
         raise InvalidArgumentError("path must name an endpoint, e.g. 'predictions'")
-    return path(*(check.segment(s, f"path segment {s!r:.40}") for s in segments))
+    return path(*(check_url.segment(s, f"path segment {s!r:.40}") for s in segments))
 
 
 @overload
@@ -106,7 +107,7 @@ def _body(body: Any) -> tuple[bytes | None, dict[str, str] | None]:
     if isinstance(body, bytes | bytearray):
         return bytes(body), None
     if isinstance(body, Mapping | list):
-        return check.json_body(body), {"Content-Type": "application/json"}  # type: ignore[arg-type]
+        return check_body.json_body(body), {"Content-Type": "application/json"}  # type: ignore[arg-type]
     raise TypeError(f"body must be a mapping, a list, bytes or None, got {type(body).__name__}")
 
 

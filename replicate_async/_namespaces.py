@@ -3,20 +3,21 @@ plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
-from . import _validate as check
+from . import _check_config as check_config
+from . import _check_numbers as check_numbers
+from . import _check_url as check_url
 from ._config import PollPolicy
 from ._drive import OnCreated, Poll, drive, outcome
 from ._http import HTTPCore
 from ._literals import WebhookEvent
-from ._raw import LastResponse, RawStream
+from ._raw import RawStream
 from ._run import RUN_HOLD, RunHost, run_prediction
 from ._sse import ServerSentEvent
-from ._stream import stream_events
-from .exceptions import StreamError
+from ._sse_reader import prediction_events
 from .models import Prediction, Training
 from .resources import Predictions, Trainings
 from .resources._base import InputPreparer
@@ -24,21 +25,12 @@ from .resources._base import InputPreparer
 __all__ = ["PredictionsAPI", "TrainingsAPI"]
 
 R = TypeVar("R", Prediction, Training)
-R_co = TypeVar("R_co", Prediction, Training, covariant=True)
-
-
-class _Waits(Protocol[R_co]):
-    """What :func:`wait_for` uses of a namespace."""
-
-    _host: RunHost
-
-    async def get(self, run_id: str, /) -> R_co: ...
-
-    async def cancel(self, run_id: str, /) -> R_co: ...
 
 
 async def wait_for(
-    ns: _Waits[R],
+    get: Callable[[str], Awaitable[R]],
+    cancel: Callable[[str], Awaitable[R]],
+    host: RunHost,
     run: R | str,
     cls: type[R],
     timeout: float | None,
@@ -47,15 +39,14 @@ async def wait_for(
 ) -> R:
     """The shared body of ``predictions.wait`` and ``trainings.wait``: check the arguments,
     fetch the run if given by id, then poll it to a terminal status under one deadline."""
-    timeout = check.seconds(timeout, "timeout")
-    check.poll_policy(poll)
+    timeout = check_numbers.seconds(timeout, "timeout")
+    check_config.poll_policy(poll)
     if not isinstance(run, cls):
-        run = await ns.get(check.require_id(run, cls.__name__.lower()))
-    host = ns._host
+        run = await get(check_url.require_id(run, cls.__name__.lower()))
     return await drive(
         start=run,
-        advance=Poll(ns.get, poll or host.config.poll, host.config.clock),
-        cancel=ns.cancel,
+        advance=Poll(get, poll or host.config.poll, host.config.clock),
+        cancel=cancel,
         timeout=timeout,
         inflight=host.inflight,
         cancel_on_abandon=cancel_on_abandon,
@@ -89,7 +80,16 @@ class PredictionsAPI(Predictions):
         :class:`~replicate_async.PredictionTimeoutError`, ``CancelledError`` or the
         polling error (``.prediction`` names the prediction) is raised.
         """
-        return await wait_for(self, prediction, Prediction, timeout, poll, cancel_on_abandon)
+        return await wait_for(
+            self.get,
+            self.cancel,
+            self._host,
+            prediction,
+            Prediction,
+            timeout,
+            poll,
+            cancel_on_abandon,
+        )
 
     async def run(
         self,
@@ -135,41 +135,15 @@ class PredictionsAPI(Predictions):
         of a prediction whose model streams, resuming dropped connections;
         ``.last_response`` is the raw response that opened the latest connection."""
         return RawStream(
-            lambda sink: self._events(
+            lambda sink: prediction_events(
+                self._http,
                 prediction,
+                clock=self._host.config.clock,
                 idle_timeout=idle_timeout,
                 max_reconnects=max_reconnects,
                 raise_on_error=raise_on_error,
                 sink=sink,
             )
-        )
-
-    def _events(
-        self,
-        prediction: Prediction,
-        *,
-        idle_timeout: float,
-        max_reconnects: int,
-        raise_on_error: bool,
-        sink: LastResponse | None,
-    ) -> AsyncGenerator[list[ServerSentEvent], None]:
-        """The bare reader of :meth:`stream`, a list of events per chunk read
-        (``client.stream()`` iterates it directly)."""
-        if not isinstance(prediction, Prediction):
-            raise TypeError(f"prediction must be a Prediction, got {type(prediction).__name__}")
-        url = prediction.urls.stream if prediction.urls is not None else None
-        if not url:
-            raise StreamError(
-                f"prediction {prediction.id} has no stream URL (its model does not stream)"
-            )
-        return stream_events(
-            self._http,
-            url,
-            clock=self._host.config.clock,
-            idle_timeout=idle_timeout,
-            max_reconnects=max_reconnects,
-            raise_on_error=raise_on_error,
-            sink=sink,
         )
 
 
@@ -191,4 +165,6 @@ class TrainingsAPI(Trainings):
         cancel_on_abandon: bool = True,
     ) -> Training:
         """Poll until the training is terminal and return it (see ``predictions.wait``)."""
-        return await wait_for(self, training, Training, timeout, poll, cancel_on_abandon)
+        return await wait_for(
+            self.get, self.cancel, self._host, training, Training, timeout, poll, cancel_on_abandon
+        )

@@ -1,8 +1,8 @@
 """Retry decisions: what is safe to send again, how long to wait, and when to stop.
 
-:class:`RetryPlan` is the one retry construct: tenacity's loop, with the decisions below
-as its callbacks. The request path (:meth:`HTTPCore.request`) sends the first attempt on
-its own (no allocation when it succeeds) and hands a failure to a plan.
+:func:`retrying` is the one retry loop: tenacity's, with the decisions below as its
+callbacks. The request path (:meth:`HTTPCore.request`) sends the first attempt on its own
+(no allocation when it succeeds) and hands a failure to that loop.
 """
 
 from __future__ import annotations
@@ -10,16 +10,14 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import attrs
-from tenacity import AsyncRetrying, AttemptManager, RetryCallState, retry_if_exception
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from ._clock import Clock
 from ._config import RetryPolicy
-from ._throttle import RateLimiter, RequestKind
 from .exceptions import (
     APIConnectionError,
     APIStatusError,
@@ -28,7 +26,14 @@ from .exceptions import (
     RequestMayHaveSucceededError,
 )
 
-__all__ = ["RetryPlan", "is_retryable", "may_retry", "parse_retry_after", "retry_delay"]
+__all__ = [
+    "failure_of",
+    "is_retryable",
+    "may_retry",
+    "parse_retry_after",
+    "retry_delay",
+    "retrying",
+]
 
 #: Statuses worth another try for a request that cannot create anything twice.
 _RETRY_STATUSES = frozenset({408, 425, 500, 502, 503, 504})
@@ -136,68 +141,47 @@ def retry_delay(exc: BaseException, retry_number: int, policy: RetryPolicy) -> f
     return random.uniform(policy.backoff_initial / 2, ceiling)
 
 
-@attrs.define
-class RetryPlan:
-    """One retrying request's decisions, as the callbacks of a tenacity loop.
+def retrying(
+    policy: RetryPolicy,
+    clock: Clock,
+    *,
+    idempotent: bool,
+    end: float,
+    before_sleep: Callable[[RetryCallState], Awaitable[None]],
+) -> AsyncRetrying:
+    """tenacity's loop for one request, built from ``policy``.
 
-    - A 429 is retried until ``end`` (the clock's ``monotonic()`` time): after its
-      jittered ``Retry-After`` (:func:`retry_delay`) the resend queues in the ``limiter``
-      like a first attempt, so it is paced with everything else. A retry whose waiting
-      would end past ``end`` is not made (the limiter's share counted when it can say).
-    - Any other retryable failure at most ``policy.max_retries`` times, after
-      :func:`retry_delay`, and never when that wait would end past ``end``.
+    - Retries what :func:`may_retry` allows, after :func:`retry_delay`, sleeping on ``clock``.
+    - Stops when that wait would end past ``end`` (the clock's ``monotonic()`` time: the
+      request's budget, counted from its first attempt). A 429 is retried until then (its
+      resend queues in the rate limiter like a first attempt); any other failure at most
+      ``policy.max_retries`` times.
+
+    ``before_sleep`` runs before each wait (statistics, the log line, the ``on_retry`` hook).
     """
+    retried = 0  # failures other than 429 retried so far
 
-    policy: RetryPolicy
-    clock: Clock
-    limiter: RateLimiter
-    kind: RequestKind
-    idempotent: bool
-    #: The latest failure (the first attempt's, to begin with).
-    last: BaseException
-    end: float
-    failures: int = 0
-    _first: bool = True
+    def stop(state: RetryCallState) -> bool:
+        nonlocal retried
+        if clock.monotonic() + state.upcoming_sleep > end:
+            return True
+        if isinstance(failure_of(state), RateLimitError):
+            return False
+        retried += 1
+        return retried > policy.max_retries
 
-    def attempts(
-        self, on_retry: Callable[[BaseException, float, int], Awaitable[None]]
-    ) -> AsyncIterator[AttemptManager]:
-        """Tenacity's attempts; ``await on_retry(failure, wait, next_attempt)`` runs before
-        each wait."""
+    return AsyncRetrying(
+        retry=retry_if_exception(lambda exc: may_retry(exc, idempotent, policy)),
+        wait=lambda state: retry_delay(failure_of(state), state.attempt_number, policy),
+        stop=stop,
+        sleep=clock.sleep,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
 
-        async def before_sleep(state: RetryCallState) -> None:
-            await on_retry(self.last, state.upcoming_sleep, state.attempt_number + 1)
 
-        return AsyncRetrying(
-            retry=retry_if_exception(self._retryable),
-            wait=self._wait,
-            stop=self._stop,
-            sleep=self.clock.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        ).__aiter__()
-
-    def check(self) -> None:
-        """Raise the first attempt's failure (so tenacity decides on it); later, raise the
-        last failure at once when queueing in the limiter would end past ``end`` (when the
-        limiter can say how long it would wait). The attempt itself then acquires."""
-        if self._first:
-            self._first = False
-            raise self.last
-        delay = getattr(self.limiter, "delay", None)
-        if delay is not None and self.clock.monotonic() + delay(self.kind) > self.end:
-            raise self.last
-
-    def _retryable(self, exc: BaseException) -> bool:
-        self.last = exc
-        return may_retry(exc, self.idempotent, self.policy)
-
-    def _wait(self, state: RetryCallState) -> float:
-        return retry_delay(self.last, state.attempt_number, self.policy)
-
-    def _stop(self, state: RetryCallState) -> bool:
-        past_end = self.clock.monotonic() + state.upcoming_sleep > self.end
-        if isinstance(self.last, RateLimitError):
-            return past_end
-        self.failures += 1
-        return past_end or self.failures > self.policy.max_retries
+def failure_of(state: RetryCallState) -> BaseException:
+    """The failure tenacity is deciding on (its callbacks run only after one)."""
+    failure = state.outcome.exception() if state.outcome is not None else None
+    assert failure is not None, "tenacity decides only after a failed attempt"
+    return failure

@@ -13,13 +13,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
-from . import _validate as check
+from . import _check_numbers as check_numbers
+from ._check_url import split_version_ref
 from ._config import ClientConfig
 from ._drive import OnCreated, Poll, drive, outcome
-from ._files import FileOutput, wrap_output
+from ._file_outputs import FileOutput, wrap_output
 from ._inflight import InFlight
 from ._literals import WebhookEvent
-from ._validate import split_version_ref
 from .exceptions import InvalidArgumentError
 from .models import Prediction
 
@@ -201,8 +201,8 @@ async def run_prediction(
 ) -> Prediction:
     """Create and poll a prediction to a terminal status under one deadline (any status);
     ``on_created`` gets the prediction as soon as its create returns."""
-    timeout = check.seconds(timeout, "timeout")
-    check.prefer_wait(wait)
+    timeout = check_numbers.seconds(timeout, "timeout")
+    check_numbers.prefer_wait(wait)
     wait, cancel_after = deadline_options(timeout, wait, cancel_after)
     create = creator(
         host,

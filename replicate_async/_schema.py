@@ -27,14 +27,12 @@ does. Each problem carries the API's ``invalid_fields`` entry: ``type``, ``field
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import operator
-import os
 import re
 import time
-from collections.abc import AsyncIterable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -42,6 +40,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from ._check_body import is_file
 from ._pattern import PatternBudget
 from ._walk import MAX_DEPTH, Walker, is_mapping
 from .exceptions import InputProblem, SchemaError
@@ -119,13 +118,7 @@ def type_name(value: Any) -> str:
         return "array"
     if isinstance(value, dict | Mapping):
         return "object"
-    return "string" if _is_file(value) else type(value).__name__
-
-
-def _is_file(value: Any) -> bool:
-    """Paths, bytes and file objects: the client turns them into URL strings."""
-    kinds = (bytes, bytearray, memoryview, os.PathLike, io.IOBase, AsyncIterable)
-    return isinstance(value, kinds) or hasattr(value, "read")
+    return "string" if is_file(value) else type(value).__name__
 
 
 def _is_type(value: Any, expected: str) -> bool:

@@ -1,156 +1,37 @@
-"""Server-sent events of a prediction: reading them (resuming dropped connections), and
-``client.stream()``: a prediction created for its stream, canceled if the stream is left.
+"""``client.stream()`` and ``stream_output()``: a prediction created for its events (read by
+:mod:`replicate_async._sse_reader`), canceled on the server if the stream is left early.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from . import _validate as check
+from . import _check_numbers as check_numbers
 from ._clock import Clock, deadline
 from ._drive import OnCreated, RunGuard, timed_out
-from ._files import FileOutput
+from ._file_outputs import FileOutput
 from ._inflight import InFlight
-from ._raw import LastResponse, RawResponse, streamed
+from ._raw import LastResponse, RawResponse
 from ._run import RunHost, creator, deadline_options
-from ._sse import ServerSentEvent, SSEDecoder
-from .exceptions import APIConnectionError, APIStatusError, ClientClosedError, StreamError
+from ._sse import ServerSentEvent
+from ._sse_reader import prediction_events
+from .exceptions import ClientClosedError
 from .models import Prediction
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from ._http import HTTPCore
 
-__all__ = ["MAX_RETRY_DELAY", "PredictionStream", "open_stream", "stream_events"]
+__all__ = ["PredictionStream", "open_stream"]
 
 logger = logging.getLogger("replicate_async")
 
-#: How many of the latest events a resumed stream is checked against for replays.
-REPLAY_WINDOW = 4096
-#: The longest reconnection delay honoured from a stream's ``retry:`` field, in seconds.
-MAX_RETRY_DELAY = 30.0
-
 T = TypeVar("T")
-
-
-class StreamOps(Protocol):
-    """What a stream needs beyond :class:`RunHost`: the SSE reader of a prediction."""
-
-    def _events(
-        self,
-        prediction: Prediction,
-        *,
-        idle_timeout: float,
-        max_reconnects: int,
-        raise_on_error: bool,
-        sink: LastResponse | None,
-    ) -> AsyncGenerator[list[ServerSentEvent], None]:
-        """The prediction's events, a list per chunk read (the bare reader, telling ``sink``
-        of each connection)."""
-        ...
-
-
-async def stream_events(
-    http: HTTPCore,
-    url: str,
-    *,
-    clock: Clock,
-    idle_timeout: float = 60.0,
-    max_reconnects: int = 5,
-    raise_on_error: bool = True,
-    sink: LastResponse | None = None,
-) -> AsyncGenerator[list[ServerSentEvent], None]:
-    """Yield the events of a prediction's SSE stream until ``done``, a list at a time: the
-    events decoded from one chunk read (never empty), so that readers hand them out
-    without a generator step per event (:class:`~replicate_async.RawStream`).
-
-    A dropped connection is resumed with ``Last-Event-ID`` (at most ``max_reconnects``
-    times in a row), after the server's ``retry:`` delay (at most :data:`MAX_RETRY_DELAY`)
-    or a short backoff; an event already seen (same id, type and data) is never yielded
-    twice. An ``error`` event raises :class:`StreamError` unless ``raise_on_error=False``.
-    ``sink`` gets the raw response of each connection opened.
-    """
-    decoder = SSEDecoder()
-    # An event without an ``id:`` line inherits the previous id (Replicate's ``error``
-    # has none), so an event is known by its id, type and data together, not its id alone.
-    # Duplicates only come from a replay after a resume, so events are checked only then,
-    # against the latest REPLAY_WINDOW ones: no per-event key, memory flat on long streams.
-    recent: collections.deque[ServerSentEvent] = collections.deque(maxlen=REPLAY_WINDOW)
-    seen: set[tuple[str, str, int]] = set()
-    failures = 0
-    while True:
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
-        if decoder.last_event_id:
-            headers["Last-Event-ID"] = decoder.last_event_id
-        try:
-            async with _open(http, url, headers, idle_timeout, clock, sink) as resp:
-                async for chunk in resp.content.iter_any():
-                    batch: list[ServerSentEvent] = []
-                    for event in decoder.feed(chunk):
-                        failures = 0
-                        if event.id is not None and event.event != "done":
-                            if seen and (event.id, event.event, hash(event.data)) in seen:
-                                continue
-                            recent.append(event)
-                        if event.event == "error" and raise_on_error:
-                            if batch:  # what came before the error is delivered first
-                                yield batch
-                            raise StreamError(
-                                f"the stream reported an error: {event.data}", detail=event.data
-                            )
-                        batch.append(event)
-                        if event.event == "done":
-                            yield batch
-                            return
-                    if batch:
-                        yield batch
-        except APIStatusError:
-            raise
-        except APIConnectionError as exc:
-            failures += 1
-            if failures > max_reconnects:
-                raise StreamError(f"the stream broke {failures} times in a row; giving up") from exc
-            logger.debug("stream dropped (%s); resuming after %s", exc, decoder.last_event_id)
-        else:
-            failures += 1
-            if failures > max_reconnects:
-                raise StreamError("the stream ended without a done event")
-        decoder.flush()
-        seen = {(e.id or "", e.event, hash(e.data)) for e in recent}
-        await clock.sleep(reconnect_delay(decoder.retry, failures))
-
-
-@contextlib.asynccontextmanager
-async def _open(
-    http: HTTPCore,
-    url: str,
-    headers: dict[str, str],
-    idle_timeout: float,
-    clock: Clock,
-    sink: LastResponse | None,
-) -> AsyncIterator[aiohttp.ClientResponse]:
-    """Open one connection of the stream; tell ``sink`` its raw response."""
-    opening = clock.monotonic()
-    async with http.stream("GET", url, headers=headers, read_timeout=idle_timeout) as resp:
-        if sink is not None:
-            elapsed = clock.monotonic() - opening
-            sink.value = streamed("GET", str(resp.url), resp.status, resp.headers, elapsed)
-        yield resp
-
-
-def reconnect_delay(retry_ms: int | None, failures: int) -> float:
-    """Seconds before reconnecting: the server's ``retry:`` (bounded), else a backoff."""
-    if retry_ms is not None:
-        return min(max(float(retry_ms), 0.0) / 1000, MAX_RETRY_DELAY)
-    return min(2.0, 0.1 * 2.0**failures)
 
 
 class Batch(list[T]):
@@ -307,7 +188,7 @@ class PredictionStream(Generic[T]):
 
 def open_stream(
     host: RunHost,
-    ops: StreamOps,
+    http: HTTPCore,
     ref: str | None,
     *,
     input: Mapping[str, Any],
@@ -322,16 +203,16 @@ def open_stream(
     """Check a stream's arguments now, and return the stream (nothing is sent until it is
     iterated). ``outputs_only`` yields just the outputs (text, or :class:`FileOutput`).
     ``timeout`` is one deadline for the create, the whole stream and the cancel."""
-    if check.seconds(idle_timeout, "idle_timeout") is None:
+    if check_numbers.seconds(idle_timeout, "idle_timeout") is None:
         raise TypeError("idle_timeout must be a number of seconds")
-    check.non_negative_int(max_reconnects, "max_reconnects")
-    timeout = check.seconds(timeout, "timeout")
+    check_numbers.non_negative_int(max_reconnects, "max_reconnects")
+    timeout = check_numbers.seconds(timeout, "timeout")
     _, cancel_after = deadline_options(timeout, None, None)
     create = creator(host, ref, deployment=deployment, input=input, cancel_after=cancel_after)
     guard = RunGuard(host.inflight, host.predictions.cancel, on_created=on_created)
     reading = _Reading(idle_timeout, max_reconnects, raise_on_error, LastResponse())
     files = host.file_output if outputs_only else None
-    items = _items(ops, guard, create, reading, files)
+    items = _items(http, host.config.clock, guard, create, reading, files)
     return PredictionStream(items, host.inflight, reading.last, guard=guard, timeout=timeout)
 
 
@@ -345,7 +226,8 @@ class _Reading(NamedTuple):
 
 
 async def _items(
-    ops: StreamOps,
+    http: HTTPCore,
+    clock: Clock,
     guard: RunGuard[Prediction],
     create: Callable[[], Awaitable[Prediction]],
     reading: _Reading,
@@ -361,8 +243,10 @@ async def _items(
         prediction = await guard.create(create)
         url = prediction.urls.stream if prediction.urls else None
         as_files = files is not None and urlsplit(url or "").path.startswith("/v1/files/")
-        events = ops._events(
+        events = prediction_events(
+            http,
             prediction,
+            clock=clock,
             idle_timeout=reading.idle_timeout,
             max_reconnects=reading.max_reconnects,
             raise_on_error=reading.raise_on_error,

@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
 import attrs
 
-from . import _validate as check
+from . import _check_numbers as check_numbers
+from . import _check_url as check_url
 from ._clock import Clock, deadline
-from ._files import FileOutput
+from ._file_outputs import FileOutput
 from ._literals import WebhookEvent
 from ._schema import (
     InputCheck,
@@ -33,6 +34,7 @@ from ._schema import (
     schema_problem,
     shape_output,
 )
+from ._stream import PredictionStream
 from .exceptions import (
     InputProblem,
     InputValidationError,
@@ -87,15 +89,7 @@ class _Client(Protocol):
         input: Mapping[str, Any],
         deployment: str | None = ...,
         on_created: Callable[[Any], Any] | None = ...,
-    ) -> _Outputs: ...
-
-
-class _Outputs(Protocol):
-    """What ``client.stream_output()`` returns: iterable, and closable at once."""
-
-    def __aiter__(self) -> AsyncIterator[str | FileOutput]: ...
-
-    async def aclose(self) -> None: ...
+    ) -> PredictionStream[str | FileOutput]: ...
 
 
 class OutputStream:
@@ -136,7 +130,7 @@ def _run_options(value: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(value) - set(RUN_OPTIONS))
     if unknown:
         raise TypeError(f"unknown run option(s) {', '.join(unknown)}; known: {RUN_OPTIONS}")
-    check.seconds(value.get("timeout"), "timeout")
+    check_numbers.seconds(value.get("timeout"), "timeout")
     return dict(value)
 
 
@@ -285,10 +279,10 @@ class ModelFunction:
         if (ref is None) == (deployment is None):
             raise InvalidArgumentError("use() needs exactly one of a model ref or deployment=")
         if deployment is not None:
-            check.model_ref(deployment, "deployment")
+            check_url.model_ref(deployment, "deployment")
             model, version = deployment, None
         else:
-            owner, name, version = check.split_version_ref(ref)
+            owner, name, version = check_url.split_version_ref(ref)
             model = f"{owner}/{name}"
         self._client = client
         self._clock = clock
@@ -369,7 +363,7 @@ class ModelFunction:
         fetch included.
         """
         options = dict(self._options.run)
-        timeout = check.seconds(options.pop("timeout", None), "timeout")
+        timeout = check_numbers.seconds(options.pop("timeout", None), "timeout")
         started = self._clock.monotonic()
         try:
             async with deadline(self._clock, timeout) as scope:

@@ -1,7 +1,7 @@
 """mkdocs hooks: the API reference pages, generated from the package at build time.
 
 Every name in ``replicate_async.__all__`` gets an entry (grouped by the module that defines
-it, in the order of ``replicate_async._SOURCES``), and each public subpackage or module
+it, in the order of ``replicate_async._EXPORTS``), and each public subpackage or module
 (``testing``, ``redis``, ``webhooks``, ``asgi``) a page of its own over its ``__all__``, so
 a name added to the package appears in the reference without anyone editing the docs.
 mkdocstrings renders each entry from its docstring.
@@ -32,7 +32,7 @@ TITLES = {
     ".pagination": "Pagination",
     "._sse": "Server-sent events",
     "._streaming": "Streaming responses",
-    "._files": "Files",
+    "._file_outputs": "Files",
     "._run_many": "Fan-out",
     "._webhook_wait": "Waiting on webhooks",
     "._use": "Models as functions",
@@ -68,17 +68,11 @@ def _slug(module: str) -> str:
 
 
 def top_level_groups() -> dict[str, list[str]]:
-    """The package's public names, by the module (of ``_SOURCES``) defining them."""
+    """The package's public names, by the module (of ``_EXPORTS``) defining them."""
     package = importlib.import_module("replicate_async")
     groups: dict[str, list[str]] = {}
     for name in package.__all__:
-        for source in package._SOURCES:
-            module = importlib.import_module(source, "replicate_async")
-            if name in vars(module):
-                groups.setdefault(source, []).append(name)
-                break
-        else:
-            groups.setdefault("._client", []).append(name)
+        groups.setdefault(package._EXPORTS.get(name, "._client"), []).append(name)
     return groups
 
 

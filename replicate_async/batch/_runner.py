@@ -15,7 +15,9 @@ from typing import Any
 
 import attrs
 
-from .. import _validate as check
+from .. import _check_body as check_body
+from .. import _check_numbers as check_numbers
+from .. import _check_url as check_url
 from ..exceptions import InvalidArgumentError
 from ._host import BatchHost, CompletionWaiter, WorkerConfig, dead_here, new_worker
 from ._inputs import Inputs, KeyFunc, key_function
@@ -88,10 +90,10 @@ class Batch:
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise InvalidArgumentError(f"concurrency must be a positive int, got {concurrency!r}")
         if ref is not None:
-            check.version_ref(ref)
-        check.prefer_wait(wait)
+            check_url.version_ref(ref)
+        check_numbers.prefer_wait(wait)
         if webhook is not None:
-            check.webhook_url(webhook)
+            check_body.webhook_url(webhook)
         if waiter is not None and webhook is not None:
             raise InvalidArgumentError("pass either webhook= or waiter= (whose URL is used)")
         if waiter is not None and not callable(getattr(waiter, "wait", None)):
@@ -103,7 +105,7 @@ class Batch:
             ("safety_poll", safety_poll),
         )
         for name, value in checked:
-            check.seconds(value, name)
+            check_numbers.seconds(value, name)
         if max_attempts < 1:
             raise InvalidArgumentError("max_attempts must be at least 1")
         self._client = client
@@ -312,5 +314,5 @@ class Batch:
 def _target_of(ref: str) -> Target:
     if "/" not in ref:
         return Target(model=None, version=ref)
-    owner, name, version = check.split_version_ref(ref)
+    owner, name, version = check_url.split_version_ref(ref)
     return Target(model=f"{owner}/{name}", version=version)

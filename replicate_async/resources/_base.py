@@ -10,7 +10,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from .. import _validate as check
+from .. import _check_body as check_body
+from .. import _check_numbers as check_numbers
 from .._http import HTTPCore
 from .._literals import WebhookEvent
 from .._options import RequestOptionsDict, call_options
@@ -60,7 +61,7 @@ class Resource:
         response = await self._via(options).request(
             method,
             path,
-            content=check.json_body(body),
+            content=check_body.json_body(body),
             headers={"Content-Type": "application/json"},
         )
         return decode(response, cls)
@@ -84,19 +85,19 @@ async def create_prediction(
     timeout above the hold; never retries unless the server provably did not create it.
     """
     if webhook is not None:
-        body["webhook"] = check.webhook_url(webhook)
-    events = check.events_filter(webhook_events_filter, webhook=webhook)
+        body["webhook"] = check_body.webhook_url(webhook)
+    events = check_body.events_filter(webhook_events_filter, webhook=webhook)
     if events is not None:
         body["webhook_events_filter"] = events
     if stream is not None:
         if not isinstance(stream, bool):
             raise TypeError("stream must be a bool")
         body["stream"] = stream
-    prefer, hold = check.prefer_wait(wait)
+    prefer, hold = check_numbers.prefer_wait(wait)
     headers = {"Content-Type": "application/json"}
     if prefer is not None:
         headers["Prefer"] = prefer
-    cancel = check.cancel_after_header(cancel_after)
+    cancel = check_numbers.cancel_after_header(cancel_after)
     if cancel is not None:
         headers["Cancel-After"] = cancel
     read_timeout = None
@@ -108,7 +109,7 @@ async def create_prediction(
     response = await http.request(
         "POST",
         path,
-        content=check.json_body(body),
+        content=check_body.json_body(body),
         headers=headers,
         read_timeout=read_timeout,
         held=hold is not None,

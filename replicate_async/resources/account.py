@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .. import _validate as check
+from .. import _check_url as check_url
 from .._converter import structure_list
 from .._options import RequestOptionsDict
 from .._response import decode
@@ -72,7 +72,7 @@ class Search(Resource):
         self, query: str, *, limit: int | None = None, **options: Unpack[RequestOptionsDict]
     ) -> SearchResult:
         """Search models, collections and documentation for ``query``."""
-        check.query_text(query, "query")
+        check_url.query_text(query, "query")
         params = {"query": query}
         if limit is not None:
             if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 50:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .. import _validate as check
+from .. import _check_url as check_url
 from .._http import path
 from .._options import RequestOptionsDict
 from ..models import Collection
@@ -26,5 +26,5 @@ class Collections(Resource):
     async def get(self, slug: str, **options: Unpack[RequestOptionsDict]) -> Collection:
         """One collection with its models."""
         return await self._get(
-            path("collections", check.require_id(slug, "slug")), Collection, options
+            path("collections", check_url.require_id(slug, "slug")), Collection, options
         )

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Unpack
 
-from .. import _validate as check
+from .. import _check_body as check_body
+from .. import _check_url as check_url
 from .._http import path
 from .._literals import WebhookEvent
 from .._options import RequestOptionsDict
@@ -42,11 +43,11 @@ class DeploymentPredictions(Resource):
         **options: Unpack[RequestOptionsDict],
     ) -> Prediction:
         """Create a prediction on a deployment (``"owner/name"``)."""
-        owner, name = check.model_ref(deployment, "deployment")
+        owner, name = check_url.model_ref(deployment, "deployment")
         return await create_prediction(
             self._via(options),
             path("deployments", owner, name, "predictions"),
-            {"input": check.check_input(input)},
+            {"input": check_body.check_input(input)},
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
             stream=stream,
@@ -73,7 +74,7 @@ class Deployments(Resource):
 
     async def get(self, deployment: str, **options: Unpack[RequestOptionsDict]) -> Deployment:
         """One deployment by ``"owner/name"``."""
-        owner, name = check.model_ref(deployment, "deployment")
+        owner, name = check_url.model_ref(deployment, "deployment")
         return await self._get(path("deployments", owner, name), Deployment, options)
 
     async def create(
@@ -88,9 +89,9 @@ class Deployments(Resource):
         **options: Unpack[RequestOptionsDict],
     ) -> Deployment:
         """Create a deployment of ``model`` at ``version`` on ``hardware``."""
-        check.model_ref(f"owner/{name}", "name")
-        check.model_ref(model)
-        check.require_id(version, "version")
+        check_url.model_ref(f"owner/{name}", "name")
+        check_url.model_ref(model)
+        check_url.require_id(version, "version")
         if not isinstance(hardware, str) or not hardware:
             raise InvalidArgumentError("hardware must be a SKU such as 'gpu-t4'")
         low = _instances(min_instances, "min_instances", 5)
@@ -118,10 +119,10 @@ class Deployments(Resource):
         **options: Unpack[RequestOptionsDict],
     ) -> Deployment:
         """Change a deployment; any change makes a new release."""
-        owner, name = check.model_ref(deployment, "deployment")
+        owner, name = check_url.model_ref(deployment, "deployment")
         body: dict[str, Any] = {}
         if version is not None:
-            body["version"] = check.require_id(version, "version")
+            body["version"] = check_url.require_id(version, "version")
         if hardware is not None:
             body["hardware"] = hardware
         if min_instances is not None:
@@ -136,5 +137,5 @@ class Deployments(Resource):
 
     async def delete(self, deployment: str, **options: Unpack[RequestOptionsDict]) -> None:
         """Delete a deployment (only after it has been idle for 15 minutes)."""
-        owner, name = check.model_ref(deployment, "deployment")
+        owner, name = check_url.model_ref(deployment, "deployment")
         await self._via(options).request("DELETE", path("deployments", owner, name))

@@ -16,7 +16,8 @@ import aiohttp
 import aiohttp.payload
 from aiohttp import hdrs
 
-from .. import _validate as check
+from .. import _check_body as check_body
+from .. import _check_url as check_url
 from .._http import path
 from .._options import RequestOptionsDict
 from .._response import decode
@@ -59,9 +60,9 @@ class Files(Resource):
         """
         if metadata is not None and not isinstance(metadata, Mapping):
             raise TypeError(f"metadata must be a mapping, got {type(metadata).__name__}")
-        check.check_json_input(dict(metadata or {}), "metadata")
+        check_body.check_json_input(dict(metadata or {}), "metadata")
         # A str part (bytes would make aiohttp treat it as a file and warn).
-        meta = check.json_body(dict(metadata or {})).decode()
+        meta = check_body.json_body(dict(metadata or {})).decode()
         if filename is not None:
             _check_filename(filename)
         _check_content_type(content_type)
@@ -93,12 +94,14 @@ class Files(Resource):
 
     async def get(self, file_id: str, **options: Unpack[RequestOptionsDict]) -> File:
         """A file's metadata."""
-        return await self._get(path("files", check.require_id(file_id, "file_id")), File, options)
+        return await self._get(
+            path("files", check_url.require_id(file_id, "file_id")), File, options
+        )
 
     async def delete(self, file_id: str, **options: Unpack[RequestOptionsDict]) -> None:
         """Delete a file; afterwards it is 404."""
         await self._via(options).request(
-            "DELETE", path("files", check.require_id(file_id, "file_id"))
+            "DELETE", path("files", check_url.require_id(file_id, "file_id"))
         )
 
     async def download(
@@ -111,11 +114,11 @@ class Files(Resource):
         **options: Unpack[RequestOptionsDict],
     ) -> bytes:
         """A file's bytes through a signed download link (``GET /files/{id}/download``)."""
-        fid = check.require_id(file_id, "file_id")
+        fid = check_url.require_id(file_id, "file_id")
         if isinstance(expiry, bool) or not isinstance(expiry, int):
             raise TypeError("expiry must be a unix timestamp (int)")
-        check.query_text(owner, "owner")
-        check.query_text(signature, "signature")
+        check_url.query_text(owner, "owner")
+        check_url.query_text(signature, "signature")
         response = await self._via(options).request(
             "GET",
             path("files", fid, "download"),

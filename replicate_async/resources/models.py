@@ -6,7 +6,8 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Unpack, cast
 
-from .. import _validate as check
+from .. import _check_body as check_body
+from .. import _check_url as check_url
 from .._http import path
 from .._literals import ModelSortBy, SortDirection, Visibility, WebhookEvent
 from .._options import OPTION_NAMES, RequestOptionsDict
@@ -41,7 +42,7 @@ class Versions(Resource):
         self, model: str, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
     ) -> AsyncPaginator[Version]:
         """The model's versions, newest first."""
-        owner, name = check.model_ref(model)
+        owner, name = check_url.model_ref(model)
         return AsyncPaginator(
             self._via(options), Version, path("models", owner, name, "versions"), cursor=cursor
         )
@@ -50,16 +51,16 @@ class Versions(Resource):
         self, model: str, version_id: str, **options: Unpack[RequestOptionsDict]
     ) -> Version:
         """One version of a model."""
-        owner, name = check.model_ref(model)
-        vid = check.require_id(version_id, "version_id")
+        owner, name = check_url.model_ref(model)
+        vid = check_url.require_id(version_id, "version_id")
         return await self._get(path("models", owner, name, "versions", vid), Version, options)
 
     async def delete(
         self, model: str, version_id: str, **options: Unpack[RequestOptionsDict]
     ) -> None:
         """Delete a version of your own private model (asynchronous on the server: 202)."""
-        owner, name = check.model_ref(model)
-        vid = check.require_id(version_id, "version_id")
+        owner, name = check_url.model_ref(model)
+        vid = check_url.require_id(version_id, "version_id")
         await self._via(options).request("DELETE", path("models", owner, name, "versions", vid))
 
 
@@ -72,7 +73,7 @@ class Examples(Resource):
         self, model: str, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
     ) -> AsyncPaginator[Prediction]:
         """Example predictions the model's author picked."""
-        owner, name = check.model_ref(model)
+        owner, name = check_url.model_ref(model)
         return AsyncPaginator(
             self._via(options), Prediction, path("models", owner, name, "examples"), cursor=cursor
         )
@@ -85,7 +86,7 @@ class Readme(Resource):
 
     async def get(self, model: str, **options: Unpack[RequestOptionsDict]) -> str:
         """The model's README as Markdown text."""
-        owner, name = check.model_ref(model)
+        owner, name = check_url.model_ref(model)
         response = await self._via(options).request(
             "GET", path("models", owner, name, "readme"), headers={"Accept": "text/plain"}
         )
@@ -110,11 +111,11 @@ class ModelPredictions(Resource):
         **options: Unpack[RequestOptionsDict],
     ) -> Prediction:
         """Create a prediction on the latest version of an official model."""
-        owner, name = check.model_ref(model)
+        owner, name = check_url.model_ref(model)
         return await create_prediction(
             self._via(options),
             path("models", owner, name, "predictions"),
-            {"input": check.check_input(input)},
+            {"input": check_body.check_input(input)},
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
             stream=stream,
@@ -162,7 +163,7 @@ class Models(Resource):
         self, query: str, *, cursor: str | None = None, **options: Unpack[RequestOptionsDict]
     ) -> AsyncPaginator[Model]:
         """Search public models (``QUERY /models`` with the query text as the body)."""
-        check.query_text(query, "query")
+        check_url.query_text(query, "query")
         return AsyncPaginator(
             self._via(options),
             Model,
@@ -175,7 +176,7 @@ class Models(Resource):
 
     async def get(self, model: str, **options: Unpack[RequestOptionsDict]) -> Model:
         """One model by ``"owner/name"``."""
-        owner, name = check.model_ref(model)
+        owner, name = check_url.model_ref(model)
         return await self._get(path("models", owner, name), Model, options)
 
     async def create(
@@ -193,7 +194,7 @@ class Models(Resource):
         **options: Unpack[RequestOptionsDict],
     ) -> Model:
         """Create a model owned by ``owner`` (your account or one of your organisations)."""
-        check.model_ref(f"{owner}/{name}")
+        check_url.model_ref(f"{owner}/{name}")
         if visibility not in _VISIBILITY:
             raise InvalidArgumentError(
                 f"visibility must be 'public' or 'private', got {visibility!r}"
@@ -219,7 +220,7 @@ class Models(Resource):
     async def update(self, model: str, **changes: Unpack[ModelChanges]) -> Model:
         """Change metadata of your model: any of description, readme, github_url,
         paper_url, weights_url, license_url (``PATCH``); and the request option keywords."""
-        owner, name = check.model_ref(model)
+        owner, name = check_url.model_ref(model)
         fields: dict[str, object] = dict(changes)
         options = cast(RequestOptionsDict, {k: fields.pop(k) for k in OPTION_NAMES & set(fields)})
         changes = cast(ModelChanges, fields)
@@ -235,5 +236,5 @@ class Models(Resource):
 
     async def delete(self, model: str, **options: Unpack[RequestOptionsDict]) -> None:
         """Delete your private model that has no versions."""
-        owner, name = check.model_ref(model)
+        owner, name = check_url.model_ref(model)
         await self._via(options).request("DELETE", path("models", owner, name))

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, Unpack
 
-from .. import _validate as check
+from .. import _check_body as check_body
+from .. import _check_url as check_url
 from .._http import path
 from .._literals import PredictionSource, WebhookEvent
 from .._options import RequestOptionsDict
@@ -43,8 +44,8 @@ class Predictions(Resource):
         (seconds, timedelta or ``"5m"``; at least 5 s) makes the server cancel it then.
         """
         body: dict[str, Any] = {
-            "version": check.version_ref(version),
-            "input": check.check_input(input),
+            "version": check_url.version_ref(version),
+            "input": check_body.check_input(input),
         }
         return await create_prediction(
             self._via(options),
@@ -61,14 +62,14 @@ class Predictions(Resource):
     async def get(self, prediction_id: str, **options: Unpack[RequestOptionsDict]) -> Prediction:
         """Fetch a prediction by id (``GET /predictions/{id}``)."""
         return await self._get(
-            path("predictions", check.require_id(prediction_id, "prediction_id")),
+            path("predictions", check_url.require_id(prediction_id, "prediction_id")),
             Prediction,
             options,
         )
 
     async def cancel(self, prediction_id: str, **options: Unpack[RequestOptionsDict]) -> Prediction:
         """Cancel a prediction (``POST /predictions/{id}/cancel``); safe to repeat."""
-        pid = check.require_id(prediction_id, "prediction_id")
+        pid = check_url.require_id(prediction_id, "prediction_id")
         response = await self._via(options).request(
             "POST", path("predictions", pid, "cancel"), idempotent=True
         )
@@ -86,9 +87,9 @@ class Predictions(Resource):
         """All predictions of the account, newest first (``GET /predictions``)."""
         params: dict[str, str] = {}
         if created_after is not None:
-            params["created_after"] = check.timestamp(created_after, "created_after")
+            params["created_after"] = check_url.timestamp(created_after, "created_after")
         if created_before is not None:
-            params["created_before"] = check.timestamp(created_before, "created_before")
+            params["created_before"] = check_url.timestamp(created_before, "created_before")
         if source is not None:
             if source != "web":
                 raise InvalidArgumentError("source can only be 'web'")

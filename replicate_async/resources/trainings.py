@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 
-from .. import _validate as check
+from .. import _check_body as check_body
+from .. import _check_url as check_url
 from .._http import path
 from .._literals import WebhookEvent
 from .._options import RequestOptionsDict
@@ -38,7 +39,7 @@ class Trainings(Resource):
         destination model must already exist and belong to you. Files in ``input``
         (paths, bytes, file objects) are inlined or uploaded, as for predictions.
         """
-        owner, name, ref_version = check.split_version_ref(model)
+        owner, name, ref_version = check_url.split_version_ref(model)
         if version is None:
             version = ref_version
         elif ref_version is not None and ref_version != version:
@@ -47,12 +48,12 @@ class Trainings(Resource):
             raise InvalidArgumentError(
                 "a version is required: pass version= or 'owner/name:version'"
             )
-        check.require_id(version, "version")
-        check.model_ref(destination, "destination")
-        body: dict[str, Any] = {"destination": destination, "input": check.check_input(input)}
+        check_url.require_id(version, "version")
+        check_url.model_ref(destination, "destination")
+        body: dict[str, Any] = {"destination": destination, "input": check_body.check_input(input)}
         if webhook is not None:
-            body["webhook"] = check.webhook_url(webhook)
-        events = check.events_filter(webhook_events_filter, webhook=webhook)
+            body["webhook"] = check_body.webhook_url(webhook)
+        events = check_body.events_filter(webhook_events_filter, webhook=webhook)
         if events is not None:
             body["webhook_events_filter"] = events
         body["input"] = await self._prepared(body["input"])
@@ -67,12 +68,12 @@ class Trainings(Resource):
     async def get(self, training_id: str, **options: Unpack[RequestOptionsDict]) -> Training:
         """Fetch a training by id."""
         return await self._get(
-            path("trainings", check.require_id(training_id, "training_id")), Training, options
+            path("trainings", check_url.require_id(training_id, "training_id")), Training, options
         )
 
     async def cancel(self, training_id: str, **options: Unpack[RequestOptionsDict]) -> Training:
         """Cancel a training; safe to repeat."""
-        tid = check.require_id(training_id, "training_id")
+        tid = check_url.require_id(training_id, "training_id")
         response = await self._via(options).request(
             "POST", path("trainings", tid, "cancel"), idempotent=True
         )

@@ -20,16 +20,18 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async.models",
         "replicate_async.exceptions",
         "replicate_async._config",
-        "replicate_async._jsoninput",
         "replicate_async._datauri",
         "replicate_async._pattern",
         "replicate_async._walk",
-        "replicate_async._schema",
     ),
     # 1. the converter and what only needs it
     (
         "replicate_async._converter",
-        "replicate_async._validate",
+        "replicate_async._check_url",
+        "replicate_async._check_numbers",
+        "replicate_async._check_config",
+        "replicate_async._check_body",
+        "replicate_async._schema",
         "replicate_async._sse",
         "replicate_async.webhooks",
     ),
@@ -50,14 +52,20 @@ LAYERS: list[tuple[str, ...]] = [
         "replicate_async._proxy",
     ),
     # 3. typed operations
-    ("replicate_async.pagination", "replicate_async.resources", "replicate_async._endpoint"),
+    (
+        "replicate_async.pagination",
+        "replicate_async._sse_reader",
+        "replicate_async.resources",
+        "replicate_async._endpoint",
+    ),
     # 4. workflows: drive/run/run_many/stream/files/webhook waiting/use()
     (
         "replicate_async._drive",
         "replicate_async._run",
         "replicate_async._run_many",
         "replicate_async._stream",
-        "replicate_async._files",
+        "replicate_async._file_inputs",
+        "replicate_async._file_outputs",
         "replicate_async._inflight",
         "replicate_async._bus",
         "replicate_async._webhook_wait",
@@ -72,7 +80,11 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 #: Modules that must never import these (e.g. the SDK core never imports the CLI or the fake).
 FORBIDDEN = {
-    "replicate_async.resources": ("replicate_async._run", "replicate_async._files"),
+    "replicate_async.resources": (
+        "replicate_async._run",
+        "replicate_async._file_inputs",
+        "replicate_async._file_outputs",
+    ),
 }
 TOP = ("replicate_async.cli", "replicate_async.testing", "replicate_async.redis")
 

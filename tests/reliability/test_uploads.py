@@ -15,7 +15,7 @@ from aiohttp import web
 
 from replicate_async import AsyncReplicate, DataURLError, InvalidArgumentError
 from replicate_async._datauri import decode_data_url
-from replicate_async._files import FileOutput
+from replicate_async._file_outputs import FileOutput
 from replicate_async.testing import FakeReplicate
 
 # -- filenames on the wire ------------------------------------------------------------------

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -114,3 +118,44 @@ def test_webhook_secret_repr_hides_key() -> None:
     secret = structure({"key": "whsec_sekrit"}, WebhookSecret)
     assert "sekrit" not in repr(secret)
     assert "WebhookSecret" in repr(secret)
+
+
+def _type_checking_imports() -> dict[str, str]:
+    """What the package's ``if typing.TYPE_CHECKING:`` block imports: name -> module."""
+    tree = ast.parse(Path(replicate_async.__file__).read_text(encoding="utf-8"))
+    (block,) = [node for node in tree.body if isinstance(node, ast.If)]
+    assert ast.unparse(block.test) == "typing.TYPE_CHECKING"
+    found: dict[str, str] = {}
+    for node in block.body:
+        assert isinstance(node, ast.ImportFrom), ast.unparse(node)
+        for alias in node.names:
+            # `X as X`: an explicit re-export, which mypy --strict's users need.
+            assert alias.asname == alias.name, ast.unparse(node)
+            assert alias.name not in found, alias.name
+            found[alias.name] = "." * node.level + (node.module or "")
+    return found
+
+
+def test_type_checking_imports_are_the_export_table() -> None:
+    """Type checkers see exactly the names, from exactly the modules, that the lazy
+    lookup imports at run time (one table; the TYPE_CHECKING block mirrors it)."""
+    assert _type_checking_imports() == replicate_async._EXPORTS
+    assert replicate_async.__all__ == [*replicate_async._EXPORTS, "__version__"]
+
+
+def test_import_is_lazy_and_a_name_loads_only_its_module() -> None:
+    """`import replicate_async` loads neither aiohttp nor the client; asking for one name
+    imports that name's module (RetryPolicy: the config, still without aiohttp)."""
+    code = (
+        "import sys, replicate_async\n"
+        "before = set(sys.modules)\n"
+        "replicate_async.RetryPolicy\n"
+        "print(sorted(before), sorted(set(sys.modules) - before), sep='\\n')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout.splitlines()
+    before, added = (ast.literal_eval(line) for line in out)
+    assert not {"aiohttp", "replicate_async._client", "replicate_async._config"} & set(before)
+    assert "replicate_async._config" in added
+    assert "aiohttp" not in added

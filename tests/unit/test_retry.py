@@ -513,6 +513,48 @@ async def test_429_retried_until_the_budget_not_max_retries(
     assert c.stats["throttled"] == sent
 
 
+class _LongQueue:
+    """A rate limiter whose queue is ``queue`` seconds long after the first 429 (and says so)."""
+
+    def __init__(self, clock: ManualClock, queue: float) -> None:
+        self.clock, self.queue, self.held = clock, queue, False
+        self.acquired = 0
+
+    def delay(self, kind: str) -> float:
+        return self.queue if self.held else 0.0
+
+    async def acquire(self, kind: str) -> None:
+        self.acquired += 1
+        await self.clock.sleep(self.delay(kind))
+
+    async def on_rate_limited(self, kind: str, retry_after: float | None) -> None:
+        self.held = True
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_429_not_resent_when_the_limiter_queue_outlasts_the_budget(
+    mocked: aioresponses, clock: ManualClock
+) -> None:
+    """A throttled create whose resend would wait in the limiter past the budget is given up
+    after the Retry-After wait, with the 429: not queued for 100 s and sent after it."""
+    url = f"{API}/predictions"
+    for _ in range(3):
+        mocked.post(url, status=429, payload={"detail": "t"}, headers={"Retry-After": "1"})
+    limiter = _LongQueue(clock, queue=100.0)
+    policy = RetryPolicy(total=60)
+    async with AsyncReplicate(
+        api_token=TOKEN, base_url=API, retry=policy, clock=clock, limiter=limiter
+    ) as client:
+        start = clock.monotonic()
+        with pytest.raises(RateLimitError):
+            await client.predictions.create(version=VERSION, input={})
+        assert clock.monotonic() - start < 60
+    assert len(sent_all(mocked, "POST", url)) == 1
+    assert limiter.acquired == 1
+
+
 async def test_max_retries_zero_disables(mocked: aioresponses, clock: ManualClock) -> None:
     """max_retries=0 sends once, even for retryable failures."""
     mocked.get(PRED, status=503, payload={"detail": "x"})

@@ -1,10 +1,14 @@
-"""Is a value JSON that the API can take? Checked before anything is sent.
+"""Checks for what a request body carries, before anything is sent.
 
-Model inputs (and file metadata) must be JSON-representable: no NaN or infinity, no
-cycles, nested at most :data:`MAX_JSON_DEPTH` levels, strings without lone surrogates
-(UTF-8 cannot carry them), integers within 64 bits (what the JSON encoders and the API
-take). Files (bytes, paths, binary file objects, async iterables) are allowed anywhere:
-they are inlined or uploaded before the request is built.
+- **Model inputs** (and file metadata) must be JSON-representable: no NaN or infinity, no
+  cycles, nested at most :data:`MAX_JSON_DEPTH` levels, strings without lone surrogates
+  (UTF-8 cannot carry them), integers within 64 bits (what the JSON encoders and the API
+  take). Files (bytes, paths, binary file objects, async iterables) are allowed anywhere:
+  they are inlined or uploaded before the request is built.
+- **Webhooks**: an absolute http(s) URL with a host, and an events filter naming only the
+  events the API knows.
+- **The body itself** is serialised by :func:`json_body` before the request is built, so
+  an unserialisable value fails with the place it sits, not inside the send.
 """
 
 from __future__ import annotations
@@ -12,23 +16,48 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
 
+from ._check_url import shown, split_url
+from ._converter import dumps
 from .exceptions import InvalidArgumentError
 
-__all__ = ["MAX_JSON_DEPTH", "check_json_input"]
+__all__ = [
+    "MAX_JSON_DEPTH",
+    "MAX_URL_LENGTH",
+    "PLAIN_TYPES",
+    "check_input",
+    "check_json_input",
+    "events_filter",
+    "is_file",
+    "json_body",
+    "webhook_url",
+]
 
 #: The deepest nesting of lists and objects accepted in a model input.
 MAX_JSON_DEPTH = 64
 _INT_RANGE = (-(2**63), 2**64)
+#: The longest webhook URL accepted.
+MAX_URL_LENGTH = 2048
+_WEBHOOK_EVENTS = frozenset({"start", "output", "logs", "completed"})
 
 
-def _is_file(value: Any) -> bool:
-    """What ``prepare_input`` turns into a URL: bytes, paths, binary files, async iterables."""
-    return isinstance(value, bytes | bytearray | memoryview | os.PathLike | io.IOBase) or (
-        hasattr(value, "read") or isinstance(value, AsyncIterable)
-    )
+#: Exact types of JSON scalars: never files nor containers, decided before the (slower)
+#: ABC checks.
+PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_FILE_TYPES = (bytes, bytearray, memoryview, os.PathLike, io.IOBase, AsyncIterable)
+
+
+def is_file(value: Any) -> bool:
+    """Whether an input value is a file, which ``prepare_input`` inlines or uploads (and an
+    input schema counts as a string, since it becomes a URL): bytes, a path
+    (``os.PathLike``), a file object (anything with ``read``) or an async iterable of
+    bytes. Text and JSON containers never are, even with a ``read`` attribute or as a
+    path-like mapping: those are sent as JSON, and walked for files inside them."""
+    if type(value) in PLAIN_TYPES or isinstance(value, str | Mapping | list | tuple):
+        return False
+    return isinstance(value, _FILE_TYPES) or hasattr(value, "read")
 
 
 #: Where a value sits, rendered only when there is something to report: the root's name,
@@ -122,7 +151,7 @@ def _check_json(value: Any, where: _Where, depth: int, active: set[int]) -> None
         _check_text(value, where)
     elif isinstance(value, Mapping | list | tuple):
         _check_container(value, where, depth + 1, active)
-    elif not _is_file(value):
+    elif not is_file(value):
         raise TypeError(
             f"{_named(where)} is a {type(value).__name__}, which is not JSON-serialisable"
         )
@@ -148,3 +177,63 @@ def _check_container(value: Any, where: _Where, depth: int, active: set[int]) ->
                 _check_json(item, (where, index), depth, active)
     finally:
         active.discard(id(value))
+
+
+def check_input(value: Any) -> dict[str, Any]:
+    """A model input: a mapping with string keys whose values are JSON-representable
+    (files anywhere in it are allowed: they are uploaded or inlined later)."""
+    if not isinstance(value, Mapping):
+        raise TypeError(f"input must be a mapping of input names to values, got {value!r:.80}")
+    check_json_input(value, "input")
+    return dict(value)
+
+
+def json_body(body: Mapping[str, Any]) -> bytes:
+    """Serialise a request body now, so an unserialisable value fails before sending."""
+    try:
+        return dumps(body)
+    except (TypeError, ValueError, RecursionError) as exc:
+        problem = exc
+    check_json_input(body, "the request body")  # raises the precise error, naming where
+    raise TypeError(f"the request body is not JSON-serialisable: {problem}")
+
+
+def webhook_url(value: Any) -> str:
+    """A webhook URL: an absolute http(s) URL with a host (the API requires HTTPS in
+    production), without whitespace or control characters."""
+    if not isinstance(value, str):
+        raise TypeError(f"webhook must be a URL string, got {type(value).__name__}")
+    if len(value) > MAX_URL_LENGTH:
+        raise InvalidArgumentError(f"webhook is longer than {MAX_URL_LENGTH} characters")
+    if any(char.isspace() or not char.isprintable() for char in value):
+        raise InvalidArgumentError(
+            f"webhook must not contain whitespace or control characters, got {shown(value)}"
+        )
+    scheme, host = split_url(value)
+    if scheme not in ("https", "http") or not host:
+        raise InvalidArgumentError(
+            f"webhook must be an https:// URL with a host, got {shown(value)}"
+        )
+    return value
+
+
+def events_filter(events: Iterable[str] | None, *, webhook: str | None) -> list[str] | None:
+    """Check ``webhook_events_filter`` against the events the API knows (and that a
+    ``webhook`` is given: a filter without one would be silently ignored)."""
+    if events is None:
+        return None
+    if isinstance(events, str):
+        raise TypeError("webhook_events_filter must be a list of event names, not a string")
+    if not isinstance(events, Iterable):
+        raise TypeError(
+            f"webhook_events_filter must be a list of event names, got {type(events).__name__}"
+        )
+    chosen = list(events)
+    unknown = [e for e in chosen if e not in _WEBHOOK_EVENTS]
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown webhook events {unknown!r:.200}; choose from {sorted(_WEBHOOK_EVENTS)}"
+        )
+    if webhook is None:
+        raise InvalidArgumentError("webhook_events_filter needs a webhook= URL to deliver to")
+    return chosen

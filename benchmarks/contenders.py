@@ -344,7 +344,7 @@ class ThisSDK(Contender):
         try:
             iter_sse = importlib.import_module(self._package + "._sse").iter_sse
         except ImportError:
-            self.notes["e"] = "n/a (no predictions.stream, no replicate_async._sse)"
+            self.notes["e"] = "n/a (no predictions.stream, no replicate_async._core.sse)"
             return None
         self.notes["e"] = "_http.stream + _sse.iter_sse over iter_chunked(65536)"
         return self._decoded(url, iter_sse)

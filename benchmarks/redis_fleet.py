@@ -28,7 +28,7 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster as ClusterClient
 
-from replicate_async._throttle import Throttle
+from replicate_async._core.throttle import Throttle
 from replicate_async.redis import RedisRateLimiter, connect
 from tests.redis._servers import (
     FakeProcess,

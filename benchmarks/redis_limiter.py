@@ -25,7 +25,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from replicate_async._throttle import Throttle
+from replicate_async._core.throttle import Throttle
 from replicate_async.redis import RedisRateLimiter
 from tests.redis._servers import RedisServer, redis_executable
 

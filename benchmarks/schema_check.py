@@ -2,7 +2,7 @@
 
     python -m benchmarks.schema_check [--before DIR] [--repeat 2000] [--rounds 5]
 
-Times :func:`replicate_async._schema.check_input` on the schema of
+Times :func:`replicate_async._checks.schema.check_input` on the schema of
 ``tests/examples/version-get-sdxl.json`` with a valid input (every input given) and an
 input with five problems, and on a schema with a catastrophic ``pattern`` (the time one
 check can block the loop). ``--before DIR`` adds the package in ``DIR/replicate_async_before``

@@ -14,33 +14,33 @@ if typing.TYPE_CHECKING:  # exactly the names of _EXPORTS (tests/unit/test_expor
         RetryPolicy as RetryPolicy,
         Timeouts as Timeouts,
     )
-    from ._file_outputs import FileOutput as FileOutput
-    from ._hooks import (
+    from ._workflows.file_outputs import FileOutput as FileOutput
+    from ._core.hooks import (
         Hooks as Hooks,
         RequestEvent as RequestEvent,
         ResponseEvent as ResponseEvent,
         RetryEvent as RetryEvent,
         ThrottleEvent as ThrottleEvent,
     )
-    from ._inflight import RunObserver as RunObserver
+    from ._workflows.inflight import RunObserver as RunObserver
     from ._literals import WebhookEvent as WebhookEvent
-    from ._options import (
+    from ._core.options import (
         RequestOptions as RequestOptions,
         RequestOptionsDict as RequestOptionsDict,
     )
-    from ._raw import RawResponse as RawResponse, RawStream as RawStream
-    from ._run_many import Progress as Progress, RunResult as RunResult
-    from ._sse import ServerSentEvent as ServerSentEvent
-    from ._streaming import StreamedResponse as StreamedResponse
-    from ._throttle import RateLimiter as RateLimiter, Throttle as Throttle
-    from ._use import (
+    from ._core.raw import RawResponse as RawResponse, RawStream as RawStream
+    from ._workflows.run_many import Progress as Progress, RunResult as RunResult
+    from ._core.sse import ServerSentEvent as ServerSentEvent
+    from ._core.streaming import StreamedResponse as StreamedResponse
+    from ._core.throttle import RateLimiter as RateLimiter, Throttle as Throttle
+    from ._workflows.use import (
         ModelFunction as ModelFunction,
         ModelSchema as ModelSchema,
         OutputStream as OutputStream,
         RunOptions as RunOptions,
         SchemaCache as SchemaCache,
     )
-    from ._webhook_wait import WebhookWaiter as WebhookWaiter
+    from ._workflows.webhook_wait import WebhookWaiter as WebhookWaiter
     from .exceptions import (
         APIConnectionError as APIConnectionError,
         APIError as APIError,
@@ -119,9 +119,9 @@ _EXPORTS: dict[str, str] = {
     "DataURLError": ".exceptions",
     "Deployment": ".models",
     "File": ".models",
-    "FileOutput": "._file_outputs",
+    "FileOutput": "._workflows.file_outputs",
     "Hardware": ".models",
-    "Hooks": "._hooks",
+    "Hooks": "._core.hooks",
     "InputProblem": ".exceptions",
     "InputValidationError": ".exceptions",
     "InternalServerError": ".exceptions",
@@ -129,10 +129,10 @@ _EXPORTS: dict[str, str] = {
     "MissingTokenError": ".exceptions",
     "Model": ".models",
     "ModelError": ".exceptions",
-    "ModelFunction": "._use",
-    "ModelSchema": "._use",
+    "ModelFunction": "._workflows.use",
+    "ModelSchema": "._workflows.use",
     "NotFoundError": ".exceptions",
-    "OutputStream": "._use",
+    "OutputStream": "._workflows.use",
     "Page": ".models",
     "PaginationError": ".exceptions",
     "PayloadTooLargeError": ".exceptions",
@@ -145,33 +145,33 @@ _EXPORTS: dict[str, str] = {
     "PredictionCanceledError": ".exceptions",
     "PredictionError": ".exceptions",
     "PredictionTimeoutError": ".exceptions",
-    "Progress": "._run_many",
+    "Progress": "._workflows.run_many",
     "RateLimitError": ".exceptions",
-    "RateLimiter": "._throttle",
-    "RawResponse": "._raw",
-    "RawStream": "._raw",
+    "RateLimiter": "._core.throttle",
+    "RawResponse": "._core.raw",
+    "RawStream": "._core.raw",
     "ReplicateError": ".exceptions",
-    "RequestEvent": "._hooks",
+    "RequestEvent": "._core.hooks",
     "RequestMayHaveSucceededError": ".exceptions",
     "RequestMayHaveSucceededTimeoutError": ".exceptions",
-    "RequestOptions": "._options",
-    "RequestOptionsDict": "._options",
-    "ResponseEvent": "._hooks",
-    "RetryEvent": "._hooks",
+    "RequestOptions": "._core.options",
+    "RequestOptionsDict": "._core.options",
+    "ResponseEvent": "._core.hooks",
+    "RetryEvent": "._core.hooks",
     "RetryPolicy": "._config",
     "RunAbandonedError": ".exceptions",
-    "RunObserver": "._inflight",
-    "RunOptions": "._use",
-    "RunResult": "._run_many",
-    "SchemaCache": "._use",
+    "RunObserver": "._workflows.inflight",
+    "RunOptions": "._workflows.use",
+    "RunResult": "._workflows.run_many",
+    "SchemaCache": "._workflows.use",
     "SchemaError": ".exceptions",
     "SearchResult": ".models",
-    "ServerSentEvent": "._sse",
+    "ServerSentEvent": "._core.sse",
     "Status": ".models",
     "StreamError": ".exceptions",
-    "StreamedResponse": "._streaming",
-    "Throttle": "._throttle",
-    "ThrottleEvent": "._hooks",
+    "StreamedResponse": "._core.streaming",
+    "Throttle": "._core.throttle",
+    "ThrottleEvent": "._core.hooks",
     "Timeouts": "._config",
     "Training": ".models",
     "UnprocessableEntityError": ".exceptions",
@@ -179,7 +179,7 @@ _EXPORTS: dict[str, str] = {
     "WebhookEvent": "._literals",
     "WebhookSecret": ".models",
     "WebhookVerificationError": ".exceptions",
-    "WebhookWaiter": "._webhook_wait",
+    "WebhookWaiter": "._workflows.webhook_wait",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

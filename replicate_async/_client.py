@@ -11,30 +11,30 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack, overload
 
 import aiohttp
 
-from . import _check_config as check_config
-from . import _check_numbers as check_numbers
+from ._checks import config as check_config
+from ._checks import numbers as check_numbers
 from ._clock import SYSTEM_CLOCK, Clock
 from ._config import DEFAULT_BASE_URL, ClientConfig, PollPolicy, RetryPolicy, Timeouts
-from ._drive import OnCreated
-from ._endpoint import call_endpoint
-from ._file_inputs import prepare_input
-from ._file_outputs import FileOutput
-from ._hooks import Hooks
-from ._http import HTTPCore
-from ._inflight import InFlight
+from ._core.endpoint import call_endpoint
+from ._core.hooks import Hooks
+from ._core.http import HTTPCore
+from ._core.logs import log_from_environment
+from ._core.options import RequestOptions, RequestOptionsDict
+from ._core.raw import RawResponses
+from ._core.sse import ServerSentEvent
+from ._core.streaming import StreamingResponses
+from ._core.throttle import RateLimiter
+from ._core.tracing import make_tracing
 from ._literals import WebhookEvent
-from ._logging import log_from_environment
-from ._namespaces import PredictionsAPI, TrainingsAPI
-from ._options import RequestOptions, RequestOptionsDict
-from ._raw import RawResponses
-from ._run import RUN_HOLD, creator, output_of, run_prediction
-from ._run_many import Progress, RunResult, run_many
-from ._sse import ServerSentEvent
-from ._stream import PredictionStream, open_stream
-from ._streaming import StreamingResponses
-from ._throttle import RateLimiter
-from ._tracing import make_tracing
-from ._use import ModelFunction, RunOptions
+from ._workflows.drive import OnCreated
+from ._workflows.file_inputs import prepare_input
+from ._workflows.file_outputs import FileOutput
+from ._workflows.inflight import InFlight
+from ._workflows.namespaces import PredictionsAPI, TrainingsAPI
+from ._workflows.run import RUN_HOLD, creator, output_of, run_prediction
+from ._workflows.run_many import Progress, RunResult, run_many
+from ._workflows.stream import PredictionStream, open_stream
+from ._workflows.use import ModelFunction, RunOptions
 from .exceptions import InvalidArgumentError
 from .resources import (
     AccountResource,
@@ -102,7 +102,7 @@ class AsyncReplicate:
     pass is borrowed: the client never closes it.
 
     ``limiter`` paces requests under Replicate's rate limits (default: an in-process
-    :class:`~replicate_async._throttle.Throttle`; pass a shared one, e.g. Redis-backed, to
+    :class:`~replicate_async._core.throttle.Throttle`; pass a shared one, e.g. Redis-backed, to
     pace a fleet). ``fleet`` (a :class:`replicate_async.redis.Fleet`) does the wiring for
     many workers: its limiter paces this client, and its in-flight registry records every
     run this client starts, so peers cancel them if this worker dies. ``clock`` is the
@@ -224,7 +224,7 @@ class AsyncReplicate:
     @property
     def with_streaming_response(self) -> StreamingResponses:
         """The same namespaces, each operation returning an async context manager over a
-        :class:`~replicate_async._streaming.StreamedResponse`: status and headers as soon as
+        :class:`~replicate_async._core.streaming.StreamedResponse`: status and headers as soon as
         they arrive, the body read only when asked (``read``, ``iter_bytes``, ``text``,
         ``json``, ``parse``); the connection is released when the block exits::
 
@@ -316,7 +316,7 @@ class AsyncReplicate:
         on_created: OnCreated | None = None,
     ) -> Any:
         """Run a model and return its output (:meth:`predictions.run
-        <replicate_async._namespaces.PredictionsAPI.run>` returns the whole prediction).
+        <replicate_async._workflows.namespaces.PredictionsAPI.run>` returns the whole prediction).
 
         ``ref`` is ``"owner/name"`` (official model), ``"owner/name:version_id"`` or a
         version id; or pass ``deployment="owner/name"``. Files (paths, bytes, file objects)

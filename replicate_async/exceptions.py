@@ -225,7 +225,7 @@ class InputValidationError(InvalidArgumentError):
 class SchemaError(ReplicateError, ValueError):
     """A model's OpenAPI schema cannot be used as asked: it is beyond the SDK's budgets for
     walking one (more than ``MAX_NODES`` ``$ref``/``allOf`` nodes, or nesting deeper than
-    ``MAX_DEPTH``: :mod:`replicate_async._walk`).
+    ``MAX_DEPTH``: :mod:`replicate_async._checks.walk`).
 
     A model's schema is written by whoever pushed the model, so the SDK treats it as
     untrusted: checks and shaping never hang or fail on it. Input checks on such a schema

@@ -24,9 +24,9 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ._converter import StructureError, structure_list
-from ._http import HTTPCore
-from ._raw import RawResponse, captured
-from ._response import Response, decode
+from ._core.http import HTTPCore
+from ._core.raw import RawResponse, captured
+from ._core.response import Response, decode
 from .exceptions import InvalidArgumentError, PaginationError
 from .models import Page
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from .._run import PredictionOps, RunHost
+from .._workflows.run import PredictionOps, RunHost
 from ..models import Prediction
 
 __all__ = ["BatchHost", "CompletionWaiter", "WorkerConfig", "dead_here", "new_worker"]

@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 
-from .. import _check_body as check_body
-from .. import _check_numbers as check_numbers
-from .. import _check_url as check_url
+from .._checks import body as check_body
+from .._checks import numbers as check_numbers
+from .._checks import url as check_url
 from ..exceptions import InvalidArgumentError
 from ._host import BatchHost, CompletionWaiter, WorkerConfig, dead_here, new_worker
 from ._inputs import Inputs, KeyFunc, key_function

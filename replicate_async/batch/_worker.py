@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import attrs
 
-from .._run import creator
+from .._workflows.run import creator
 from ..exceptions import (
     APIConnectionError,
     APIError,

@@ -57,7 +57,7 @@ def _base_hint(base_url: str | None) -> str:
 
 
 def _status_line(exc: APIStatusError, base_url: str | None, subject: str | None) -> str:
-    from .._errors import reason as _reason
+    from .._core.errors import reason as _reason
 
     head = f"{exc.status} {exc.title or _reason(exc.status)}"
     detail = exc.detail or ("" if exc.message in (exc.title, _reason(exc.status)) else exc.message)

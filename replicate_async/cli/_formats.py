@@ -45,7 +45,7 @@ __all__ = [
 
 def input_names(version: Version | None) -> str | None:
     """The input names a version accepts (from its OpenAPI schema), comma-separated."""
-    from .._schema import input_order
+    from .._checks.schema import input_order
 
     schema = version.openapi_schema if version is not None else None
     if not isinstance(schema, dict):
@@ -66,7 +66,7 @@ class InputSpec:
 
 def input_specs(version: Version | None) -> list[InputSpec]:
     """The inputs of a version: type (with choices and bounds), default, required."""
-    from .._schema import input_properties, required_inputs
+    from .._checks.schema import input_properties, required_inputs
 
     document = version.openapi_schema if version is not None else None
     required = set(required_inputs(document))

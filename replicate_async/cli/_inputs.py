@@ -125,7 +125,7 @@ def _unknown_names(
     inputs: Mapping[str, Any], input_schema: Mapping[str, Any], document: Mapping[str, Any]
 ) -> None:
     """Refuse names the schema does not know (exit 2), with the closest known ones."""
-    from .._schema import input_order
+    from .._checks.schema import input_order
 
     extra = input_schema.get("additionalProperties")
     if extra is True or isinstance(extra, Mapping):
@@ -151,7 +151,7 @@ def _unknown_names(
 def _text_value(prop: Mapping[str, Any] | None, text: str, document: Any) -> Any:
     """``key=text`` typed by the input's schema (text that does not fit stays text, and
     the schema check then reports it)."""
-    from .._schema import coerce_cli_value
+    from .._checks.schema import coerce_cli_value
 
     if prop is None:
         return text
@@ -166,7 +166,7 @@ def _text_value(prop: Mapping[str, Any] | None, text: str, document: Any) -> Any
 def _file_value(key: str, prop: Mapping[str, Any] | None, value: FileArg, document: Any) -> Any:
     """``key=@file`` as the input's schema types it: text for a plain string, the file
     for a URI (and one item of either for an array)."""
-    from .._schema import SchemaError, flatten
+    from .._checks.schema import SchemaError, flatten
 
     if prop is None:
         return value.unschematized()
@@ -184,7 +184,7 @@ def _file_value(key: str, prop: Mapping[str, Any] | None, value: FileArg, docume
 
 def resolve_inputs(inputs: Mapping[str, Any], openapi_schema: Any = None) -> dict[str, Any]:
     """The input to send: every value resolved by the schema, then checked (see module)."""
-    from .._schema import check_input, input_properties, input_schema
+    from .._checks.schema import check_input, input_properties, input_schema
 
     schema = input_schema(openapi_schema) if isinstance(openapi_schema, Mapping) else None
     if schema is not None:

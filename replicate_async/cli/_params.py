@@ -59,7 +59,7 @@ class _Ref(_StrType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         """Return ``value`` if the SDK accepts it, else fail with an example of the form."""
-        from .._check_url import model_ref, split_version_ref
+        from .._checks.url import model_ref, split_version_ref
 
         if isinstance(value, str):
             if self._versions and _VERSION_ID.fullmatch(value):

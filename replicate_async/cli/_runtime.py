@@ -191,7 +191,7 @@ async def open_client(config: Settings, out: Output) -> AsyncIterator[AsyncRepli
     """A client for these settings (the token comes from ``REPLICATE_API_TOKEN``); with
     ``--verbose``/``--debug`` its session reports each HTTP exchange on stderr."""
     from .. import AsyncReplicate
-    from .._hooks import Hooks
+    from .._core.hooks import Hooks
 
     session = None
     if config.verbosity:

@@ -36,7 +36,7 @@ async def codegen(
     function that runs the model with client.use(). It passes mypy --strict and ruff.
     Give a version to pin the types and the runs to it.
     """
-    from .._codegen import generate_module
+    from .._workflows.codegen import generate_module
 
     schema = await client.use(model).schema()
     source = generate_module(model, schema.openapi_schema, version=schema.version, name=name)

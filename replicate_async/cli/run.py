@@ -44,7 +44,7 @@ async def _shaped(
     """A language model's list of tokens joined into its text (as its schema asks)."""
     if not (isinstance(output, list) and output and all(isinstance(i, str) for i in output)):
         return output
-    from .._schema import output_schema, shape_output
+    from .._checks.schema import output_schema, shape_output
     from ..exceptions import ReplicateError
 
     if schema is None:

@@ -40,7 +40,7 @@ _LOCAL_PENDING = 10_000
 
 
 class RedisCompletionBus:
-    """A :class:`~replicate_async._bus.CompletionBus` shared by processes, for
+    """A :class:`~replicate_async._workflows.bus.CompletionBus` shared by processes, for
     :class:`~replicate_async.WebhookWaiter`.
 
     ``WebhookWaiter(..., bus=RedisCompletionBus.from_url(url))`` in every worker: the

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._clock import SYSTEM_CLOCK, Clock
-from .._throttle import RateLimiter, RequestKind, Throttle
+from .._core.throttle import RateLimiter, RequestKind, Throttle
 from ._common import DEFAULT_PREFIX, AnyRedis, Link, Unavailable, connect, keyspace
 
 __all__ = ["RedisRateLimiter"]
@@ -135,7 +135,7 @@ class RedisRateLimiter:
     If Redis is unreachable (``operation_timeout`` per call; the outage is shared by every
     Redis piece of the process, see :class:`~replicate_async.redis._common.Link`),
     requests go through ``fallback`` (default: the client's in-process
-    :class:`~replicate_async._throttle.Throttle` at ``local_share`` of the fleet rates) at
+    :class:`~replicate_async._core.throttle.Throttle` at ``local_share`` of the fleet rates) at
     once until a background probe sees Redis again; nothing blocks on Redis or is
     dropped. Keys start with ``{prefix}`` (one per Replicate account).
     """

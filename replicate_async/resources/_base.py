@@ -10,12 +10,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from .. import _check_body as check_body
-from .. import _check_numbers as check_numbers
-from .._http import HTTPCore
+from .._checks import body as check_body
+from .._checks import numbers as check_numbers
+from .._core.http import HTTPCore
+from .._core.options import RequestOptionsDict, call_options
+from .._core.response import decode
 from .._literals import WebhookEvent
-from .._options import RequestOptionsDict, call_options
-from .._response import decode
 from ..models import Prediction
 
 T = TypeVar("T")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .. import _check_url as check_url
+from .._checks import url as check_url
 from .._converter import structure_list
-from .._options import RequestOptionsDict
-from .._response import decode
+from .._core.options import RequestOptionsDict
+from .._core.response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import Account, Hardware, SearchResult, WebhookSecret
 from ._base import Resource

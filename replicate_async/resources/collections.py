@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Unpack
 
-from .. import _check_url as check_url
-from .._http import path
-from .._options import RequestOptionsDict
+from .._checks import url as check_url
+from .._core.http import path
+from .._core.options import RequestOptionsDict
 from ..models import Collection
 from ..pagination import AsyncPaginator
 from ._base import Resource

@@ -6,11 +6,11 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Unpack
 
-from .. import _check_body as check_body
-from .. import _check_url as check_url
-from .._http import path
+from .._checks import body as check_body
+from .._checks import url as check_url
+from .._core.http import path
+from .._core.options import RequestOptionsDict
 from .._literals import WebhookEvent
-from .._options import RequestOptionsDict
 from ..exceptions import InvalidArgumentError
 from ..models import Deployment, Prediction
 from ..pagination import AsyncPaginator

@@ -16,11 +16,11 @@ import aiohttp
 import aiohttp.payload
 from aiohttp import hdrs
 
-from .. import _check_body as check_body
-from .. import _check_url as check_url
-from .._http import path
-from .._options import RequestOptionsDict
-from .._response import decode
+from .._checks import body as check_body
+from .._checks import url as check_url
+from .._core.http import path
+from .._core.options import RequestOptionsDict
+from .._core.response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import File
 from ..pagination import AsyncPaginator

@@ -6,11 +6,11 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import Any, Unpack, cast
 
-from .. import _check_body as check_body
-from .. import _check_url as check_url
-from .._http import path
+from .._checks import body as check_body
+from .._checks import url as check_url
+from .._core.http import path
+from .._core.options import OPTION_NAMES, RequestOptionsDict
 from .._literals import ModelSortBy, SortDirection, Visibility, WebhookEvent
-from .._options import OPTION_NAMES, RequestOptionsDict
 from ..exceptions import InvalidArgumentError
 from ..models import Model, Prediction, Version
 from ..pagination import AsyncPaginator

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Unpack
 
-from .. import _check_body as check_body
-from .. import _check_url as check_url
-from .._http import path
+from .._checks import body as check_body
+from .._checks import url as check_url
+from .._core.http import path
+from .._core.options import RequestOptionsDict
+from .._core.response import decode
 from .._literals import WebhookEvent
-from .._options import RequestOptionsDict
-from .._response import decode
 from ..exceptions import InvalidArgumentError
 from ..models import Training
 from ..pagination import AsyncPaginator

@@ -1,6 +1,6 @@
 """Replicate's 422 ``invalid_fields`` for request bodies and model inputs.
 
-The rules are the SDK's own input checker (:mod:`replicate_async._schema`): what Cog input
+The rules are the SDK's own input checker (:mod:`replicate_async._checks.schema`): what Cog input
 schemas and the API's request bodies use: ``required``, ``type``, ``enum``,
 ``minimum``/``maximum`` (and exclusive forms), string length, ``format: uri``, ``items``,
 ``additionalProperties: false``, ``allOf`` and local ``$ref``s.
@@ -13,8 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .._schema import input_schema as _sdk_input_schema
-from .._schema import validate as check_value
+from .._checks.schema import input_schema as _sdk_input_schema
+from .._checks.schema import validate as check_value
 from ._util import problem
 
 __all__ = [
@@ -79,7 +79,7 @@ def validate(
 ) -> list[FieldError]:
     """Validate ``value`` against ``schema`` (``$ref``s resolve inside ``document``).
 
-    The SDK's own checker (``replicate_async._schema``) decides, so the client's
+    The SDK's own checker (``replicate_async._checks.schema``) decides, so the client's
     ``InputValidationError`` and the fake's 422s always agree (a schema too complex to
     check is not checked, by either).
     """

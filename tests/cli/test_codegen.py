@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from replicate_async import InputValidationError
-from replicate_async._codegen import generate_module, python_name
+from replicate_async._workflows.codegen import generate_module, python_name
 from replicate_async.testing import FakeReplicate
 from tests.unit.test_schema import RECORDED, SEED
 

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from replicate_async import ClientClosedError
-from replicate_async._bus import CompletionBus
+from replicate_async._workflows.bus import CompletionBus
 from replicate_async.redis import RedisCompletionBus
 
 from ._servers import RedisServer, free_port

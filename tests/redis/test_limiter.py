@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from replicate_async._throttle import RateLimiter
+from replicate_async._core.throttle import RateLimiter
 from replicate_async.redis import RedisRateLimiter
 
 from ._servers import RedisServer, free_port, until

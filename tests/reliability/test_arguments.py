@@ -19,7 +19,7 @@ from replicate_async import (
     RetryPolicy,
     Timeouts,
 )
-from replicate_async._check_numbers import MAX_DURATION
+from replicate_async._checks.numbers import MAX_DURATION
 from replicate_async.testing import FakeReplicate
 
 # -- durations ------------------------------------------------------------------------------

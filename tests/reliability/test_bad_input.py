@@ -32,10 +32,10 @@ from replicate_async import (
     RetryPolicy,
     models,
 )
-from replicate_async._check_body import json_body
+from replicate_async._checks.body import json_body
 from replicate_async._converter import StructureError, dumps, parse_datetime, structure
-from replicate_async._response import Response, decode
-from replicate_async._retry import parse_retry_after, retry_delay
+from replicate_async._core.response import Response, decode
+from replicate_async._core.retry import parse_retry_after, retry_delay
 from replicate_async.pagination import _build_page
 from replicate_async.testing import FakeReplicate
 

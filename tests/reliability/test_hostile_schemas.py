@@ -36,8 +36,7 @@ from replicate_async import (
     ModelFunction,
     SchemaCache,
 )
-from replicate_async._codegen import MAX_INPUTS, generate_module
-from replicate_async._schema import (
+from replicate_async._checks.schema import (
     coerce_cli_value,
     flatten,
     input_order,
@@ -49,7 +48,8 @@ from replicate_async._schema import (
     schema_problem,
     shape_output,
 )
-from replicate_async._use import ModelSchema, RunOptions
+from replicate_async._workflows.codegen import MAX_INPUTS, generate_module
+from replicate_async._workflows.use import ModelSchema, RunOptions
 from replicate_async.exceptions import InputProblem, SchemaError
 from replicate_async.testing import FakeReplicate, ManualClock
 from replicate_async.testing._validation import validate as fake_validate

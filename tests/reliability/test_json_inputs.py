@@ -4,7 +4,7 @@ Property: for any input (NaN and infinities, lone surrogates, integers of any si
 cycles, deep nesting), ``predictions.create``, ``run`` and ``stream`` either put valid
 JSON carrying exactly that input on the wire, or raise ``InvalidArgumentError`` with no
 request in the fake's log; and which of the two happens follows the documented rule
-(``replicate_async._check_body``), computed here independently. Before, a cycle or ~330
+(``replicate_async._checks.body``), computed here independently. Before, a cycle or ~330
 levels gave a ``RecursionError`` and a NaN a ``TypeError``.
 """
 
@@ -26,7 +26,7 @@ from replicate_async import (
     ModelError,
     StreamError,
 )
-from replicate_async._check_body import MAX_JSON_DEPTH, check_json_input
+from replicate_async._checks.body import MAX_JSON_DEPTH, check_json_input
 from replicate_async.testing import FakeReplicate
 
 PROPERTY = settings(

@@ -4,7 +4,7 @@ sending anything: the documented error, and not one request in the fake's log.
 A dot segment used to be removed by URL normalisation and reach another endpoint
 (``models.versions.delete("alice/m", "..")`` sent ``DELETE /v1/models/alice/m/``, the
 model itself); ``%2e%2e`` and control characters were sent as they were. The rule is in
-``replicate_async._check_url.segment`` and every resource goes through it.
+``replicate_async._checks.url.segment`` and every resource goes through it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from replicate_async import AsyncReplicate, InvalidArgumentError, NotFoundError
-from replicate_async._check_url import MAX_SEGMENT_LENGTH
+from replicate_async._checks.url import MAX_SEGMENT_LENGTH
 from replicate_async.testing import FakeReplicate
 
 #: The bad segments, each placed where the operation takes an id, owner or name.

@@ -23,7 +23,7 @@ from replicate_async import (
     RetryPolicy,
     Timeouts,
 )
-from replicate_async._throttle import Throttle
+from replicate_async._core.throttle import Throttle
 from replicate_async.testing import FakeReplicate, ManualClock
 from tests.helpers import eventually, tcp_server
 

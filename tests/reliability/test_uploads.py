@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 
 from replicate_async import AsyncReplicate, DataURLError, InvalidArgumentError
-from replicate_async._datauri import decode_data_url
-from replicate_async._file_outputs import FileOutput
+from replicate_async._checks.datauri import decode_data_url
+from replicate_async._workflows.file_outputs import FileOutput
 from replicate_async.testing import FakeReplicate
 
 # -- filenames on the wire ------------------------------------------------------------------

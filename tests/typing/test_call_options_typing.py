@@ -16,8 +16,8 @@ from typing import assert_type
 import pytest
 
 from replicate_async import AsyncReplicate, InvalidArgumentError, Status
-from replicate_async._options import RequestOptionsDict
-from replicate_async._raw import RawResponse
+from replicate_async._core.options import RequestOptionsDict
+from replicate_async._core.raw import RawResponse
 from replicate_async.models import KNOWN_STATUSES, TERMINAL_STATUSES, File, Model, Page, Prediction
 
 HERE = Path(__file__).parent

@@ -23,8 +23,8 @@ from replicate_async import (
     ThrottleEvent,
     Timeouts,
 )
-from replicate_async._hooks import RetryReason
-from replicate_async._raw import RawResponse, RawResponses
+from replicate_async._core.hooks import RetryReason
+from replicate_async._core.raw import RawResponse, RawResponses
 
 
 def test_request_options_fields() -> None:

@@ -32,7 +32,7 @@ from replicate_async import (
     _clock,
 )
 from replicate_async._config import DEFAULT_BASE_URL
-from replicate_async._raw import RawResponses
+from replicate_async._core.raw import RawResponses
 from replicate_async.models import Prediction
 from replicate_async.testing import ManualClock
 from tests.helpers import example, tcp_server

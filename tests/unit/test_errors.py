@@ -355,7 +355,7 @@ async def test_hostile_200_bodies_are_validation_errors(
     """Depth, NaN, infinities and huge numbers: APIResponseValidationError with either
     decoder, never RecursionError/OverflowError (and never a 'valid' NaN)."""
     if decoder == "stdlib":
-        monkeypatch.setattr("replicate_async._response.loads", _stdlib_loads(monkeypatch))
+        monkeypatch.setattr("replicate_async._core.response.loads", _stdlib_loads(monkeypatch))
     mocked.get(PRED, body=HOSTILE[name])
     with pytest.raises(APIResponseValidationError) as info:
         await client.predictions.get("abc")
@@ -372,7 +372,7 @@ async def test_hostile_error_body_keeps_the_status_error(
 ) -> None:
     """A 404 whose body nests 2,000 deep is still a NotFoundError, its body kept as text."""
     if decoder == "stdlib":
-        monkeypatch.setattr("replicate_async._errors.loads", _stdlib_loads(monkeypatch))
+        monkeypatch.setattr("replicate_async._core.errors.loads", _stdlib_loads(monkeypatch))
     mocked.get(PRED, status=404, body=HOSTILE["deep object"], content_type=PROBLEM)
     with pytest.raises(NotFoundError) as info:
         await client.predictions.get("abc")
@@ -595,6 +595,6 @@ async def test_problem_body_with_leading_whitespace(
 )
 def test_reason_phrases_do_not_depend_on_the_python(status: int, phrase: str) -> None:
     """Python 3.13 renamed some phrases (RFC 9110); messages keep one spelling everywhere."""
-    from replicate_async._errors import reason
+    from replicate_async._core.errors import reason
 
     assert reason(status) == phrase

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from replicate_async._retry import parse_retry_after
-from replicate_async._throttle import remaining_hint, request_kind
+from replicate_async._core.retry import parse_retry_after
+from replicate_async._core.throttle import remaining_hint, request_kind
 
 BASE = "https://api.replicate.com/v1/"
 

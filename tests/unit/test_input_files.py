@@ -17,8 +17,8 @@ import pytest
 from aioresponses import aioresponses
 
 from replicate_async import AsyncReplicate
-from replicate_async._check_body import check_json_input, is_file
-from replicate_async._schema import type_name
+from replicate_async._checks.body import check_json_input, is_file
+from replicate_async._checks.schema import type_name
 from tests.helpers import example
 
 from ._helpers import API, sent

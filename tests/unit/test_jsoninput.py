@@ -10,7 +10,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from replicate_async import InvalidArgumentError
-from replicate_async._check_body import MAX_JSON_DEPTH, _check_json, check_json_input
+from replicate_async._checks.body import MAX_JSON_DEPTH, _check_json, check_json_input
 
 #: Leaves the API takes, and the ones it cannot (NaN, infinities, ints past 64 bits,
 #: lone surrogates, a bytes file, a type JSON has no form for).

@@ -27,7 +27,7 @@ from replicate_async import (
     RequestMayHaveSucceededError,
     RetryPolicy,
 )
-from replicate_async._retry import is_retryable, parse_retry_after, retry_delay
+from replicate_async._core.retry import is_retryable, parse_retry_after, retry_delay
 from replicate_async.testing import ManualClock
 from tests.helpers import example
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from replicate_async import InvalidArgumentError
-from replicate_async._schema import (
+from replicate_async._checks.schema import (
     check_input,
     coerce_cli_value,
     flatten,

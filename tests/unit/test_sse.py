@@ -1,4 +1,4 @@
-"""The incremental Server-Sent Events decoder (replicate_async._sse)."""
+"""The incremental Server-Sent Events decoder (replicate_async._core.sse)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replicate_async._sse import ServerSentEvent, SSEDecoder, iter_sse
+from replicate_async._core.sse import ServerSentEvent, SSEDecoder, iter_sse
 from replicate_async.exceptions import StreamError
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

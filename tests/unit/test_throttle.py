@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from replicate_async._throttle import RateLimiter, RequestKind, Throttle
+from replicate_async._core.throttle import RateLimiter, RequestKind, Throttle
 from replicate_async.testing import ManualClock
 from replicate_async.testing._ratelimit import TokenBucket
 

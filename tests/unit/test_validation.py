@@ -11,9 +11,9 @@ import pytest
 from aioresponses import aioresponses
 
 from replicate_async import AsyncReplicate
-from replicate_async._check_body import events_filter
-from replicate_async._check_numbers import cancel_after_header, prefer_wait
-from replicate_async._check_url import model_ref, version_ref
+from replicate_async._checks.body import events_filter
+from replicate_async._checks.numbers import cancel_after_header, prefer_wait
+from replicate_async._checks.url import model_ref, version_ref
 from tests.helpers import example
 
 from ._helpers import API, request_count, sent

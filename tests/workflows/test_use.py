@@ -20,7 +20,7 @@ from replicate_async import (
     PredictionTimeoutError,
     UnprocessableEntityError,
 )
-from replicate_async._schema import check_input
+from replicate_async._checks.schema import check_input
 from replicate_async.exceptions import InputValidationError
 from replicate_async.testing import FakeReplicate
 from tests.unit.test_schema import inputs_for

@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from replicate_async import AsyncReplicate, ModelError, Prediction, WebhookWaiter
-from replicate_async._bus import MemoryBus
+from replicate_async._workflows.bus import MemoryBus
 from replicate_async.exceptions import WebhookVerificationError
 from replicate_async.testing import FakeReplicate
 from replicate_async.webhooks import sign, verify_prediction

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from replicate_async import ClientClosedError, Prediction, WebhookWaiter
 from replicate_async._converter import structure
-from replicate_async._sse_reader import MAX_RETRY_DELAY, reconnect_delay
+from replicate_async._core.sse_reader import MAX_RETRY_DELAY, reconnect_delay
 from replicate_async.exceptions import BadRequestError
 from replicate_async.testing import ManualClock
 from tests.helpers import eventually

@@ -40,7 +40,7 @@ if typing.TYPE_CHECKING:  # exactly the names of _EXPORTS (tests/unit/test_expor
         RunOptions as RunOptions,
         SchemaCache as SchemaCache,
     )
-    from ._workflows.webhook_wait import WebhookWaiter as WebhookWaiter
+    from ._waiter import WebhookWaiter as WebhookWaiter
     from .exceptions import (
         APIConnectionError as APIConnectionError,
         APIError as APIError,
@@ -179,7 +179,7 @@ _EXPORTS: dict[str, str] = {
     "WebhookEvent": "._literals",
     "WebhookSecret": ".models",
     "WebhookVerificationError": ".exceptions",
-    "WebhookWaiter": "._workflows.webhook_wait",
+    "WebhookWaiter": "._waiter",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -31,11 +31,12 @@ from ._workflows.file_inputs import prepare_input
 from ._workflows.file_outputs import FileOutput
 from ._workflows.inflight import InFlight
 from ._workflows.namespaces import PredictionsAPI, TrainingsAPI
-from ._workflows.run import RUN_HOLD, creator, output_of, run_prediction
-from ._workflows.run_many import Progress, RunResult, run_many
-from ._workflows.stream import PredictionStream, open_stream
+from ._workflows.run_many import Progress, RunResult
+from ._workflows.runner import RUN_HOLD, Runner
+from ._workflows.stream import PredictionStream
 from ._workflows.use import ModelFunction, RunOptions
 from .exceptions import InvalidArgumentError
+from .models import Prediction
 from .resources import (
     AccountResource,
     Collections,
@@ -44,7 +45,9 @@ from .resources import (
     Files,
     HardwareResource,
     Models,
+    Predictions,
     Search,
+    Trainings,
     Webhooks,
 )
 from .resources.account import WebhookSecretResource
@@ -245,8 +248,14 @@ class AsyncReplicate:
         self.files = Files(http)
         self.hardware = HardwareResource(http)
         self.models = Models(http, prepare)
-        self.predictions = PredictionsAPI(http, prepare, self)
-        self.trainings = TrainingsAPI(http, prepare, self)
+        predictions, trainings = Predictions(http, prepare), Trainings(http, prepare)
+        #: The workflows (run, wait, stream, fan-out) on this client's operations.
+        self._runner = runner = Runner(
+            http, self._config, self._inflight, predictions, self.models, self.deployments,
+            trainings,
+        )  # fmt: skip
+        self.predictions = PredictionsAPI(predictions, runner)
+        self.trainings = TrainingsAPI(trainings, runner)
         self.webhooks = Webhooks(DefaultWebhooks(WebhookSecretResource(http)))
         self.search = Search(http)
 
@@ -338,7 +347,7 @@ class AsyncReplicate:
         returns URL outputs as :class:`FileOutput` objects; by default outputs are
         returned exactly as the API gave them.
         """
-        prediction = await self.predictions.run(
+        prediction = await self._runner.run(
             ref,
             input=input,
             deployment=deployment,
@@ -349,7 +358,7 @@ class AsyncReplicate:
             webhook_events_filter=webhook_events_filter,
             on_created=on_created,
         )
-        return output_of(self, prediction, use_file_output)
+        return self._runner.output(prediction, use_file_output)
 
     def run_many(
         self,
@@ -376,11 +385,10 @@ class AsyncReplicate:
         """
         check_numbers.seconds(timeout, "timeout")  # validate everything once, before anything runs
         check_numbers.prefer_wait(wait)
-        creator(self, ref, deployment=deployment, input={})
+        runner = self._runner
 
-        async def run_one(item: Mapping[str, Any]) -> tuple[Any, Any]:
-            prediction = await run_prediction(
-                self,
+        async def run_one(item: Mapping[str, Any]) -> Prediction:
+            return await runner.run(
                 ref,
                 input=item,
                 deployment=deployment,
@@ -389,10 +397,16 @@ class AsyncReplicate:
                 cancel_after=None,
                 on_created=on_created,
             )
-            return prediction, output_of(self, prediction, use_file_output)
 
-        results = run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
-        return PredictionStream(results, self._inflight)
+        return runner.run_many(
+            ref,
+            inputs,
+            run_one,
+            deployment=deployment,
+            concurrency=concurrency,
+            use_file_output=use_file_output,
+            on_progress=on_progress,
+        )
 
     def batch(
         self,
@@ -410,7 +424,9 @@ class AsyncReplicate:
         runs or resumes it. ``options``: see :class:`~replicate_async.batch.Batch`."""
         from .batch import Batch
 
-        return Batch(self, ref, inputs, store=store, key=key, concurrency=concurrency, **options)
+        return Batch(
+            self._runner, ref, inputs, store=store, key=key, concurrency=concurrency, **options
+        )
 
     def stream(
         self,
@@ -438,9 +454,7 @@ class AsyncReplicate:
         between events. ``on_created`` gets the :class:`Prediction` once created. Arguments
         are checked here, before anything is sent.
         """
-        return open_stream(
-            self,
-            self._http,
+        return self._runner.stream(
             ref,
             input=input,
             deployment=deployment,
@@ -466,9 +480,7 @@ class AsyncReplicate:
         :class:`FileOutput` objects when the model streams files (its stream URL is under
         ``/v1/files/``). An ``error`` event raises :class:`StreamError`. ``timeout`` and
         ``on_created`` as in :meth:`stream`."""
-        return open_stream(
-            self,
-            self._http,
+        return self._runner.stream(
             ref,
             input=input,
             deployment=deployment,
@@ -496,7 +508,7 @@ class AsyncReplicate:
         before anything is sent (:class:`InputValidationError`) unless ``check_input=False``.
         """
         opts = RunOptions(options, check_input)
-        return ModelFunction(self, self._config.clock, ref, deployment, opts)
+        return ModelFunction(self._runner, self._config.clock, ref, deployment, opts)
 
     # -- any endpoint ----------------------------------------------------------------
     # Typed by overloads: without cast_to the decoded JSON (Any); with cast_to (a model
@@ -624,7 +636,7 @@ class AsyncReplicate:
         """A :class:`FileOutput` for an output URL (e.g. from a file stream's events)."""
         if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:")):
             raise InvalidArgumentError(f"not a file URL: {url!r:.80}")
-        return FileOutput(url, self._http)
+        return self._runner.file_output(url)
 
     def __repr__(self) -> str:
         token = "set" if self._http._token else "missing"

@@ -34,7 +34,7 @@ TITLES = {
     "._core.streaming": "Streaming responses",
     "._workflows.file_outputs": "Files",
     "._workflows.run_many": "Fan-out",
-    "._workflows.webhook_wait": "Waiting on webhooks",
+    "._waiter": "Waiting on webhooks",
     "._workflows.use": "Models as functions",
 }
 #: Public modules documented whole (their ``__all__``), with their page titles.

@@ -1,66 +1,44 @@
-"""``client.predictions`` and ``client.trainings``: the typed operations of the resources,
-plus the workflows on top of them (``wait``, ``stream``, ``run``)."""
+"""``client.predictions`` and ``client.trainings``: a resource's typed operations side by
+side with the workflows on top of them (``wait``, ``run``, ``stream``), by composition.
+
+The operations are the resource's own bound methods (same signatures, no extra hop); the
+workflows are handed to the client's :class:`~replicate_async._workflows.runner.Runner`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from .._checks import config as check_config
-from .._checks import numbers as check_numbers
-from .._checks import url as check_url
 from .._config import PollPolicy
-from .._core.http import HTTPCore
 from .._core.raw import RawStream
 from .._core.sse import ServerSentEvent
-from .._core.sse_reader import prediction_events
 from .._literals import WebhookEvent
 from ..models import Prediction, Training
 from ..resources import Predictions, Trainings
-from ..resources._base import InputPreparer
-from .drive import OnCreated, Poll, drive, outcome
-from .run import RUN_HOLD, RunHost, run_prediction
+from .drive import OnCreated, outcome
+from .runner import RUN_HOLD, Runner
 
 __all__ = ["PredictionsAPI", "TrainingsAPI"]
 
-R = TypeVar("R", Prediction, Training)
 
+class PredictionsAPI:
+    """Predictions: runs of a model version on an input (``client.predictions``).
 
-async def wait_for(
-    get: Callable[[str], Awaitable[R]],
-    cancel: Callable[[str], Awaitable[R]],
-    host: RunHost,
-    run: R | str,
-    cls: type[R],
-    timeout: float | None,
-    poll: PollPolicy | None,
-    cancel_on_abandon: bool,
-) -> R:
-    """The shared body of ``predictions.wait`` and ``trainings.wait``: check the arguments,
-    fetch the run if given by id, then poll it to a terminal status under one deadline."""
-    timeout = check_numbers.seconds(timeout, "timeout")
-    check_config.poll_policy(poll)
-    if not isinstance(run, cls):
-        run = await get(check_url.require_id(run, cls.__name__.lower()))
-    return await drive(
-        start=run,
-        advance=Poll(get, poll or host.config.poll, host.config.clock),
-        cancel=cancel,
-        timeout=timeout,
-        inflight=host.inflight,
-        cancel_on_abandon=cancel_on_abandon,
-    )
+    ``create``, ``get``, ``cancel`` and ``list`` are the typed operations of
+    ``POST /predictions``, ``GET /predictions/{id}``, ``POST /predictions/{id}/cancel``
+    and ``GET /predictions``; ``wait``, ``run`` and ``stream`` are workflows on them.
+    """
 
+    __slots__ = ("_runner", "cancel", "create", "get", "list")
 
-class PredictionsAPI(Predictions):
-    """Predictions: runs of a model version on an input (``client.predictions``)."""
-
-    __slots__ = ("_host",)
-
-    def __init__(self, http: HTTPCore, prepare: InputPreparer, host: RunHost) -> None:
-        super().__init__(http, prepare)
-        self._host = host
+    def __init__(self, operations: Predictions, runner: Runner) -> None:
+        self.create = operations.create
+        self.get = operations.get
+        self.cancel = operations.cancel
+        self.list = operations.list
+        self._runner = runner
 
     async def wait(
         self,
@@ -80,15 +58,11 @@ class PredictionsAPI(Predictions):
         :class:`~replicate_async.PredictionTimeoutError`, ``CancelledError`` or the
         polling error (``.prediction`` names the prediction) is raised.
         """
-        return await wait_for(
-            self.get,
-            self.cancel,
-            self._host,
+        return await self._runner.wait(
             prediction,
-            Prediction,
-            timeout,
-            poll,
-            cancel_on_abandon,
+            timeout=timeout,
+            poll=poll,
+            cancel_on_abandon=cancel_on_abandon,
         )
 
     async def run(
@@ -108,8 +82,7 @@ class PredictionsAPI(Predictions):
         abandon, same errors naming the prediction, ``on_created``), but return the
         succeeded :class:`Prediction` itself: its ``id``, ``metrics``, ``logs`` and
         ``output``."""
-        prediction = await run_prediction(
-            self._host,
+        prediction = await self._runner.run(
             ref,
             input=input,
             deployment=deployment,
@@ -134,27 +107,27 @@ class PredictionsAPI(Predictions):
         """Server-sent events (``output``, ``logs``, ``error``, ``done``, and any new type)
         of a prediction whose model streams, resuming dropped connections;
         ``.last_response`` is the raw response that opened the latest connection."""
-        return RawStream(
-            lambda sink: prediction_events(
-                self._http,
-                prediction,
-                clock=self._host.config.clock,
-                idle_timeout=idle_timeout,
-                max_reconnects=max_reconnects,
-                raise_on_error=raise_on_error,
-                sink=sink,
-            )
+        return self._runner.events(
+            prediction,
+            idle_timeout=idle_timeout,
+            max_reconnects=max_reconnects,
+            raise_on_error=raise_on_error,
         )
 
 
-class TrainingsAPI(Trainings):
-    """Trainings: fine-tuning a model version into a new version of your own model."""
+class TrainingsAPI:
+    """Trainings: fine-tuning a model version into a new version of your own model
+    (``client.trainings``): the typed ``create``, ``get``, ``cancel`` and ``list``, and
+    ``wait``."""
 
-    __slots__ = ("_host",)
+    __slots__ = ("_runner", "cancel", "create", "get", "list")
 
-    def __init__(self, http: HTTPCore, prepare: InputPreparer, host: RunHost) -> None:
-        super().__init__(http, prepare)
-        self._host = host
+    def __init__(self, operations: Trainings, runner: Runner) -> None:
+        self.create = operations.create
+        self.get = operations.get
+        self.cancel = operations.cancel
+        self.list = operations.list
+        self._runner = runner
 
     async def wait(
         self,
@@ -165,6 +138,9 @@ class TrainingsAPI(Trainings):
         cancel_on_abandon: bool = True,
     ) -> Training:
         """Poll until the training is terminal and return it (see ``predictions.wait``)."""
-        return await wait_for(
-            self.get, self.cancel, self._host, training, Training, timeout, poll, cancel_on_abandon
+        return await self._runner.wait_training(
+            training,
+            timeout=timeout,
+            poll=poll,
+            cancel_on_abandon=cancel_on_abandon,
         )

@@ -7,27 +7,25 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from .._checks import numbers as check_numbers
 from .._clock import Clock, deadline
 from .._core.raw import LastResponse, RawResponse
 from .._core.sse import ServerSentEvent
 from .._core.sse_reader import prediction_events
 from ..exceptions import ClientClosedError
 from ..models import Prediction
-from .drive import OnCreated, RunGuard, timed_out
+from .drive import RunGuard, timed_out
 from .file_outputs import FileOutput
 from .inflight import InFlight
-from .run import RunHost, creator, deadline_options
 
 if TYPE_CHECKING:
     from .._core.http import HTTPCore
 
-__all__ = ["PredictionStream", "open_stream"]
+__all__ = ["Batch", "PredictionStream", "Reading", "stream_items"]
 
 logger = logging.getLogger("replicate_async")
 
@@ -186,37 +184,7 @@ class PredictionStream(Generic[T]):
         await self.aclose()
 
 
-def open_stream(
-    host: RunHost,
-    http: HTTPCore,
-    ref: str | None,
-    *,
-    input: Mapping[str, Any],
-    deployment: str | None,
-    idle_timeout: float,
-    max_reconnects: int,
-    raise_on_error: bool = True,
-    outputs_only: bool = False,
-    timeout: float | None = None,
-    on_created: OnCreated | None = None,
-) -> PredictionStream[Any]:
-    """Check a stream's arguments now, and return the stream (nothing is sent until it is
-    iterated). ``outputs_only`` yields just the outputs (text, or :class:`FileOutput`).
-    ``timeout`` is one deadline for the create, the whole stream and the cancel."""
-    if check_numbers.seconds(idle_timeout, "idle_timeout") is None:
-        raise TypeError("idle_timeout must be a number of seconds")
-    check_numbers.non_negative_int(max_reconnects, "max_reconnects")
-    timeout = check_numbers.seconds(timeout, "timeout")
-    _, cancel_after = deadline_options(timeout, None, None)
-    create = creator(host, ref, deployment=deployment, input=input, cancel_after=cancel_after)
-    guard = RunGuard(host.inflight, host.predictions.cancel, on_created=on_created)
-    reading = _Reading(idle_timeout, max_reconnects, raise_on_error, LastResponse())
-    files = host.file_output if outputs_only else None
-    items = _items(http, host.config.clock, guard, create, reading, files)
-    return PredictionStream(items, host.inflight, reading.last, guard=guard, timeout=timeout)
-
-
-class _Reading(NamedTuple):
+class Reading(NamedTuple):
     """How a created prediction's events are read."""
 
     idle_timeout: float
@@ -225,12 +193,12 @@ class _Reading(NamedTuple):
     last: LastResponse
 
 
-async def _items(
+async def stream_items(
     http: HTTPCore,
     clock: Clock,
     guard: RunGuard[Prediction],
     create: Callable[[], Awaitable[Prediction]],
-    reading: _Reading,
+    reading: Reading,
     files: Callable[[str], FileOutput] | None,
 ) -> AsyncGenerator[Any, None]:
     """Create the prediction, then yield its events (or, with ``files``, only its outputs:

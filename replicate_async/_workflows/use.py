@@ -13,9 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping
-from datetime import timedelta
-from typing import Any, Protocol
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any
 
 import attrs
 
@@ -32,7 +31,6 @@ from .._checks.schema import (
     shape_output,
 )
 from .._clock import Clock, deadline
-from .._literals import WebhookEvent
 from ..exceptions import (
     InputProblem,
     InputValidationError,
@@ -40,9 +38,8 @@ from ..exceptions import (
     PredictionTimeoutError,
 )
 from ..models import Prediction, Version
-from ..resources import Deployments, Models, Predictions
 from .file_outputs import FileOutput
-from .stream import PredictionStream
+from .runner import Runner
 
 logger = logging.getLogger("replicate_async")
 
@@ -54,42 +51,6 @@ __all__ = [
     "RunOptions",
     "SchemaCache",
 ]
-
-
-class _Client(Protocol):
-    """What a model function needs of :class:`AsyncReplicate` (no import cycle)."""
-
-    # Read-only (so a subclass, such as the client's own predictions namespace, fits).
-    @property
-    def models(self) -> Models: ...
-    @property
-    def deployments(self) -> Deployments: ...
-    @property
-    def predictions(self) -> Predictions: ...
-
-    async def run(
-        self,
-        ref: str | None = ...,
-        *,
-        input: Mapping[str, Any],
-        deployment: str | None = ...,
-        timeout: float | None = ...,
-        wait: bool | int | None = ...,
-        cancel_after: float | timedelta | str | None = ...,
-        use_file_output: bool = ...,
-        webhook: str | None = ...,
-        webhook_events_filter: Iterable[WebhookEvent] | None = ...,
-        on_created: Callable[[Any], Any] | None = ...,
-    ) -> Any: ...
-
-    def stream_output(
-        self,
-        ref: str | None = ...,
-        *,
-        input: Mapping[str, Any],
-        deployment: str | None = ...,
-        on_created: Callable[[Any], Any] | None = ...,
-    ) -> PredictionStream[str | FileOutput]: ...
 
 
 class OutputStream:
@@ -269,7 +230,7 @@ class ModelFunction:
 
     def __init__(
         self,
-        client: _Client,
+        runner: Runner,
         clock: Clock,
         ref: str | None,
         deployment: str | None,
@@ -284,7 +245,7 @@ class ModelFunction:
         else:
             owner, name, version = check_url.split_version_ref(ref)
             model = f"{owner}/{name}"
-        self._client = client
+        self._runner = runner
         self._clock = clock
         self._ref = ref
         self._model = model
@@ -311,13 +272,13 @@ class ModelFunction:
             self._options.check_input if check_input is None else check_input,
         )
         return ModelFunction(
-            self._client, self._clock, self._ref, self._deployment, options, self._cache
+            self._runner, self._clock, self._ref, self._deployment, options, self._cache
         )
 
     def sharing(self, cache: SchemaCache) -> ModelFunction:
         """This function, keeping its schema in ``cache`` (which others may share)."""
         return ModelFunction(
-            self._client, self._clock, self._ref, self._deployment, self._options, cache
+            self._runner, self._clock, self._ref, self._deployment, self._options, cache
         )
 
     async def schema(self) -> ModelSchema:
@@ -325,7 +286,7 @@ class ModelFunction:
         return await self._cache.get(self._fetch)
 
     async def _fetch(self) -> ModelSchema:
-        client = self._client
+        client = self._runner
         if self._deployment is not None:
             release = (await client.deployments.get(self._deployment)).current_release
             if release is None or not release.model or not release.version:
@@ -377,13 +338,16 @@ class ModelFunction:
         self._check(schema, input)
         if timeout is not None:
             timeout = max(timeout - (self._clock.monotonic() - started), 0.001)
-        output = await self._client.run(
+        use_file_output = options.pop("use_file_output", False)
+        runner = self._runner
+        prediction = await runner.run(
             schema.run_ref,
             input=input,
             deployment=self._deployment,
             timeout=timeout,
             **options,
         )
+        output = runner.output(prediction, use_file_output)
         return shape_output(schema.output, output, document=schema.openapi_schema)
 
     async def create(self, /, **input: Any) -> Prediction:
@@ -395,15 +359,10 @@ class ModelFunction:
         self._check(schema, input)
         options = self._options.run
         extra = {key: options[key] for key in _CREATE_OPTIONS if key in options}
-        client = self._client
-        if self._deployment is not None:
-            return await client.deployments.predictions.create(
-                self._deployment, input=input, **extra
-            )
-        assert schema.run_ref is not None
-        if ":" in schema.run_ref:
-            return await client.predictions.create(version=schema.run_ref, input=input, **extra)
-        return await client.models.predictions.create(schema.run_ref, input=input, **extra)
+        create = self._runner.creator(
+            schema.run_ref, deployment=self._deployment, input=input, **extra
+        )
+        return await create()
 
     def stream(self, /, **input: Any) -> OutputStream:
         """Check ``input``, run the model and yield its outputs as they are produced
@@ -414,10 +373,11 @@ class ModelFunction:
     async def _stream(self, input: Mapping[str, Any]) -> AsyncGenerator[str | FileOutput, None]:
         schema = await self.schema()
         self._check(schema, input)
-        outputs = self._client.stream_output(
+        outputs = self._runner.stream(
             schema.run_ref,
             input=input,
             deployment=self._deployment,
+            outputs_only=True,
             on_created=self._options.run.get("on_created"),
         )
         # Closing the inner stream at once is what cancels the prediction on the server.

@@ -11,7 +11,6 @@ See :class:`Batch` and the README's "Batches" section for the guarantees and the
 
 from __future__ import annotations
 
-from ._host import BatchHost
 from ._inputs import Inputs, KeyFunc
 from ._items import BatchItem, BatchStatus, ItemState, Tally
 from ._runner import Batch, open_store
@@ -20,7 +19,6 @@ from ._store import BatchStore
 
 __all__ = [
     "Batch",
-    "BatchHost",
     "BatchItem",
     "BatchStatus",
     "BatchStore",

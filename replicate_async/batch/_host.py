@@ -1,47 +1,23 @@
-"""What a batch needs of its host (a client) and of its settings, and who a worker is:
-its id, and whether the process behind an id on this machine is gone."""
+"""What a batch needs besides its client's runner: its settings, where completions come
+from by webhook, and who a worker is (its id, and whether the process behind an id on
+this machine is gone)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterable, Callable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
 import attrs
 
-from .._workflows.run import PredictionOps, RunHost
 from ..models import Prediction
 
-__all__ = ["BatchHost", "CompletionWaiter", "WorkerConfig", "dead_here", "new_worker"]
+__all__ = ["CompletionWaiter", "WorkerConfig", "dead_here", "new_worker"]
 
 _HOST = socket.gethostname()
-
-
-class _Predictions(PredictionOps, Protocol):
-    """The prediction operations a batch uses beyond a run's: list and wait."""
-
-    def list(self, *, created_after: datetime | str | None = ...) -> AsyncIterable[Prediction]:
-        """Predictions created since a moment, newest first."""
-        ...
-
-    async def wait(
-        self, prediction: Prediction | str, /, *, cancel_on_abandon: bool = ...
-    ) -> Prediction:
-        """Poll a prediction until it is terminal."""
-        ...
-
-
-class BatchHost(RunHost, Protocol):
-    """What a batch uses of a client (an :class:`~replicate_async.AsyncReplicate`)."""
-
-    @property
-    def predictions(self) -> _Predictions:
-        """Create, get, list, wait for and cancel predictions."""
-        ...
 
 
 class CompletionWaiter(Protocol):

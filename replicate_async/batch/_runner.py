@@ -18,8 +18,9 @@ import attrs
 from .._checks import body as check_body
 from .._checks import numbers as check_numbers
 from .._checks import url as check_url
+from .._workflows.runner import Runner
 from ..exceptions import InvalidArgumentError
-from ._host import BatchHost, CompletionWaiter, WorkerConfig, dead_here, new_worker
+from ._host import CompletionWaiter, WorkerConfig, dead_here, new_worker
 from ._inputs import Inputs, KeyFunc, key_function
 from ._items import BatchItem, BatchStatus, ItemState, Tally, canonical
 from ._reconcile import Target
@@ -69,7 +70,7 @@ class Batch:
 
     def __init__(
         self,
-        client: BatchHost,
+        runner: Runner,
         ref: str | None,
         inputs: Inputs | None,
         *,
@@ -108,7 +109,7 @@ class Batch:
             check_numbers.seconds(value, name)
         if max_attempts < 1:
             raise InvalidArgumentError("max_attempts must be at least 1")
-        self._client = client
+        self._runner = runner
         self._inputs = inputs
         self._store, self._owns_store = open_store(store)
         self._key_name = key if isinstance(key, str) else getattr(key, "__name__", "function")
@@ -201,7 +202,7 @@ class Batch:
         """A worker of its own (under a sub-id of this batch's) for one job."""
         worker = f"{self.worker}/{uuid.uuid4().hex[:6]}"
         return Worker(
-            self._client,
+            self._runner,
             self._store,
             self._config,
             target,
@@ -222,7 +223,7 @@ class Batch:
             raise RuntimeError("this batch is already being run")
         target = await self._open()
         worker = Worker(
-            self._client,
+            self._runner,
             self._store,
             self._config,
             target,
@@ -291,7 +292,7 @@ class Batch:
         sent = await self._helper(target).cancel_stalled()
         async for item in self.items(["running"]):
             if item.prediction_id is not None and await cancel_one(
-                self._client, self._store, item.key, item.prediction_id
+                self._runner, self._store, item.key, item.prediction_id
             ):
                 sent += 1
         return sent

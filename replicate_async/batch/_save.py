@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
+
+from .._workflows.file_outputs import FileOutput
 
 __all__ = ["file_name", "save_output"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-
-
-class Downloadable(Protocol):
-    """What is needed of a :class:`~replicate_async.FileOutput`."""
-
-    async def save(self, path: str | os.PathLike[str]) -> Path:
-        """Stream the file to ``path``."""
-        ...
 
 
 def file_name(key: str) -> str:
@@ -50,7 +43,7 @@ def _suffix(url: str) -> str:
 
 
 async def save_output(
-    output: Any, directory: Path, key: str, download: Callable[[str], Downloadable]
+    output: Any, directory: Path, key: str, download: Callable[[str], FileOutput]
 ) -> tuple[str, ...]:
     """Save ``output``: each file URL streamed to ``<key>[_<n>]<suffix>``; an output with
     no file in it written as ``<key>.json``. Returns the paths written."""

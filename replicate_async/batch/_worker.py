@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import attrs
 
-from .._workflows.run import creator
+from .._workflows.runner import Runner
 from ..exceptions import (
     APIConnectionError,
     APIError,
@@ -23,7 +23,7 @@ from ..exceptions import (
     InvalidArgumentError,
 )
 from ..models import Prediction
-from ._host import BatchHost, WorkerConfig, dead_here
+from ._host import WorkerConfig, dead_here
 from ._inputs import Inputs, keyed_chunks
 from ._items import FINISHED, BatchItem, ItemState, Tally, to_json_text
 from ._reconcile import KEY_PARAM, Target, Verdict, since, verdicts
@@ -43,7 +43,7 @@ class Worker:
 
     def __init__(
         self,
-        host: BatchHost,
+        host: Runner,
         store: BatchStore,
         config: WorkerConfig,
         target: Target,
@@ -241,7 +241,7 @@ class Worker:
         options: dict[str, Any] = {"wait": self._config.wait}
         if webhook is not None:
             options.update(webhook=webhook, webhook_events_filter=["completed"])
-        create = creator(self._host, self._config.ref, deployment=None, input=item.input, **options)
+        create = self._host.creator(self._config.ref, deployment=None, input=item.input, **options)
         try:
             prediction = await create()
         except APIStatusError as exc:
@@ -345,7 +345,7 @@ class Worker:
         (a ``GET`` every ``safety_poll`` seconds in case it never comes), else polled."""
         waiter = self._config.waiter
         if waiter is None or isinstance(target, str) or not _delivered_to(target, waiter.url):
-            return await self._host.predictions.wait(target, cancel_on_abandon=False)
+            return await self._host.wait(target, cancel_on_abandon=False)
         while True:
             try:
                 return await waiter.wait(target.id, timeout=self._config.safety_poll)
@@ -354,7 +354,7 @@ class Worker:
                 if target.done:
                     return target
             except ClientClosedError:  # the waiter is gone: poll instead
-                return await self._host.predictions.wait(target, cancel_on_abandon=False)
+                return await self._host.wait(target, cancel_on_abandon=False)
 
     async def _record(
         self, item: BatchItem, prediction: Prediction, *, started: float | None = None
@@ -425,7 +425,7 @@ class Worker:
         )
 
 
-async def cancel_one(host: BatchHost, store: BatchStore, key: str, prediction_id: str) -> bool:
+async def cancel_one(host: Runner, store: BatchStore, key: str, prediction_id: str) -> bool:
     """Cancel one running item's prediction, unless another caller already did: a
     compare-and-set in the ledger (running to canceled) decides who sends the cancel."""
     fields = {"state": "canceled", "finished_at": time.time()}

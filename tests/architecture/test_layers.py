@@ -29,8 +29,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("replicate_async.pagination", "replicate_async.resources"),
     # 4. workflows: run/wait/stream/fan-out, files, webhook waits, use(), durable batches
     ("replicate_async._workflows", "replicate_async.asgi", "replicate_async.batch"),
-    # 5. the client (composition) and the package's public face
-    ("replicate_async._client", "replicate_async.__init__"),
+    # 5. the client (composition), what drives a client it is given (the webhook waiter),
+    # and the package's public face
+    ("replicate_async._client", "replicate_async._waiter", "replicate_async.__init__"),
 ]
 TOP = ("replicate_async.cli", "replicate_async.testing", "replicate_async.redis")
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from replicate_async import AsyncReplicate, PollPolicy
-from replicate_async._workflows.run import RUN_HOLD
+from replicate_async._workflows.runner import RUN_HOLD
 from replicate_async.testing import FakeReplicate, ManualClock
 
 #: Fast, jitter-free polling (virtual seconds).

@@ -12,9 +12,12 @@ import pytest
 
 from replicate_async import (
     AsyncReplicate,
+    Hooks,
     ModelError,
     Progress,
     RateLimitError,
+    RequestEvent,
+    ResponseEvent,
     RetryPolicy,
     RunResult,
     UnprocessableEntityError,
@@ -119,32 +122,33 @@ async def test_run_many_model_failures_carry_their_prediction(client: AsyncRepli
 
 
 async def test_run_many_concurrency_bounds_predictions_in_flight(
-    replicate_fake: FakeReplicate, client: AsyncReplicate, monkeypatch: pytest.MonkeyPatch
+    replicate_fake: FakeReplicate,
 ) -> None:
+    """With ``concurrency=4``, never more than 4 creates are out at once (each is held by
+    ``Prefer: wait`` until its prediction ends, so a create in flight is a run in flight),
+    counted on the wire by the client's own request hooks."""
     replicate_fake.set_model_behaviour("fake/echo", duration=0.05)
     in_flight = 0
     peak = 0
-    real_create = client.models.predictions.create
 
-    class CountingModels:  # what run() reaches for: client.models.predictions.create
-        predictions = None
-
-        async def create(self, *args: Any, **kwargs: Any) -> Any:
-            nonlocal in_flight, peak
+    def on_request(event: RequestEvent) -> None:
+        nonlocal in_flight, peak
+        if event.kind == "create":
             in_flight += 1
             peak = max(peak, in_flight)
-            try:
-                return await real_create(*args, **kwargs)
-            finally:
-                in_flight -= 1
 
-    counting = CountingModels()
-    counting.predictions = counting  # type: ignore[assignment]
-    monkeypatch.setattr(client, "models", counting)
-    results = [r async for r in client.run_many("fake/echo", [{}] * 30, concurrency=4)]
+    def on_response(event: ResponseEvent) -> None:
+        nonlocal in_flight
+        if event.method == "POST" and event.url.endswith("/predictions"):
+            in_flight -= 1
+
+    hooks = Hooks(on_request=on_request, on_response=on_response)
+    async with replicate_fake.client(poll=FAST_POLL, hooks=hooks) as client:
+        results = [r async for r in client.run_many("fake/echo", [{}] * 30, concurrency=4)]
     assert len(results) == 30
     assert all(r.ok for r in results)
     assert peak == 4
+    assert in_flight == 0
 
 
 @pytest.mark.parametrize("closing", ["aclosing", "plain break"])

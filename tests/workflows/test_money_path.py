@@ -29,7 +29,7 @@ from replicate_async import (
     RetryPolicy,
     RunAbandonedError,
 )
-from replicate_async._workflows.webhook_wait import MAX_DELIVERY_BYTES, WebhookWaiter
+from replicate_async._waiter import MAX_DELIVERY_BYTES, WebhookWaiter
 from replicate_async.testing import FakeReplicate
 from replicate_async.webhooks import sign
 from tests.helpers import eventually

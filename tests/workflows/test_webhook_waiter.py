@@ -8,7 +8,7 @@ import time
 import pytest
 
 from replicate_async import AsyncReplicate, ModelError, PredictionTimeoutError
-from replicate_async._workflows.webhook_wait import WebhookWaiter
+from replicate_async._waiter import WebhookWaiter
 from replicate_async.testing import FakeReplicate
 
 from .conftest import newest_prediction_id

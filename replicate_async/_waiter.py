@@ -24,20 +24,23 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .._clock import Clock, deadline
-from .._converter import loads, structure
-from ..exceptions import ClientClosedError, InvalidArgumentError, WebhookVerificationError
-from ..models import Prediction
-from ..webhooks import DEFAULT_TOLERANCE, parse_prediction, verify
-from .bus import CompletionBus, MemoryBus
-from .drive import OnCreated, drive
-from .run import RunHost, creator, deadline_options, output_of
-from .run_many import Progress, RunResult, run_many
-from .stream import PredictionStream
+from ._clock import Clock, deadline
+from ._converter import loads, structure
+from ._workflows.bus import CompletionBus, MemoryBus
+from ._workflows.drive import OnCreated
+from ._workflows.run_many import Progress, RunResult
+from ._workflows.runner import Runner, deadline_options
+from ._workflows.stream import PredictionStream
+from .exceptions import ClientClosedError, InvalidArgumentError, WebhookVerificationError
+from .models import Prediction
+from .webhooks import DEFAULT_TOLERANCE, parse_prediction, verify
+
+if TYPE_CHECKING:
+    from ._client import AsyncReplicate
 
 __all__ = ["WebhookWaiter"]
 
@@ -51,15 +54,6 @@ DEFAULT_SAFETY_POLL = 60.0
 #: The largest delivery body the waiter's own listener accepts (a completed prediction
 #: carries its whole output, logs included), in bytes; a bigger one is answered 413.
 MAX_DELIVERY_BYTES = 32 * 1024 * 1024
-
-
-class _SecretSource(Protocol):
-    """A client that can fetch the account's webhook signing secret."""
-
-    @property
-    def webhooks(self) -> Any:
-        """``client.webhooks`` (``.default.secret.get()``)."""
-        ...
 
 
 class WebhookWaiter:
@@ -123,7 +117,7 @@ class WebhookWaiter:
         self.stats: dict[str, int] = {"deliveries": 0, "safety_polls": 0}
 
     @classmethod
-    def from_client(cls, client: _SecretSource, **options: Any) -> WebhookWaiter:
+    def from_client(cls, client: AsyncReplicate, **options: Any) -> WebhookWaiter:
         """A waiter whose secret is fetched (once) through ``client``."""
         cached: list[str] = []
         lock = asyncio.Lock()
@@ -237,10 +231,10 @@ class WebhookWaiter:
         result: Prediction = structure(dict(waiting.result()), Prediction)
         return result
 
-    def _advance(self, host: RunHost) -> Callable[[Prediction], Awaitable[Prediction]]:
+    def _advance(self, runner: Runner) -> Callable[[Prediction], Awaitable[Prediction]]:
         """The drive strategy: wait for the delivery; past ``safety_poll``, one ``GET``."""
-        clock: Clock = host.config.clock
-        get = host.predictions.get
+        clock: Clock = runner.config.clock
+        get = runner.predictions.get
 
         async def advance(run: Prediction) -> Prediction:
             try:
@@ -256,7 +250,7 @@ class WebhookWaiter:
 
     async def run(
         self,
-        client: RunHost,
+        client: AsyncReplicate,
         ref: str | None = None,
         *,
         input: Mapping[str, Any],
@@ -274,15 +268,16 @@ class WebhookWaiter:
         on the server. Errors name the prediction (``.prediction``); ``on_created`` gets
         it the moment it is created.
         """
+        runner = client._runner
         prediction = await self._run_prediction(
-            client, ref, input=input, deployment=deployment, timeout=timeout,
+            runner, ref, input=input, deployment=deployment, timeout=timeout,
             cancel_after=cancel_after, on_created=on_created,
         )  # fmt: skip
-        return output_of(client, prediction, use_file_output)
+        return runner.output(prediction, use_file_output)
 
     async def _run_prediction(
         self,
-        client: RunHost,
+        runner: Runner,
         ref: str | None,
         *,
         input: Mapping[str, Any],
@@ -292,8 +287,7 @@ class WebhookWaiter:
         on_created: OnCreated | None = None,
     ) -> Prediction:
         _, cancel_after = deadline_options(timeout, None, cancel_after)
-        create = creator(
-            client,
+        create = runner.creator(
             ref,
             deployment=deployment,
             input=input,
@@ -301,18 +295,13 @@ class WebhookWaiter:
             webhook=self.url,
             webhook_events_filter=["completed"],
         )
-        return await drive(
-            start=create,
-            advance=self._advance(client),
-            cancel=client.predictions.cancel,
-            timeout=timeout,
-            inflight=client.inflight,
-            on_created=on_created,
+        return await runner.drive_prediction(
+            create, advance=self._advance(runner), timeout=timeout, on_created=on_created
         )
 
     def run_many(
         self,
-        client: RunHost,
+        client: AsyncReplicate,
         ref: str | None,
         inputs: Iterable[Mapping[str, Any]],
         *,
@@ -324,13 +313,20 @@ class WebhookWaiter:
         on_created: OnCreated | None = None,
     ) -> PredictionStream[RunResult]:
         """Like :meth:`AsyncReplicate.run_many`, with completion by webhook."""
+        runner = client._runner
 
-        async def run_one(item: Mapping[str, Any]) -> tuple[Prediction | None, Any]:
-            prediction = await self._run_prediction(
-                client, ref, input=item, deployment=deployment, timeout=timeout,
+        async def run_one(item: Mapping[str, Any]) -> Prediction:
+            return await self._run_prediction(
+                runner, ref, input=item, deployment=deployment, timeout=timeout,
                 cancel_after=None, on_created=on_created,
             )  # fmt: skip
-            return prediction, output_of(client, prediction, use_file_output)
 
-        results = run_many(run_one, inputs, concurrency=concurrency, on_progress=on_progress)
-        return PredictionStream(results, client.inflight)
+        return runner.run_many(
+            ref,
+            inputs,
+            run_one,
+            deployment=deployment,
+            concurrency=concurrency,
+            use_file_output=use_file_output,
+            on_progress=on_progress,
+        )

@@ -224,7 +224,7 @@ class HTTPCore:
             params, content, headers = opts.apply(params, content, headers)
             policy, timeout = opts.policy(policy), opts.attempt_timeout(read_timeout)
         send_headers = self._headers(url, headers, auth)
-        if (lazy := intercept(self, method, url, params, content, send_headers)) is not None:
+        if (lazy := intercept(self.stream, method, url, params, content, send_headers)) is not None:
             return lazy  # with_streaming_response: a lazy call's response, read already
         timeout = timeout or self._timeout_for(read_timeout)
         call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)

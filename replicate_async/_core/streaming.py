@@ -20,7 +20,7 @@ import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -30,19 +30,9 @@ from ..exceptions import request_id_of
 from .raw import namespace_attribute
 from .response import Response
 
-
-class _Opener(Protocol):
-    """What opens a deferred request: :meth:`HTTPCore.stream` (the request path)."""
-
-    def stream(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        data: bytes | None = None,
-    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]: ...
+#: What opens a deferred request: the request path's ``HTTPCore.stream`` (bound), given
+#: the method, URL and the keyword arguments ``headers``, ``params`` and ``data``.
+Opener = Callable[..., AbstractAsyncContextManager[aiohttp.ClientResponse]]
 
 
 __all__ = ["StreamedResponse", "StreamingResponses", "intercept"]
@@ -53,10 +43,10 @@ class _Deferred(BaseException):
     Exception`` in between may swallow it)."""
 
     def __init__(
-        self, http: _Opener, method: str, url: str, params: Any, content: Any, headers: Any
+        self, opener: Opener, method: str, url: str, params: Any, content: Any, headers: Any
     ) -> None:
         super().__init__(method, url)
-        self.http, self.method, self.url = http, method, url
+        self.opener, self.method, self.url = opener, method, url
         self.params, self.content, self.headers = params, content, headers
 
 
@@ -67,7 +57,7 @@ _MODE: contextvars.ContextVar[list[Response | None] | None] = contextvars.Contex
 
 
 def intercept(
-    http: _Opener,
+    opener: Opener,
     method: str,
     url: str,
     params: Mapping[str, str] | None,
@@ -82,7 +72,7 @@ def intercept(
         return None
     if mode:
         return mode.pop()  # the replay: once, for the operation's first request
-    raise _Deferred(http, method, url, params, content, headers)
+    raise _Deferred(opener, method, url, params, content, headers)
 
 
 class StreamedResponse:
@@ -168,7 +158,7 @@ class _LazyCall:
             _MODE.reset(token)
         content = request.content
         body = await content() if callable(content) else content
-        opened = request.http.stream(
+        opened = request.opener(
             request.method, request.url, headers=request.headers, params=request.params, data=body
         )
         response = await opened.__aenter__()

@@ -363,8 +363,10 @@ class HTTPCore:
         try:
             budget: BudgetName = "held" if held else "quick"
             slots = pool.budgets[budget]
-            if not (idempotent and slots.take_now()):  # a free slot, nothing to check: taken
+            if not slots.take_now():  # none free: queue for one
                 slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
+            elif not idempotent:
+                pool.admit_create(slots)
             logged = logger.isEnabledFor(logging.INFO)
             timed = hooks is not None or logged or recording()
             started = self.clock.monotonic() if timed else 0.0

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, Final, NamedTuple
 from urllib.parse import quote
@@ -49,9 +50,13 @@ _MAX_VIEWS: Final = 64
 Body = bytes | Callable[[], Awaitable[Any]] | None
 
 
+#: A segment ``quote`` would return unchanged (ids, owners, names: nearly every one).
+_UNRESERVED: Final = re.compile(r"[A-Za-z0-9_.~-]*").fullmatch
+
+
 def path(*segments: str) -> str:
     """Join path segments, percent-encoding each one (an id can never inject a ``/``)."""
-    return "/".join(quote(segment, safe="") for segment in segments)
+    return "/".join([s if _UNRESERVED(s) else quote(s, safe="") for s in segments])
 
 
 class _Call(NamedTuple):
@@ -100,8 +105,12 @@ class HTTPCore:
         self._owns_limiter = limiter is None
         self.limiter: Final[RateLimiter] = limiter or Throttle(config.clock)
         self._observe: Final = getattr(self.limiter, "observe", None)
+        #: The limiter's synchronous fast path, if it has one (``Throttle.acquire_now``).
+        self._acquire_now: Final = getattr(self.limiter, "acquire_now", None)
         agent = config.user_agent or default_user_agent()
         self._base_headers: Final = {"User-Agent": agent, "Accept": "application/json"}
+        #: The same with the token, for the API's own URLs (made once, copied per request).
+        self._api_headers: Final = {**self._base_headers, "Authorization": f"Bearer {token}"}
         #: Views made by :meth:`with_options`, by options; per-read-timeout timeouts.
         self._views: dict[RequestOptions, HTTPCore] = {}
         self._read_timeouts: dict[float, aiohttp.ClientTimeout] = {}
@@ -168,15 +177,20 @@ class HTTPCore:
         return parsed.absolute and (parsed.scheme, parsed.host, parsed.port) == self._base_origin
 
     def _headers(self, url: str, extra: Mapping[str, str] | None, auth: bool) -> dict[str, str]:
-        headers = dict(self._base_headers)
-        if extra:
-            headers.update(extra)
         if auth and self.is_api_url(url):
             if not self._token:
                 raise MissingTokenError(
                     "no API token: pass api_token= to AsyncReplicate or set REPLICATE_API_TOKEN"
                 )
-            headers["Authorization"] = f"Bearer {self._token}"
+            if not extra:
+                return dict(self._api_headers)
+            headers = dict(self._base_headers)
+            headers.update(extra)
+            headers["Authorization"] = self._api_headers["Authorization"]
+            return headers
+        headers = dict(self._base_headers)
+        if extra:
+            headers.update(extra)
         return headers
 
     # -- the request path -------------------------------------------------------------
@@ -228,13 +242,22 @@ class HTTPCore:
             return lazy  # with_streaming_response: a lazy call's response, read already
         timeout = timeout or self._timeout_for(read_timeout)
         call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)
-        sending = self._send(call, policy, retry, deadline)
-        return await (sending if self.tracing is None else self.tracing.call(call, sending))
+        if self.tracing is not None:
+            return await self.tracing.call(call, self._send(call, policy, retry, deadline))
+        # The first attempt, awaited here (most requests need no other, nor any layer more).
+        started = self.clock.monotonic()
+        try:
+            return await self._attempt(call, 1)
+        except APIError as exc:
+            if not retry or not may_retry(exc, idempotent, policy):
+                raise
+            failure = exc
+        return await self._retry(call, failure, policy, self._end(deadline, started, policy))
 
     async def _send(
         self, call: _Call, policy: RetryPolicy, retry: bool, deadline: float | None
     ) -> Response:
-        """The first attempt, then the retry loop if the failure may be retried."""
+        """The first attempt (in its span), then the retry loop if the failure may be retried."""
         started = self.clock.monotonic()
         try:
             return await self._try(call, 1)
@@ -242,10 +265,13 @@ class HTTPCore:
             if not retry or not may_retry(exc, call.idempotent, policy):
                 raise
             failure = exc
+        return await self._retry(call, failure, policy, self._end(deadline, started, policy))
+
+    @staticmethod
+    def _end(deadline: float | None, started: float, policy: RetryPolicy) -> float:
+        """When retries stop: ``deadline``, else the enclosing one, else ``policy.total``."""
         end = deadline if deadline is not None else current_deadline()
-        return await self._retry(
-            call, failure, policy, started + policy.total if end is None else end
-        )
+        return started + policy.total if end is None else end
 
     async def _try(self, call: _Call, attempt: int) -> Response:
         """One attempt, in its own span when tracing."""
@@ -329,14 +355,18 @@ class HTTPCore:
         session = pool.session()
         body = await content() if callable(content) else content
         hooks = self.hooks
-        if hooks is None:
-            await self.limiter.acquire(kind)
-        else:
+        if hooks is not None:
             await self._hooked_acquire(call, attempt, hooks)
+        elif self._acquire_now is None or not self._acquire_now(kind):
+            await self.limiter.acquire(kind)
         told = False
         try:
             budget: BudgetName = "held" if held else "quick"
-            slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
+            slots = pool.budgets[budget]
+            if not slots.take_now():  # none free: queue for one
+                slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
+            elif not idempotent:
+                pool.admit_create(slots)
             logged = logger.isEnabledFor(logging.INFO)
             timed = hooks is not None or logged or recording()
             started = self.clock.monotonic() if timed else 0.0

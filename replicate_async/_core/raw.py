@@ -126,9 +126,14 @@ async def captured(work: Awaitable[T], what: str = "the call") -> RawResponse[T]
         result = await work
     finally:
         _RECORDED.reset(token)
-    if not recorded:
+        last = recorded[-1] if recorded else None
+        # Emptied: every loop callback scheduled during the call (aiohttp's timeout timers,
+        # cancelled but kept in the loop's heap until they are due, for minutes) holds the
+        # context this list was set in; a walk kept several pages' bodies alive that way.
+        recorded.clear()
+    if last is None:
         raise RuntimeError(f"{what} sent no request to report on")
-    response, elapsed, attempt = recorded[-1]
+    response, elapsed, attempt = last
     return RawResponse(
         response.method,
         response.url.split("?", 1)[0],

@@ -208,13 +208,12 @@ class Pool:
                     url=safe_url(url),
                     connect_failed=True,
                 ) from exc
-        # A create is checked at the last synchronous point before it goes out: refused
-        # when the client is closing or its run was abandoned, else marked as sent.
-        return self._unless_closing(slots, creates) if creates else slots
+        return self.admit_create(slots) if creates else slots
 
-    def _unless_closing(self, slots: Budget, creates: bool) -> Budget:
-        if not creates:
-            return slots
+    def admit_create(self, slots: Budget) -> Budget:
+        """A create holding a slot of ``slots`` is checked at the last synchronous point
+        before it goes out: refused (the slot given back) when the client is closing or its
+        run was abandoned, else marked as sent."""
         gate = CREATE_GATE.get()
         if self.closing or (gate is not None and gate.abandoned):
             slots.release()

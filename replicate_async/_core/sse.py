@@ -70,6 +70,8 @@ _MAKE_EVENT: tuple[Callable[..., Any], ...] = (
 
 #: Replicate's own block shape: exactly these three fields, in this order, an id without NUL.
 _BLOCK = re.compile(r"event: ([^\n]*)\nid: ([^\n\0]*)\ndata: ([^\n]*)\n\n")
+#: The event types that end a prediction's stream (see :attr:`SSEDecoder.ending`).
+_ENDING_TYPES = frozenset({"error", "done"})
 
 
 class SSEDecoder:
@@ -100,6 +102,7 @@ class SSEDecoder:
         "_pending_size",
         "_skip_lf",
         "comments",
+        "ending",
         "last_comment",
         "max_event_size",
         "on_comment",
@@ -119,6 +122,9 @@ class SSEDecoder:
         self.on_comment = on_comment
         self.comments = 0
         self.last_comment: str | None = None
+        #: Whether the events of the latest :meth:`feed` may include an ``error`` or a
+        #: ``done`` (``False``: surely none; readers then hand the list over as it is).
+        self.ending = False
         self.retry: int | None = None
         self._id = last_event_id or ""  # the spec's "last event ID buffer"
         self._last_event_id = self._id  # the spec's "last event ID string"
@@ -175,6 +181,9 @@ class SSEDecoder:
                 raise StreamError(f"an event-stream line exceeds {limit} characters")
             self._pending = [tail]
         self._pending_size = len(tail)
+        # An event's type comes from the block under way or from a line of this text (set
+        # by _consume for the blocks it makes, by _process for the lines it reads).
+        self.ending = self._event in _ENDING_TYPES
         return self._consume(body)
 
     def _consume(self, body: str) -> list[ServerSentEvent]:
@@ -183,6 +192,8 @@ class SSEDecoder:
         text, or a match that does not start a block, goes line by line (:meth:`_process`)."""
         events: list[ServerSentEvent] = []
         parts = _BLOCK.split(body)  # [before, event, id, data, between, event, id, ...]
+        if not _ENDING_TYPES.isdisjoint(parts[1::4]):  # the types, checked in C
+            self.ending = True
         slow = parts[0]  # text not yet decoded; it always starts at a line start
         idle = not self._data and not self._event and self._event_retry is None
         last_id: str | None = None  # the id of the latest block made here, not yet stored
@@ -262,6 +273,8 @@ class SSEDecoder:
                     raise StreamError(f"an event's data exceeds {limit} characters")
             elif name == "event":
                 event = value
+                if value in _ENDING_TYPES:
+                    self.ending = True
             elif name == "id":
                 if "\0" not in value:
                     event_id = value

@@ -106,8 +106,15 @@ async def stream_events(
         try:
             async with _open(http, url, headers, idle_timeout, clock, sink) as resp:
                 async for chunk in resp.content.iter_any():
+                    events = decoder.feed(chunk)
+                    if events and not seen and not decoder.ending:
+                        # Nothing to skip, nothing that ends the stream: the list as it is.
+                        failures = 0
+                        recent.extend([e for e in events[-REPLAY_WINDOW:] if e.id is not None])
+                        yield events
+                        continue
                     batch: list[ServerSentEvent] = []
-                    for event in decoder.feed(chunk):
+                    for event in events:
                         failures = 0
                         if event.id is not None and event.event != "done":
                             if seen and (event.id, event.event, hash(event.data)) in seen:

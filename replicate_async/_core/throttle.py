@@ -298,18 +298,24 @@ class Throttle:
         bucket.refill(self.clock.monotonic())
         return 0.0 if bucket.tokens >= 1 else (1 - bucket.tokens) / bucket.rate
 
+    def acquire_now(self, kind: RequestKind) -> bool:
+        """The fast path of :meth:`acquire`, without a coroutine: take a ticket at once if
+        unpaced or far from the limit (``True``); ``False``: ``acquire`` must wait."""
+        bucket = self._buckets[kind]
+        if bucket.active and (bucket.tokens < AMPLE * len(bucket.live) + 1 or bucket.pending):
+            return False
+        if bucket.active:
+            bucket.tokens -= 1
+        bucket.sent += 1
+        bucket.live[bucket.sent] = 0.0  # a ticket, tracked until answered
+        _TICKET.set(bucket.sent)
+        return True
+
     async def acquire(self, kind: RequestKind) -> None:
         """Wait for this request's slot (at once while unpaced or tokens remain)."""
-        bucket = self._buckets[kind]
-        if not bucket.active or (
-            bucket.tokens >= AMPLE * len(bucket.live) + 1 and not bucket.pending
-        ):  # the fast path (unpaced, or far from the limit): a ticket, tracked until answered
-            if bucket.active:
-                bucket.tokens -= 1
-            bucket.sent += 1
-            bucket.live[bucket.sent] = 0.0
-            _TICKET.set(bucket.sent)
+        if self.acquire_now(kind):
             return
+        bucket = self._buckets[kind]
         clock = self.clock
         bucket.refill(clock.monotonic())
         if bucket.tokens < 1:

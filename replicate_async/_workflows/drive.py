@@ -62,8 +62,9 @@ class Poll(Generic[R]):
     async def __call__(self, run: R) -> R:
         """Sleep the next interval, then fetch ``run`` again."""
         policy = self._policy
+        jitter = policy.jitter
         await self._clock.sleep(
-            self._interval * random.uniform(1 - policy.jitter, 1 + policy.jitter)
+            self._interval * random.uniform(1 - jitter, 1 + jitter) if jitter else self._interval
         )
         self._interval = min(self._interval * policy.factor, policy.maximum)
         latest: R = await self._fetch(run.id)
@@ -136,7 +137,8 @@ class RunGuard(Generic[R]):
         self.latest = run
         if isinstance(run, Prediction):
             self._announced = True
-            await self.inflight.created(run)
+            if self.inflight.observers:
+                await self.inflight.created(run)
         if self._on_created is not None:
             told = self._on_created(run)
             if inspect.isawaitable(told):
@@ -254,7 +256,7 @@ class RunGuard(Generic[R]):
             return
         announced, self._announced = self._announced, False
         self._release()
-        if announced and self.latest is not None:
+        if announced and self.latest is not None and self.inflight.observers:
             await self.inflight.settled(self.latest.id)
 
 
@@ -286,10 +288,11 @@ async def drive(
     scope: asyncio.Timeout | None = None
     try:
         with inflight.track():
-            async with deadline(inflight.clock, timeout) as scope:
-                latest = await guard.create(start) if callable(start) else guard.take(start)
-                while not latest.done:
-                    latest = guard.seen(await advance(latest))
+            if timeout is None:  # no deadline scope to enter and leave
+                latest = await _advanced(guard, start, advance)
+            else:
+                async with deadline(inflight.clock, timeout) as scope:
+                    latest = await _advanced(guard, start, advance)
         await guard.finish()
         return latest
     except BaseException as exc:
@@ -299,6 +302,16 @@ async def drive(
         if error is exc:
             raise
         raise error from exc
+
+
+async def _advanced(
+    guard: RunGuard[R], start: Callable[[], Awaitable[R]] | R, advance: Advance[R]
+) -> R:
+    """Create or take the run, then advance it until terminal."""
+    latest = await guard.create(start) if callable(start) else guard.take(start)
+    while not latest.done:
+        latest = guard.seen(await advance(latest))
+    return latest
 
 
 def timed_out(

@@ -20,7 +20,8 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Awaitable, Coroutine, Iterator
+from collections.abc import Awaitable, Coroutine
+from types import TracebackType
 from typing import Any, Protocol
 
 from .._clock import Clock, deadline, without_deadline
@@ -103,9 +104,8 @@ class InFlight:
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
         self.closed = False
 
-    @contextlib.contextmanager
-    def track(self) -> Iterator[None]:
-        """Register the current task as awaiting a run for the duration of the block.
+    def track(self) -> _Tracked:
+        """Register the current task as awaiting a run for the duration of a ``with`` block.
 
         If the client's ``aclose()`` cancels it, the :class:`asyncio.CancelledError` leaving
         the block becomes :class:`ClientClosedError` (unless someone else cancelled too).
@@ -114,18 +114,7 @@ class InFlight:
             raise ClientClosedError("this AsyncReplicate client is closed; create a new one")
         task = asyncio.current_task()
         assert task is not None
-        self._tasks[task] = self._tasks.get(task, 0) + 1
-        try:
-            yield
-        except asyncio.CancelledError:
-            closed = self._tasks[task] == 1 and self.closed_error(task)
-            if closed:
-                raise closed from None
-            raise
-        finally:
-            left = self._tasks.pop(task) - 1
-            if left:
-                self._tasks[task] = left
+        return _Tracked(self._tasks, task, self)
 
     def hold(self, run: Abandonable) -> None:
         """Keep ``run`` until :meth:`release`: ``aclose`` abandons what is still held."""
@@ -228,6 +217,36 @@ class InFlight:
                         return True
                     await asyncio.wait(pending)
         return False
+
+
+class _Tracked:
+    """:meth:`InFlight.track`'s block (a plain class: entered once per run, a generator-based
+    context manager costs a few microseconds more)."""
+
+    __slots__ = ("_inflight", "_task", "_tasks")
+
+    def __init__(
+        self, tasks: dict[asyncio.Task[Any], int], task: asyncio.Task[Any], inflight: InFlight
+    ) -> None:
+        self._tasks = tasks
+        self._task = task
+        self._inflight = inflight
+
+    def __enter__(self) -> None:
+        tasks, task = self._tasks, self._task
+        tasks[task] = tasks.get(task, 0) + 1
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        tasks, task = self._tasks, self._task
+        left = tasks.pop(task) - 1
+        if left:
+            tasks[task] = left
+        elif kind is not None and issubclass(kind, asyncio.CancelledError):
+            closed = self._inflight.closed_error(task)
+            if closed:
+                raise closed from None
 
 
 async def bounded(clock: Clock, work: Awaitable[Any], seconds: float) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sized
 from typing import Any
@@ -77,6 +78,17 @@ async def run_many(
     progress = Progress(total=len(inputs) if isinstance(inputs, Sized) else None)
     source = iter(enumerate(inputs))
     running: set[asyncio.Task[RunResult]] = set()
+    # Finished runs queue here as they end (one callback per run), and the loop below
+    # sleeps on one future: ``asyncio.wait`` over the whole window would add and remove a
+    # callback on every run in flight at each wake-up (O(concurrency) per result).
+    finished: collections.deque[asyncio.Task[RunResult]] = collections.deque()
+    wake: list[asyncio.Future[None]] = []
+
+    def ended(task: asyncio.Task[RunResult]) -> None:
+        finished.append(task)
+        if wake and not wake[0].done():
+            wake[0].set_result(None)
+
     taken = 0
     exhausted = False
     try:
@@ -87,10 +99,19 @@ async def run_many(
                     exhausted = True
                     break
                 progress.started += 1
-                running.add(asyncio.ensure_future(_one(run_one, *pulled)))
+                task = asyncio.ensure_future(_one(run_one, *pulled))
+                task.add_done_callback(ended)
+                running.add(task)
             if not running:
                 return
-            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            if not finished:
+                wake.append(asyncio.get_running_loop().create_future())
+                try:
+                    await wake[0]
+                finally:
+                    wake.clear()
+            done = list(finished)
+            finished.clear()
             for task in sorted(done, key=lambda t: t.result().index):
                 running.discard(task)
                 result = task.result()

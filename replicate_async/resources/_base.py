@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from .._checks import body as check_body
 from .._checks import numbers as check_numbers
+from .._checks.body import PLAIN_TYPES
 from .._core.http import HTTPCore
 from .._core.options import RequestOptionsDict, call_options
 from .._core.response import decode
@@ -104,7 +105,7 @@ async def create_prediction(
     if hold is not None:
         read_timeout = max(http.config.timeouts.read, hold + WAIT_MARGIN)
     # Files in the input may be uploaded: only once every argument has been checked.
-    if prepare is not None:
+    if prepare is not None and not _flat_plain(body["input"]):
         body["input"] = await prepare(body["input"])
     response = await http.request(
         "POST",
@@ -115,3 +116,9 @@ async def create_prediction(
         held=hold is not None,
     )
     return decode(response, Prediction)
+
+
+def _flat_plain(value: Mapping[str, Any]) -> bool:
+    """Whether every value of an input is text, a number, a bool or ``None`` (most inputs):
+    then it holds no file, and the preparer would hand it back as it is."""
+    return PLAIN_TYPES.issuperset(map(type, value.values()))

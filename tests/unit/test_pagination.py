@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import weakref
 from typing import Any
 
@@ -18,6 +19,7 @@ from replicate_async import (
     PaginationError,
     Prediction,
 )
+from replicate_async._core.response import Response
 from tests.helpers import example
 
 from ._helpers import API, TOKEN, all_sent, request_count, sent, sent_all
@@ -461,3 +463,38 @@ async def test_a_walk_holds_one_page_at_a_time(
     assert alive_while_fetching == [False]
     assert paginator.last_response is not None
     assert [m.name for m in paginator.last_response.parse().results] == ["m2"]
+
+
+async def test_callbacks_scheduled_during_a_walk_keep_no_page_alive(
+    client: AsyncReplicate, mocked: aioresponses
+) -> None:
+    """A loop callback made while a page is fetched (aiohttp's timeout timers, which the loop
+    keeps for minutes after they are cancelled) holds the context of that moment: it must
+    not keep the page's response, and its body, alive once the walk has moved on."""
+    contexts: list[contextvars.Context] = []
+    bodies = {
+        MODELS: _page([_model(1)], f"{MODELS}?cursor=c2"),
+        f"{MODELS}?cursor=c2": _page([_model(2)], None),
+    }
+
+    def answer(url: URL, **kwargs: Any) -> CallbackResult:
+        contexts.append(contextvars.copy_context())  # what loop.call_later captures
+        return CallbackResult(payload=bodies[str(url)])
+
+    for url in bodies:
+        mocked.get(url, callback=answer)
+    assert [m.name async for m in client.models.list()] == ["m1", "m2"]
+    paginator = client.models.list()
+    mocked.get(MODELS, callback=answer)
+    await paginator  # one page, with its last_response
+    assert paginator.last_response is not None
+
+    def responses(value: object) -> int:
+        if isinstance(value, Response):
+            return 1
+        if isinstance(value, list | tuple):
+            return sum(responses(item) for item in value)
+        return 0
+
+    assert len(contexts) == 3
+    assert [sum(responses(v) for v in ctx.values()) for ctx in contexts] == [0, 0, 0]

@@ -582,3 +582,26 @@ def test_replicate_block_shape_mid_block_is_not_a_new_event() -> None:
         ServerSentEvent("output", "a", "1", 5),
         ServerSentEvent("message", "event: x\ny", "2"),
     ]
+
+
+def test_ending_is_set_by_every_feed_that_returns_an_error_or_done() -> None:
+    """``ending`` (readers hand a feed's events over as they are when it is False) is True
+    whenever the events just returned include an ``error`` or ``done``, wherever the
+    stream was cut: the type's line and the blank line ending the block may come in
+    different chunks. Text that merely contains the words does not end anything."""
+    stream = (
+        b"event: output\nid: 1\ndata: done and error\n\n"
+        b"event:error\ndata: x\n\n"
+        b"event: output\nid: 2\ndata: b\n\n"
+        b"event: done\nid: 3\ndata: {}\n\n"
+    )
+    for first in range(len(stream)):
+        for second in range(first, len(stream), 3):
+            decoder = SSEDecoder()
+            for chunk in (stream[:first], stream[first:second], stream[second:]):
+                events = decoder.feed(chunk)
+                if any(event.event in ("error", "done") for event in events):
+                    assert decoder.ending, (first, second)
+    decoder = SSEDecoder()
+    assert decoder.feed(b"event: output\nid: 1\ndata: done\n\n")
+    assert not decoder.ending

@@ -118,3 +118,38 @@ async def test_an_operation_that_fails_in_a_group_commit_fails_alone(tmp_path: P
         assert await reopened.get("x") is None
     finally:
         await reopened.aclose()
+
+
+async def test_a_ledger_locked_by_another_process_is_waited_for_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    # Per-item writes run on the event loop with no busy timeout; one that finds the file
+    # locked by another writer must wait in the ledger's thread, the loop still turning,
+    # and land once the lock is gone (in order with the operations queued behind it).
+    ledger = SQLiteStore(tmp_path / "locked.db")
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    try:
+        await ledger.open({"ref": "fake/echo", "key": "id"})
+        await ledger.add(rows("a"))
+        assert len(await ledger.claim("w", time.time(), 30.0, 1)) == 1
+        other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        write = asyncio.ensure_future(
+            ledger.update("a", {"state": "running", "prediction_id": "p1"}, owner="w")
+        )
+        read = asyncio.ensure_future(ledger.get("a"))
+        loop = asyncio.get_running_loop()
+        gaps, last = [], loop.time()
+        for _ in range(20):  # 0.2 s of a loop that keeps turning (blocked: a 30 s gap)
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+        assert max(gaps) < 5
+        assert not write.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(write, 10) is True
+        item = await asyncio.wait_for(read, 10)
+        assert item is not None
+        assert (item.state, item.prediction_id) == ("running", "p1")
+    finally:
+        other.close()
+        await ledger.aclose()

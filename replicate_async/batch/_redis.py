@@ -16,6 +16,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from ._groups import Groups, Outcome
 from ._items import BatchItem, ItemState, LedgerStats
 from ._store import SETTABLE, Fields
 
@@ -187,6 +188,9 @@ class RedisStore:
         self._claim = redis.register_script(_CLAIM)
         self._update = redis.register_script(_UPDATE)
         self._leases = redis.register_script(_LEASES)
+        #: Updates made in the same turn of the loop go in one pipeline (one round trip;
+        #: each script still atomic on its own).
+        self._updates: Groups[list[Any]] = Groups(self._send_updates)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "replicate-batch") -> RedisStore:
@@ -254,7 +258,16 @@ class RedisStore:
                 name,
                 "\0" if value is None else repr(value) if isinstance(value, float) else value,
             ]
-        return bool(await self._update(keys=[self.prefix], args=args))
+        return bool(await self._updates.submit(args))
+
+    async def _send_updates(self, group: list[list[Any]]) -> list[Outcome]:
+        if len(group) == 1:
+            return [(True, await self._update(keys=[self.prefix], args=group[0]))]
+        pipe = self._redis.pipeline(transaction=False)
+        for args in group:
+            await self._update(keys=[self.prefix], args=args, client=pipe)
+        results = await pipe.execute(raise_on_error=False)
+        return [(not isinstance(result, Exception), result) for result in results]
 
     async def _lease_op(
         self,
@@ -340,5 +353,6 @@ class RedisStore:
         )
 
     async def aclose(self) -> None:
+        await self._updates.drain()
         if self._owned:
             await self._redis.aclose()

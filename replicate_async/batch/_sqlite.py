@@ -29,6 +29,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
+from ._groups import Groups, Outcome
 from ._items import IN_FLIGHT, BatchItem, ItemState, LedgerStats
 from ._store import SETTABLE, Fields
 
@@ -110,11 +111,8 @@ class SQLiteStore:
         self._synchronous = synchronous
         self._thread: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
-        #: Operations waiting for the next group: the op, whether it may run on the
-        #: loop (a quick one), and its caller's future.
-        self._queue: deque[tuple[Op, bool, asyncio.Future[Any]]] = deque()
-        self._flushing = False
-        self._flusher: asyncio.Task[None] | None = None
+        #: Group commits of ``(op, quick)``: a quick op may run on the loop.
+        self._groups: Groups[tuple[Op, bool]] = Groups(self._run_here_or_there, cut=self._cut)
         #: UPDATE statements by the fields they set (a handful of shapes, built once).
         self._updates: dict[tuple[tuple[str, ...], bool, bool], str] = {}
 
@@ -134,7 +132,7 @@ class SQLiteStore:
             self._conn = conn
         return self._conn
 
-    def _run_waiting(self, ops: list[Op]) -> list[tuple[bool, Any]]:
+    def _run_waiting(self, ops: list[Op]) -> list[Outcome]:
         """In the thread: run a group, waiting as long as the file is locked elsewhere."""
         conn = self._connect()
         conn.execute(f"PRAGMA busy_timeout = {_PATIENCE_MS}")
@@ -143,7 +141,7 @@ class SQLiteStore:
         finally:
             conn.execute("PRAGMA busy_timeout = 0")
 
-    def _run_group(self, conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
+    def _run_group(self, conn: sqlite3.Connection, ops: list[Op]) -> list[Outcome]:
         """Run ``ops`` in one transaction. They run back to back (the common case: none
         fails); if one raises, the transaction is rolled back and the group is run again
         with each op in a savepoint of its own, so that only that op's caller gets the
@@ -151,7 +149,7 @@ class SQLiteStore:
         more statements per op, on every op.)"""
         conn.execute("BEGIN IMMEDIATE")  # (a busy ledger's error goes to every caller)
         try:
-            results: list[tuple[bool, Any]] = [(True, op(conn)) for op in ops]
+            results: list[Outcome] = [(True, op(conn)) for op in ops]
             conn.execute("COMMIT")
             return results
         except Exception:
@@ -166,9 +164,9 @@ class SQLiteStore:
         return self._run_isolated(conn, ops)
 
     @staticmethod
-    def _run_isolated(conn: sqlite3.Connection, ops: list[Op]) -> list[tuple[bool, Any]]:
+    def _run_isolated(conn: sqlite3.Connection, ops: list[Op]) -> list[Outcome]:
         """Run ``ops`` in one transaction, each in a savepoint of its own."""
-        results: list[tuple[bool, Any]] = []
+        results: list[Outcome] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in ops:
@@ -190,66 +188,34 @@ class SQLiteStore:
     async def _do(self, op: Callable[[sqlite3.Connection], T], *, quick: bool = False) -> T:
         """Run ``op`` in the next group commit; ``quick``: it touches a few rows by key
         (or the head of the pending index) and may run on the loop."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.append((op, quick, future))
-        if not self._flushing:
-            self._flushing = True
-            self._flusher = loop.create_task(self._flush())
-        return await future
-
-    def _next_group(self) -> tuple[list[tuple[Op, bool, asyncio.Future[Any]]], bool]:
-        """The longest run of queued ops, in order, that can run in the same place, and
-        whether that place is the loop."""
-        queue = self._queue
-        here = self._on_loop(queue[0][1])
-        group = [queue.popleft()]
-        while queue and self._on_loop(queue[0][1]) == here:
-            group.append(queue.popleft())
-        return group, here
+        result: T = await self._groups.submit((op, quick))
+        return result
 
     def _on_loop(self, quick: bool) -> bool:
         return quick and self._conn is not None and self._synchronous == "NORMAL"
 
-    async def _flush(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._queue:
-                group, here = self._next_group()
-                ops = [op for op, _, _ in group]
-                try:
-                    if here:
-                        try:
-                            results = self._run_group(self._connect(), ops)
-                        except sqlite3.OperationalError as exc:
-                            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
-                                raise
-                            results = await self._in_thread(loop, ops)  # locked elsewhere
-                    else:
-                        results = await self._in_thread(loop, ops)
-                except BaseException as exc:  # the transaction itself failed
-                    for _, _, future in group:
-                        if not future.done():
-                            future.set_exception(exc)
-                    if not isinstance(exc, Exception):
-                        raise
-                    continue
-                for (_, _, future), (ok, value) in zip(group, results, strict=True):
-                    if future.done():
-                        continue
-                    if ok:
-                        future.set_result(value)
-                    else:
-                        future.set_exception(value)
-        finally:
-            self._flushing = False
+    def _cut(self, queue: deque[tuple[Op, bool]]) -> int:
+        """The longest run of queued ops that can run in the same place."""
+        here = self._on_loop(queue[0][1])
+        size = 1
+        while size < len(queue) and self._on_loop(queue[size][1]) == here:
+            size += 1
+        return size
 
-    async def _in_thread(
-        self, loop: asyncio.AbstractEventLoop, ops: list[Op]
-    ) -> list[tuple[bool, Any]]:
+    async def _run_here_or_there(self, group: list[tuple[Op, bool]]) -> list[Outcome]:
+        ops = [op for op, _ in group]
+        if self._on_loop(group[0][1]):
+            try:
+                return self._run_group(self._connect(), ops)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                    raise
+                # Locked by another process: wait for it in the thread.
         if self._thread is None:  # (again, after aclose: a closed store reopens on use)
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="replicate-batch-sqlite")
-        return await loop.run_in_executor(self._thread, self._run_waiting, ops)
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._run_waiting, ops
+        )
 
     # -- the protocol --------------------------------------------------------------------
 
@@ -429,8 +395,7 @@ class SQLiteStore:
                 self._conn.close()
                 self._conn = None
 
-        if self._flusher is not None:  # let queued operations commit first
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._groups.drain()  # let queued operations commit first
         thread, self._thread = self._thread, None
         if thread is not None:
             await asyncio.get_running_loop().run_in_executor(thread, close)

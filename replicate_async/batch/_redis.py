@@ -15,6 +15,7 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from ._groups import Groups, Outcome
 from ._items import BatchItem, ItemState, LedgerStats
@@ -263,11 +264,23 @@ class RedisStore:
     async def _send_updates(self, group: list[list[Any]]) -> list[Outcome]:
         if len(group) == 1:
             return [(True, await self._update(keys=[self.prefix], args=group[0]))]
+        results = await self._evalsha_each(group)
+        lost = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if lost:  # the server forgot the script (restarted, flushed): none of those ran
+            await self._redis.script_load(self._update.script)
+            again = await self._evalsha_each([group[i] for i in lost])
+            for i, result in zip(lost, again, strict=True):
+                results[i] = result
+        return [(not isinstance(result, Exception), result) for result in results]
+
+    async def _evalsha_each(self, group: list[list[Any]]) -> list[Any]:
+        """The update script once per args, in one pipeline (no ``SCRIPT EXISTS`` round
+        trip first, as a pipeline of ``Script`` calls would send)."""
         pipe = self._redis.pipeline(transaction=False)
         for args in group:
-            await self._update(keys=[self.prefix], args=args, client=pipe)
-        results = await pipe.execute(raise_on_error=False)
-        return [(not isinstance(result, Exception), result) for result in results]
+            pipe.evalsha(self._update.sha, 1, self.prefix, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     async def _lease_op(
         self,

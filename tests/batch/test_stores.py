@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from replicate_async.batch import BatchStore, SQLiteStore, open_store
+from replicate_async.batch._redis import RedisStore
 
 
 @pytest.fixture
@@ -153,3 +154,28 @@ async def test_a_ledger_locked_by_another_process_is_waited_for_off_the_loop(
     finally:
         other.close()
         await ledger.aclose()
+
+
+async def test_updates_made_together_land_together_even_after_the_server_forgot_its_scripts(
+    ledger: BatchStore,
+) -> None:
+    # Updates from the same turn of the loop share a commit (SQLite) or a pipeline (Redis);
+    # a Redis that lost its scripts (restarted, SCRIPT FLUSH) runs none of the group's
+    # scripts, which are then loaded and sent again.
+    keys = [f"k{i}" for i in range(6)]
+    await ledger.add(rows(*keys))
+    assert len(await ledger.claim("w", time.time(), 30.0, 6)) == 6
+    if isinstance(ledger, RedisStore):
+        await ledger._redis.script_flush()
+    landed = await asyncio.gather(
+        *(
+            ledger.update(key, {"state": "running", "prediction_id": f"p-{key}"}, owner="w")
+            for key in keys
+        ),
+        ledger.update("k0", {"state": "running"}, owner="someone else"),
+    )
+    assert landed == [True] * 6 + [False]
+    assert await ledger.known_predictions([f"p-{key}" for key in keys]) == {
+        f"p-{key}" for key in keys
+    }
+    assert (await ledger.stats()).counts["running"] == 6

@@ -61,14 +61,19 @@ CREATE TABLE IF NOT EXISTS items (
     predict_time REAL
 );
 CREATE INDEX IF NOT EXISTS items_pending ON items (seq) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS items_flight ON items (owner) WHERE state IN ('creating', 'running');
 DROP INDEX IF EXISTS items_state;
 DROP INDEX IF EXISTS items_prediction;
 """
-# One index besides the keys': the pending items, in order, for claims. An item leaves it
-# when claimed and every later write (its id, its end) touches no index: a third less
-# SQLite work per item than indexing every state and every prediction id. What scans for
-# in-flight items or prediction ids (take-overs, renewals, stats, reconciling) is rare and
-# runs in the ledger's thread. (The two DROPs upgrade a ledger made with those indexes.)
+# Two small indexes besides the keys', each of the items in one stage: the pending ones in
+# order (claims), and the in-flight ones by holder (renewals, take-overs, the stalled count:
+# never more entries than items in flight). Recording an id and an end touches only the
+# second, whose few pages stay hot: measured on raw sqlite3 (claim 64, ids and ends in groups
+# of 10), 13.9 us per item against 18.5 with every state and prediction id indexed. Finding
+# prediction ids (reconciling) and counting by state (stats) scan the table, in the ledger's
+# thread. (The DROPs upgrade a ledger made with the old indexes.)
+#: The in-flight items, spelled as ``items_flight``'s condition so queries can use it.
+_FLIGHT = f"state IN ({', '.join(repr(state) for state in IN_FLIGHT)})"
 _COLUMNS = (
     "key, input, state, attempts, prediction_id, owner, lease_until, intent_at, "
     "started_at, finished_at, output, saved, error, predict_time"
@@ -293,23 +298,22 @@ class SQLiteStore:
     async def renew(self, owner: str, until: float) -> None:
         await self._do(
             lambda conn: conn.execute(
-                "UPDATE items SET lease_until = ? WHERE owner = ? AND state IN (?, ?)",
-                (until, owner, *IN_FLIGHT),
+                f"UPDATE items SET lease_until = ? WHERE owner = ? AND {_FLIGHT}",
+                (until, owner),
             )
         )
 
     async def release(self, owner: str) -> None:
         await self._do(
             lambda conn: conn.execute(
-                "UPDATE items SET lease_until = 0 WHERE owner = ? AND state IN (?, ?)",
-                (owner, *IN_FLIGHT),
+                f"UPDATE items SET lease_until = 0 WHERE owner = ? AND {_FLIGHT}", (owner,)
             )
         )
 
     async def owners(self) -> set[str]:
         rows = await self._do(
             lambda conn: conn.execute(
-                "SELECT DISTINCT owner FROM items WHERE state IN (?, ?)", IN_FLIGHT
+                f"SELECT DISTINCT owner FROM items WHERE {_FLIGHT}"
             ).fetchall()
         )
         return {row[0] for row in rows if row[0] is not None}
@@ -317,13 +321,11 @@ class SQLiteStore:
     async def stalled(self, now: float, dead: Collection[str]) -> dict[str, int]:
         dead = list(dead)
         sql = (
-            "SELECT state, COUNT(*) FROM items WHERE state IN (?, ?) AND "
+            f"SELECT state, COUNT(*) FROM items WHERE {_FLIGHT} AND "
             f"(lease_until IS NULL OR lease_until < ? OR owner IN ({_marks(dead)})) "
             "GROUP BY state"
         )
-        return dict(
-            await self._do(lambda conn: conn.execute(sql, (*IN_FLIGHT, now, *dead)).fetchall())
-        )
+        return dict(await self._do(lambda conn: conn.execute(sql, (now, *dead)).fetchall()))
 
     async def take_over(
         self,
@@ -338,10 +340,10 @@ class SQLiteStore:
 
         def op(conn: sqlite3.Connection) -> list[BatchItem]:
             rows = conn.execute(
-                f"UPDATE items SET owner = ?, lease_until = ? WHERE state IN (?, ?) AND "
+                f"UPDATE items SET owner = ?, lease_until = ? WHERE {_FLIGHT} AND "
                 f"(lease_until IS NULL OR lease_until < ? OR owner IN ({_marks(dead)})) "
                 f"AND (? IS NULL OR key = ?) RETURNING {_COLUMNS}",
-                (owner, now + lease, *IN_FLIGHT, now, *dead, key, key),
+                (owner, now + lease, now, *dead, key, key),
             ).fetchall()
             return [row_item(row) for row in rows]
 

@@ -9,7 +9,7 @@ Where a group runs is measured, not assumed (``benchmarks/batch.py``). The per-i
 operations (claim, record an id, record an end, read one item) run on the event loop
 itself: with WAL and ``synchronous=NORMAL`` a commit is a write to the page cache (no
 fsync), a fraction of a millisecond per group, while sending every group to a thread made a
-batch cost a median 13 % more CPU than ``run_many`` instead of 3 %, most of it two threads
+batch cost a median 13-22 % more CPU than ``run_many`` instead of 3-6 %, most of it two threads
 passing the GIL back and forth around every statement. The loop never waits on a lock for
 them: they use no busy timeout, and a group that finds the file locked by another process
 runs in the ledger's thread instead, which waits (up to 30 s). Everything that scans the

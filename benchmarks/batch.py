@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import resource
 import shutil
@@ -311,7 +312,8 @@ def _summary(runs: list[dict[str, Any]], count: int) -> dict[str, Any]:
 
 
 def _ledgers(count: int, folder: str, redis_url: str | None) -> None:
-    kinds = ["sqlite", "aiosqlite"] + (["redis"] if redis_url else [])
+    kinds = ["sqlite"] + (["aiosqlite"] if importlib.util.find_spec("aiosqlite") else [])
+    kinds += ["redis"] if redis_url else []
     for kind in kinds:
         where = f"{redis_url}#ledger" if kind == "redis" else f"{folder}/ledger-{kind}.db"
         print(json.dumps(_run_child(["--ledger", kind, where, str(count)])), flush=True)

@@ -15,7 +15,9 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
+from ._groups import Groups, Outcome
 from ._items import BatchItem, ItemState, LedgerStats
 from ._store import SETTABLE, Fields
 
@@ -187,6 +189,9 @@ class RedisStore:
         self._claim = redis.register_script(_CLAIM)
         self._update = redis.register_script(_UPDATE)
         self._leases = redis.register_script(_LEASES)
+        #: Updates made in the same turn of the loop go in one pipeline (one round trip;
+        #: each script still atomic on its own).
+        self._updates: Groups[list[Any]] = Groups(self._send_updates)
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "replicate-batch") -> RedisStore:
@@ -254,7 +259,28 @@ class RedisStore:
                 name,
                 "\0" if value is None else repr(value) if isinstance(value, float) else value,
             ]
-        return bool(await self._update(keys=[self.prefix], args=args))
+        return bool(await self._updates.submit(args))
+
+    async def _send_updates(self, group: list[list[Any]]) -> list[Outcome]:
+        if len(group) == 1:
+            return [(True, await self._update(keys=[self.prefix], args=group[0]))]
+        results = await self._evalsha_each(group)
+        lost = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if lost:  # the server forgot the script (restarted, flushed): none of those ran
+            await self._redis.script_load(self._update.script)
+            again = await self._evalsha_each([group[i] for i in lost])
+            for i, result in zip(lost, again, strict=True):
+                results[i] = result
+        return [(not isinstance(result, Exception), result) for result in results]
+
+    async def _evalsha_each(self, group: list[list[Any]]) -> list[Any]:
+        """The update script once per args, in one pipeline (no ``SCRIPT EXISTS`` round
+        trip first, as a pipeline of ``Script`` calls would send)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for args in group:
+            pipe.evalsha(self._update.sha, 1, self.prefix, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     async def _lease_op(
         self,
@@ -340,5 +366,6 @@ class RedisStore:
         )
 
     async def aclose(self) -> None:
+        await self._updates.drain()
         if self._owned:
             await self._redis.aclose()

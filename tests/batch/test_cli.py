@@ -8,6 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +127,42 @@ def test_an_empty_ledger_without_a_model_is_a_clear_error(
     assert done.returncode != 0
     assert "this batch has no model yet" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_the_progress_line_spends_at_most_a_twentieth_of_the_time_on_status(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Each redraw counts the whole ledger (tens of milliseconds at 100,000 items) while the
+    # batch waits: redraws come every 0.25 s at most, and less often when status is slow.
+    from replicate_async.cli.batch import _items
+
+    now = 0.0
+    calls = 0
+
+    class Job:
+        def __init__(self, status_cost: float) -> None:
+            self.status_cost = status_cost
+
+        async def __aiter__(self) -> Any:
+            nonlocal now
+            for _ in range(100):  # an item every 50 ms: 5 s in all
+                now += 0.05
+                yield object()
+
+        async def status(self) -> Any:
+            nonlocal now, calls
+            calls += 1
+            now += self.status_cost
+
+            class Status:
+                def line(self) -> str:
+                    return f"redraw {calls}"
+
+            return Status()
+
+    await _items(None, Job(0.001), True, clock=lambda: now)  # type: ignore[arg-type]
+    quick, calls, now = calls, 0, 0.0
+    await _items(None, Job(0.1), True, clock=lambda: now)  # type: ignore[arg-type]
+    assert 15 <= quick <= 20  # every 0.25 s (5 items)
+    assert 2 <= calls <= 4  # every 2 s: 20 times the 0.1 s one took
+    assert capsys.readouterr().err.endswith(f"redraw {calls}")

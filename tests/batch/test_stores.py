@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from replicate_async.batch import BatchStore, SQLiteStore, open_store
+from replicate_async.batch._redis import RedisStore
 
 
 @pytest.fixture
@@ -118,3 +119,63 @@ async def test_an_operation_that_fails_in_a_group_commit_fails_alone(tmp_path: P
         assert await reopened.get("x") is None
     finally:
         await reopened.aclose()
+
+
+async def test_a_ledger_locked_by_another_process_is_waited_for_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    # Per-item writes run on the event loop with no busy timeout; one that finds the file
+    # locked by another writer must wait in the ledger's thread, the loop still turning,
+    # and land once the lock is gone (in order with the operations queued behind it).
+    ledger = SQLiteStore(tmp_path / "locked.db")
+    other = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    try:
+        await ledger.open({"ref": "fake/echo", "key": "id"})
+        await ledger.add(rows("a"))
+        assert len(await ledger.claim("w", time.time(), 30.0, 1)) == 1
+        other.execute("BEGIN IMMEDIATE")  # another process's write transaction
+        write = asyncio.ensure_future(
+            ledger.update("a", {"state": "running", "prediction_id": "p1"}, owner="w")
+        )
+        read = asyncio.ensure_future(ledger.get("a"))
+        loop = asyncio.get_running_loop()
+        gaps, last = [], loop.time()
+        for _ in range(20):  # 0.2 s of a loop that keeps turning (blocked: a 30 s gap)
+            await asyncio.sleep(0.01)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+        assert max(gaps) < 5
+        assert not write.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(write, 10) is True
+        item = await asyncio.wait_for(read, 10)
+        assert item is not None
+        assert (item.state, item.prediction_id) == ("running", "p1")
+    finally:
+        other.close()
+        await ledger.aclose()
+
+
+async def test_updates_made_together_land_together_even_after_the_server_forgot_its_scripts(
+    ledger: BatchStore,
+) -> None:
+    # Updates from the same turn of the loop share a commit (SQLite) or a pipeline (Redis);
+    # a Redis that lost its scripts (restarted, SCRIPT FLUSH) runs none of the group's
+    # scripts, which are then loaded and sent again.
+    keys = [f"k{i}" for i in range(6)]
+    await ledger.add(rows(*keys))
+    assert len(await ledger.claim("w", time.time(), 30.0, 6)) == 6
+    if isinstance(ledger, RedisStore):
+        await ledger._redis.script_flush()
+    landed = await asyncio.gather(
+        *(
+            ledger.update(key, {"state": "running", "prediction_id": f"p-{key}"}, owner="w")
+            for key in keys
+        ),
+        ledger.update("k0", {"state": "running"}, owner="someone else"),
+    )
+    assert landed == [True] * 6 + [False]
+    assert await ledger.known_predictions([f"p-{key}" for key in keys]) == {
+        f"p-{key}" for key in keys
+    }
+    assert (await ledger.stats()).counts["running"] == 6

@@ -16,6 +16,11 @@ runs in the ledger's thread instead, which waits (up to 30 s). Everything that s
 table (stats, scans, renewals, take-overs, moves, adding inputs) always runs in that thread,
 and so does every group under ``synchronous="FULL"`` (which also survives the machine
 losing power, at an fsync per commit). ``synchronous=NORMAL`` survives a killed process.
+
+Checkpoints (copying the write-ahead log back into the file, with an fsync) never run on
+the loop: SQLite's automatic checkpoint, which the commit that fills the log would run, is
+on only while a group runs in the thread, and after every :data:`CHECKPOINT_EVERY` commits
+made on the loop the next group runs in the thread, followed by a passive checkpoint there.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ Op = Callable[[sqlite3.Connection], Any]
 
 #: How long a group in the ledger's thread waits for a lock held by another process.
 _PATIENCE_MS = 30_000
+#: Commits made on the loop between two checkpoints in the thread (each writes a few
+#: pages, so the log stays near SQLite's own automatic threshold of 1,000 pages).
+CHECKPOINT_EVERY = 200
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -118,6 +126,8 @@ class SQLiteStore:
         self._conn: sqlite3.Connection | None = None
         #: Group commits of ``(op, quick)``: a quick op may run on the loop.
         self._groups: Groups[tuple[Op, bool]] = Groups(self._run_here_or_there, cut=self._cut)
+        #: Commits made on the loop since the last checkpoint (in the thread).
+        self._loop_commits = 0
         #: UPDATE statements by the fields they set (a handful of shapes, built once).
         self._updates: dict[tuple[tuple[str, ...], bool, bool], str] = {}
 
@@ -132,6 +142,7 @@ class SQLiteStore:
             conn.execute(f"PRAGMA busy_timeout = {_PATIENCE_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")  # checkpoints: in the thread only
             conn.executescript(_SCHEMA)
             conn.execute("PRAGMA busy_timeout = 0")  # (the thread sets it around its groups)
             self._conn = conn
@@ -141,9 +152,14 @@ class SQLiteStore:
         """In the thread: run a group, waiting as long as the file is locked elsewhere."""
         conn = self._connect()
         conn.execute(f"PRAGMA busy_timeout = {_PATIENCE_MS}")
+        conn.execute("PRAGMA wal_autocheckpoint = 1000")  # (SQLite's default) here only
         try:
             return self._run_group(conn, ops)
         finally:
+            if self._loop_commits >= CHECKPOINT_EVERY:
+                self._loop_commits = 0
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute("PRAGMA busy_timeout = 0")
 
     def _run_group(self, conn: sqlite3.Connection, ops: list[Op]) -> list[Outcome]:
@@ -197,7 +213,12 @@ class SQLiteStore:
         return result
 
     def _on_loop(self, quick: bool) -> bool:
-        return quick and self._conn is not None and self._synchronous == "NORMAL"
+        return (
+            quick
+            and self._conn is not None
+            and self._synchronous == "NORMAL"
+            and self._loop_commits < CHECKPOINT_EVERY  # else: to the thread, to checkpoint
+        )
 
     def _cut(self, queue: deque[tuple[Op, bool]]) -> int:
         """The longest run of queued ops that can run in the same place."""
@@ -211,7 +232,9 @@ class SQLiteStore:
         ops = [op for op, _ in group]
         if self._on_loop(group[0][1]):
             try:
-                return self._run_group(self._connect(), ops)
+                outcomes = self._run_group(self._connect(), ops)
+                self._loop_commits += 1
+                return outcomes
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY:
                     raise

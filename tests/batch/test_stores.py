@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import pytest
 
 from replicate_async.batch import BatchStore, SQLiteStore, open_store
 from replicate_async.batch._redis import RedisStore
+from replicate_async.batch._sqlite import CHECKPOINT_EVERY
 
 
 @pytest.fixture
@@ -153,6 +156,37 @@ async def test_a_ledger_locked_by_another_process_is_waited_for_off_the_loop(
         assert (item.state, item.prediction_id) == ("running", "p1")
     finally:
         other.close()
+        await ledger.aclose()
+
+
+async def test_the_log_is_checkpointed_in_the_thread_never_on_the_loop(tmp_path: Path) -> None:
+    # A checkpoint copies the write-ahead log into the file with an fsync: on a slow disk
+    # that holds whoever runs it for milliseconds or more. Per-item writes commit on the
+    # loop, so the loop's commits must never run one; the thread does, and keeps the log
+    # from growing without bound.
+    ledger = SQLiteStore(tmp_path / "wal.db")
+    loop_thread = threading.get_ident()
+    checkpoints: list[int] = []
+    try:
+        await ledger.open({"ref": "fake/echo", "key": "id"})
+        keys = [f"k{i:04d}" for i in range(CHECKPOINT_EVERY * 5)]
+        await ledger.add(rows(*keys))
+        assert ledger._conn is not None
+        ledger._conn.set_trace_callback(
+            lambda sql: checkpoints.append(threading.get_ident()) if "checkpoint(" in sql else None
+        )
+        assert len(await ledger.claim("w", time.time(), 60.0, len(keys))) == len(keys)
+        wal = Path(f"{ledger.path}-wal")
+        biggest = 0
+        for key in keys:  # one commit each, on the loop
+            assert await ledger.update(key, {"state": "running", "prediction_id": key}, owner="w")
+            autocheckpoint = ledger._conn.execute("PRAGMA wal_autocheckpoint").fetchone()
+            assert autocheckpoint == (0,)  # what the loop's next commit would run: nothing
+            biggest = max(biggest, await asyncio.to_thread(os.path.getsize, wal))
+        assert len(checkpoints) >= 4
+        assert loop_thread not in checkpoints
+        assert biggest < 8 * 1024 * 1024
+    finally:
         await ledger.aclose()
 
 

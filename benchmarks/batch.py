@@ -114,7 +114,8 @@ async def ledger_cost(store: Any, count: int) -> float:
 
 
 class _InstantPredictions:
-    """Creates and waits that answer at once (no HTTP): what is left is the batch."""
+    """Creates and fetches that answer at once (no HTTP): what is left is the batch (and
+    the run machinery every batch item uses: one poll per item, on a 1 µs interval)."""
 
     def __init__(self) -> None:
         self.made = 0
@@ -126,23 +127,32 @@ class _InstantPredictions:
         self.made += 1
         return Prediction(id=f"p{self.made}", status="starting", version=version, input=input)
 
-    async def wait(self, prediction: Any, **options: Any) -> Any:
+    async def get(self, prediction_id: str) -> Any:
         from replicate_async.models import Prediction
 
         await asyncio.sleep(0)
-        return Prediction(id=prediction.id, status="succeeded", output="https://x/o.png")
+        return Prediction(id=prediction_id, status="succeeded", output="https://x/o.png")
+
+    async def cancel(self, prediction_id: str) -> Any:
+        raise AssertionError("nothing is canceled here")
 
 
-class _InstantHost:
-    def __init__(self) -> None:
-        self.predictions = _InstantPredictions()
+def _instant_runner() -> Any:
+    """A client's :class:`Runner` whose predictions answer at once."""
+    from replicate_async import PollPolicy
+    from replicate_async._config import ClientConfig
+    from replicate_async._workflows.inflight import InFlight
+    from replicate_async._workflows.runner import Runner
+
+    config = ClientConfig(poll=PollPolicy(initial=1e-6, maximum=1e-6, jitter=0.0))
+    return Runner(None, config, InFlight(config.clock), _InstantPredictions(), None, None, None)  # type: ignore[arg-type]
 
 
 async def overhead(inputs: Path, store: str) -> dict[str, Any]:
     """CPU microseconds per item of a SQLite batch whose predictions cost nothing."""
     from replicate_async.batch import Batch
 
-    batch = Batch(_InstantHost(), VERSION, inputs, store=store, concurrency=CONCURRENCY)  # type: ignore[arg-type]
+    batch = Batch(_instant_runner(), VERSION, inputs, store=store, concurrency=CONCURRENCY)
     before = resource.getrusage(resource.RUSAGE_SELF)
     done = 0
     async with batch:

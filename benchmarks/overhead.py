@@ -11,8 +11,8 @@ the 2-core machine). Best of ``repeats`` runs of ``calls`` calls, so a noisy nei
 costs little: compare before and after in one run (``--before``, as ``benchmarks.run``).
 
 Calls: ``predictions.create`` (scenario a), ``predictions.get`` (b), the same create with a
-per-call ``timeout=`` option, and ``client.run`` of a prediction the create returns
-finished (``Prefer: wait``), whose share of (d) is one create.
+per-call ``timeout=`` option, and ``client.run`` and a ``use()`` function of a prediction
+the create returns finished (``Prefer: wait``), whose share of (d) is one create.
 """
 
 from __future__ import annotations
@@ -74,6 +74,7 @@ class StubSession:
     def __init__(self) -> None:
         self._created = _body("prediction-create-async-starting.json")
         self._done = _body("prediction-get-succeeded.json")
+        self._version = (EXAMPLES / "version-get-sdxl.json").read_bytes()
 
     @contextlib.asynccontextmanager
     async def request(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[_Answer]:
@@ -81,6 +82,8 @@ class StubSession:
         if method == "POST":
             body = self._done if "Prefer" in headers else self._created
             yield _Answer(url, 201, body, "599")
+        elif "/versions/" in url:
+            yield _Answer(url, 200, self._version, "2999")
         else:
             yield _Answer(url, 200, self._done, "59999")
 
@@ -99,6 +102,7 @@ def _client(package: str) -> Any:
 def _calls(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
     predictions = client.predictions
     pid = "vgcm4plb7tgzlyznry5d5jkgvu"
+    use = client.use(f"stability-ai/sdxl:{VERSION}")
     return {
         "predictions.create": lambda: predictions.create(version=VERSION, input=INPUT),
         "predictions.get": lambda: predictions.get(pid),
@@ -106,6 +110,7 @@ def _calls(client: Any) -> dict[str, Callable[[], Awaitable[Any]]]:
             version=VERSION, input=INPUT, timeout=30
         ),
         "client.run (held, one create)": lambda: client.run(VERSION, input=INPUT),
+        "use() (held, one create)": lambda: use(**INPUT),
     }
 
 

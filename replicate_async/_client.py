@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack, overload
@@ -387,8 +387,9 @@ class AsyncReplicate:
         check_numbers.prefer_wait(wait)
         runner = self._runner
 
-        async def run_one(item: Mapping[str, Any]) -> Prediction:
-            return await runner.run(
+        def run_one(item: Mapping[str, Any]) -> Awaitable[Prediction]:
+            # The run's own coroutine (its arguments checked above): no layer more per run.
+            return runner.run(
                 ref,
                 input=item,
                 deployment=deployment,

@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "SYSTEM_CLOCK",
@@ -72,9 +72,9 @@ class SystemClock:
 
             return time.monotonic()
 
-    async def sleep(self, seconds: float) -> None:
-        """:func:`asyncio.sleep`, never negative."""
-        await asyncio.sleep(seconds if seconds > 0 else 0)
+    def sleep(self, seconds: float) -> Coroutine[Any, Any, None]:
+        """:func:`asyncio.sleep`, never negative (its own coroutine: no layer more)."""
+        return asyncio.sleep(seconds if seconds > 0 else 0)
 
     def __repr__(self) -> str:
         return "SystemClock()"

@@ -47,6 +47,7 @@ from .walk import MAX_DEPTH, Walker, is_mapping
 
 __all__ = [
     "InputCheck",
+    "InputPlan",
     "InputProblem",
     "SchemaError",
     "check_input",
@@ -56,6 +57,7 @@ __all__ = [
     "input_properties",
     "input_schema",
     "inspect_input",
+    "joins_output",
     "output_schema",
     "required_inputs",
     "schema_problem",
@@ -435,6 +437,182 @@ def inspect_input(schema: JSON, input: Mapping[str, Any]) -> InputCheck:
     return _run_check(input, inputs, "input", schema)
 
 
+#: Scalar input values the plan decides alone (subclasses, files and containers are not).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+#: Inputs of more keys than this are left to the whole check (and its step budget).
+PLAN_MAX_KEYS = 256
+#: The largest enum a plan indexes, and how many inputs it plans (a schema with more
+#: has the rest checked by the whole check): making a plan costs at most a few ms.
+PLAN_MAX_ENUM = 2_000
+PLAN_MAX_INPUTS = 1_000
+
+
+class InputPlan:
+    """A version's ``Input`` schema prepared once for the common case: an input whose
+    values are plain scalars (text, numbers, booleans, ``None``), checked against each
+    input's schema flattened and each enum indexed when the plan is made.
+
+    :meth:`valid` says ``True`` only when :func:`inspect_input` would find no problem and
+    not skip the check; anything else (a problem, a container, a file, a ``pattern``, an
+    enum of non-scalar choices, more than ``PLAN_MAX_KEYS`` keys, an input that would cost
+    the whole check more than ``MAX_STEPS`` steps) is ``False``: the caller then runs the
+    whole check, which words the problems. Made with :meth:`of`, which walks the schema on
+    the walker's budgets and gives ``None`` for a schema the plan cannot describe.
+    """
+
+    __slots__ = ("_closed", "_props", "_required", "_steps")
+
+    def __init__(
+        self,
+        props: dict[str, _Planned | None],
+        required: tuple[str, ...],
+        listed: int,
+        closed: bool,
+    ) -> None:
+        #: name -> its rules for a scalar, or ``None`` where only the whole check can tell.
+        self._props = props
+        self._required = required
+        self._steps = 1 + listed  # the top level and each entry of its ``required``
+        self._closed = closed
+
+    @classmethod
+    def of(cls, schema: Any) -> InputPlan | None:
+        """The plan of a version's OpenAPI schema (or ``Input`` schema), or ``None``."""
+        inputs = _inputs_of(schema)
+        if not inputs:
+            return None
+        walker = Walker(schema)
+        try:
+            top = walker.flatten(inputs)
+            kind = top.get("type")
+            if (isinstance(kind, str) and kind != "object") or isinstance(top.get("enum"), list):
+                return None  # a top level with rules of its own: the whole check decides
+            found = top.get("properties")
+            raw = found if is_mapping(found) else {}
+            if len(raw) > PLAN_MAX_INPUTS or not all(isinstance(k, str) for k in raw):
+                return None
+            props = {k: _planned(walker, v) for k, v in raw.items()}
+        except SchemaError:
+            return None
+        required = top.get("required")
+        listed = tuple(required) if isinstance(required, list | tuple) else ()
+        names = tuple(name for name in listed if isinstance(name, str))
+        return cls(props, names, len(listed), top.get("additionalProperties") is False)
+
+    def valid(self, input: Mapping[str, Any]) -> bool:
+        """Whether ``input`` is certainly valid (``False``: run the whole check)."""
+        if type(input) is not dict or len(input) > PLAN_MAX_KEYS:
+            return False
+        for name in self._required:
+            if name not in input:
+                return False
+        steps = self._steps + len(input)
+        props = self._props
+        for key, value in input.items():
+            if type(key) is not str or type(value) not in _SCALARS:
+                return False
+            if key not in props:
+                if self._closed:
+                    return False
+                continue
+            planned = props[key]
+            if planned is None:
+                return False
+            steps += planned.steps
+            if steps > MAX_STEPS or not planned.valid(value):
+                return False
+        return True
+
+
+#: The Python types of plain scalars that satisfy a ``type`` keyword at once (any other
+#: value is asked of :func:`_is_type`: an integral float is an integer).
+_TYPES: dict[str, frozenset[type]] = {
+    "string": frozenset({str}),
+    "integer": frozenset({int}),
+    "number": frozenset({int, float}),
+    "boolean": frozenset({bool}),
+    "null": frozenset({type(None)}),
+}
+_NO_TYPES: frozenset[type] = frozenset()
+
+
+@attrs.frozen
+class _Planned:
+    """One input's rules for a scalar, read out of its flattened schema once."""
+
+    nullable: bool
+    expected: str | None
+    types: frozenset[type]
+    enum: frozenset[Any] | None
+    numbers: tuple[tuple[Callable[[Any, Any], bool], float], ...]
+    strings: tuple[tuple[Callable[[Any, Any], bool], float], ...]
+    multiple_of: float | None
+    uri: bool
+    steps: int
+
+    def valid(self, value: Any) -> bool:
+        """What :meth:`_Checker.check` finds of a scalar ``value`` (no problem: ``True``)."""
+        if value is None and self.nullable:
+            return True
+        if value != value:  # NaN: equal to no enum choice, whatever a set's identity says
+            return False
+        expected = self.expected
+        if expected is not None and type(value) not in self.types and not _is_type(value, expected):
+            return False
+        if self.enum is not None and _enum_key(value) not in self.enum:
+            return False
+        if _is_number(value):
+            step = self.multiple_of
+            if step is not None and not _is_multiple(value, step):
+                return False
+            return all(ok(value, bound) for ok, bound in self.numbers)
+        if isinstance(value, str):
+            if self.uri and not _is_uri(value):
+                return False
+            measured = len(value)
+            return all(ok(measured, bound) for ok, bound in self.strings)
+        return True
+
+
+def _bounds(rules: _Rules, prop: JSON) -> tuple[tuple[Callable[[Any, Any], bool], float], ...]:
+    return tuple((ok, b) for keyword, _, _, ok in rules if _is_bound(b := prop.get(keyword)))
+
+
+def _planned(walker: Walker, raw: Any) -> _Planned | None:
+    """One input's plan, with the whole check's step cost for it (``None``: a schema the
+    plan does not decide, or no schema at all)."""
+    if not is_mapping(raw):
+        return None
+    prop = walker.flatten(raw)
+    if "pattern" in prop:
+        return None  # matched on the pattern budget by the whole check only
+    enum = prop.get("enum")
+    keys: frozenset[Any] | None = None
+    cost = 1
+    if isinstance(enum, list):
+        if len(enum) > PLAN_MAX_ENUM:
+            return None  # indexed (on the step budget) by the whole check only
+        found = [_enum_key(option) for option in enum]
+        if any(key is None for key in found):
+            return None
+        keys = frozenset(found)
+        cost += len(enum) if len(enum) <= SMALL_ENUM else len(enum) // 8 + 1
+    expected = prop.get("type")
+    kind = expected if isinstance(expected, str) else None
+    step = prop.get("multipleOf")
+    return _Planned(
+        nullable=prop.get("nullable") is True,
+        expected=kind,
+        types=_TYPES.get(kind, _NO_TYPES) if kind is not None else _NO_TYPES,
+        enum=keys,
+        numbers=_bounds(_LIMITS, prop),
+        strings=_bounds(_STRING_SIZES, prop),
+        multiple_of=step if _is_bound(step) and step > 0 else None,
+        uri=prop.get("format") == "uri",
+        steps=cost,
+    )
+
+
 def check_input(schema: JSON, input: Mapping[str, Any]) -> list[InputProblem]:
     """Every problem of a model ``input`` (none: it is valid, or could not be checked).
 
@@ -575,17 +753,23 @@ def shape_output(output_schema: JSON | None, output: Any, *, document: JSON | No
     ``x-cog-array-display: concatenate`` (language models' tokens) joined into one text.
     Anything else, and any output whose schema cannot be used, is returned unchanged:
     shaping never fails a prediction that succeeded."""
-    if not isinstance(output_schema, Mapping) or not isinstance(output, list):
+    if not isinstance(output, list) or not joins_output(output_schema, document=document):
         return output
+    return "".join(output) if all(isinstance(item, str) for item in output) else output
+
+
+def joins_output(output_schema: JSON | None, *, document: JSON | None = None) -> bool:
+    """Whether :func:`shape_output` joins a list of strings under this output schema
+    (``x-cog-array-display: concatenate`` on an iterator); ``False`` for a schema it
+    cannot use."""
+    if not isinstance(output_schema, Mapping):
+        return False
     try:
         schema = Walker(document or output_schema).flatten(output_schema)
     except SchemaError:
-        return output
-    if (
+        return False
+    return (
         schema.get("type") == "array"
         and schema.get("x-cog-array-type") == "iterator"
         and schema.get("x-cog-array-display") == "concatenate"
-        and all(isinstance(item, str) for item in output)
-    ):
-        return "".join(output)
-    return output
+    )

@@ -14,6 +14,7 @@ come yet, is finished in the background and drained by the client's ``aclose()``
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import random
@@ -126,14 +127,15 @@ class RunGuard(Generic[R]):
         """Send the create and return the run. Shielded: a caller cancelled mid-create
         still has the run canceled once its id comes."""
         gate = self._gate = CreateGate()
-
-        async def gated() -> R:
-            CREATE_GATE.set(gate)  # this task's own context: its create obeys the gate
-            return await start()
-
+        context = contextvars.copy_context()
+        context.run(CREATE_GATE.set, gate)  # the task's own context: its create obeys the gate
+        made = context.run(start)  # a coroutine function's body runs in the task, not here
         self.inflight.hold(self)
-        self.creating = asyncio.ensure_future(gated())
-        run = await asyncio.shield(self.creating)
+        coroutine = made if inspect.iscoroutine(made) else _awaited(made)
+        creating = self.creating = asyncio.get_running_loop().create_task(
+            coroutine, context=context
+        )
+        run = await asyncio.shield(creating)
         self.latest = run
         if isinstance(run, Prediction):
             self._announced = True
@@ -260,6 +262,11 @@ class RunGuard(Generic[R]):
             await self.inflight.settled(self.latest.id)
 
 
+async def _awaited(awaitable: Awaitable[R]) -> R:
+    """An awaitable that is not a coroutine, as one (what a task runs)."""
+    return await awaitable
+
+
 def _created(creating: asyncio.Future[Any]) -> bool:
     return creating.done() and not creating.cancelled() and creating.exception() is None
 
@@ -288,8 +295,10 @@ async def drive(
     scope: asyncio.Timeout | None = None
     try:
         with inflight.track():
-            if timeout is None:  # no deadline scope to enter and leave
-                latest = await _advanced(guard, start, advance)
+            if timeout is None:  # no deadline scope to enter and leave, nor a layer more
+                latest = await guard.create(start) if callable(start) else guard.take(start)
+                while not latest.done:
+                    latest = guard.seen(await advance(latest))
             else:
                 async with deadline(inflight.clock, timeout) as scope:
                     latest = await _advanced(guard, start, advance)

@@ -55,17 +55,21 @@ class Progress:
             self.failed += 1
 
 
-RunOne = Callable[[Mapping[str, Any]], Awaitable[tuple[Prediction | None, Any]]]
+RunOne = Callable[[Mapping[str, Any]], Awaitable[Prediction]]
+#: A finished run's output (raising, for a run that did not succeed).
+Output = Callable[[Prediction], Any]
 
 
 async def run_many(
     run_one: RunOne,
+    output: Output,
     inputs: Iterable[Mapping[str, Any]],
     *,
     concurrency: int,
     on_progress: Callable[[Progress], Any] | None = None,
 ) -> AsyncGenerator[RunResult, None]:
-    """Run ``run_one`` over ``inputs``, yielding results as they complete.
+    """Run ``run_one`` over ``inputs``, yielding results (``output`` of each prediction)
+    as they complete.
 
     A bounded window: never more than ``concurrency`` runs started beyond the results the
     consumer has taken, so a consumer that stops early leaves little paid work behind.
@@ -99,7 +103,7 @@ async def run_many(
                     exhausted = True
                     break
                 progress.started += 1
-                task = asyncio.ensure_future(_one(run_one, *pulled))
+                task = asyncio.ensure_future(_one(run_one, output, *pulled))
                 task.add_done_callback(ended)
                 running.add(task)
             if not running:
@@ -127,10 +131,10 @@ async def run_many(
             await asyncio.gather(*running, return_exceptions=True)
 
 
-async def _one(run_one: RunOne, index: int, item: Mapping[str, Any]) -> RunResult:
+async def _one(run_one: RunOne, output: Output, index: int, item: Mapping[str, Any]) -> RunResult:
     try:
-        prediction, output = await run_one(item)
-        return RunResult(index, item, prediction, output)
+        prediction = await run_one(item)
+        return RunResult(index, item, prediction, output(prediction))
     except Exception as exc:  # one failure never loses the others
         seen = exc.prediction if isinstance(exc, ReplicateError) else None
         last = seen if isinstance(seen, Prediction) else None

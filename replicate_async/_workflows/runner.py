@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -123,17 +123,18 @@ class Runner:
         """The default way a created prediction advances: polled on the client's policy."""
         return Poll(self.predictions.get, self.config.poll, self.config.clock)
 
-    async def drive_prediction(
+    def drive_prediction(
         self,
         create: Create,
         *,
         advance: Advance[Prediction] | None = None,
         timeout: float | None,
         on_created: OnCreated | None = None,
-    ) -> Prediction:
+    ) -> Coroutine[Any, Any, Prediction]:
         """Create a prediction and advance it to a terminal status under one deadline,
-        canceling it on the server if abandoned (any status is returned)."""
-        return await drive(
+        canceling it on the server if abandoned (any status is returned). The coroutine
+        of :func:`drive` itself, to await: no layer of its own."""
+        return drive(
             start=create,
             advance=self.poll() if advance is None else advance,
             cancel=self.predictions.cancel,
@@ -148,13 +149,16 @@ class Runner:
         output = outcome(prediction)
         return wrap_output(output, self.file_output) if use_file_output else output
 
+    def _file_outputs(self, prediction: Prediction) -> Any:
+        return self.output(prediction, True)
+
     def file_output(self, url: str) -> FileOutput:
         """A downloadable output file, fetched through this client's request path."""
         return FileOutput(url, self.http)
 
     # -- the workflows --------------------------------------------------------------------
 
-    async def run(
+    def run(
         self,
         ref: str | None,
         *,
@@ -166,9 +170,12 @@ class Runner:
         webhook: str | None = None,
         webhook_events_filter: Iterable[WebhookEvent] | None = None,
         on_created: OnCreated | None = None,
-    ) -> Prediction:
+    ) -> Coroutine[Any, Any, Prediction]:
         """Create and poll a prediction to a terminal status under one deadline (any
-        status); ``on_created`` gets it as soon as its create returns."""
+        status); ``on_created`` gets it as soon as its create returns.
+
+        The arguments are checked here, when it is called (every caller awaits it at
+        once, in its own coroutine); the coroutine returned is :func:`drive`'s."""
         timeout = check_numbers.seconds(timeout, "timeout")
         check_numbers.prefer_wait(wait)
         wait, cancel_after = deadline_options(timeout, wait, cancel_after)
@@ -181,7 +188,7 @@ class Runner:
             webhook=webhook,
             webhook_events_filter=webhook_events_filter,
         )
-        return await self.drive_prediction(create, timeout=timeout, on_created=on_created)
+        return self.drive_prediction(create, timeout=timeout, on_created=on_created)
 
     async def wait(
         self,
@@ -251,12 +258,10 @@ class Runner:
         """Fan ``run_one`` out over ``inputs``; its target is checked here, before anything
         runs (``run_one`` checks its own options before it is handed over)."""
         self.creator(ref, deployment=deployment, input={})
-
-        async def one(item: Mapping[str, Any]) -> tuple[Prediction, Any]:
-            prediction = await run_one(item)
-            return prediction, self.output(prediction, use_file_output)
-
-        results = run_many(one, inputs, concurrency=concurrency, on_progress=on_progress)
+        output = self._file_outputs if use_file_output else outcome
+        results = run_many(
+            run_one, output, inputs, concurrency=concurrency, on_progress=on_progress
+        )
         return PredictionStream(results, self.inflight)
 
     def stream(

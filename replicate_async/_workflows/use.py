@@ -22,13 +22,14 @@ from .._checks import numbers as check_numbers
 from .._checks import url as check_url
 from .._checks.schema import (
     InputCheck,
+    InputPlan,
     input_order,
     input_schema,
     inspect_input,
+    joins_output,
     output_schema,
     required_inputs,
     schema_problem,
-    shape_output,
 )
 from .._clock import Clock, deadline
 from ..exceptions import (
@@ -129,6 +130,12 @@ class ModelSchema:
     run_ref: str | None
     deployment: str | None = None
     input_check_skipped: str | None = attrs.field(init=False, eq=False)
+    #: Made on first use from ``openapi_schema`` (fetched once and kept): the plan of its
+    #: inputs, and whether outputs are joined (see :meth:`shape`).
+    _plan: tuple[InputPlan | None] | None = attrs.field(
+        init=False, eq=False, repr=False, default=None
+    )
+    _joins: bool | None = attrs.field(init=False, eq=False, repr=False, default=None)
 
     @input_check_skipped.default
     def _skipped(self) -> str | None:
@@ -165,7 +172,25 @@ class ModelSchema:
         check was skipped."""
         if self.input_check_skipped is not None:
             return InputCheck([], skipped=self.input_check_skipped)
+        made = self._plan
+        if made is None:  # once: None inside for a schema the plan cannot describe
+            made = (InputPlan.of(self.openapi_schema),)
+            object.__setattr__(self, "_plan", made)
+        plan = made[0]
+        if plan is not None and plan.valid(input):
+            return InputCheck([])
         return inspect_input(self.openapi_schema, input)
+
+    def shape(self, output: Any) -> Any:
+        """A final output as the model presents it: a language model's list of tokens
+        (``x-cog-array-display: concatenate``) joined into one text, anything else as is."""
+        joins = self._joins
+        if joins is None:
+            joins = joins_output(output_schema(self.openapi_schema), document=self.openapi_schema)
+            object.__setattr__(self, "_joins", joins)
+        if joins and isinstance(output, list) and all(isinstance(i, str) for i in output):
+            return "".join(output)
+        return output
 
 
 def _of_version(model: str, version: Version | None, **where: Any) -> ModelSchema:
@@ -325,6 +350,23 @@ class ModelFunction:
         """
         options = dict(self._options.run)
         timeout = check_numbers.seconds(options.pop("timeout", None), "timeout")
+        schema = self._cache.value
+        if schema is None:  # the first call: the fetch counts against the deadline
+            schema, timeout = await self._first_schema(timeout)
+        self._check(schema, input)
+        use_file_output = options.pop("use_file_output", False)
+        runner = self._runner
+        prediction = await runner.run(
+            schema.run_ref,
+            input=input,
+            deployment=self._deployment,
+            timeout=timeout,
+            **options,
+        )
+        return schema.shape(runner.output(prediction, use_file_output))
+
+    async def _first_schema(self, timeout: float | None) -> tuple[ModelSchema, float | None]:
+        """The schema fetched within ``timeout``, and what is left of it to run."""
         started = self._clock.monotonic()
         try:
             async with deadline(self._clock, timeout) as scope:
@@ -335,20 +377,9 @@ class ModelFunction:
             raise PredictionTimeoutError(
                 f"the model's schema was not fetched within {timeout}s; nothing was run", None
             ) from None
-        self._check(schema, input)
         if timeout is not None:
             timeout = max(timeout - (self._clock.monotonic() - started), 0.001)
-        use_file_output = options.pop("use_file_output", False)
-        runner = self._runner
-        prediction = await runner.run(
-            schema.run_ref,
-            input=input,
-            deployment=self._deployment,
-            timeout=timeout,
-            **options,
-        )
-        output = runner.output(prediction, use_file_output)
-        return shape_output(schema.output, output, document=schema.openapi_schema)
+        return schema, timeout
 
     async def create(self, /, **input: Any) -> Prediction:
         """Check ``input`` and create the prediction; return it without waiting.

@@ -263,7 +263,9 @@ async def test_cooperative_throttling_holds_new_creates_after_a_429() -> None:
     # The first 0.9 s: with the throttle, about what the bucket refills (10/s) plus the
     # first 429 reach the server; without it, every arrival does.
     assert with_hold.first_window <= 12, with_hold
-    assert without_hold.first_window == n, without_hold
+    # Without it, the arrivals themselves reach the server in that window: all n on a quiet
+    # machine (a loaded one may push the last arrival or two past it), always far more.
+    assert without_hold.first_window >= max(2 * with_hold.first_window, n - 5), without_hold
     # Overall the throttle saves the arrivals' own 429s, and paced resends do not trip
     # the limit again: a fraction of the 429s remain.
     assert with_hold.throttled * 3 <= without_hold.throttled, (with_hold, without_hold)

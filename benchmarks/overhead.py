@@ -51,6 +51,7 @@ class _Answer:
         self.url = URL(url)
         self.status = status
         self._body = body
+        self.content = self
         self.headers = CIMultiDictProxy(
             CIMultiDict(
                 {
@@ -60,6 +61,9 @@ class _Answer:
                 }
             )
         )
+
+    def is_eof(self) -> bool:  # as ``content``: the whole body has arrived
+        return True
 
     async def read(self) -> bytes:
         return self._body

@@ -5,6 +5,7 @@ aiohttp call, error mapping) -> aiohttp. Streams (SSE, downloads): :meth:`HTTPCo
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
@@ -39,6 +40,7 @@ from .session import BudgetName, Pool, default_user_agent
 from .streaming import intercept
 from .throttle import RateLimiter, RequestKind, Throttle, remaining_hint, request_kind
 from .tracing import Tracing
+from .watch import Timing, Watch, Watchdog, timing
 
 __all__ = ["HTTPCore", "Response", "path"]
 
@@ -114,6 +116,9 @@ class HTTPCore:
         #: Views made by :meth:`with_options`, by options; per-read-timeout timeouts.
         self._views: dict[RequestOptions, HTTPCore] = {}
         self._read_timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        #: Attempt timeouts kept by the client (see :mod:`.watch`), shared by the views.
+        self._watchdog: Final = Watchdog()
+        self._timings: dict[aiohttp.ClientTimeout, Timing | None] = {}
         #: Counters for observability and benchmarks: requests sent, retries, 429s seen.
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0}
 
@@ -151,6 +156,7 @@ class HTTPCore:
         """Close the session (and limiter) if owned; later calls: ClientClosedError."""
         if not self._pool.closed:
             await self._pool.aclose()
+            self._watchdog.close()
             if self._owns_limiter:
                 await self.limiter.aclose()
 
@@ -374,6 +380,9 @@ class HTTPCore:
                 log_request(method, safe_url(url), headers, attempt)
             self.stats["requests"] += 1
             proxy, proxy_headers = pool.route(url)
+            # Small bodies (JSON, or none): the watchdog keeps the attempt's timeouts.
+            plan = self._timing_of(timeout) if body is None or body.__class__ is bytes else None
+            watch = None if plan is None else self._watchdog.watch(plan)
             try:
                 async with session.request(
                     method,
@@ -381,16 +390,28 @@ class HTTPCore:
                     params=params,
                     data=body,
                     headers=headers,
-                    timeout=timeout,
+                    timeout=timeout if plan is None or watch is None else plan.connect_only,
                     allow_redirects=False,
                     proxy=proxy,
                     proxy_headers=proxy_headers,
                 ) as resp:
-                    data = await resp.read()
+                    if watch is not None:
+                        watch.end()
+                    if plan is None or watch is None or resp.content.is_eof():
+                        data = await resp.read()
+                    else:
+                        data = await _rest(resp, plan, watch)
                     response = Response(method, str(resp.url), resp.status, resp.headers, data)
+            except asyncio.CancelledError:
+                if watch is None or not watch.timed_out():
+                    raise
+                late = TimeoutError("no answer within the read timeout")
+                raise transport_error(late, method, url, creates=not idempotent) from late
             except TRANSPORT_ERRORS as exc:
                 raise transport_error(exc, method, url, creates=not idempotent) from exc
             finally:
+                if watch is not None:
+                    watch.end()
                 slots.release()
             if started:
                 await self._answered(response, attempt, started, hooks)
@@ -407,6 +428,16 @@ class HTTPCore:
         finally:
             if not told:
                 self._settled(kind, None)
+
+    def _timing_of(self, timeout: aiohttp.ClientTimeout) -> Timing | None:
+        timings = self._timings
+        try:
+            return timings[timeout]
+        except KeyError:
+            found = timing(timeout)
+            if len(timings) < _MAX_VIEWS:
+                timings[timeout] = found
+            return found
 
     async def _answered(
         self, response: Response, attempt: int, started: float, hooks: Hooks | None
@@ -541,3 +572,17 @@ class HTTPCore:
         finally:
             if not told:
                 self._settled("other", None)
+
+
+async def _rest(resp: aiohttp.ClientResponse, timed: Timing, watch: Watch) -> bytes:
+    """The rest of a body still arriving after the headers: at most ``read`` seconds of
+    silence between chunks, and within the attempt's ``total``."""
+    loop = asyncio.get_running_loop()
+    end = watch.due - timed.first + timed.total
+    content = resp.content
+    chunks: list[bytes] = []
+    async with asyncio.timeout_at(min(loop.time() + timed.read, end)) as scope:
+        while chunk := await content.readany():
+            chunks.append(chunk)
+            scope.reschedule(min(loop.time() + timed.read, end))
+    return b"".join(chunks)

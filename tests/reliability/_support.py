@@ -212,6 +212,13 @@ class LoopErrors:
 # -- a stub aiohttp session (unit level: no sockets) -----------------------------------------
 
 
+class _WholeBody:
+    """A response's ``content`` whose body has all arrived (as a small JSON answer's has)."""
+
+    def is_eof(self) -> bool:
+        return True
+
+
 @dataclass
 class _StubResponse:
     status: int
@@ -220,6 +227,8 @@ class _StubResponse:
     headers: CIMultiDictProxy[str] = field(
         default_factory=lambda: CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
     )
+
+    content: _WholeBody = field(default_factory=_WholeBody)
 
     async def read(self) -> bytes:
         return self.body

@@ -10,7 +10,7 @@ import contextlib
 import copy
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Final, NamedTuple
 from urllib.parse import quote
 
@@ -61,6 +61,23 @@ def path(*segments: str) -> str:
     return "/".join([s if _UNRESERVED(s) else quote(s, safe="") for s in segments])
 
 
+async def _read_already(response: Response) -> Response:
+    return response
+
+
+class _Retries(NamedTuple):
+    """How a first attempt's failure is retried: the policy, and the caller's deadline."""
+
+    policy: RetryPolicy
+    deadline: float | None
+
+    def end(self, started: float) -> float:
+        """When retries stop: the deadline, else the enclosing one, else ``policy.total``
+        after the first attempt started."""
+        end = self.deadline if self.deadline is not None else current_deadline()
+        return started + self.policy.total if end is None else end
+
+
 class _Call(NamedTuple):
     """Everything one logical request sends, the same on every attempt."""
 
@@ -73,6 +90,8 @@ class _Call(NamedTuple):
     idempotent: bool
     kind: RequestKind
     held: bool = False
+    #: The attempt's timeouts as the watchdog keeps them (``None``: aiohttp keeps them).
+    plan: Timing | None = None
 
 
 class HTTPCore:
@@ -119,6 +138,7 @@ class HTTPCore:
         #: Attempt timeouts kept by the client (see :mod:`.watch`), shared by the views.
         self._watchdog: Final = Watchdog()
         self._timings: dict[aiohttp.ClientTimeout, Timing | None] = {}
+        self._default_plan: Final = timing(self._pool.timeout)
         #: Counters for observability and benchmarks: requests sent, retries, 429s seen.
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "throttled": 0}
 
@@ -201,7 +221,7 @@ class HTTPCore:
 
     # -- the request path -------------------------------------------------------------
 
-    async def request(
+    def request(
         self,
         method: str,
         url: str,
@@ -216,8 +236,9 @@ class HTTPCore:
         deadline: float | None = None,
         held: bool = False,
         options: RequestOptions | None = None,
-    ) -> Response:
-        """Send a request, retrying what is safe to retry, and return the read response.
+    ) -> Coroutine[Any, Any, Response]:
+        """Send a request, retrying what is safe to retry, and return the read response
+        (awaitable: the arguments are checked at once, the request is sent when awaited).
 
         ``url`` is absolute, or relative to the base URL. ``content`` is the body, or a
         coroutine function that builds a fresh body per attempt (multipart uploads).
@@ -232,6 +253,9 @@ class HTTPCore:
         ``held=True`` marks a request the server may hold open (``Prefer: wait``): it takes
         a slot of the separate budget for held requests and streams, never a quick call's.
         ``options`` (:class:`RequestOptions`) go on top of the core's own, merged here once.
+
+        Not a coroutine itself: it hands back the first attempt's (which falls back to the
+        retry loop), so an answered call is one coroutine deep below the resource method.
         """
         if not url.startswith(("http://", "https://")):
             url = self.base_url + url
@@ -245,39 +269,28 @@ class HTTPCore:
             policy, timeout = opts.policy(policy), opts.attempt_timeout(read_timeout)
         send_headers = self._headers(url, headers, auth)
         if (lazy := intercept(self.stream, method, url, params, content, send_headers)) is not None:
-            return lazy  # with_streaming_response: a lazy call's response, read already
+            return _read_already(lazy)  # with_streaming_response: a lazy call's response
         timeout = timeout or self._timeout_for(read_timeout)
-        call = _Call(method, url, params, content, send_headers, timeout, idempotent, kind, held)
+        # A JSON body or none: the watchdog keeps the timeouts (uploads leave them to aiohttp).
+        plan = None if callable(content) else self._timing_of(timeout)
+        call = _Call(
+            method, url, params, content, send_headers, timeout, idempotent, kind, held, plan
+        )
+        retries = _Retries(policy, deadline) if retry else None
         if self.tracing is not None:
-            return await self.tracing.call(call, self._send(call, policy, retry, deadline))
-        # The first attempt, awaited here (most requests need no other, nor any layer more).
-        started = self.clock.monotonic()
-        try:
-            return await self._attempt(call, 1)
-        except APIError as exc:
-            if not retry or not may_retry(exc, idempotent, policy):
-                raise
-            failure = exc
-        return await self._retry(call, failure, policy, self._end(deadline, started, policy))
+            return self.tracing.call(call, self._traced(call, retries))
+        return self._attempt(call, 1, retries)
 
-    async def _send(
-        self, call: _Call, policy: RetryPolicy, retry: bool, deadline: float | None
-    ) -> Response:
-        """The first attempt (in its span), then the retry loop if the failure may be retried."""
+    async def _traced(self, call: _Call, retries: _Retries | None) -> Response:
+        """The first attempt in its own span, then the retry loop if it may be retried."""
         started = self.clock.monotonic()
         try:
             return await self._try(call, 1)
         except APIError as exc:
-            if not retry or not may_retry(exc, call.idempotent, policy):
+            if retries is None or not may_retry(exc, call.idempotent, retries.policy):
                 raise
             failure = exc
-        return await self._retry(call, failure, policy, self._end(deadline, started, policy))
-
-    @staticmethod
-    def _end(deadline: float | None, started: float, policy: RetryPolicy) -> float:
-        """When retries stop: ``deadline``, else the enclosing one, else ``policy.total``."""
-        end = deadline if deadline is not None else current_deadline()
-        return started + policy.total if end is None else end
+        return await self._retry(call, failure, retries.policy, retries.end(started))
 
     async def _try(self, call: _Call, attempt: int) -> Response:
         """One attempt, in its own span when tracing."""
@@ -349,87 +362,97 @@ class HTTPCore:
                 self._read_timeouts[read_timeout] = found
         return found
 
-    async def _attempt(self, call: _Call, attempt: int = 1) -> Response:
+    async def _attempt(
+        self, call: _Call, attempt: int = 1, retries: _Retries | None = None
+    ) -> Response:
         """One attempt: the limiter, a slot, the send, the mapping (and the hooks, if any).
 
         The limiter's ticket is settled exactly once, in a ``finally``: a request cancelled
         or timed out anywhere after ``acquire`` (waiting for a slot, on the wire, in a
-        hook) leaves nothing behind in the limiter.
+        hook) leaves nothing behind in the limiter. With ``retries`` (a first attempt), a
+        failure that may be retried goes on to the retry loop, from here: no layer above.
         """
-        method, url, params, content, headers, timeout, idempotent, kind, held = call
-        pool = self._pool
-        session = pool.session()
-        body = await content() if callable(content) else content
-        hooks = self.hooks
-        if hooks is not None:
-            await self._hooked_acquire(call, attempt, hooks)
-        elif self._acquire_now is None or not self._acquire_now(kind):
-            await self.limiter.acquire(kind)
-        told = False
+        first = self.clock.monotonic() if retries is not None else 0.0
         try:
-            budget: BudgetName = "held" if held else "quick"
-            slots = pool.budgets[budget]
-            if not slots.take_now():  # none free: queue for one
-                slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
-            elif not idempotent:
-                pool.admit_create(slots)
-            logged = logger.isEnabledFor(logging.INFO)
-            timed = hooks is not None or logged or recording()
-            started = self.clock.monotonic() if timed else 0.0
-            if logged:
-                log_request(method, safe_url(url), headers, attempt)
-            self.stats["requests"] += 1
-            proxy, proxy_headers = pool.route(url)
-            # Small bodies (JSON, or none): the watchdog keeps the attempt's timeouts.
-            plan = self._timing_of(timeout) if body is None or body.__class__ is bytes else None
-            watch = None if plan is None else self._watchdog.watch(plan)
+            method, url, params, content, headers, timeout, idempotent, kind, held, plan = call
+            pool = self._pool
+            session = pool.session()
+            body = await content() if callable(content) else content
+            hooks = self.hooks
+            if hooks is not None:
+                await self._hooked_acquire(call, attempt, hooks)
+            elif self._acquire_now is None or not self._acquire_now(kind):
+                await self.limiter.acquire(kind)
+            told = False
             try:
-                async with session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout if plan is None or watch is None else plan.connect_only,
-                    allow_redirects=False,
-                    proxy=proxy,
-                    proxy_headers=proxy_headers,
-                ) as resp:
+                budget: BudgetName = "held" if held else "quick"
+                slots = pool.budgets[budget]
+                if not slots.take_now():  # none free: queue for one
+                    slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
+                elif not idempotent:
+                    pool.admit_create(slots)
+                logged = logger.isEnabledFor(logging.INFO)
+                timed = hooks is not None or logged or recording()
+                started = self.clock.monotonic() if timed else 0.0
+                if logged:
+                    log_request(method, safe_url(url), headers, attempt)
+                self.stats["requests"] += 1
+                proxy, proxy_headers = pool.route(url)
+                watch = None if plan is None else self._watchdog.watch(plan)
+                try:
+                    async with session.request(
+                        method,
+                        url,
+                        params=params,
+                        data=body,
+                        headers=headers,
+                        timeout=timeout if plan is None or watch is None else plan.connect_only,
+                        allow_redirects=False,
+                        proxy=proxy,
+                        proxy_headers=proxy_headers,
+                    ) as resp:
+                        if watch is not None:
+                            watch.end()
+                        if plan is None or watch is None or resp.content.is_eof():
+                            data = await resp.read()
+                        else:
+                            data = await _rest(resp, plan, watch)
+                        response = Response(method, str(resp.url), resp.status, resp.headers, data)
+                except asyncio.CancelledError:
+                    if watch is None or not watch.timed_out():
+                        raise
+                    late = TimeoutError("no answer within the read timeout")
+                    raise transport_error(late, method, url, creates=not idempotent) from late
+                except TRANSPORT_ERRORS as exc:
+                    raise transport_error(exc, method, url, creates=not idempotent) from exc
+                finally:
                     if watch is not None:
                         watch.end()
-                    if plan is None or watch is None or resp.content.is_eof():
-                        data = await resp.read()
-                    else:
-                        data = await _rest(resp, plan, watch)
-                    response = Response(method, str(resp.url), resp.status, resp.headers, data)
-            except asyncio.CancelledError:
-                if watch is None or not watch.timed_out():
-                    raise
-                late = TimeoutError("no answer within the read timeout")
-                raise transport_error(late, method, url, creates=not idempotent) from late
-            except TRANSPORT_ERRORS as exc:
-                raise transport_error(exc, method, url, creates=not idempotent) from exc
-            finally:
-                if watch is not None:
-                    watch.end()
-                slots.release()
-            if started:
-                await self._answered(response, attempt, started, hooks)
-            if logged:
-                elapsed = self.clock.monotonic() - started
-                rid = request_id_of(response.headers)
-                log_response(method, safe_url(response.url), response.status, elapsed, rid)
-            if response.status >= 400:
+                    slots.release()
+                if started:
+                    await self._answered(response, attempt, started, hooks)
+                if logged:
+                    elapsed = self.clock.monotonic() - started
+                    rid = request_id_of(response.headers)
+                    log_response(method, safe_url(response.url), response.status, elapsed, rid)
+                if response.status >= 400:
+                    told = True
+                    raise await self._status_failure(kind, response)
                 told = True
-                raise await self._status_failure(kind, response)
-            told = True
-            self._settled(kind, response.headers.get("ratelimit-remaining"))
-            return response
-        finally:
-            if not told:
-                self._settled(kind, None)
+                self._settled(kind, response.headers.get("ratelimit-remaining"))
+                return response
+            finally:
+                if not told:
+                    self._settled(kind, None)
+        except APIError as exc:
+            if retries is None or not may_retry(exc, call.idempotent, retries.policy):
+                raise
+            failure = exc
+        return await self._retry(call, failure, retries.policy, retries.end(first))
 
     def _timing_of(self, timeout: aiohttp.ClientTimeout) -> Timing | None:
+        if timeout is self._pool.timeout:
+            return self._default_plan
         timings = self._timings
         try:
             return timings[timeout]

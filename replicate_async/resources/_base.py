@@ -6,18 +6,17 @@ files in an input into URLs) is handed in as an :data:`InputPreparer` by the cli
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from .._checks import body as check_body
 from .._checks import numbers as check_numbers
 from .._checks.body import PLAIN_TYPES
-from .._core.http import HTTPCore
+from .._core.http import HTTPCore, Response
 from .._core.options import RequestOptionsDict, call_options
 from .._core.response import decode
 from .._literals import WebhookEvent
-from ..models import Prediction
 
 T = TypeVar("T")
 
@@ -68,7 +67,7 @@ class Resource:
         return decode(response, cls)
 
 
-async def create_prediction(
+def create_request(
     http: HTTPCore,
     path: str,
     body: dict[str, Any],
@@ -79,11 +78,14 @@ async def create_prediction(
     wait: bool | int | None,
     cancel_after: float | timedelta | str | None,
     prepare: InputPreparer | None = None,
-) -> Prediction:
-    """``POST`` to one of the three prediction-create endpoints.
+) -> Coroutine[Any, Any, Response]:
+    """The ``POST`` to one of the three prediction-create endpoints, to await (its
+    response decodes to a :class:`~replicate_async.models.Prediction`).
 
-    Validates everything before sending; sends ``Prefer: wait[=N]`` and raises the read
-    timeout above the hold; never retries unless the server provably did not create it.
+    Validates everything at once, before anything is sent; sends ``Prefer: wait[=N]`` and
+    raises the read timeout above the hold; never retries unless the server provably did
+    not create it. Not a coroutine itself: a create of plain inputs is the request's own
+    coroutine, one layer below the resource method.
     """
     if webhook is not None:
         body["webhook"] = check_body.webhook_url(webhook)
@@ -104,18 +106,37 @@ async def create_prediction(
     read_timeout = None
     if hold is not None:
         read_timeout = max(http.config.timeouts.read, hold + WAIT_MARGIN)
-    # Files in the input may be uploaded: only once every argument has been checked.
     if prepare is not None and not _flat_plain(body["input"]):
-        body["input"] = await prepare(body["input"])
-    response = await http.request(
+        return _create_with_files(http, path, body, headers, read_timeout, prepare)
+    return http.request(
         "POST",
         path,
         content=check_body.json_body(body),
         headers=headers,
         read_timeout=read_timeout,
-        held=hold is not None,
+        held=read_timeout is not None,
     )
-    return decode(response, Prediction)
+
+
+async def _create_with_files(
+    http: HTTPCore,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    read_timeout: float | None,
+    prepare: InputPreparer,
+) -> Response:
+    """A create whose input holds files: uploaded (once every argument has been checked),
+    then the create is sent with their URLs."""
+    body["input"] = await prepare(body["input"])
+    return await http.request(
+        "POST",
+        path,
+        content=check_body.json_body(body),
+        headers=headers,
+        read_timeout=read_timeout,
+        held=read_timeout is not None,
+    )
 
 
 def _flat_plain(value: Mapping[str, Any]) -> bool:

@@ -10,11 +10,12 @@ from .._checks import body as check_body
 from .._checks import url as check_url
 from .._core.http import path
 from .._core.options import RequestOptionsDict
+from .._core.response import decode
 from .._literals import WebhookEvent
 from ..exceptions import InvalidArgumentError
 from ..models import Deployment, Prediction
 from ..pagination import AsyncPaginator
-from ._base import InputPreparer, Resource, create_prediction
+from ._base import InputPreparer, Resource, create_request
 
 
 def _instances(value: Any, what: str, high: int) -> int:
@@ -44,16 +45,19 @@ class DeploymentPredictions(Resource):
     ) -> Prediction:
         """Create a prediction on a deployment (``"owner/name"``)."""
         owner, name = check_url.model_ref(deployment, "deployment")
-        return await create_prediction(
-            self._via(options),
-            path("deployments", owner, name, "predictions"),
-            {"input": check_body.check_input(input)},
-            webhook=webhook,
-            webhook_events_filter=webhook_events_filter,
-            stream=stream,
-            wait=wait,
-            cancel_after=cancel_after,
-            prepare=self._prepare,
+        return decode(
+            await create_request(
+                self._via(options),
+                path("deployments", owner, name, "predictions"),
+                {"input": check_body.check_input(input)},
+                webhook=webhook,
+                webhook_events_filter=webhook_events_filter,
+                stream=stream,
+                wait=wait,
+                cancel_after=cancel_after,
+                prepare=self._prepare,
+            ),
+            Prediction,
         )
 
 

@@ -10,11 +10,12 @@ from .._checks import body as check_body
 from .._checks import url as check_url
 from .._core.http import path
 from .._core.options import OPTION_NAMES, RequestOptionsDict
+from .._core.response import decode
 from .._literals import ModelSortBy, SortDirection, Visibility, WebhookEvent
 from ..exceptions import InvalidArgumentError
 from ..models import Model, Prediction, Version
 from ..pagination import AsyncPaginator
-from ._base import InputPreparer, Resource, create_prediction
+from ._base import InputPreparer, Resource, create_request
 
 _SORT_BY = ("model_created_at", "latest_version_created_at")
 _SORT_DIRECTION = ("asc", "desc")
@@ -112,16 +113,19 @@ class ModelPredictions(Resource):
     ) -> Prediction:
         """Create a prediction on the latest version of an official model."""
         owner, name = check_url.model_ref(model)
-        return await create_prediction(
-            self._via(options),
-            path("models", owner, name, "predictions"),
-            {"input": check_body.check_input(input)},
-            webhook=webhook,
-            webhook_events_filter=webhook_events_filter,
-            stream=stream,
-            wait=wait,
-            cancel_after=cancel_after,
-            prepare=self._prepare,
+        return decode(
+            await create_request(
+                self._via(options),
+                path("models", owner, name, "predictions"),
+                {"input": check_body.check_input(input)},
+                webhook=webhook,
+                webhook_events_filter=webhook_events_filter,
+                stream=stream,
+                wait=wait,
+                cancel_after=cancel_after,
+                prepare=self._prepare,
+            ),
+            Prediction,
         )
 
 

@@ -16,7 +16,7 @@ from .._literals import PredictionSource, WebhookEvent
 from ..exceptions import InvalidArgumentError
 from ..models import Prediction
 from ..pagination import AsyncPaginator
-from ._base import Resource, create_prediction
+from ._base import Resource, create_request
 
 
 class Predictions(Resource):
@@ -47,25 +47,26 @@ class Predictions(Resource):
             "version": check_url.version_ref(version),
             "input": check_body.check_input(input),
         }
-        return await create_prediction(
-            self._via(options),
-            "predictions",
-            body,
-            webhook=webhook,
-            webhook_events_filter=webhook_events_filter,
-            stream=stream,
-            wait=wait,
-            cancel_after=cancel_after,
-            prepare=self._prepare,
+        return decode(
+            await create_request(
+                self._via(options),
+                "predictions",
+                body,
+                webhook=webhook,
+                webhook_events_filter=webhook_events_filter,
+                stream=stream,
+                wait=wait,
+                cancel_after=cancel_after,
+                prepare=self._prepare,
+            ),
+            Prediction,
         )
 
     async def get(self, prediction_id: str, **options: Unpack[RequestOptionsDict]) -> Prediction:
         """Fetch a prediction by id (``GET /predictions/{id}``)."""
-        return await self._get(
-            path("predictions", check_url.require_id(prediction_id, "prediction_id")),
-            Prediction,
-            options,
-        )
+        # The request's own coroutine, awaited here: polls are the most frequent call.
+        pid = check_url.require_id(prediction_id, "prediction_id")
+        return decode(await self._via(options).request("GET", path("predictions", pid)), Prediction)
 
     async def cancel(self, prediction_id: str, **options: Unpack[RequestOptionsDict]) -> Prediction:
         """Cancel a prediction (``POST /predictions/{id}/cancel``); safe to repeat."""

@@ -417,7 +417,9 @@ class HTTPCore:
                             data = await resp.read()
                         else:
                             data = await _rest(resp, plan, watch)
-                        response = Response(method, str(resp.url), resp.status, resp.headers, data)
+                        # The URL as sent (aiohttp's, stringified, only when a query was added).
+                        sent = str(resp.url) if params else url
+                        response = Response(method, sent, resp.status, resp.headers, data)
                 except asyncio.CancelledError:
                     if watch is None or not watch.timed_out():
                         raise

@@ -72,10 +72,17 @@ class Watch:
         self.fired = False
 
     def end(self) -> None:
-        """The headers arrived (or the attempt ended otherwise): stop watching. Idempotent."""
+        """The headers arrived, or the attempt is over: stop watching (idempotent).
+
+        A watch that fired although the attempt went on (its cancellation was taken on the
+        way, by something between the timer and the caller) takes it back, so the task's
+        cancellation count is left as the caller had it.
+        """
         if self.task is not None:
             self.task = None
             self._lane.ended(self)
+        elif self.fired:
+            self.timed_out()
 
     def timed_out(self) -> bool:
         """After a ``CancelledError`` in the attempt: whether it was this watch's (then the

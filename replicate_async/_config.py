@@ -55,9 +55,15 @@ class Timeouts:
     """How long one HTTP attempt may take, in seconds.
 
     - ``connect``: opening a TCP/TLS connection.
-    - ``read``: the longest silence while waiting for response bytes. Requests sent with
-      ``Prefer: wait=N`` raise it to ``N + 5`` automatically.
+    - ``read``: the longest silence while waiting for response bytes: from the start of an
+      attempt to the answer's headers, then between chunks of a body still arriving. Requests
+      sent with ``Prefer: wait=N`` raise it to ``N + 5`` automatically.
     - ``total``: one whole attempt, from sending to the last body byte (retries get a fresh one).
+
+    The client keeps ``read`` and ``total`` of API calls itself, on one timer per length
+    shared by every call in flight (aiohttp keeps ``connect``, and all three of streams and
+    uploads): the result is the same as aiohttp's per-request timers, at a fraction of the
+    cost per call.
     - ``pool``: how long a request waiting for a connection slot (all ``max_connections`` of
       its budget busy) waits while *no* slot of that budget is freed: then
       :class:`~replicate_async.PoolTimeoutError`, nothing sent. A queue that moves is never

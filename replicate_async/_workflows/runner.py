@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
+from functools import partial
 from typing import Any, TypeVar
 
 from .._checks import config as check_config
@@ -82,7 +83,8 @@ class Runner:
         input: Mapping[str, Any],
         **options: Any,
     ) -> Create:
-        """Check a run's target now and return the coroutine function that creates it.
+        """Check a run's target now and return what creates it: a callable that returns the
+        create's own coroutine (a partial of the resource method: no layer of its own).
 
         ``ref`` is ``"owner/name"`` (an official model), ``"owner/name:version"`` or a bare
         64-hex version id; ``deployment="owner/name"`` runs on a deployment instead.
@@ -94,30 +96,15 @@ class Runner:
             raise TypeError(f"input must be a mapping, got {type(input).__name__}")
         if deployment is not None:
             check_url.split_version_ref(deployment)
-            on_deployment, name = self.deployments.predictions.create, deployment
-
-            async def create_on_deployment() -> Prediction:
-                return await on_deployment(name, input=input, **options)
-
-            return create_on_deployment
+            return partial(self.deployments.predictions.create, deployment, input=input, **options)
         assert ref is not None
         if isinstance(ref, str) and _VERSION_ID.fullmatch(ref):
             version: str | None = ref
         else:
             version = ref if check_url.split_version_ref(ref)[2] is not None else None
         if version is not None:
-            on_version, pinned = self.predictions.create, version
-
-            async def create_version() -> Prediction:
-                return await on_version(version=pinned, input=input, **options)
-
-            return create_version
-        on_model, model = self.models.predictions.create, ref
-
-        async def create_on_model() -> Prediction:
-            return await on_model(model, input=input, **options)
-
-        return create_on_model
+            return partial(self.predictions.create, version=version, input=input, **options)
+        return partial(self.models.predictions.create, ref, input=input, **options)
 
     def poll(self) -> Advance[Prediction]:
         """The default way a created prediction advances: polled on the client's policy."""

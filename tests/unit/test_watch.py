@@ -39,6 +39,13 @@ def plan(first: float) -> Timing:
     return found
 
 
+def idle_then_close(dog: Watchdog) -> None:
+    """Every lane holds nothing (no live watch, no entry kept); then close the watchdog."""
+    held = {s: (lane.live, len(lane.queue)) for s, lane in lanes(dog).items()}
+    assert held == dict.fromkeys(held, (0, 0))
+    dog.close()
+
+
 def lanes(dog: Watchdog) -> dict[float, Any]:
     """The watchdog's lanes by length (their queue, live count and timer are what we check)."""
     return dog._lanes
@@ -125,9 +132,7 @@ async def test_a_watch_that_falls_due_cancels_its_task_and_says_so_once() -> Non
         await task
     assert seen == [True, False, True]
     assert not task.cancelled()
-    lane = lanes(dog)[SHORT]
-    assert (lane.live, len(lane.queue)) == (0, 0)
-    dog.close()
+    idle_then_close(dog)
 
 
 async def test_timed_out_is_false_without_a_cancellation_of_its_own() -> None:
@@ -139,9 +144,7 @@ async def test_timed_out_is_false_without_a_cancellation_of_its_own() -> None:
     await settle([attempt])
     assert attempt.outcome == "cancelled"
     assert attempt.task.cancelled()
-    lane = lanes(dog)[LONG]
-    assert (lane.live, len(lane.queue)) == (0, 0)
-    dog.close()
+    idle_then_close(dog)
 
 
 async def test_an_outer_cancellation_with_the_watchs_propagates() -> None:
@@ -320,8 +323,7 @@ async def test_ended_watches_behind_a_slow_one_are_swept() -> None:
     slow.headers.set()
     await settle([slow])
     assert slow.outcome == "answered"
-    assert (lane.live, len(lane.queue)) == (0, 0)
-    dog.close()
+    idle_then_close(dog)
 
 
 async def test_ended_watches_behind_a_slow_one_are_swept_in_batches() -> None:
@@ -342,8 +344,7 @@ async def test_ended_watches_behind_a_slow_one_are_swept_in_batches() -> None:
     assert len(lane.queue) <= 2 * 1 + _SLACK + 1
     slow.headers.set()
     await settle([slow])
-    assert (lane.live, len(lane.queue)) == (0, 0)
-    dog.close()
+    idle_then_close(dog)
 
 
 async def test_a_head_that_ended_hands_the_timer_to_the_next() -> None:

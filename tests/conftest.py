@@ -9,10 +9,11 @@ import pytest
 from aioresponses import aioresponses
 
 from replicate_async import AsyncReplicate, RetryPolicy
+from replicate_async._core.watch import Timing, Watch, Watchdog
 from replicate_async.testing import ManualClock
 
 from ._aioresponses_shim import install
-from .helpers import API, TOKEN
+from .helpers import API, TOKEN, Watched
 
 install()
 
@@ -54,3 +55,21 @@ async def client(clock: ManualClock) -> AsyncIterator[AsyncReplicate]:
     policy = RetryPolicy(max_retries=3)
     async with AsyncReplicate(api_token=TOKEN, base_url=API, retry=policy, clock=clock) as c:
         yield c
+
+
+@pytest.fixture
+def watched(monkeypatch: pytest.MonkeyPatch) -> list[Watched]:
+    """Every attempt any client asks its watchdog to watch, in order, with the watch it got.
+
+    A spy, not a stand-in: each call goes through to the real :meth:`Watchdog.watch`.
+    """
+    calls: list[Watched] = []
+    real = Watchdog.watch
+
+    def spy(self: Watchdog, timing: Timing) -> Watch | None:
+        watch = real(self, timing)
+        calls.append(Watched(timing, watch))
+        return watch
+
+    monkeypatch.setattr(Watchdog, "watch", spy)
+    return calls

@@ -11,12 +11,41 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import aiohttp
+
+from replicate_async._core.watch import Timing, Watch
 
 #: Recorded real API responses (copied from the project's shared/replicate-examples).
 EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 API = "https://api.replicate.com/v1"
 TOKEN = "r8_test_token_0123456789abcdef"
+
+
+class Watched(NamedTuple):
+    """One attempt the client asked its watchdog to watch (the ``watched`` fixture)."""
+
+    #: The attempt's timeouts as the watchdog keeps them.
+    timing: Timing
+    #: The watch it started; ``None`` when it declined (aiohttp then kept the timeouts).
+    watch: Watch | None
+
+
+def enforced(sent_timeout: aiohttp.ClientTimeout, watched: Watched) -> tuple[Any, float, float]:
+    """``(connect, read, total)`` the client enforces on one attempt, from the ``timeout=``
+    aiohttp received and what the watchdog was given for it.
+
+    Checks the split on the way: the watch really started, aiohttp was given the connect
+    phase only (no ``total``, no ``sock_read``: no timer per request), and the wait for
+    the headers is the read timeout (or the total, if shorter).
+    """
+    timing, watch = watched
+    assert watch is not None, "the watchdog declined: aiohttp kept the timeouts"
+    assert sent_timeout == timing.connect_only
+    assert (sent_timeout.total, sent_timeout.sock_read) == (None, None)
+    assert timing.first == min(timing.read, timing.total)
+    return sent_timeout.sock_connect, timing.read, timing.total
 
 
 def example(name: str) -> Any:

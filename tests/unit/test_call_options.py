@@ -16,7 +16,7 @@ from yarl import URL
 
 from replicate_async import APIStatusError, AsyncReplicate
 from replicate_async.testing import ManualClock
-from tests.helpers import example, tcp_server
+from tests.helpers import Watched, enforced, example, tcp_server
 
 from ._helpers import API, TOKEN, assert_standard_headers, request_count, sent
 
@@ -156,6 +156,7 @@ def _mock(mocked: aioresponses, method: str, url: str, status: int, payload: Any
 )
 async def test_call_options_shape_the_request(
     mocked: aioresponses,
+    watched: list[Watched],
     name: str,
     op: Op,
     method: str,
@@ -175,8 +176,8 @@ async def test_call_options_shape_the_request(
     assert request.query == {"q": "1"}
     assert request.headers["X-Extra"] == "1"
     assert request.headers["Authorization"] == f"Bearer {TOKEN}"
-    timeout = request.kwargs["timeout"]
-    assert (timeout.total, timeout.sock_connect, timeout.sock_read) == (9, 9, 9)
+    assert len(watched) == 1
+    assert enforced(request.kwargs["timeout"], watched[0]) == (9, 9, 9)
     if body is None:
         assert request.body is None
     else:
@@ -231,7 +232,11 @@ async def test_without_options_the_request_is_unchanged(mocked: aioresponses) ->
     ],
 )
 async def test_every_page_request_carries_the_options(
-    mocked: aioresponses, name: str, call: Callable[..., Any], path: str
+    mocked: aioresponses,
+    watched: list[Watched],
+    name: str,
+    call: Callable[..., Any],
+    path: str,
 ) -> None:
     """A list's options go with the first page and with each ``next`` page."""
     first = f"{API}{path}?q=1"
@@ -241,10 +246,11 @@ async def test_every_page_request_carries_the_options(
     async with AsyncReplicate(api_token=TOKEN) as client:
         pages = [page async for page in call(client, OPTS).pages()]
     assert len(pages) == 2
-    for url in (first, second):
+    assert len(watched) == 2  # one attempt per page, in order
+    for url, watch in zip((first, second), watched, strict=True):
         request = sent(mocked, "GET", url)
         assert request.headers["X-Extra"] == "1"
-        assert request.kwargs["timeout"].total == 9
+        assert enforced(request.kwargs["timeout"], watch) == (9, 9, 9)
 
 
 async def test_bad_call_options_fail_before_any_request(mocked: aioresponses) -> None:
@@ -259,7 +265,7 @@ async def test_bad_call_options_fail_before_any_request(mocked: aioresponses) ->
 
 
 async def test_repeated_call_options_are_checked_and_sent_each_time(
-    mocked: aioresponses,
+    mocked: aioresponses, watched: list[Watched]
 ) -> None:
     """The same options on call after call (reused, not rebuilt) still shape every request,
     and a value that merely equals an accepted one (``True == 1``) is still refused."""
@@ -273,7 +279,7 @@ async def test_repeated_call_options_are_checked_and_sent_each_time(
         with pytest.raises(TypeError):
             await client.account.get(timeout=1, max_retries=True)
     timeouts = [call.kwargs["timeout"] for call in mocked.requests[("GET", URL(f"{API}/account"))]]
-    assert [(t.total, t.sock_read, t.sock_connect) for t in timeouts] == [
+    assert [enforced(t, w) for t, w in zip(timeouts, watched, strict=True)] == [
         (1, 1, 1),
         (1, 1, 1),
         (1, 1, 1),

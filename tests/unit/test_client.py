@@ -35,9 +35,9 @@ from replicate_async._config import DEFAULT_BASE_URL
 from replicate_async._core.raw import RawResponses
 from replicate_async.models import Prediction
 from replicate_async.testing import ManualClock
-from tests.helpers import example, tcp_server
+from tests.helpers import Watched, enforced, example, tcp_server
 
-from ._helpers import API, TOKEN, request_count, sent
+from ._helpers import API, TOKEN, request_count, sent, sent_all
 
 ACCOUNT = example("account-get")
 
@@ -140,15 +140,17 @@ def test_timeout_number_sets_every_timeout() -> None:
     assert isinstance(AsyncReplicate(api_token=TOKEN).config, ClientConfig)
 
 
-async def test_timeouts_passed_to_aiohttp(mocked: aioresponses) -> None:
-    """The configured Timeouts become the per-request aiohttp ClientTimeout."""
+async def test_timeouts_passed_to_aiohttp(mocked: aioresponses, watched: list[Watched]) -> None:
+    """The configured Timeouts bound every attempt: aiohttp keeps the connect phase, the
+    client's watchdog the read and the total."""
     mocked.get(f"{API}/account", payload=ACCOUNT)
     async with AsyncReplicate(
         api_token=TOKEN, timeout=Timeouts(connect=3, read=7, total=11)
     ) as client:
         await client.account.get()
     timeout = sent(mocked, "GET", f"{API}/account").kwargs["timeout"]
-    assert (timeout.sock_connect, timeout.sock_read, timeout.total) == (3, 7, 11)
+    assert len(watched) == 1
+    assert enforced(timeout, watched[0]) == (3, 7, 11)
 
 
 async def test_no_redirects_followed(mocked: aioresponses) -> None:
@@ -568,7 +570,7 @@ async def test_extra_headers_never_replace_the_token(mocked: aioresponses) -> No
 
 
 async def test_with_options_max_retries_and_timeout(
-    mocked: aioresponses, clock: ManualClock
+    mocked: aioresponses, clock: ManualClock, watched: list[Watched]
 ) -> None:
     """max_retries=0 in the copy disables its retries; timeout sets every phase."""
     mocked.get(f"{API}/account", status=503, payload={"detail": "x"})
@@ -578,8 +580,12 @@ async def test_with_options_max_retries_and_timeout(
         with pytest.raises(APIStatusError):
             await strict.account.get()
         timeout = sent(mocked, "GET", f"{API}/account").kwargs["timeout"]
-        assert (timeout.total, timeout.sock_connect, timeout.sock_read) == (7, 7, 7)
+        assert enforced(timeout, watched[0]) == (7, 7, 7)
         await client.account.get()  # the original still retries (and gets the 200)
+    # ... with the client's own timeouts (connect 10, read 60, total 300 by default).
+    first, then = sent_all(mocked, "GET", f"{API}/account")
+    assert first.kwargs["timeout"] == timeout
+    assert [enforced(then.kwargs["timeout"], w) for w in watched[1:]] == [(10, 60, 300)]
 
 
 async def test_per_request_options_merge_over_the_clients(mocked: aioresponses) -> None:

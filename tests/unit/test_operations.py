@@ -24,7 +24,7 @@ from replicate_async import (
     Version,
     WebhookSecret,
 )
-from tests.helpers import example
+from tests.helpers import Watched, enforced, example
 
 from ._helpers import API, assert_standard_headers, multipart_parts, request_count, sent
 
@@ -732,6 +732,7 @@ async def test_predictions_create_version_forms(
 async def test_predictions_create_prefer_wait(
     client: AsyncReplicate,
     mocked: aioresponses,
+    watched: list[Watched],
     wait: bool | int,
     prefer: str,
     read_timeout: float,
@@ -746,7 +747,10 @@ async def test_predictions_create_prefer_wait(
     prediction = await client.predictions.create(version=VERSION_ID, input={}, wait=wait)
     request = sent(mocked, "POST", f"{API}/predictions")
     assert_standard_headers(request, content_type=JSON, extra={"Prefer": prefer})
-    assert request.kwargs["timeout"].sock_read == read_timeout
+    # The headers may take the whole hold (+5 s): the watch for them is that long.
+    assert len(watched) == 1
+    assert enforced(request.kwargs["timeout"], watched[0]) == (10, read_timeout, 300)
+    assert watched[0].timing.first == read_timeout
     assert prediction.status == "processing"
     assert prediction.output is not None
 

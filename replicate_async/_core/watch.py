@@ -18,6 +18,7 @@ headers is read with its own re-armed deadline (per chunk, as aiohttp does).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Final, NamedTuple
 
@@ -28,6 +29,8 @@ __all__ = ["Timing", "Watch", "Watchdog", "timing"]
 #: At most this many timeout lengths get a lane (per-call timeouts repeat; beyond, the
 #: request path leaves the timeouts to aiohttp).
 MAX_LANES: Final = 64
+#: How early the loop may run a timer (asyncio's own margin: the monotonic clock's).
+_RESOLUTION: Final = time.get_clock_info("monotonic").resolution
 #: Ended watches may wait behind a slow one at the head; the queue is swept of them once
 #: they outnumber the live ones by this much.
 _SLACK: Final = 64
@@ -63,13 +66,16 @@ def timing(timeout: aiohttp.ClientTimeout) -> Timing | None:
 class Watch:
     """One attempt waiting for its headers: when it falls due, and its task."""
 
-    __slots__ = ("_lane", "due", "fired", "task")
+    __slots__ = ("_cancelling", "_lane", "due", "fired", "task")
 
     def __init__(self, lane: _Lane, due: float, task: asyncio.Task[object]) -> None:
         self._lane = lane
         self.due = due
         self.task: asyncio.Task[object] | None = task
         self.fired = False
+        #: The task's cancellation count when the watch began (a caller may have taken a
+        #: cancellation without taking it back: that one is not this watch's business).
+        self._cancelling = task.cancelling()
 
     def end(self) -> None:
         """The headers arrived, or the attempt is over: stop watching (idempotent).
@@ -92,7 +98,7 @@ class Watch:
             return False
         self.fired = False
         task = asyncio.current_task()
-        return task is not None and task.uncancel() == 0
+        return task is not None and task.uncancel() <= self._cancelling
 
 
 class _Lane:
@@ -128,7 +134,9 @@ class _Lane:
     def _fire(self) -> None:
         self._timer = None
         queue = self.queue
-        now = self.loop.time()
+        # The loop runs a timer up to its clock's resolution early: what falls due within
+        # it is due now (else the timer would be armed again for the same instant).
+        now = self.loop.time() + _RESOLUTION
         while queue:
             watch = queue[0]
             task = watch.task
@@ -143,7 +151,8 @@ class _Lane:
                 task.cancel("the attempt's read timeout")
 
     def close(self) -> None:
-        if self._timer is not None:
+        """Cancel the timer if no watch is live; live ones keep it, to fall due as usual."""
+        if self._timer is not None and not self.live:
             self._timer.cancel()
             self._timer = None
 
@@ -172,7 +181,8 @@ class Watchdog:
         return lane.watch(task)
 
     def close(self) -> None:
-        """Cancel the lanes' timers (the client is closing)."""
+        """The client is closing: cancel the timers of idle lanes. Attempts still in flight
+        (on a session the caller lent, which closing leaves open) keep their timeouts."""
         for lane in self._lanes.values():
             lane.close()
         self._lanes.clear()

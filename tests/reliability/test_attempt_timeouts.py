@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from replicate_async import (
@@ -220,6 +221,47 @@ async def test_a_cancelled_request_ends_its_watch(fake: FakeReplicate, vsleep: M
         _assert_idle(client)
 
 
+async def test_a_cancellation_the_caller_kept_does_not_turn_a_timeout_into_one(
+    fake: FakeReplicate, vsleep: ManualClock
+) -> None:
+    """A task that once took a cancellation without taking it back (``cancelling()`` stays
+    1) still gets the timeout error of a slow request, as with aiohttp's own timers."""
+    fake.faults.add("/v1/account", method="GET", delay=SLOW, times=10)
+    async with _client(fake, vsleep, Timeouts(read=0.2), retries=0) as client:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.sleep(0)  # taken here, and not given back
+        assert task.cancelling() == 1
+        with pytest.raises(APITimeoutError) as caught:
+            await client.account.get()
+        assert _timed_out(caught.value)
+        assert task.cancelling() == 1  # as the caller left it
+        task.uncancel()
+        _assert_idle(client)
+
+
+async def test_closing_the_client_keeps_the_timeouts_of_requests_on_a_lent_session(
+    fake: FakeReplicate,
+) -> None:
+    """``aclose()`` leaves a session the caller lent open, and a request still in flight on
+    it keeps its read timeout: the slow server is cut short, not waited for."""
+    fake.faults.add("/v1/account", method="GET", delay=SLOW, times=10)
+    async with aiohttp.ClientSession() as session:
+        client = fake.client(
+            session=session, timeout=Timeouts(read=0.2), retry=RetryPolicy(max_retries=0)
+        )
+        pending = asyncio.create_task(client.account.get())
+        await eventually(lambda: fake.count("GET", "/v1/account") == 1)
+        await client.aclose()
+        assert not session.closed
+        with pytest.raises(APITimeoutError) as caught:
+            await pending
+        assert _timed_out(caught.value)
+        _assert_idle(client)
+
+
 # -- many requests: nothing kept per request ---------------------------------------------------
 
 
@@ -247,7 +289,8 @@ async def test_thousands_of_quick_requests_leave_every_lane_empty(
         assert list(_lanes(client)) == [60.0]  # one lane served them all
         _assert_idle(client)
         assert widest <= _SLACK + 1
-        assert len(client._http._timings) == 1
+        # The default timeout's plan is made once, up front: nothing was added per request.
+        assert client._http._timings == {}
 
 
 # -- a body still arriving after the headers ---------------------------------------------------

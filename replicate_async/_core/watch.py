@@ -66,12 +66,14 @@ def timing(timeout: aiohttp.ClientTimeout) -> Timing | None:
 class Watch:
     """One attempt waiting for its headers: when it falls due, and its task."""
 
-    __slots__ = ("_cancelling", "_lane", "due", "fired", "task")
+    __slots__ = ("_cancelling", "_lane", "_owner", "due", "fired", "task")
 
     def __init__(self, lane: _Lane, due: float, task: asyncio.Task[object]) -> None:
         self._lane = lane
         self.due = due
+        #: The attempt's task while it is watched (``None`` once ended or fired).
         self.task: asyncio.Task[object] | None = task
+        self._owner = task
         self.fired = False
         #: The task's cancellation count when the watch began (a caller may have taken a
         #: cancellation without taking it back: that one is not this watch's business).
@@ -97,8 +99,7 @@ class Watch:
         if not self.fired:
             return False
         self.fired = False
-        task = asyncio.current_task()
-        return task is not None and task.uncancel() <= self._cancelling
+        return self._owner.uncancel() <= self._cancelling
 
 
 class _Lane:

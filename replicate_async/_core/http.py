@@ -367,89 +367,88 @@ class HTTPCore:
     ) -> Response:
         """One attempt: the limiter, a slot, the send, the mapping (and the hooks, if any).
 
-        The limiter's ticket is settled exactly once, in a ``finally``: a request cancelled
-        or timed out anywhere after ``acquire`` (waiting for a slot, on the wire, in a
-        hook) leaves nothing behind in the limiter. With ``retries`` (a first attempt), a
-        failure that may be retried goes on to the retry loop, from here: no layer above.
+        The limiter's ticket is settled exactly once, in the ``finally``: a request
+        cancelled or timed out anywhere after ``acquire`` (waiting for a slot, on the wire,
+        in a hook) leaves nothing behind in the limiter. With ``retries`` (a first attempt),
+        a failure that may be retried goes on to the retry loop, from here: no layer above.
         """
+        method, url, params, content, headers, timeout, idempotent, kind, held, plan = call
+        pool = self._pool
+        hooks = self.hooks
         first = self.clock.monotonic() if retries is not None else 0.0
+        acquired = told = False
         try:
-            method, url, params, content, headers, timeout, idempotent, kind, held, plan = call
-            pool = self._pool
             session = pool.session()
             body = await content() if callable(content) else content
-            hooks = self.hooks
             if hooks is not None:
                 await self._hooked_acquire(call, attempt, hooks)
             elif self._acquire_now is None or not self._acquire_now(kind):
                 await self.limiter.acquire(kind)
-            told = False
+            acquired = True
+            budget: BudgetName = "held" if held else "quick"
+            slots = pool.budgets[budget]
+            if not slots.take_now():  # none free: queue for one
+                slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
+            elif not idempotent:
+                pool.admit_create(slots)
+            logged = logger.isEnabledFor(logging.INFO)
+            timed = hooks is not None or logged or recording()
+            started = self.clock.monotonic() if timed else 0.0
+            if logged:
+                log_request(method, safe_url(url), headers, attempt)
+            self.stats["requests"] += 1
+            proxy, proxy_headers = pool.route(url)
+            watch = None if plan is None else self._watchdog.watch(plan)
             try:
-                budget: BudgetName = "held" if held else "quick"
-                slots = pool.budgets[budget]
-                if not slots.take_now():  # none free: queue for one
-                    slots = await pool.take_slot(method, url, budget=budget, creates=not idempotent)
-                elif not idempotent:
-                    pool.admit_create(slots)
-                logged = logger.isEnabledFor(logging.INFO)
-                timed = hooks is not None or logged or recording()
-                started = self.clock.monotonic() if timed else 0.0
-                if logged:
-                    log_request(method, safe_url(url), headers, attempt)
-                self.stats["requests"] += 1
-                proxy, proxy_headers = pool.route(url)
-                watch = None if plan is None else self._watchdog.watch(plan)
-                try:
-                    async with session.request(
-                        method,
-                        url,
-                        params=params,
-                        data=body,
-                        headers=headers,
-                        timeout=timeout if plan is None or watch is None else plan.connect_only,
-                        allow_redirects=False,
-                        proxy=proxy,
-                        proxy_headers=proxy_headers,
-                    ) as resp:
-                        if watch is not None:
-                            watch.end()
-                        if plan is None or watch is None or resp.content.is_eof():
-                            data = await resp.read()
-                        else:
-                            data = await _rest(resp, plan, watch)
-                        # The URL as sent (aiohttp's, stringified, only when a query was added).
-                        sent = str(resp.url) if params else url
-                        response = Response(method, sent, resp.status, resp.headers, data)
-                except asyncio.CancelledError:
-                    if watch is None or not watch.timed_out():
-                        raise
-                    late = TimeoutError("no answer within the read timeout")
-                    raise transport_error(late, method, url, creates=not idempotent) from late
-                except TRANSPORT_ERRORS as exc:
-                    raise transport_error(exc, method, url, creates=not idempotent) from exc
-                finally:
+                async with session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout if plan is None or watch is None else plan.connect_only,
+                    allow_redirects=False,
+                    proxy=proxy,
+                    proxy_headers=proxy_headers,
+                ) as resp:
                     if watch is not None:
-                        watch.end()
-                    slots.release()
-                if started:
-                    await self._answered(response, attempt, started, hooks)
-                if logged:
-                    elapsed = self.clock.monotonic() - started
-                    rid = request_id_of(response.headers)
-                    log_response(method, safe_url(response.url), response.status, elapsed, rid)
-                if response.status >= 400:
-                    told = True
-                    raise await self._status_failure(kind, response)
-                told = True
-                self._settled(kind, response.headers.get("ratelimit-remaining"))
-                return response
+                        watch.end()  # the headers are in
+                    if plan is None or watch is None or resp.content.is_eof():
+                        data = await resp.read()
+                    else:
+                        data = await _rest(resp, plan, watch)
+                    # The URL as sent (aiohttp's, stringified, only when a query was added).
+                    sent = str(resp.url) if params else url
+                    response = Response(method, sent, resp.status, resp.headers, data)
+            except asyncio.CancelledError:
+                if watch is None or not watch.timed_out():
+                    raise
+                late = TimeoutError("no answer within the read timeout")
+                raise transport_error(late, method, url, creates=not idempotent) from late
+            except TRANSPORT_ERRORS as exc:
+                raise transport_error(exc, method, url, creates=not idempotent) from exc
             finally:
-                if not told:
-                    self._settled(kind, None)
+                if watch is not None:
+                    watch.end()
+                slots.release()
+            if started:
+                await self._answered(response, attempt, started, hooks)
+            if logged:
+                elapsed = self.clock.monotonic() - started
+                rid = request_id_of(response.headers)
+                log_response(method, safe_url(response.url), response.status, elapsed, rid)
+            told = True
+            if response.status >= 400:
+                raise await self._status_failure(kind, response)
+            self._settled(kind, response.headers.get("ratelimit-remaining"))
+            return response
         except APIError as exc:
-            if retries is None or not may_retry(exc, call.idempotent, retries.policy):
+            if retries is None or not may_retry(exc, idempotent, retries.policy):
                 raise
             failure = exc
+        finally:
+            if acquired and not told:
+                self._settled(kind, None)
         return await self._retry(call, failure, retries.policy, retries.end(first))
 
     def _timing_of(self, timeout: aiohttp.ClientTimeout) -> Timing | None:

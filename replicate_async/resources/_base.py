@@ -108,6 +108,16 @@ def create_request(
         read_timeout = max(http.config.timeouts.read, hold + WAIT_MARGIN)
     if prepare is not None and not _flat_plain(body["input"]):
         return _create_with_files(http, path, body, headers, read_timeout, prepare)
+    return _post_create(http, path, body, headers, read_timeout)
+
+
+def _post_create(
+    http: HTTPCore,
+    path: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    read_timeout: float | None,
+) -> Coroutine[Any, Any, Response]:
     return http.request(
         "POST",
         path,
@@ -129,14 +139,7 @@ async def _create_with_files(
     """A create whose input holds files: uploaded (once every argument has been checked),
     then the create is sent with their URLs."""
     body["input"] = await prepare(body["input"])
-    return await http.request(
-        "POST",
-        path,
-        content=check_body.json_body(body),
-        headers=headers,
-        read_timeout=read_timeout,
-        held=read_timeout is not None,
-    )
+    return await _post_create(http, path, body, headers, read_timeout)
 
 
 def _flat_plain(value: Mapping[str, Any]) -> bool:

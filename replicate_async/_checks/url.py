@@ -15,6 +15,7 @@ raises :class:`TypeError` naming the argument.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -103,6 +104,13 @@ def split_version_ref(ref: Any) -> tuple[str, str, str | None]:
     """Split ``"owner/name"`` or ``"owner/name:version"`` into its parts."""
     if not isinstance(ref, str):
         raise TypeError(f"model must be a string like 'owner/name[:version]', got {ref!r:.80}")
+    return _split_version_ref(ref)
+
+
+# A script runs the same few models over and over: each ref is checked once (the checks
+# are pure; what fails is raised again every time, as lru_cache keeps no exceptions).
+@functools.lru_cache(maxsize=256)
+def _split_version_ref(ref: str) -> tuple[str, str, str | None]:
     match = _VERSION_REF.fullmatch(ref)
     if match is not None:
         owner, name = model_ref(f"{match.group(1)}/{match.group(2)}", "model")
@@ -115,11 +123,18 @@ def version_ref(version: Any) -> str:
     """Check a ``version`` for ``POST /predictions``: an id, ``owner/name:id`` or ``owner/name``."""
     if not isinstance(version, str):
         raise TypeError(f"version must be a string, got {type(version).__name__}")
+    _check_version_ref(version)
+    return version
+
+
+@functools.lru_cache(maxsize=256)
+def _check_version_ref(version: str) -> None:
     if _VERSION_ID.fullmatch(version):
-        return segment(version, "version")
+        segment(version, "version")
+        return
     if _VERSION_REF.fullmatch(version) or _MODEL_REF.fullmatch(version):
         split_version_ref(version)
-        return version
+        return
     raise InvalidArgumentError(
         "version must be a version id, 'owner/name:version_id' or 'owner/name', "
         f"got {shown(version)}"
